@@ -87,11 +87,23 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// RFC 3339 with microseconds, as hclog writes it.
+/// hclog's layout `2006-01-02T15:04:05.000000Z07:00`: go-plugin parses it with exactly six
+/// fractional digits and treats the whole line as unstructured text when that fails.
 fn timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    format_timestamp(time::OffsetDateTime::now_utc())
+}
+
+fn format_timestamp(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 struct JsonVisitor<'a>(&'a mut Map<String, Json>);
@@ -153,6 +165,12 @@ mod tests {
         assert_eq!(j["volume"], "vol-1");
         assert_eq!(j["attempt"], 2);
         assert!(j["@timestamp"].as_str().unwrap().contains('T'));
+    }
+
+    #[test]
+    fn timestamp_has_exactly_six_fractional_digits() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_764_093_323_900_084_450).unwrap();
+        assert_eq!(format_timestamp(t), "2025-11-25T17:55:23.900084Z");
     }
 
     #[test]
