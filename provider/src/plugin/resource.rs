@@ -16,6 +16,11 @@ pub struct ValidateContext {
     /// The AWS region, when the provider has been configured with one (or the environment
     /// names one). `None` means "not known yet", and region-dependent checks are skipped.
     pub region: Option<String>,
+    /// The provider's `default_tags`, merged under every resource's own tags (empty when the
+    /// provider has none or is not configured yet).
+    pub default_tags: std::collections::BTreeMap<String, String>,
+    /// True when the provider's `default_tags` depend on values known only after apply.
+    pub default_tags_unknown: bool,
 }
 
 /// A plan request after the generic planning (defaults, computed unknowns, replace rules)
