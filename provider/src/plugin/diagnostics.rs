@@ -130,7 +130,11 @@ impl Diagnostics {
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for d in &self.0 {
-            let at = d.attribute.as_ref().map(|p| format!(" (at {p})")).unwrap_or_default();
+            let at = d
+                .attribute
+                .as_ref()
+                .map(|p| format!(" (at {p})"))
+                .unwrap_or_default();
             writeln!(f, "{:?}: {}{at}: {}", d.severity, d.summary, d.detail)?;
         }
         Ok(())

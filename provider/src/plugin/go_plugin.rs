@@ -66,7 +66,9 @@ impl GrpcBroker for Broker {
         tokio::spawn(async move {
             while let Some(msg) = incoming.next().await {
                 match msg {
-                    Ok(info) => tracing::debug!(service_id = info.service_id, "broker message ignored"),
+                    Ok(info) => {
+                        tracing::debug!(service_id = info.service_id, "broker message ignored")
+                    }
                     Err(_) => break,
                 }
             }

@@ -154,10 +154,18 @@ mod tests {
 
     #[test]
     fn without_the_cookie_we_are_not_a_plugin() {
-        assert_eq!(HandshakeEnv::from_env(env(&[])), Err(HandshakeError::NotAPlugin));
+        assert_eq!(
+            HandshakeEnv::from_env(env(&[])),
+            Err(HandshakeError::NotAPlugin)
+        );
         let wrong = env(&[(MAGIC_COOKIE_KEY, "nope")]);
-        assert_eq!(HandshakeEnv::from_env(wrong), Err(HandshakeError::NotAPlugin));
-        assert!(HandshakeError::NotAPlugin.to_string().contains("plugin for Terraform"));
+        assert_eq!(
+            HandshakeEnv::from_env(wrong),
+            Err(HandshakeError::NotAPlugin)
+        );
+        assert!(HandshakeError::NotAPlugin
+            .to_string()
+            .contains("plugin for Terraform"));
     }
 
     #[test]
@@ -191,7 +199,11 @@ mod tests {
 
     #[test]
     fn line_shape_matches_go_plugin() {
-        let line = handshake_line(6, &Address::Unix("/tmp/p/plugin.sock".into()), Some(&[0xff, 0x00, 0x10]));
+        let line = handshake_line(
+            6,
+            &Address::Unix("/tmp/p/plugin.sock".into()),
+            Some(&[0xff, 0x00, 0x10]),
+        );
         assert_eq!(line, "1|6|unix|/tmp/p/plugin.sock|grpc|/wAQ");
         let tcp = handshake_line(6, &Address::Tcp("127.0.0.1:10001".parse().unwrap()), None);
         assert_eq!(tcp, "1|6|tcp|127.0.0.1:10001|grpc|");
@@ -203,7 +215,11 @@ mod tests {
         let taken = blocker.local_addr().unwrap().port();
         let next = bind_tcp(taken, taken + 50).await.unwrap();
         let port = next.local_addr().unwrap().port();
-        assert!(port > taken && port <= taken + 50, "{port} not in ({taken}, {}]", taken + 50);
+        assert!(
+            port > taken && port <= taken + 50,
+            "{port} not in ({taken}, {}]",
+            taken + 50
+        );
         assert!(next.local_addr().unwrap().ip().is_loopback());
     }
 }

@@ -23,7 +23,9 @@ pub fn init() {
         .or_else(|| std::env::var("TF_LOG").ok())
         .map(|l| terraform_level_to_filter(&l))
         .unwrap_or("warn");
-    let filter = EnvFilter::new(format!("warn,autoheal_provider={level},terraform_provider_autoheal={level}"));
+    let filter = EnvFilter::new(format!(
+        "warn,autoheal_provider={level},terraform_provider_autoheal={level}"
+    ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -67,11 +69,16 @@ fn hclog_line(event: &Event<'_>) -> String {
     let mut fields = Map::new();
     let mut visitor = JsonVisitor(&mut fields);
     event.record(&mut visitor);
-    let message = fields.remove("message").unwrap_or(Json::String(String::new()));
+    let message = fields
+        .remove("message")
+        .unwrap_or(Json::String(String::new()));
     let mut out = Map::new();
     out.insert("@level".into(), Json::from(level_name(*meta.level())));
     out.insert("@message".into(), message);
-    out.insert("@module".into(), Json::from(format!("provider.autoheal.{}", meta.target())));
+    out.insert(
+        "@module".into(),
+        Json::from(format!("provider.autoheal.{}", meta.target())),
+    );
     out.insert("@timestamp".into(), Json::from(timestamp()));
     out.extend(fields);
     Json::Object(out).to_string()
@@ -125,7 +132,8 @@ impl Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), Json::from(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), Json::from(format!("{value:?}")));
+        self.0
+            .insert(field.name().into(), Json::from(format!("{value:?}")));
     }
 }
 

@@ -31,7 +31,13 @@ pub fn plan_block(block: &Block, prior: &Value, config: &Value, proposed: &Value
     let config_changed = !creating && configured_differs(block, prior, &planned);
     fill(block, prior, config, &mut planned, creating, config_changed);
     if !creating {
-        collect_replace(block, prior, &planned, &AttributePath::default(), &mut requires_replace);
+        collect_replace(
+            block,
+            prior,
+            &planned,
+            &AttributePath::default(),
+            &mut requires_replace,
+        );
     }
     GenericPlan {
         planned,
@@ -120,7 +126,13 @@ fn collect_replace(
         if b.requires_replace && prior.attr(&b.type_name) != planned.attr(&b.type_name) {
             out.push(p.clone());
         }
-        collect_replace(&b.block, prior.attr(&b.type_name), planned.attr(&b.type_name), &p, out);
+        collect_replace(
+            &b.block,
+            prior.attr(&b.type_name),
+            planned.attr(&b.type_name),
+            &p,
+            out,
+        );
     }
 }
 

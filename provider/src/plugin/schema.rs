@@ -196,7 +196,9 @@ mod tests {
                 Block::new("t").attribute(Attribute::optional("create", Type::String, "c")),
             ));
         let ty = b.value_type();
-        let Type::Object(attrs) = ty else { panic!("object expected") };
+        let Type::Object(attrs) = ty else {
+            panic!("object expected")
+        };
         assert_eq!(attrs["name"], Type::String);
         assert!(matches!(attrs["timeouts"], Type::Object(_)));
     }

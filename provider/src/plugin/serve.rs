@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -72,7 +72,11 @@ async fn run(provider: Arc<dyn Provider>, env: HandshakeEnv) -> anyhow::Result<(
     let socket_path = socket_dir.path().join("plugin.sock");
     match tokio::net::UnixListener::bind(&socket_path) {
         Ok(listener) => {
-            announce(env.protocol_version, &Address::Unix(socket_path.clone()), cert.as_deref());
+            announce(
+                env.protocol_version,
+                &Address::Unix(socket_path.clone()),
+                cert.as_deref(),
+            );
             let incoming = accept_loop(listener, acceptor, shutdown.clone());
             serve_until(router, incoming, shutdown).await?;
         }
@@ -90,7 +94,10 @@ async fn run(provider: Arc<dyn Provider>, env: HandshakeEnv) -> anyhow::Result<(
 }
 
 fn socket_dir(env: &HandshakeEnv) -> anyhow::Result<tempfile::TempDir> {
-    let base: PathBuf = env.unix_socket_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let base: PathBuf = env
+        .unix_socket_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
     Ok(tempfile::Builder::new().prefix("plugin").tempdir_in(base)?)
 }
 
@@ -189,7 +196,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
 /// The two kinds of listener we serve on.
 trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept_stream(&self) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
+    fn accept_stream(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
 }
 
 impl Listener for tokio::net::UnixListener {
@@ -241,7 +250,9 @@ fn accept_loop<L: Listener>(
                             Ok(tls) => {
                                 let _ = tx.send(Ok(Conn::Tls(Box::new(tls)))).await;
                             }
-                            Err(e) => tracing::warn!(error = %e, "TLS handshake with Terraform failed"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "TLS handshake with Terraform failed")
+                            }
                         }
                     });
                 }

@@ -201,7 +201,9 @@ impl pb::provider_server::Provider for ProviderServer {
             resources: self
                 .resources
                 .keys()
-                .map(|t| pb::get_metadata::ResourceMetadata { type_name: t.clone() })
+                .map(|t| pb::get_metadata::ResourceMetadata {
+                    type_name: t.clone(),
+                })
                 .collect(),
             functions: vec![],
             ephemeral_resources: vec![],
@@ -237,8 +239,13 @@ impl pb::provider_server::Provider for ProviderServer {
             diagnostics: diagnostics_to_proto(&d),
         };
         let ty = self.provider.schema().value_type();
-        let config = try_decode!(decode(req.config.as_ref(), &ty, "provider configuration"), respond);
-        Ok(Response::new(respond(self.provider.validate_config(&config))))
+        let config = try_decode!(
+            decode(req.config.as_ref(), &ty, "provider configuration"),
+            respond
+        );
+        Ok(Response::new(respond(
+            self.provider.validate_config(&config),
+        )))
     }
 
     async fn validate_resource_config(
@@ -251,7 +258,10 @@ impl pb::provider_server::Provider for ProviderServer {
         };
         let resource = try_decode!(self.resource(&req.type_name), respond);
         let ty = resource.schema().value_type();
-        let config = try_decode!(decode(req.config.as_ref(), &ty, "resource configuration"), respond);
+        let config = try_decode!(
+            decode(req.config.as_ref(), &ty, "resource configuration"),
+            respond
+        );
         let context = self.provider.validate_context();
         Ok(Response::new(respond(resource.validate(&config, &context))))
     }
@@ -321,8 +331,14 @@ impl pb::provider_server::Provider for ProviderServer {
             diagnostics: diagnostics_to_proto(&d),
         };
         let ty = self.provider.schema().value_type();
-        let config = try_decode!(decode(req.config.as_ref(), &ty, "provider configuration"), respond);
-        let d = self.provider.configure(&config, &req.terraform_version).await;
+        let config = try_decode!(
+            decode(req.config.as_ref(), &ty, "provider configuration"),
+            respond
+        );
+        let d = self
+            .provider
+            .configure(&config, &req.terraform_version)
+            .await;
         Ok(Response::new(respond(d)))
     }
 
@@ -340,7 +356,10 @@ impl pb::provider_server::Provider for ProviderServer {
         };
         let resource = try_decode!(self.resource(&req.type_name), respond);
         let ty = resource.schema().value_type();
-        let state = try_decode!(decode(req.current_state.as_ref(), &ty, "current state"), respond);
+        let state = try_decode!(
+            decode(req.current_state.as_ref(), &ty, "current state"),
+            respond
+        );
         let out = resource.read(state, self.cancel_token()).await;
         let new_state = try_decode!(encode(&out.new_state, &ty, "refreshed state"), respond);
         Ok(Response::new(pb::read_resource::Response {
@@ -367,8 +386,14 @@ impl pb::provider_server::Provider for ProviderServer {
         let resource = try_decode!(self.resource(&req.type_name), respond);
         let schema = resource.schema();
         let ty = schema.value_type();
-        let prior = try_decode!(decode(req.prior_state.as_ref(), &ty, "prior state"), respond);
-        let proposed = try_decode!(decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"), respond);
+        let prior = try_decode!(
+            decode(req.prior_state.as_ref(), &ty, "prior state"),
+            respond
+        );
+        let proposed = try_decode!(
+            decode(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+            respond
+        );
         let config = try_decode!(decode(req.config.as_ref(), &ty, "configuration"), respond);
 
         let generic = plan_block(&schema.block, &prior, &config, &proposed);
@@ -387,10 +412,17 @@ impl pb::provider_server::Provider for ProviderServer {
             },
             &mut response,
         );
-        let planned = try_decode!(encode(&response.planned_state, &ty, "planned state"), respond);
+        let planned = try_decode!(
+            encode(&response.planned_state, &ty, "planned state"),
+            respond
+        );
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state: Some(planned),
-            requires_replace: response.requires_replace.iter().map(path_to_proto).collect(),
+            requires_replace: response
+                .requires_replace
+                .iter()
+                .map(path_to_proto)
+                .collect(),
             planned_private: req.prior_private,
             diagnostics: diagnostics_to_proto(&response.diagnostics),
             legacy_type_system: false,
@@ -411,8 +443,14 @@ impl pb::provider_server::Provider for ProviderServer {
         };
         let resource = try_decode!(self.resource(&req.type_name), respond);
         let ty = resource.schema().value_type();
-        let prior = try_decode!(decode(req.prior_state.as_ref(), &ty, "prior state"), respond);
-        let planned = try_decode!(decode(req.planned_state.as_ref(), &ty, "planned state"), respond);
+        let prior = try_decode!(
+            decode(req.prior_state.as_ref(), &ty, "prior state"),
+            respond
+        );
+        let planned = try_decode!(
+            decode(req.planned_state.as_ref(), &ty, "planned state"),
+            respond
+        );
         let config = try_decode!(decode(req.config.as_ref(), &ty, "configuration"), respond);
         let out = resource
             .apply(ApplyRequest {
@@ -491,16 +529,16 @@ impl pb::provider_server::Provider for ProviderServer {
         tracing::warn!("StopProvider received: cancelling work in flight");
         guard.cancel();
         *guard = CancellationToken::new();
-        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(pb::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::resource::{
-        ApplyResponse, ImportResponse, ReadResponse, ValidateContext,
-    };
+    use crate::plugin::resource::{ApplyResponse, ImportResponse, ReadResponse, ValidateContext};
     use crate::plugin::schema::Attribute;
     use pb::provider_server::Provider as _;
     use std::time::Duration;
@@ -534,10 +572,16 @@ mod tests {
             }
         }
         async fn read(&self, state: Value, _: CancellationToken) -> ReadResponse {
-            ReadResponse { new_state: state, diagnostics: Diagnostics::new() }
+            ReadResponse {
+                new_state: state,
+                diagnostics: Diagnostics::new(),
+            }
         }
         async fn import(&self, _: &str, _: CancellationToken) -> ImportResponse {
-            ImportResponse { state: Value::Null, diagnostics: Diagnostics::from_error("no", "no") }
+            ImportResponse {
+                state: Value::Null,
+                diagnostics: Diagnostics::from_error("no", "no"),
+            }
         }
     }
 
@@ -577,7 +621,10 @@ mod tests {
     }
 
     fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
-        Some(pb::DynamicValue { msgpack: v.to_msgpack(ty).unwrap(), json: vec![] })
+        Some(pb::DynamicValue {
+            msgpack: v.to_msgpack(ty).unwrap(),
+            json: vec![],
+        })
     }
 
     #[tokio::test]
@@ -599,7 +646,9 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!apply.is_finished());
-        s.stop_provider(Request::new(pb::stop_provider::Request {})).await.unwrap();
+        s.stop_provider(Request::new(pb::stop_provider::Request {}))
+            .await
+            .unwrap();
         let resp = tokio::time::timeout(Duration::from_secs(5), apply)
             .await
             .expect("apply ended after StopProvider")
@@ -635,13 +684,19 @@ mod tests {
             .plan_resource_change(Request::new(pb::plan_resource_change::Request {
                 type_name: "test_slow".into(),
                 // A map announcing one entry and then ending: truncated input.
-                config: Some(pb::DynamicValue { msgpack: vec![0x81], json: vec![] }),
+                config: Some(pb::DynamicValue {
+                    msgpack: vec![0x81],
+                    json: vec![],
+                }),
                 ..Default::default()
             }))
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(resp.diagnostics[0].severity, pb::diagnostic::Severity::Error as i32);
+        assert_eq!(
+            resp.diagnostics[0].severity,
+            pb::diagnostic::Severity::Error as i32
+        );
         let resp = s
             .plan_resource_change(Request::new(pb::plan_resource_change::Request {
                 type_name: "nope".into(),
@@ -675,7 +730,10 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(resp.requires_replace, vec![path_to_proto(&AttributePath::root("name"))]);
+        assert_eq!(
+            resp.requires_replace,
+            vec![path_to_proto(&AttributePath::root("name"))]
+        );
         let planned = Value::from_msgpack(&resp.planned_state.unwrap().msgpack, &ty).unwrap();
         assert_eq!(planned.attr("id").as_str(), Some("a"));
     }

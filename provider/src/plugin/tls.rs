@@ -53,7 +53,10 @@ pub fn parse_single_pem_cert(pem: &str) -> anyhow::Result<Vec<u8>> {
     match certs.as_slice() {
         [one] => Ok(one.as_ref().to_vec()),
         [] => anyhow::bail!("PLUGIN_CLIENT_CERT holds no PEM certificate"),
-        _ => anyhow::bail!("PLUGIN_CLIENT_CERT holds {} certificates, expected one", certs.len()),
+        _ => anyhow::bail!(
+            "PLUGIN_CLIENT_CERT holds {} certificates, expected one",
+            certs.len()
+        ),
     }
 }
 
@@ -174,8 +177,12 @@ mod tests {
             algorithms: aws_lc_rs::default_provider().signature_verification_algorithms,
         };
         let now = UnixTime::now();
-        assert!(v.verify_client_cert(&CertificateDer::from(a), &[], now).is_ok());
-        assert!(v.verify_client_cert(&CertificateDer::from(b), &[], now).is_err());
+        assert!(v
+            .verify_client_cert(&CertificateDer::from(a), &[], now)
+            .is_ok());
+        assert!(v
+            .verify_client_cert(&CertificateDer::from(b), &[], now)
+            .is_err());
     }
 
     fn pem_of(der: &[u8]) -> String {
@@ -186,6 +193,9 @@ mod tests {
             .chunks(64)
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect();
-        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        )
     }
 }

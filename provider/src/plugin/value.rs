@@ -52,7 +52,12 @@ impl Type {
             Type::Map(t) => Json::Array(vec!["map".into(), t.to_json()]),
             Type::Object(attrs) => Json::Array(vec![
                 "object".into(),
-                Json::Object(attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect()),
+                Json::Object(
+                    attrs
+                        .iter()
+                        .map(|(k, t)| (k.clone(), t.to_json()))
+                        .collect(),
+                ),
             ]),
             Type::Tuple(elems) => Json::Array(vec![
                 "tuple".into(),
@@ -89,7 +94,10 @@ impl Type {
                     "tuple" => {
                         let elems = parts[1].as_array().ok_or_else(bad)?;
                         Ok(Type::Tuple(
-                            elems.iter().map(Type::from_json).collect::<Result<_, _>>()?,
+                            elems
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
                         ))
                     }
                     _ => Err(bad()),
@@ -187,7 +195,9 @@ impl Value {
     pub fn is_wholly_known(&self) -> bool {
         match self {
             Value::Unknown => false,
-            Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.iter().all(Value::is_wholly_known),
+            Value::List(v) | Value::Set(v) | Value::Tuple(v) => {
+                v.iter().all(Value::is_wholly_known)
+            }
             Value::Map(m) | Value::Object(m) => m.values().all(Value::is_wholly_known),
             _ => true,
         }
@@ -489,7 +499,10 @@ fn to_mp(v: &Value, ty: &Type, path: &mut Vec<String>) -> Result<Mp, CodecError>
             // Encode as [type, value] with the type inferred from the value itself.
             let inner = infer_type(v);
             let ty_json = serde_json::to_vec(&inner.to_json()).expect("type JSON");
-            Ok(Mp::Array(vec![Mp::Binary(ty_json), to_mp(v, &inner, path)?]))
+            Ok(Mp::Array(vec![
+                Mp::Binary(ty_json),
+                to_mp(v, &inner, path)?,
+            ]))
         }
         (Value::Null, _) => Ok(Mp::Nil),
         (Value::Bool(b), Type::Bool) => Ok(Mp::Boolean(*b)),
@@ -624,9 +637,9 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
             let mut out: BTreeMap<String, Value> =
                 attrs.keys().map(|k| (k.clone(), Value::Null)).collect();
             for (k, v) in entries {
-                let at = attrs.get(k).ok_or_else(|| {
-                    CodecError::at(format!("unsupported attribute {k:?}"), path)
-                })?;
+                let at = attrs
+                    .get(k)
+                    .ok_or_else(|| CodecError::at(format!("unsupported attribute {k:?}"), path))?;
                 path.push(format!(".{k}"));
                 out.insert(k.clone(), from_js(v, at, path)?);
                 path.pop();
@@ -646,7 +659,9 @@ fn infer_type(v: &Value) -> Type {
         Value::List(items) => Type::list(items.first().map_or(Type::Dynamic, infer_type)),
         Value::Set(items) => Type::set(items.first().map_or(Type::Dynamic, infer_type)),
         Value::Map(m) => Type::map(m.values().next().map_or(Type::Dynamic, infer_type)),
-        Value::Object(m) => Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect()),
+        Value::Object(m) => {
+            Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect())
+        }
         Value::Tuple(items) => Type::Tuple(items.iter().map(infer_type).collect()),
     }
 }
@@ -660,7 +675,12 @@ mod tests {
     use super::*;
 
     fn obj(pairs: &[(&str, Value)]) -> Value {
-        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
     }
 
     fn object_type() -> Type {
@@ -685,9 +705,15 @@ mod tests {
             ("name", "app".into()),
             ("size", 8.into()),
             ("enabled", Value::Unknown),
-            ("cidrs", Value::List(vec!["10.0.0.0/8".into(), Value::Unknown])),
+            (
+                "cidrs",
+                Value::List(vec!["10.0.0.0/8".into(), Value::Unknown]),
+            ),
             ("zones", Value::Set(vec!["a".into(), "b".into()])),
-            ("tags", Value::Map(BTreeMap::from([("k".to_string(), "v".into())]))),
+            (
+                "tags",
+                Value::Map(BTreeMap::from([("k".to_string(), "v".into())])),
+            ),
             ("timeouts", Value::Null),
         ]);
         let bytes = v.to_msgpack(&ty).unwrap();
@@ -700,7 +726,10 @@ mod tests {
         assert_eq!(bytes, vec![0xd4, 0x00, 0x00]);
         // Terraform 1.6+ sends refined unknowns as extension 12 with a payload.
         let refined = [0xc7, 0x03, 0x0c, 0x81, 0x01, 0xc3];
-        assert_eq!(Value::from_msgpack(&refined, &Type::String).unwrap(), Value::Unknown);
+        assert_eq!(
+            Value::from_msgpack(&refined, &Type::String).unwrap(),
+            Value::Unknown
+        );
     }
 
     #[test]
@@ -714,7 +743,10 @@ mod tests {
             .iter()
             .map(|(k, _)| k.as_str().unwrap().to_string())
             .collect();
-        assert_eq!(keys, ["cidrs", "enabled", "name", "size", "tags", "timeouts", "zones"]);
+        assert_eq!(
+            keys,
+            ["cidrs", "enabled", "name", "size", "tags", "timeouts", "zones"]
+        );
     }
 
     #[test]
@@ -725,7 +757,10 @@ mod tests {
             Value::Map(BTreeMap::new())
         );
         let oty = Type::Object(BTreeMap::from([("a".to_string(), Type::String)]));
-        assert_eq!(Value::from_msgpack(&bytes, &oty).unwrap(), obj(&[("a", Value::Null)]));
+        assert_eq!(
+            Value::from_msgpack(&bytes, &oty).unwrap(),
+            obj(&[("a", Value::Null)])
+        );
     }
 
     #[test]
@@ -733,13 +768,24 @@ mod tests {
         let f = rmpv::Value::F64(2.5);
         let mut b = Vec::new();
         rmpv::encode::write_value(&mut b, &f).unwrap();
-        assert_eq!(Value::from_msgpack(&b, &Type::Number).unwrap(), Value::Number(Number::Float(2.5)));
+        assert_eq!(
+            Value::from_msgpack(&b, &Type::Number).unwrap(),
+            Value::Number(Number::Float(2.5))
+        );
         let s = rmpv::Value::String("12345678901".into());
         let mut b = Vec::new();
         rmpv::encode::write_value(&mut b, &s).unwrap();
-        assert_eq!(Value::from_msgpack(&b, &Type::Number).unwrap().as_i64(), Some(12_345_678_901));
+        assert_eq!(
+            Value::from_msgpack(&b, &Type::Number).unwrap().as_i64(),
+            Some(12_345_678_901)
+        );
         // Integral floats are written as integers, as cty does.
-        assert_eq!(Value::Number(Number::Float(3.0)).to_msgpack(&Type::Number).unwrap(), vec![3]);
+        assert_eq!(
+            Value::Number(Number::Float(3.0))
+                .to_msgpack(&Type::Number)
+                .unwrap(),
+            vec![3]
+        );
     }
 
     #[test]
@@ -789,7 +835,10 @@ mod tests {
         assert_eq!(Value::from_msgpack(&bytes, &Type::Dynamic).unwrap(), v);
         let j = br#"{"value": {"x": 1}, "type": ["object", {"x": "number"}]}"#;
         assert_eq!(
-            Value::from_json(j, &Type::Dynamic).unwrap().attr("x").as_i64(),
+            Value::from_json(j, &Type::Dynamic)
+                .unwrap()
+                .attr("x")
+                .as_i64(),
             Some(1)
         );
     }
@@ -798,6 +847,9 @@ mod tests {
     fn type_json_roundtrip() {
         let ty = Type::Tuple(vec![object_type(), Type::Dynamic]);
         assert_eq!(Type::from_json(&ty.to_json()).unwrap(), ty);
-        assert_eq!(Type::list(Type::String).to_json().to_string(), r#"["list","string"]"#);
+        assert_eq!(
+            Type::list(Type::String).to_json().to_string(),
+            r#"["list","string"]"#
+        );
     }
 }

@@ -1,0 +1,706 @@
+//! Plan rules of `autoheal_instance`, run after the generic planner (which has filled
+//! defaults, made computed attributes unknown on create, kept the stable computed ids on
+//! update and listed the changed "requires replacement" attributes).
+//!
+//! What this adds:
+//! - validation again, with the provider's region and with the values that were unknown at
+//!   validate time (only errors: warnings were already shown by validate);
+//! - `id` = `name`, and the AWS names derived from `name` alone (see [`super::names`]);
+//! - network: with `subnet_id` configured, `vpc_cidr`/`subnet_cidr` are null (no VPC is
+//!   created); dropping `subnet_id` from a stack that ran in the user's subnet makes
+//!   `subnet_id` unknown, which replaces the stack with one in a new VPC;
+//! - volume: with `existing_volume_id`, `volume_size`/`volume_type` report that volume (known
+//!   after apply on create, kept on update) and `volume_on_destroy` is null; otherwise
+//!   `volume_iops`/`volume_throughput` not configured become unknown when AWS's baseline may
+//!   change (new type, or new size of a gp2 volume), and a smaller `volume_size` is an error;
+//! - a change to what the launch template holds (see [`ROLLING_ATTRIBUTES`]) makes
+//!   `instance_id` and `launch_template_version` unknown: a rolling replacement happens.
+//!   Anything else keeps the serving instance. Tags are not in the launch template: the
+//!   instance gets them from the Auto Scaling group's propagated tags, so a tag change does
+//!   not roll the instance (the AWS layer must keep it that way);
+//! - `handler_sha256` is unknown when `handler_zip` changes (and on create);
+//! - `tags_all` = `tags` (empty map without tags; unknown while tags are unknown). The merge
+//!   with the provider's `default_tags` needs the provider configuration, which the plan
+//!   request does not carry yet;
+//! - `handler_zip` must exist at plan time.
+//!
+//! `requires_replace` is then brought up to date with the final planned values.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::plugin::diagnostics::{AttributePath, Severity};
+use crate::plugin::resource::{PlanRequest, PlanResponse};
+use crate::plugin::schema::Schema;
+use crate::plugin::value::Value;
+
+use super::names::{DerivedName, AUTOSCALING_GROUP, LIFECYCLE_HOOK, LOG_GROUP};
+use super::validate::validate;
+
+/// Attributes that go into the launch template: changing one creates a new template version
+/// and rolls the instance (a new one is launched and receives the volume and the address).
+pub const ROLLING_ATTRIBUTES: &[&str] = &[
+    "ami",
+    "instance_type",
+    "user_data",
+    "key_name",
+    "device_name",
+    "mount_point",
+    "filesystem",
+];
+
+/// Computed names that follow from `name` alone, so the plan knows them.
+const DERIVED_NAMES: &[(&str, DerivedName)] = &[
+    ("autoscaling_group_name", AUTOSCALING_GROUP),
+    ("lifecycle_hook_name", LIFECYCLE_HOOK),
+    ("log_group_name", LOG_GROUP),
+];
+
+/// The resource-specific plan rules; see the module documentation.
+pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut PlanResponse) {
+    if response.planned_state.is_null() {
+        return; // destroy
+    }
+    let prior = request.prior_state;
+    let config = request.config;
+    let creating = prior.is_null();
+
+    let validation = validate(config, request.context);
+    response
+        .diagnostics
+        .extend(crate::plugin::diagnostics::Diagnostics(
+            validation
+                .0
+                .into_iter()
+                .filter(|d| d.severity == Severity::Error)
+                .collect(),
+        ));
+    let zip_already_invalid = response
+        .diagnostics
+        .iter()
+        .any(|d| d.attribute == Some(AttributePath::root("handler_zip")));
+
+    let planned = &mut response.planned_state;
+
+    // Identity and derived names.
+    let name = planned.attr("name").as_str().map(str::to_string);
+    planned.set_attr("id", name.clone().map_or(Value::Unknown, Value::String));
+    for (attr, derived) in DERIVED_NAMES {
+        let value = name
+            .as_deref()
+            .map_or(Value::Unknown, |n| Value::String(derived.for_stack(n)));
+        planned.set_attr(attr, value);
+    }
+
+    // Network.
+    // (Only attributes the configuration leaves null are touched: Terraform requires the plan
+    // to keep every configured value. Configured conflicts are validation errors anyway.)
+    if !config.attr("subnet_id").is_null() {
+        for attr in ["vpc_cidr", "subnet_cidr"] {
+            if config.attr(attr).is_null() {
+                planned.set_attr(attr, Value::Null);
+            }
+        }
+    } else if !creating && prior.attr("vpc_cidr").is_null() && !prior.attr("subnet_id").is_null() {
+        // The stack ran in the user's subnet; without one, a new VPC is needed.
+        planned.set_attr("subnet_id", Value::Unknown);
+    }
+
+    // Data volume.
+    if !config.attr("existing_volume_id").is_null() {
+        for attr in ["volume_size", "volume_type"] {
+            if config.attr(attr).is_null() {
+                let value = if creating {
+                    Value::Unknown
+                } else {
+                    prior.attr(attr).clone()
+                };
+                planned.set_attr(attr, value);
+            }
+        }
+        if config.attr("volume_on_destroy").is_null() {
+            planned.set_attr("volume_on_destroy", Value::Null);
+        }
+    } else if !creating {
+        let type_changed = prior.attr("volume_type") != planned.attr("volume_type");
+        let size_changed = prior.attr("volume_size") != planned.attr("volume_size");
+        let gp2 = planned.attr("volume_type").as_str() == Some("gp2");
+        if config.attr("volume_iops").is_null() && (type_changed || (size_changed && gp2)) {
+            planned.set_attr("volume_iops", Value::Unknown);
+        }
+        if config.attr("volume_throughput").is_null() && type_changed {
+            planned.set_attr("volume_throughput", Value::Unknown);
+        }
+        if let (Some(before), Some(after)) = (
+            prior.attr("volume_size").as_i64(),
+            planned.attr("volume_size").as_i64(),
+        ) {
+            if after < before {
+                response.diagnostics.attribute_error(
+                    AttributePath::root("volume_size"),
+                    "EBS volumes cannot shrink",
+                    format!(
+                        "The data volume has {before} GiB and `volume_size` asks for {after}. \
+                         EBS volumes can only grow: keep `volume_size` at {before} or more. To \
+                         move to a smaller volume, copy the data to a new stack."
+                    ),
+                );
+            }
+        }
+    }
+
+    // The instance and its launch template.
+    if !creating {
+        let rolls = ROLLING_ATTRIBUTES
+            .iter()
+            .any(|a| prior.attr(a) != planned.attr(a));
+        if rolls {
+            planned.set_attr("instance_id", Value::Unknown);
+            planned.set_attr("launch_template_version", Value::Unknown);
+        }
+        if prior.attr("handler_zip") != planned.attr("handler_zip") {
+            planned.set_attr("handler_sha256", Value::Unknown);
+        }
+    }
+
+    // Tags.
+    // The provider's default_tags first, the resource's own tags win on a clash, as in
+    // terraform-provider-aws.
+    let mut merged: BTreeMap<String, Value> = request
+        .context
+        .default_tags
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let tags_all = match planned.attr("tags") {
+        _ if request.context.default_tags_unknown => Value::Unknown,
+        Value::Null => Value::Map(merged),
+        tags @ Value::Map(own) if tags.is_wholly_known() => {
+            merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Value::Map(merged)
+        }
+        _ => Value::Unknown,
+    };
+    planned.set_attr("tags_all", tags_all);
+
+    // The handler zip must exist now, not halfway through an apply.
+    if let Some(zip) = planned.attr("handler_zip").as_str() {
+        if !zip_already_invalid && !Path::new(zip).is_file() {
+            let resolved = std::env::current_dir()
+                .map(|d| d.join(zip).display().to_string())
+                .unwrap_or_else(|_| zip.to_string());
+            response.diagnostics.attribute_error(
+                AttributePath::root("handler_zip"),
+                "Handler zip not found",
+                format!(
+                    "`handler_zip` {zip:?} is not a file (looked for {resolved:?}; relative \
+                     paths are resolved against the directory Terraform runs in). Build the \
+                     handler first, or remove `handler_zip` to use the handler that ships \
+                     with the provider."
+                ),
+            );
+        }
+    }
+
+    if !creating {
+        refresh_requires_replace(
+            schema,
+            prior,
+            &response.planned_state,
+            &mut response.requires_replace,
+        );
+    }
+}
+
+/// Makes the top-level "requires replacement" paths match the final plan: listed exactly when
+/// the planned value differs from the prior one (an unknown value counts as different).
+fn refresh_requires_replace(
+    schema: &Schema,
+    prior: &Value,
+    planned: &Value,
+    requires_replace: &mut Vec<AttributePath>,
+) {
+    for a in schema
+        .block
+        .attributes
+        .iter()
+        .filter(|a| a.requires_replace)
+    {
+        let path = AttributePath::root(&a.name);
+        let differs = prior.attr(&a.name) != planned.attr(&a.name);
+        let listed = requires_replace.contains(&path);
+        if differs && !listed {
+            requires_replace.push(path);
+        } else if !differs && listed {
+            requires_replace.retain(|p| *p != path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoheal_instance::schema::schema;
+    use crate::plugin::diagnostics::Diagnostics;
+    use crate::plugin::plan::plan_block;
+    use crate::plugin::resource::ValidateContext;
+    use crate::plugin::value::{Number, Type};
+
+    fn config(pairs: &[(&str, Value)]) -> Value {
+        let mut v = Value::null_object(&schema().value_type());
+        v.set_attr("name", "web".into());
+        v.set_attr("availability_zone", "ap-southeast-2a".into());
+        v.set_attr("ami", "ami-0123456789abcdef0".into());
+        for (k, x) in pairs {
+            v.set_attr(k, x.clone());
+        }
+        v
+    }
+
+    /// Terraform's proposed new state: configured values, and the prior value of computed
+    /// attributes the configuration leaves null.
+    fn proposed(prior: &Value, config: &Value) -> Value {
+        let schema = schema();
+        let mut p = config.clone();
+        for a in &schema.block.attributes {
+            if a.is_computed() && config.attr(&a.name).is_null() {
+                p.set_attr(&a.name, prior.attr(&a.name).clone());
+            }
+        }
+        p
+    }
+
+    fn plan(prior: &Value, config: &Value) -> PlanResponse {
+        let schema = schema();
+        let proposed = proposed(prior, config);
+        plan_with_context(
+            &schema,
+            prior,
+            config,
+            &proposed,
+            &ValidateContext {
+                region: Some("ap-southeast-2".into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn plan_with_context(
+        schema: &Schema,
+        prior: &Value,
+        config: &Value,
+        proposed: &Value,
+        context: &ValidateContext,
+    ) -> PlanResponse {
+        let generic = plan_block(&schema.block, prior, config, proposed);
+        let mut response = PlanResponse {
+            planned_state: generic.planned,
+            requires_replace: generic.requires_replace,
+            diagnostics: Diagnostics::new(),
+        };
+        modify_plan(
+            schema,
+            PlanRequest {
+                prior_state: prior,
+                config,
+                proposed_new_state: proposed,
+                context,
+            },
+            &mut response,
+        );
+        response
+    }
+
+    /// What a successful apply of `planned` would store: unknowns replaced by made-up values.
+    fn applied(planned: &Value) -> Value {
+        let Type::Object(types) = schema().value_type() else {
+            unreachable!()
+        };
+        let mut state = planned.clone();
+        for (name, ty) in &types {
+            if !planned.attr(name).is_unknown() {
+                continue;
+            }
+            let value = match ty {
+                Type::Number if name == "volume_size" => Value::from(10),
+                Type::Number if name == "volume_iops" => Value::from(3000),
+                Type::Number if name == "volume_throughput" => Value::from(125),
+                Type::Number => Value::from(1),
+                Type::String if name == "subnet_id" => "subnet-0123abcd".into(),
+                Type::String if name == "volume_type" => "gp3".into(),
+                Type::String => format!("{name}-1").into(),
+                Type::Map(_) => Value::Map(BTreeMap::new()),
+                other => panic!("no made-up value for {name}: {other:?}"),
+            };
+            state.set_attr(name, value);
+        }
+        assert!(state.is_wholly_known(), "{state:?}");
+        state
+    }
+
+    fn created(config: &Value) -> Value {
+        let response = plan(&Value::Null, config);
+        assert!(
+            !response.diagnostics.has_errors(),
+            "{}",
+            response.diagnostics
+        );
+        applied(&response.planned_state)
+    }
+
+    fn error_paths(d: &Diagnostics) -> Vec<String> {
+        d.iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| {
+                d.attribute
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tags_all_merges_default_tags_under_own_tags() {
+        let schema = schema();
+        let own = Value::Map(BTreeMap::from([
+            ("Team".to_string(), "app".into()),
+            ("Env".to_string(), "prod".into()),
+        ]));
+        let cfg = config(&[("tags", own)]);
+        let mut context = ValidateContext {
+            region: Some("ap-southeast-2".into()),
+            ..Default::default()
+        };
+        context.default_tags = BTreeMap::from([
+            ("Env".to_string(), "dev".to_string()),
+            ("Owner".to_string(), "ops".to_string()),
+        ]);
+        let r = plan_with_context(
+            &schema,
+            &Value::Null,
+            &cfg,
+            &proposed(&Value::Null, &cfg),
+            &context,
+        );
+        let expected = Value::Map(BTreeMap::from([
+            ("Env".to_string(), "prod".into()),
+            ("Owner".to_string(), "ops".into()),
+            ("Team".to_string(), "app".into()),
+        ]));
+        assert_eq!(r.planned_state.attr("tags_all"), &expected);
+        context.default_tags_unknown = true;
+        let r = plan_with_context(
+            &schema,
+            &Value::Null,
+            &cfg,
+            &proposed(&Value::Null, &cfg),
+            &context,
+        );
+        assert!(r.planned_state.attr("tags_all").is_unknown());
+    }
+
+    #[test]
+    fn create_shows_defaults_and_unknown_computed_values() {
+        let r = plan(&Value::Null, &config(&[]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty());
+        let p = &r.planned_state;
+        assert_eq!(p.attr("id").as_str(), Some("web"));
+        assert_eq!(p.attr("vpc_cidr").as_str(), Some("10.0.0.0/16"));
+        assert_eq!(p.attr("subnet_cidr").as_str(), Some("10.0.1.0/24"));
+        assert_eq!(p.attr("instance_type").as_str(), Some("t3.micro"));
+        assert_eq!(p.attr("volume_size").as_i64(), Some(10));
+        assert_eq!(p.attr("volume_type").as_str(), Some("gp3"));
+        assert_eq!(p.attr("ssh_ingress_cidrs"), &Value::List(vec![]));
+        assert_eq!(p.attr("volume_on_destroy").as_str(), Some("snapshot"));
+        assert_eq!(p.attr("force_detach").as_bool(), Some(false));
+        assert_eq!(p.attr("log_retention_days").as_i64(), Some(30));
+        assert_eq!(p.attr("autoscaling_group_name").as_str(), Some("web-asg"));
+        assert_eq!(
+            p.attr("lifecycle_hook_name").as_str(),
+            Some("web-launch-hook")
+        );
+        assert_eq!(
+            p.attr("log_group_name").as_str(),
+            Some("/aws/lambda/web-attach")
+        );
+        assert_eq!(p.attr("tags_all"), &Value::Map(BTreeMap::new()));
+        for computed in [
+            "subnet_id",
+            "vpc_id",
+            "security_group_id",
+            "volume_id",
+            "allocation_id",
+            "public_ip",
+            "launch_template_id",
+            "launch_template_version",
+            "event_rule_arn",
+            "lambda_function_arn",
+            "lambda_role_arn",
+            "handler_sha256",
+            "instance_id",
+            "volume_iops",
+            "volume_throughput",
+        ] {
+            assert!(
+                p.attr(computed).is_unknown(),
+                "{computed}: {:?}",
+                p.attr(computed)
+            );
+        }
+        assert!(p.attr("user_data").is_null());
+        assert!(p.attr("timeouts").is_null());
+    }
+
+    #[test]
+    fn create_with_unknown_name_or_tags() {
+        let r = plan(
+            &Value::Null,
+            &config(&[
+                ("name", Value::Unknown),
+                (
+                    "tags",
+                    Value::Map(BTreeMap::from([("a".into(), Value::Unknown)])),
+                ),
+            ]),
+        );
+        let p = &r.planned_state;
+        assert!(p.attr("id").is_unknown());
+        assert!(p.attr("autoscaling_group_name").is_unknown());
+        assert!(p.attr("tags_all").is_unknown());
+    }
+
+    #[test]
+    fn create_in_an_existing_subnet_with_an_existing_volume() {
+        let cfg = config(&[
+            ("subnet_id", "subnet-0123abcd".into()),
+            ("existing_volume_id", "vol-0123abcd".into()),
+        ]);
+        let r = plan(&Value::Null, &cfg);
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        let p = &r.planned_state;
+        assert_eq!(p.attr("subnet_id").as_str(), Some("subnet-0123abcd"));
+        assert!(p.attr("vpc_cidr").is_null());
+        assert!(p.attr("subnet_cidr").is_null());
+        assert!(p.attr("volume_size").is_unknown());
+        assert!(p.attr("volume_type").is_unknown());
+        assert!(p.attr("volume_on_destroy").is_null());
+
+        // Updates keep the existing volume's size and type, with no replacement.
+        let mut prior = applied(p);
+        prior.set_attr("volume_size", 50.into());
+        let r = plan(&prior, &cfg);
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
+        assert_eq!(r.planned_state, prior);
+
+        // Dropping subnet_id moves the stack into a new VPC: replacement.
+        let cfg = config(&[("existing_volume_id", "vol-0123abcd".into())]);
+        let r = plan(&prior, &cfg);
+        assert!(r.planned_state.attr("subnet_id").is_unknown());
+        let mut paths: Vec<_> = r.requires_replace.iter().map(ToString::to_string).collect();
+        paths.sort();
+        assert_eq!(paths, ["subnet_cidr", "subnet_id", "vpc_cidr"]);
+    }
+
+    #[test]
+    fn unchanged_configuration_plans_no_change() {
+        let cfg = config(&[
+            (
+                "tags",
+                Value::Map(BTreeMap::from([("team".into(), "ops".into())])),
+            ),
+            ("volume_type", "gp2".into()),
+        ]);
+        let prior = created(&cfg);
+        assert_eq!(prior.attr("tags_all"), cfg.attr("tags"));
+        let r = plan(&prior, &cfg);
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty());
+        assert_eq!(r.planned_state, prior);
+    }
+
+    #[test]
+    fn tag_change_keeps_the_instance() {
+        let prior = created(&config(&[]));
+        let tags = Value::Map(BTreeMap::from([("team".into(), "ops".into())]));
+        let r = plan(&prior, &config(&[("tags", tags.clone())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty());
+        let p = &r.planned_state;
+        assert_eq!(p.attr("tags_all"), &tags);
+        for stable in [
+            "instance_id",
+            "launch_template_version",
+            "public_ip",
+            "volume_id",
+            "handler_sha256",
+            "subnet_id",
+            "volume_iops",
+        ] {
+            assert_eq!(p.attr(stable), prior.attr(stable), "{stable}");
+        }
+    }
+
+    #[test]
+    fn instance_type_change_rolls_the_instance() {
+        let prior = created(&config(&[]));
+        for (attr, value) in [
+            ("instance_type", Value::from("t3.small")),
+            ("ami", "ami-0fedcba9".into()),
+            ("user_data", "#!/bin/sh\n".into()),
+            ("key_name", "ops".into()),
+            ("device_name", "/dev/sdf".into()),
+            ("mount_point", "/srv".into()),
+            ("filesystem", "xfs".into()),
+        ] {
+            let r = plan(&prior, &config(&[(attr, value)]));
+            assert!(r.diagnostics.is_empty(), "{attr}: {}", r.diagnostics);
+            assert!(r.requires_replace.is_empty(), "{attr}");
+            let p = &r.planned_state;
+            assert!(p.attr("instance_id").is_unknown(), "{attr}");
+            assert!(p.attr("launch_template_version").is_unknown(), "{attr}");
+            assert_eq!(p.attr("public_ip"), prior.attr("public_ip"), "{attr}");
+            assert_eq!(p.attr("volume_id"), prior.attr("volume_id"), "{attr}");
+            assert_eq!(
+                p.attr("launch_template_id"),
+                prior.attr("launch_template_id")
+            );
+        }
+    }
+
+    #[test]
+    fn name_change_requires_replacement() {
+        let prior = created(&config(&[]));
+        let r = plan(&prior, &config(&[("name", "api".into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert_eq!(r.requires_replace, vec![AttributePath::root("name")]);
+        assert_eq!(r.planned_state.attr("id").as_str(), Some("api"));
+    }
+
+    #[test]
+    fn volume_cannot_shrink() {
+        let prior = created(&config(&[("volume_size", 20.into())]));
+        let r = plan(&prior, &config(&[("volume_size", 19.into())]));
+        assert_eq!(error_paths(&r.diagnostics), ["volume_size"]);
+        // Omitting it means the default (10): still a shrink.
+        let r = plan(&prior, &config(&[]));
+        assert_eq!(error_paths(&r.diagnostics), ["volume_size"]);
+        // Growing is fine and keeps the instance and, for gp3, the IOPS.
+        let r = plan(&prior, &config(&[("volume_size", 30.into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert_eq!(
+            r.planned_state.attr("instance_id"),
+            prior.attr("instance_id")
+        );
+        assert_eq!(
+            r.planned_state.attr("volume_iops"),
+            prior.attr("volume_iops")
+        );
+    }
+
+    #[test]
+    fn volume_type_change_makes_baselines_unknown() {
+        let prior = created(&config(&[]));
+        let r = plan(&prior, &config(&[("volume_type", "gp2".into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.planned_state.attr("volume_iops").is_unknown());
+        assert!(r.planned_state.attr("volume_throughput").is_unknown());
+        let r = plan(&prior, &config(&[("volume_iops", 4000.into())]));
+        assert_eq!(r.planned_state.attr("volume_iops").as_i64(), Some(4000));
+        assert_eq!(
+            r.planned_state.attr("volume_throughput"),
+            prior.attr("volume_throughput")
+        );
+    }
+
+    #[test]
+    fn handler_zip_change_and_existence() {
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("handler.zip");
+        std::fs::write(&zip, b"PK").unwrap();
+        let zip = zip.display().to_string();
+        let prior = created(&config(&[]));
+        let r = plan(&prior, &config(&[("handler_zip", zip.as_str().into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.planned_state.attr("handler_sha256").is_unknown());
+        assert_eq!(
+            r.planned_state.attr("instance_id"),
+            prior.attr("instance_id")
+        );
+
+        let missing = dir.path().join("missing.zip").display().to_string();
+        let r = plan(&prior, &config(&[("handler_zip", missing.into())]));
+        assert_eq!(error_paths(&r.diagnostics), ["handler_zip"]);
+        // A bad suffix is reported once, by validation.
+        let r = plan(&prior, &config(&[("handler_zip", "handler.tgz".into())]));
+        assert_eq!(error_paths(&r.diagnostics), ["handler_zip"]);
+    }
+
+    #[test]
+    fn plan_validates_with_the_region() {
+        let r = plan(
+            &Value::Null,
+            &config(&[("availability_zone", "us-east-1a".into())]),
+        );
+        assert_eq!(error_paths(&r.diagnostics), ["availability_zone"]);
+        // Warnings belong to validate; plan does not repeat them.
+        let r = plan(&Value::Null, &config(&[("lambda_timeout", 600.into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+    }
+
+    #[test]
+    fn destroy_is_left_alone() {
+        let prior = created(&config(&[]));
+        let schema = schema();
+        let mut response = PlanResponse {
+            planned_state: Value::Null,
+            requires_replace: Vec::new(),
+            diagnostics: Diagnostics::new(),
+        };
+        modify_plan(
+            &schema,
+            PlanRequest {
+                prior_state: &prior,
+                config: &Value::Null,
+                proposed_new_state: &Value::Null,
+                context: &ValidateContext::default(),
+            },
+            &mut response,
+        );
+        assert!(response.planned_state.is_null());
+        assert!(response.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn configured_values_are_never_overridden() {
+        // Conflicting settings are validation errors, but the plan still keeps what the
+        // configuration says, as Terraform requires of every plan.
+        let cfg = config(&[
+            ("subnet_id", "subnet-0123abcd".into()),
+            ("vpc_cidr", "10.0.0.0/16".into()),
+            ("existing_volume_id", "vol-0123abcd".into()),
+            ("volume_size", 20.into()),
+            ("volume_on_destroy", "retain".into()),
+        ]);
+        let r = plan(&Value::Null, &cfg);
+        assert!(r.diagnostics.has_errors());
+        let p = &r.planned_state;
+        assert_eq!(p.attr("vpc_cidr"), cfg.attr("vpc_cidr"));
+        assert!(p.attr("subnet_cidr").is_null());
+        assert_eq!(p.attr("volume_size"), cfg.attr("volume_size"));
+        assert!(p.attr("volume_type").is_unknown());
+        assert_eq!(p.attr("volume_on_destroy"), cfg.attr("volume_on_destroy"));
+    }
+
+    #[test]
+    fn fractional_numbers_do_not_panic() {
+        let prior = created(&config(&[]));
+        let r = plan(
+            &prior,
+            &config(&[("volume_size", Value::Number(Number::Float(10.5)))]),
+        );
+        assert_eq!(error_paths(&r.diagnostics), ["volume_size"]);
+    }
+}

@@ -1,0 +1,757 @@
+//! The schema of `autoheal_instance`. The descriptions are the registry documentation, so they
+//! say what each attribute is, its default, its constraints and whether changing it replaces
+//! the stack. The constraints themselves are enforced in [`super::validate`]; the constants
+//! they share with the descriptions live here.
+
+use std::time::Duration;
+
+use crate::plugin::schema::{Attribute, Block, NestedBlock, Schema};
+use crate::plugin::value::{Type, Value};
+
+use super::duration::parse_go_duration;
+use super::names::{AWS_MAX_TAGS, NAME_MAX_LEN, NAME_TAG, PROVIDER_TAG_COUNT, STACK_TAG};
+
+/// Bumped whenever the state layout changes (with an upgrade path in the resource).
+pub const SCHEMA_VERSION: i64 = 0;
+
+pub const DEFAULT_VPC_CIDR: &str = "10.0.0.0/16";
+pub const DEFAULT_SUBNET_CIDR: &str = "10.0.1.0/24";
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
+pub const DEFAULT_VOLUME_SIZE: i64 = 10;
+pub const DEFAULT_VOLUME_TYPE: &str = "gp3";
+pub const DEFAULT_DEVICE_NAME: &str = "/dev/xvdb";
+pub const DEFAULT_MOUNT_POINT: &str = "/data";
+pub const DEFAULT_FILESYSTEM: &str = "ext4";
+pub const DEFAULT_VOLUME_ON_DESTROY: &str = "snapshot";
+pub const DEFAULT_HEALTH_CHECK_GRACE_PERIOD: i64 = 300;
+pub const DEFAULT_LIFECYCLE_HOOK_TIMEOUT: i64 = 300;
+pub const DEFAULT_LAMBDA_MEMORY_SIZE: i64 = 128;
+pub const DEFAULT_LAMBDA_TIMEOUT: i64 = 120;
+pub const DEFAULT_LAMBDA_ARCHITECTURE: &str = "x86_64";
+pub const DEFAULT_LOG_RETENTION_DAYS: i64 = 30;
+
+pub const VOLUME_TYPES: &[&str] = &["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+pub const FILESYSTEMS: &[&str] = &["ext4", "xfs"];
+pub const VOLUME_ON_DESTROY: &[&str] = &["snapshot", "retain", "delete"];
+pub const LAMBDA_ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
+/// The retention periods CloudWatch Logs accepts.
+pub const LOG_RETENTION_DAYS: &[i64] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// EC2 limits user data to 16 KiB before base64; the provider's own mount script, which runs
+/// first, is budgeted 4 KiB of it.
+pub const USER_DATA_MAX_BYTES: usize = 12 * 1024;
+
+/// Timeout of each operation when the `timeouts` block does not set it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The operations a `timeouts` block configures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// The timeout of `op` from a configuration or planned state: `timeouts.<op>` when set and
+/// valid, else [`DEFAULT_TIMEOUT`]. (Invalid values never get this far: validation refuses
+/// them.)
+pub fn operation_timeout(value: &Value, op: Operation) -> Duration {
+    value
+        .attr("timeouts")
+        .attr(op.attribute())
+        .as_str()
+        .and_then(|s| parse_go_duration(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+fn s(v: &str) -> Value {
+    Value::from(v)
+}
+
+fn n(v: i64) -> Value {
+    Value::from(v)
+}
+
+fn list(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const REPLACES: &str = "Changing it replaces the whole stack.";
+const IN_PLACE: &str = "Can be changed in place.";
+
+/// The schema of `autoheal_instance`.
+pub fn schema() -> Schema {
+    let block = Block::new(
+        "One EC2 instance that heals itself and keeps its data and its address. The stack is \
+         an Auto Scaling group of one instance built from a launch template, an encrypted EBS \
+         data volume, an Elastic IP, a security group and, unless `subnet_id` is given, a VPC \
+         with a public subnet. When the group launches an instance (at create, after a \
+         failure, or when an update rolls the instance), a launch lifecycle hook holds it \
+         while an EventBridge rule invokes a small Lambda function that moves the data volume \
+         and the Elastic IP to the new instance; the instance then mounts the volume and runs \
+         `user_data`. Every AWS object's name and `Name` tag starts with `name`, and every \
+         object carries the tag `autoheal:stack = <name>`.",
+    );
+    let block = inputs(block);
+    let block = volume_inputs(block);
+    let block = lambda_inputs(block);
+    let block = computed(block);
+    let block = block.block(timeouts_block());
+    Schema {
+        version: SCHEMA_VERSION,
+        block,
+    }
+}
+
+fn inputs(b: Block) -> Block {
+    b.attribute(
+        Attribute::required(
+            "name",
+            Type::String,
+            &format!(
+                "Name of the stack. Every AWS object created is named after it (for example \
+                 `<name>-asg` and `<name>-attach`) and tagged with it; it also finds the final \
+                 snapshots of a previous stack of the same name. 1 to {NAME_MAX_LEN} \
+                 characters: letters, digits and hyphens, starting with a letter, not ending \
+                 with a hyphen and without two hyphens in a row (the limit keeps every derived \
+                 name within AWS's 64-character limits). Must be unique in the account and \
+                 region. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(
+        Attribute::required(
+            "availability_zone",
+            Type::String,
+            &format!(
+                "Availability Zone of the instance and its data volume, e.g. \
+                 `ap-southeast-2a` (a zone name, not a zone id such as `apse2-az1`). It must \
+                 be in the provider's region, and must be the zone of `subnet_id` when that is \
+                 given. An EBS volume lives in one zone, so the instance can never move to \
+                 another one. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(
+        Attribute::optional_computed(
+            "subnet_id",
+            Type::String,
+            &format!(
+                "An existing subnet to launch the instance in (`subnet-` followed by 8 or 17 \
+                 hexadecimal digits), in `availability_zone`. It must give the instance a \
+                 route to the internet (or VPC endpoints) for the instance to be reachable at \
+                 its Elastic IP. When omitted, the provider creates a VPC (`vpc_cidr`) with an \
+                 internet gateway and one public subnet (`subnet_cidr`), and this attribute \
+                 reports the subnet it created. {REPLACES}"
+            ),
+        )
+        .requires_replace()
+        .use_state_for_unknown(),
+    )
+    .attribute(
+        Attribute::with_default(
+            "vpc_cidr",
+            Type::String,
+            s(DEFAULT_VPC_CIDR),
+            &format!(
+                "IPv4 CIDR block of the VPC the provider creates, with a prefix length from \
+                 /16 to /28 (AWS's limits) and no host bits set. Default `{DEFAULT_VPC_CIDR}`. \
+                 Only used without `subnet_id`: setting both is an error, and with \
+                 `subnet_id` it is null. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(
+        Attribute::with_default(
+            "subnet_cidr",
+            Type::String,
+            s(DEFAULT_SUBNET_CIDR),
+            &format!(
+                "IPv4 CIDR block of the public subnet the provider creates: inside \
+                 `vpc_cidr`, prefix length /16 to /28, no host bits set. Default \
+                 `{DEFAULT_SUBNET_CIDR}`. Only used without `subnet_id`: setting both is an \
+                 error, and with `subnet_id` it is null. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(
+        Attribute::optional(
+            "existing_allocation_id",
+            Type::String,
+            &format!(
+                "Allocation id (`eipalloc-...`) of an Elastic IP you own, to use instead of \
+                 allocating a new one. The provider associates it with the instance and never \
+                 releases it, not even on destroy. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(
+        Attribute::optional(
+            "existing_volume_id",
+            Type::String,
+            &format!(
+                "Id (`vol-...`) of an EBS volume you own, in `availability_zone`, to use as \
+                 the data volume instead of creating one. The provider attaches it and never \
+                 deletes or snapshots it: on destroy it is detached and left as it is. It \
+                 cannot be combined with `volume_snapshot_id`, `volume_size`, `volume_type`, \
+                 `volume_iops`, `volume_throughput`, `volume_kms_key_id` or \
+                 `volume_on_destroy`, which describe a volume the provider creates; \
+                 `volume_size` and `volume_type` then report the existing volume's. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(Attribute::required(
+        "ami",
+        Type::String,
+        &format!(
+            "Id of the AMI the instance boots from (`ami-` followed by 8 or 17 hexadecimal \
+             digits), in the provider's region. It must be a Linux AMI with cloud-init and the \
+             `mkfs` tool of `filesystem`, such as any current Amazon Linux, Ubuntu or Debian \
+             AMI. \
+             Changing it updates the launch template and rolls the instance: a new instance \
+             is launched and receives the data volume and the address. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "instance_type",
+        Type::String,
+        s(DEFAULT_INSTANCE_TYPE),
+        &format!(
+            "EC2 instance type, written `family.size` as AWS does (e.g. `t3.micro`, \
+             `m7g.large`). Default `{DEFAULT_INSTANCE_TYPE}`. It must match the AMI's \
+             architecture and be offered in `availability_zone`. Changing it rolls the \
+             instance (see `ami`). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "key_name",
+        Type::String,
+        &format!(
+            "Name of an EC2 key pair for SSH access. Default: none. SSH also needs \
+             `ssh_ingress_cidrs`. Changing it rolls the instance (see `ami`). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "ssh_ingress_cidrs",
+        Type::list(Type::String),
+        Value::List(Vec::new()),
+        &format!(
+            "IPv4 CIDR blocks (no host bits set, no duplicates) allowed to reach the instance \
+             on TCP port 22. Default: empty, and then the security group has no SSH rule at \
+             all. The security group rules are updated without touching the instance. \
+             {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "user_data",
+        Type::String,
+        &format!(
+            "A script for the instance's first boot, run after the provider's built-in \
+             script has attached, formatted (only if empty) and mounted the data volume at \
+             `mount_point`, so it can rely on the data being there. At most {} bytes (EC2's \
+             16 KiB limit, less room for the built-in script). Changing it rolls the instance \
+             (see `ami`). {IN_PLACE}",
+            USER_DATA_MAX_BYTES
+        ),
+    ))
+}
+
+fn volume_inputs(b: Block) -> Block {
+    b.attribute(Attribute::optional(
+        "volume_snapshot_id",
+        Type::String,
+        "Id (`snap-...`) of an EBS snapshot to create the data volume from. Only read when \
+         the data volume is created (first create, or a replacement of the stack): changing \
+         it afterwards is recorded but does not touch the existing volume. It takes \
+         precedence over the final snapshot of a previous stack (see `volume_on_destroy`). \
+         Cannot be combined with `existing_volume_id`. Can be changed in place.",
+    ))
+    .attribute(Attribute::with_default(
+        "volume_size",
+        Type::Number,
+        n(DEFAULT_VOLUME_SIZE),
+        &format!(
+            "Size of the data volume in GiB. Default {DEFAULT_VOLUME_SIZE}. Allowed sizes \
+             depend on `volume_type`: `gp2` and `gp3` 1 to 16384, `io1` 4 to 16384, `io2` 4 \
+             to 65536 (io2 Block Express), `st1` and `sc1` 125 to 16384, `standard` 1 to 1024. \
+             It can grow in place (the file system is grown online) but never shrink: EBS \
+             volumes cannot shrink, so a smaller value is an error. When created from a \
+             snapshot it must be at least the snapshot's size. Not allowed with \
+             `existing_volume_id`. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "volume_type",
+        Type::String,
+        s(DEFAULT_VOLUME_TYPE),
+        &format!(
+            "EBS volume type of the data volume: one of {}. Default `{DEFAULT_VOLUME_TYPE}`. \
+             Changed in place with an EBS volume modification (the volume stays attached); \
+             AWS allows one modification per volume every 6 hours. Not allowed with \
+             `existing_volume_id`. {IN_PLACE}",
+            list(VOLUME_TYPES)
+        ),
+    ))
+    .attribute(
+        Attribute::optional_computed(
+            "volume_iops",
+            Type::Number,
+            &format!(
+                "Provisioned IOPS of the data volume. Only for `gp3` (3000 to 16000, at most \
+                 500 per GiB), `io1` (100 to 64000, at most 50 per GiB) and `io2` (100 to \
+                 256000, at most 1000 per GiB); required for `io1` and `io2`, refused for the \
+                 other types. When omitted, AWS's baseline applies (3000 for `gp3`, 3 per GiB \
+                 for `gp2`) and this attribute reports it. {IN_PLACE}"
+            ),
+        )
+        .use_state_for_unknown(),
+    )
+    .attribute(
+        Attribute::optional_computed(
+            "volume_throughput",
+            Type::Number,
+            &format!(
+                "Provisioned throughput of the data volume in MiB/s, `gp3` only: 125 to 1000, \
+                 and at most a quarter of `volume_iops`. When omitted, AWS's baseline applies \
+                 (125 MiB/s) and this attribute reports it. {IN_PLACE}"
+            ),
+        )
+        .use_state_for_unknown(),
+    )
+    .attribute(
+        Attribute::optional(
+            "volume_kms_key_id",
+            Type::String,
+            &format!(
+                "KMS key that encrypts the data volume: a key id, key ARN, alias name \
+                 (`alias/...`) or alias ARN. Default: the account's default EBS key \
+                 (`aws/ebs`). The volume is always encrypted. Not allowed with \
+                 `existing_volume_id`. {REPLACES}"
+            ),
+        )
+        .requires_replace(),
+    )
+    .attribute(Attribute::with_default(
+        "device_name",
+        Type::String,
+        s(DEFAULT_DEVICE_NAME),
+        &format!(
+            "Device name the data volume is attached as. Default `{DEFAULT_DEVICE_NAME}`. \
+             One of AWS's recommended names for EBS data volumes on Linux: `/dev/sdf` to \
+             `/dev/sdz` or `/dev/xvdb` to `/dev/xvdz` (`/dev/sda1` and `/dev/xvda` are the \
+             root device, `/dev/sdb` to `/dev/sde` are used for instance store). On Nitro \
+             instances the volume shows up as an NVMe device whatever its name; the built-in \
+             script finds it by volume id. Changing it rolls the instance (see `ami`). \
+             {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "mount_point",
+        Type::String,
+        s(DEFAULT_MOUNT_POINT),
+        &format!(
+            "Absolute path where the data volume is mounted. Default `{DEFAULT_MOUNT_POINT}`. \
+             Letters, digits, `.`, `_`, `-` and `/` only (it is written into the boot \
+             script); not `/` nor a system directory such as `/etc` or `/usr`. Changing it \
+             rolls the instance (see `ami`). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "filesystem",
+        Type::String,
+        s(DEFAULT_FILESYSTEM),
+        &format!(
+            "File system created on the data volume when it is empty: one of {}. Default \
+             `{DEFAULT_FILESYSTEM}`. A volume that already has a file system is mounted as it \
+             is, so changing this later only affects new, empty volumes. Changing it rolls \
+             the instance (see `ami`). {IN_PLACE}",
+            list(FILESYSTEMS)
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "volume_on_destroy",
+        Type::String,
+        s(DEFAULT_VOLUME_ON_DESTROY),
+        &format!(
+            "What happens to the data volume the provider created when the stack is destroyed \
+             or replaced: `snapshot` (default) takes a final snapshot, tagged with the stack's \
+             name, and then deletes the volume; `retain` detaches the volume and leaves it (it \
+             keeps costing money); `delete` deletes it with no snapshot. When a stack creates \
+             its data volume without `existing_volume_id` or `volume_snapshot_id`, it restores \
+             it from the newest final snapshot tagged with the same `name`, so replacing the \
+             stack keeps the data; `delete` opts out of that, and the next stack starts from an \
+             empty volume unless older final snapshots exist. Final snapshots are never \
+             deleted by the provider. Not allowed with `existing_volume_id` (that volume is \
+             always left as it is). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "force_detach",
+        Type::Bool,
+        Value::Bool(false),
+        &format!(
+            "Force-detach the data volume when a normal detach does not finish (on destroy, \
+             or when moving it off an instance that does not respond). Default `false`. A \
+             last resort: a forced detach skips the operating system's flush, so data not yet \
+             written may be lost and the file system may need a repair. {IN_PLACE}"
+        ),
+    ))
+}
+
+fn lambda_inputs(b: Block) -> Block {
+    b.attribute(Attribute::with_default(
+        "health_check_grace_period",
+        Type::Number,
+        n(DEFAULT_HEALTH_CHECK_GRACE_PERIOD),
+        &format!(
+            "Seconds the Auto Scaling group waits after an instance enters service before it \
+             acts on failed health checks: 0 to 7200, default \
+             {DEFAULT_HEALTH_CHECK_GRACE_PERIOD}. Leave enough time for the boot and \
+             `user_data`. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "lifecycle_hook_timeout",
+        Type::Number,
+        n(DEFAULT_LIFECYCLE_HOOK_TIMEOUT),
+        &format!(
+            "Seconds a new instance is held by the launch lifecycle hook while the Lambda \
+             function attaches the data volume and the Elastic IP: 30 to 7200 (AWS's range), \
+             default {DEFAULT_LIFECYCLE_HOOK_TIMEOUT}. If the hook times out, the instance is \
+             abandoned and the group launches another. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "lambda_memory_size",
+        Type::Number,
+        n(DEFAULT_LAMBDA_MEMORY_SIZE),
+        &format!(
+            "Memory of the attachment Lambda function in MiB: 128 to 10240, default \
+             {DEFAULT_LAMBDA_MEMORY_SIZE}. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "lambda_timeout",
+        Type::Number,
+        n(DEFAULT_LAMBDA_TIMEOUT),
+        &format!(
+            "Timeout of the attachment Lambda function in seconds: 1 to 900, default \
+             {DEFAULT_LAMBDA_TIMEOUT}. It should not exceed `lifecycle_hook_timeout`. \
+             {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "lambda_architecture",
+        Type::String,
+        s(DEFAULT_LAMBDA_ARCHITECTURE),
+        &format!(
+            "Instruction set of the attachment Lambda function: one of {}. Default \
+             `{DEFAULT_LAMBDA_ARCHITECTURE}`. With `handler_zip` it must match the zip's \
+             `bootstrap` binary. {IN_PLACE}",
+            list(LAMBDA_ARCHITECTURES)
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "lambda_reserved_concurrency",
+        Type::Number,
+        &format!(
+            "Reserved concurrency of the attachment Lambda function; 0 or more. Default: none \
+             (the function uses the account's unreserved pool). AWS refuses it on accounts \
+             whose concurrency quota is low (new accounts often have 10), because the \
+             account must keep 100 unreserved. 0 stops the function from running at all, \
+             and new instances would then never get the data volume. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
+        "log_retention_days",
+        Type::Number,
+        n(DEFAULT_LOG_RETENTION_DAYS),
+        &format!(
+            "Days the Lambda function's CloudWatch logs are kept: one of {}. Default \
+             {DEFAULT_LOG_RETENTION_DAYS}. {IN_PLACE}",
+            LOG_RETENTION_DAYS
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "handler_zip",
+        Type::String,
+        &format!(
+            "Path to your own build of the attachment Lambda function: a `.zip` file holding \
+             an executable `bootstrap` for the `provided.al2023` runtime, built for \
+             `lambda_architecture`. Relative paths are resolved against the directory \
+             Terraform runs in; the file must exist at plan time. Default: the handler that \
+             ships with the provider. A new path updates the function code (a changed file at \
+             the same path is not detected). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "tags",
+        Type::map(Type::String),
+        &format!(
+            "Tags for every AWS object the stack creates (the instance gets them through the \
+             Auto Scaling group). Keys 1 to 128 characters, values at most 256; keys starting \
+             with `aws:` (reserved by AWS) or `autoheal:` (used by the provider) are refused, \
+             and at most {} tags (AWS allows {AWS_MAX_TAGS} per object, the provider adds \
+             `{NAME_TAG}` and `{STACK_TAG}`). Each object's `{NAME_TAG}` tag is set by the \
+             provider. {IN_PLACE}",
+            AWS_MAX_TAGS - PROVIDER_TAG_COUNT
+        ),
+    ))
+}
+
+fn computed(b: Block) -> Block {
+    let stable = |name: &str, ty: Type, description: &str| {
+        Attribute::computed(name, ty, description).use_state_for_unknown()
+    };
+    b.attribute(stable("id", Type::String, "Id of the stack: its `name`."))
+        .attribute(stable(
+            "vpc_id",
+            Type::String,
+            "Id of the VPC: the one the provider created, or the VPC of `subnet_id`.",
+        ))
+        .attribute(stable(
+            "security_group_id",
+            Type::String,
+            "Id of the security group of the instance.",
+        ))
+        .attribute(stable(
+            "volume_id",
+            Type::String,
+            "Id of the data volume: the one the provider created, or `existing_volume_id`.",
+        ))
+        .attribute(stable(
+            "allocation_id",
+            Type::String,
+            "Allocation id of the Elastic IP: the one the provider allocated, or \
+         `existing_allocation_id`.",
+        ))
+        .attribute(stable(
+            "public_ip",
+            Type::String,
+            "The Elastic IP address. It stays the same for the life of the stack, across \
+         instance replacements and updates.",
+        ))
+        .attribute(stable(
+            "launch_template_id",
+            Type::String,
+            "Id of the launch template.",
+        ))
+        .attribute(stable(
+            "launch_template_version",
+            Type::Number,
+            "Version of the launch template the group launches. A new version is created when \
+         `ami`, `instance_type`, `key_name`, `user_data`, `device_name`, `mount_point` or \
+         `filesystem` change.",
+        ))
+        .attribute(stable(
+            "autoscaling_group_name",
+            Type::String,
+            "Name of the Auto Scaling group (`<name>-asg`).",
+        ))
+        .attribute(stable(
+            "lifecycle_hook_name",
+            Type::String,
+            "Name of the launch lifecycle hook (`<name>-launch-hook`).",
+        ))
+        .attribute(stable(
+            "event_rule_arn",
+            Type::String,
+            "ARN of the EventBridge rule that invokes the Lambda function on launches.",
+        ))
+        .attribute(stable(
+            "lambda_function_arn",
+            Type::String,
+            "ARN of the attachment Lambda function (`<name>-attach`).",
+        ))
+        .attribute(stable(
+            "lambda_role_arn",
+            Type::String,
+            "ARN of the IAM role of the Lambda function (`<name>-<region>-attach`).",
+        ))
+        .attribute(stable(
+            "log_group_name",
+            Type::String,
+            "Name of the CloudWatch log group of the Lambda function \
+         (`/aws/lambda/<name>-attach`).",
+        ))
+        .attribute(stable(
+            "handler_sha256",
+            Type::String,
+            "Base64-encoded SHA-256 of the deployed Lambda code (the shipped handler or \
+         `handler_zip`), as Lambda reports it.",
+        ))
+        .attribute(stable(
+            "instance_id",
+            Type::String,
+            "Id of the instance serving now. It changes when the group replaces the instance \
+         (after a failure, or when an update rolls it); a refresh picks up the new one.",
+        ))
+        .attribute(Attribute::computed(
+            "tags_all",
+            Type::map(Type::String),
+            "All tags applied to the objects from `tags`: `tags` merged with the provider's \
+         `default_tags` (tags win).",
+        ))
+}
+
+fn timeouts_block() -> NestedBlock {
+    let timeout = |op: &str, what: &str| {
+        Attribute::optional(
+            op,
+            Type::String,
+            &format!(
+                "How long {what} may take, as a Go duration string such as `\"30m\"`, \
+                 `\"1h30m\"` or `\"90s\"` (units `h`, `m`, `s`, `ms`, `us`, `ns`; fractions \
+                 such as `\"1.5h\"` allowed); must be positive. Default `30m`."
+            ),
+        )
+    };
+    NestedBlock::single(
+        "timeouts",
+        Block::new(
+            "Time limits of the operations. Each may be omitted, as may the whole block; the \
+             default is 30 minutes each. When a limit is reached the operation stops with an \
+             error and the state keeps everything created so far.",
+        )
+        .attribute(timeout("create", "creating the stack"))
+        .attribute(timeout(
+            "update",
+            "an update (including a rolling replacement of the instance)",
+        ))
+        .attribute(timeout(
+            "delete",
+            "destroying the stack (including the final snapshot)",
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::schema::Mode;
+
+    const REPLACING: &[&str] = &[
+        "name",
+        "availability_zone",
+        "subnet_id",
+        "vpc_cidr",
+        "subnet_cidr",
+        "volume_kms_key_id",
+        "existing_allocation_id",
+        "existing_volume_id",
+    ];
+
+    #[test]
+    fn exactly_the_documented_attributes_force_replacement() {
+        let schema = schema();
+        let mut replacing: Vec<_> = schema
+            .block
+            .attributes
+            .iter()
+            .filter(|a| a.requires_replace)
+            .map(|a| a.name.as_str())
+            .collect();
+        replacing.sort_unstable();
+        let mut expected = REPLACING.to_vec();
+        expected.sort_unstable();
+        assert_eq!(replacing, expected);
+        assert!(schema.block.blocks.iter().all(|b| !b.requires_replace));
+    }
+
+    #[test]
+    fn descriptions_say_whether_a_change_replaces() {
+        for a in &schema().block.attributes {
+            assert!(!a.description.is_empty(), "{} has no description", a.name);
+            if a.mode == Mode::Computed {
+                continue;
+            }
+            let replaces = a.description.contains(REPLACES);
+            let in_place = a.description.contains(IN_PLACE);
+            assert_eq!(
+                (replaces, in_place),
+                (a.requires_replace, !a.requires_replace),
+                "{}: {}",
+                a.name,
+                a.description
+            );
+        }
+    }
+
+    #[test]
+    fn modes_and_defaults() {
+        let schema = schema();
+        let attr = |n: &str| {
+            schema
+                .block
+                .get_attribute(n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        for n in ["name", "availability_zone", "ami"] {
+            assert_eq!(attr(n).mode, Mode::Required, "{n}");
+        }
+        assert_eq!(attr("subnet_id").mode, Mode::OptionalComputed);
+        assert!(attr("subnet_id").default.is_none());
+        assert_eq!(attr("volume_iops").mode, Mode::OptionalComputed);
+        assert_eq!(attr("instance_type").default, Some(s("t3.micro")));
+        assert_eq!(attr("ssh_ingress_cidrs").default, Some(Value::List(vec![])));
+        assert_eq!(attr("volume_size").default, Some(n(10)));
+        assert_eq!(attr("force_detach").default, Some(Value::Bool(false)));
+        assert_eq!(attr("tags_all").mode, Mode::Computed);
+        assert!(!attr("tags_all").use_state_for_unknown);
+        for n in ["id", "vpc_id", "public_ip", "instance_id", "volume_id"] {
+            assert!(attr(n).use_state_for_unknown, "{n}");
+        }
+        let timeouts = schema.block.get_block("timeouts").expect("timeouts block");
+        for op in ["create", "update", "delete"] {
+            let a = timeouts.block.get_attribute(op).expect(op);
+            assert_eq!(a.mode, Mode::Optional);
+            assert!(a.default.is_none());
+        }
+    }
+
+    #[test]
+    fn operation_timeouts_default_to_thirty_minutes() {
+        let schema = schema();
+        let mut v = Value::null_object(&schema.value_type());
+        assert_eq!(operation_timeout(&v, Operation::Create), DEFAULT_TIMEOUT);
+        let crate::plugin::value::Type::Object(attrs) = schema.value_type() else {
+            panic!("object type expected")
+        };
+        let mut t = Value::null_object(&attrs["timeouts"]);
+        t.set_attr("delete", s("1h30m"));
+        v.set_attr("timeouts", t);
+        assert_eq!(
+            operation_timeout(&v, Operation::Delete),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(operation_timeout(&v, Operation::Update), DEFAULT_TIMEOUT);
+    }
+}
