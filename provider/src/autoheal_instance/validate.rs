@@ -640,8 +640,10 @@ impl Validator<'_> {
                 ),
             ),
             None => {}
+            // The missing attribute has no line in the configuration: point at the volume type
+            // that requires it, so Terraform shows the user the line to look at.
             Some(_) if !iops_configured && (vtype == "io1" || vtype == "io2") => self.error(
-                root("volume_iops"),
+                root("volume_type"),
                 "IOPS required",
                 format!(
                     "{vtype:?} volumes are provisioned-IOPS volumes: set `volume_iops` (100 to {}).",
@@ -1250,8 +1252,8 @@ mod tests {
     #[test]
     fn iops_and_throughput() {
         let cfg = |pairs: &[(&str, Value)]| with(pairs);
-        fails_at(&cfg(&[("volume_type", "io1".into())]), "volume_iops");
-        fails_at(&cfg(&[("volume_type", "io2".into())]), "volume_iops");
+        fails_at(&cfg(&[("volume_type", "io1".into())]), "volume_type");
+        fails_at(&cfg(&[("volume_type", "io2".into())]), "volume_type");
         fails_at(
             &cfg(&[("volume_type", "gp2".into()), ("volume_iops", 3000.into())]),
             "volume_iops",
