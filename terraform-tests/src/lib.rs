@@ -1,0 +1,83 @@
+//! Terratest-style acceptance tests for terraform-provider-autoheal.
+//!
+//! The tests in `tests/` drive the real Terraform CLI (1.0.3, and a newer version when the
+//! machine has one) against the provider installed in the local filesystem mirror, and talk to
+//! the provider binary over gRPC directly the way Terraform does. Everything they need is
+//! described by `.tools/env.sh`, which `tools/install-tools` and `tools/install-provider`
+//! write; `tools/test` sources it before running `cargo test`.
+//!
+//! * [`terraform`]: run Terraform commands in a throwaway copy of an example directory.
+//! * [`plugin_client`]: start the provider like Terraform does (go-plugin handshake, AutoMTLS)
+//!   and get gRPC clients for it.
+//! * [`connection_counter`]: a loopback TCP listener that stands in for every AWS endpoint and
+//!   counts the connections made to it, to prove that a command made no AWS call.
+//! * [`output`]: read Terraform's diagnostics and plan text.
+//! * [`process`]: run a command with a timeout and capture its output.
+
+pub mod connection_counter;
+pub mod output;
+pub mod plugin_client;
+pub mod process;
+pub mod terraform;
+
+use std::path::PathBuf;
+
+pub use connection_counter::ConnectionCounter;
+pub use terraform::{
+    terraform_versions, CommandOutput, DestroyGuard, Options, Terraform, TerraformBinary,
+};
+
+/// The provider's source address, as Terraform spells it in `providers schema -json`.
+pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/autoheal/autoheal";
+/// The provider's short source address, as users write it in `required_providers`.
+pub const PROVIDER_SOURCE: &str = "autoheal/autoheal";
+/// The only resource type the provider offers.
+pub const RESOURCE_TYPE: &str = "autoheal_instance";
+
+/// What to tell someone who ran `cargo test` without the environment the tests need.
+pub const SETUP_HINT: &str = "run the tests through tools/test, or run \
+     `tools/install-tools && tools/install-provider && . .tools/env.sh` first";
+
+/// The root of the repository (the workspace).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("terraform-tests lives inside the workspace")
+        .to_path_buf()
+}
+
+/// `examples/<name>` in the repository. Tests never run Terraform in there: [`Terraform::new`]
+/// copies the directory first.
+pub fn example_dir(name: &str) -> PathBuf {
+    let dir = workspace_root().join("examples").join(name);
+    assert!(
+        dir.join("main.tf").is_file(),
+        "{} has no main.tf",
+        dir.display()
+    );
+    dir
+}
+
+/// The provider binary that `tools/install-provider` published to the filesystem mirror, i.e.
+/// exactly what Terraform runs (`AUTOHEAL_PROVIDER` in `.tools/env.sh`).
+pub fn provider_binary() -> PathBuf {
+    let path = std::env::var_os("AUTOHEAL_PROVIDER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("AUTOHEAL_PROVIDER is not set: {SETUP_HINT}"));
+    assert!(
+        path.is_file(),
+        "AUTOHEAL_PROVIDER={} does not exist: {SETUP_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// The provider version in the mirror (`AUTOHEAL_PROVIDER_VERSION`, written by
+/// `tools/install-provider`), or the crate's version.
+pub fn provider_version() -> String {
+    std::env::var("AUTOHEAL_PROVIDER_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+}

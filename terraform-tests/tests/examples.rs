@@ -1,0 +1,187 @@
+//! The examples in examples/, with every Terraform version: `init` installs the provider
+//! offline from the filesystem mirror, `validate` accepts them, and `plan` shows what a user
+//! would see. No AWS account is involved: every AWS endpoint points at a local listener.
+
+use terraform_tests::output::planned_attribute;
+use terraform_tests::{
+    example_dir, provider_version, terraform_versions, CommandOutput, ConnectionCounter, Options,
+    Terraform, TerraformBinary, PROVIDER_SOURCE,
+};
+
+/// The example's options for this Terraform, with AWS pointed at `counter`.
+fn options(tf: &TerraformBinary, example: &str, counter: &ConnectionCounter) -> Options {
+    tf.options(example_dir(example))
+        .with_envs(counter.aws_env())
+}
+
+/// `terraform init`, checking that the provider came from the mirror.
+fn init(tf: &TerraformBinary, terraform: &Terraform) -> CommandOutput {
+    let init = terraform
+        .init()
+        .unwrap_or_else(|e| panic!("{}: init failed: {e:#}", tf.name));
+    let installed = format!("Installed {PROVIDER_SOURCE} v{}", provider_version());
+    assert!(
+        init.stdout.contains(&installed),
+        "{}: init should report {installed:?} (from the filesystem mirror):\n{init}",
+        tf.name
+    );
+    assert!(
+        init.stdout
+            .contains("Terraform has been successfully initialized!"),
+        "{}: {init}",
+        tf.name
+    );
+    init
+}
+
+/// Asserts that the plan shows `name = value` for the resource.
+fn assert_planned(tf: &TerraformBinary, plan: &CommandOutput, name: &str, value: &str) {
+    let got = planned_attribute(&plan.stdout, name);
+    assert_eq!(
+        got.as_deref(),
+        Some(value),
+        "{}: the plan should show {name} = {value}\n{plan}",
+        tf.name
+    );
+}
+
+#[test]
+fn basic_example_inits_validates_and_plans_a_new_vpc() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}: examples/basic", tf.name);
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(options(&tf, "basic", &counter)).unwrap();
+        init(&tf, &terraform);
+        let validate = terraform
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: validate failed: {e:#}", tf.name));
+        assert!(
+            validate.stdout.contains("The configuration is valid"),
+            "{}: {validate}",
+            tf.name
+        );
+
+        let plan = terraform
+            .plan()
+            .unwrap_or_else(|e| panic!("{}: plan failed: {e:#}", tf.name));
+        assert_eq!(
+            plan.exit_code, 2,
+            "{}: plan must find changes: {plan}",
+            tf.name
+        );
+        assert!(
+            plan.stdout
+                .contains("# autoheal_instance.app will be created"),
+            "{}: {plan}",
+            tf.name
+        );
+        assert!(
+            plan.stdout
+                .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+            "{}: {plan}",
+            tf.name
+        );
+        // What the user wrote.
+        assert_planned(&tf, &plan, "name", "\"demo-app\"");
+        assert_planned(&tf, &plan, "availability_zone", "\"ap-southeast-2a\"");
+        assert_planned(&tf, &plan, "ami", "\"ami-0720cb7af233b0529\"");
+        assert_planned(&tf, &plan, "instance_type", "\"t3.micro\"");
+        // The provider's defaults, filled in at plan time so the user sees them.
+        assert_planned(&tf, &plan, "volume_type", "\"gp3\"");
+        assert_planned(&tf, &plan, "vpc_cidr", "\"10.0.0.0/16\"");
+        assert_planned(&tf, &plan, "subnet_cidr", "\"10.0.1.0/24\"");
+        // IDs that only AWS can tell.
+        for computed in [
+            "vpc_id",
+            "security_group_id",
+            "volume_id",
+            "allocation_id",
+            "public_ip",
+            "instance_id",
+        ] {
+            assert_planned(&tf, &plan, computed, "(known after apply)");
+        }
+        assert!(
+            plan.stdout.contains("Changes to Outputs:"),
+            "{}: {plan}",
+            tf.name
+        );
+        let planning_calls = counter.connections();
+        eprintln!(
+            "{}: planning examples/basic made {planning_calls} AWS connection(s)",
+            tf.name
+        );
+        assert_eq!(
+            planning_calls,
+            0,
+            "{}: planning a new instance needs no AWS call, but these were made: {:?}",
+            tf.name,
+            counter.requests()
+        );
+    }
+}
+
+#[test]
+fn existing_subnet_example_plans_with_the_subnet_and_no_cidrs() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}: examples/existing-subnet", tf.name);
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(
+            options(&tf, "existing-subnet", &counter)
+                .with_var("subnet_id", "subnet-0123456789abcdef0"),
+        )
+        .unwrap();
+        init(&tf, &terraform);
+        terraform
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: validate failed: {e:#}", tf.name));
+        let plan = terraform
+            .plan()
+            .unwrap_or_else(|e| panic!("{}: plan failed: {e:#}", tf.name));
+        assert_eq!(
+            plan.exit_code, 2,
+            "{}: plan must find changes: {plan}",
+            tf.name
+        );
+        assert!(
+            plan.stdout
+                .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+            "{}: {plan}",
+            tf.name
+        );
+        assert_planned(&tf, &plan, "subnet_id", "\"subnet-0123456789abcdef0\"");
+        assert_planned(&tf, &plan, "volume_size", "20");
+        assert_planned(&tf, &plan, "vpc_id", "(known after apply)");
+        // In someone else's subnet the provider creates no network, so the CIDR defaults
+        // for a new VPC must not appear.
+        for default_cidr in ["\"10.0.0.0/16\"", "\"10.0.1.0/24\""] {
+            assert!(
+                !plan.stdout.contains(default_cidr),
+                "{}: with subnet_id the plan should not show the new-VPC default {default_cidr}:\n{plan}",
+                tf.name
+            );
+        }
+    }
+}
+
+#[test]
+fn existing_subnet_example_requires_the_subnet_id() {
+    for tf in terraform_versions() {
+        eprintln!(
+            "=== {}: examples/existing-subnet without subnet_id",
+            tf.name
+        );
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(options(&tf, "existing-subnet", &counter)).unwrap();
+        init(&tf, &terraform);
+        let plan = terraform
+            .plan_expect_error()
+            .unwrap_or_else(|e| panic!("{}: plan without subnet_id must fail: {e:#}", tf.name));
+        assert!(
+            plan.combined().contains("No value for required variable"),
+            "{}: {plan}",
+            tf.name
+        );
+        assert!(plan.combined().contains("subnet_id"), "{}: {plan}", tf.name);
+    }
+}
