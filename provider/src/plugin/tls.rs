@@ -6,11 +6,17 @@
 //! self-signed CA certificate (CA:TRUE) used as the end entity, which WebPKI rejects, and it is
 //! ECDSA P-521/SHA-512, which only the aws-lc-rs crypto provider verifies. Pinning the exact DER
 //! is also the stricter check.
+//!
+//! Why two crypto libraries: everything that needs randomness (our key, the certificate's
+//! signature, the handshake's key exchange) uses ring, because aws-lc seeds its random
+//! generator on first use, which measured 40-65 ms here, on every one of the 3-5 launches
+//! Terraform makes per command. Verifying a signature needs no randomness, so aws-lc does
+//! only that: the P-521 check ring lacks.
 
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{aws_lc_rs, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{aws_lc_rs, ring as ring_provider, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, ServerConfig, SignatureScheme};
@@ -26,7 +32,7 @@ pub struct ServerTls {
 pub fn server_tls(client_cert_pem: &str) -> anyhow::Result<ServerTls> {
     let client_der = parse_single_pem_cert(client_cert_pem)?;
     let (cert_der, key_der) = generate_server_certificate()?;
-    let provider = Arc::new(aws_lc_rs::default_provider());
+    let provider = crypto_provider();
     let verifier = Arc::new(PinnedClientCert {
         pinned: client_der,
         algorithms: provider.signature_verification_algorithms,
@@ -64,7 +70,7 @@ pub fn parse_single_pem_cert(pem: &str) -> anyhow::Result<Vec<u8>> {
 /// (certificate DER, PKCS#8 key DER). P-256 rather than go-plugin's P-521: Terraform trusts
 /// whatever certificate we print, and P-256 keys are generated and used much faster.
 pub fn generate_server_certificate() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let key = RingP256Key::generate()?;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
     params
         .distinguished_name
@@ -88,7 +94,49 @@ pub fn generate_server_certificate() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     params.not_before = (now - std::time::Duration::from_secs(30)).into();
     params.not_after = (now + std::time::Duration::from_secs(60 * 60 * 24 * 30)).into();
     let cert = params.self_signed(&key)?;
-    Ok((cert.der().to_vec(), key.serialize_der()))
+    Ok((cert.der().to_vec(), key.pkcs8))
+}
+
+/// A P-256 key made and used by ring, for rcgen to sign our certificate with. rcgen's own
+/// `KeyPair` would use aws-lc whenever that feature is on anywhere in the workspace (the
+/// tests need it for P-521), and with it aws-lc's slow first random draw.
+struct RingP256Key {
+    pkcs8: Vec<u8>,
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl RingP256Key {
+    fn generate() -> anyhow::Result<Self> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING as ALG};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ALG, &rng)
+            .map_err(|_| anyhow::anyhow!("P-256 key generation failed"))?
+            .as_ref()
+            .to_vec();
+        let key = EcdsaKeyPair::from_pkcs8(&ALG, &pkcs8, &rng)
+            .map_err(|e| anyhow::anyhow!("P-256 key rejected: {e}"))?;
+        Ok(RingP256Key { pkcs8, key, rng })
+    }
+}
+
+impl rcgen::PublicKeyData for RingP256Key {
+    fn der_bytes(&self) -> &[u8] {
+        use ring::signature::KeyPair;
+        self.key.public_key().as_ref()
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RingP256Key {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key
+            .sign(&self.rng, msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RingUnspecified)
+    }
 }
 
 /// Accepts exactly one client certificate, byte for byte, and checks the handshake
@@ -142,9 +190,13 @@ impl ClientCertVerifier for PinnedClientCert {
     }
 }
 
-/// The crypto provider used on both sides of our own tests.
+/// ring's provider with aws-lc's signature verification algorithms (see the module docs).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(aws_lc_rs::default_provider())
+    Arc::new(CryptoProvider {
+        signature_verification_algorithms: aws_lc_rs::default_provider()
+            .signature_verification_algorithms,
+        ..ring_provider::default_provider()
+    })
 }
 
 #[cfg(test)]
@@ -153,7 +205,7 @@ mod tests {
 
     #[test]
     fn p521_sha512_is_verifiable() {
-        let algs = aws_lc_rs::default_provider().signature_verification_algorithms;
+        let algs = crypto_provider().signature_verification_algorithms;
         assert!(algs
             .supported_schemes()
             .contains(&SignatureScheme::ECDSA_NISTP521_SHA512));
