@@ -2,6 +2,7 @@
 //! so building the provider needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    embed_handler_zip();
     let protos = [
         "../proto/tfplugin6.proto",
         "../proto/grpc_controller.proto",
@@ -21,4 +22,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// The attachment Lambda ships inside the provider: tools/build-handler builds it for
+/// provided.al2023 and this embeds the zip. A provider without it could not stand up the
+/// pattern, so a missing or implausible zip stops the build here, with the fix, rather than
+/// producing a provider that fails at apply.
+fn embed_handler_zip() {
+    println!("cargo:rerun-if-env-changed=AUTOHEAL_HANDLER_ZIP");
+    let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let path = std::env::var_os("AUTOHEAL_HANDLER_ZIP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../target/handler/x86_64/bootstrap.zip"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "\n\nThe attachment Lambda's zip is missing ({}: {e}).\n\
+             The provider embeds it. Build it first with `tools/build-handler` \
+             (tools/test and tools/demo do this), or point AUTOHEAL_HANDLER_ZIP at a \
+             bootstrap zip built for provided.al2023.\n\n",
+            path.display()
+        )
+    });
+    // A real handler is megabytes; a local-file-header magic and a plausible size rule out
+    // an empty or placeholder file.
+    if !bytes.starts_with(b"PK\x03\x04") || bytes.len() < 100_000 {
+        panic!(
+            "\n\n{} is not a plausible handler zip ({} bytes). Rebuild it with \
+             `tools/build-handler`.\n\n",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let abs = path.canonicalize().expect("handler zip path");
+    println!("cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_X86_64={}", abs.display());
 }

@@ -1,0 +1,347 @@
+//! The EventBridge event the function is invoked with, and the decision whether to act on it.
+//!
+//! Auto Scaling sends "EC2 Instance-launch Lifecycle Action" events (source `aws.autoscaling`)
+//! when a launch hook puts an instance into `Pending:Wait`:
+//!
+//! ```json
+//! { "version": "0", "id": "…", "detail-type": "EC2 Instance-launch Lifecycle Action",
+//!   "source": "aws.autoscaling", "account": "123456789012", "time": "2024-05-01T12:00:00Z",
+//!   "region": "eu-west-1", "resources": ["arn:aws:autoscaling:…"],
+//!   "detail": { "LifecycleActionToken": "…", "AutoScalingGroupName": "…",
+//!               "LifecycleHookName": "…", "EC2InstanceId": "i-…",
+//!               "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+//!               "Origin": "EC2", "Destination": "AutoScalingGroup" } }
+//! ```
+//!
+//! [`classify`] makes no AWS call: anything that is not a launch of our group through our hook
+//! is refused with a reason (logged by the caller); anything malformed is an error.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::deadline::parse_rfc3339_ms;
+use crate::settings::{is_ec2_id, Settings};
+
+pub const SOURCE: &str = "aws.autoscaling";
+pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
+pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+/// Launches into a warm pool have this other destination; they are not served here.
+pub const DESTINATION_GROUP: &str = "AutoScalingGroup";
+
+/// The EventBridge envelope; `detail` is parsed only once source and type are ours.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    pub source: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub detail: Value,
+}
+
+/// `detail` of a lifecycle action event.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleDetail {
+    pub lifecycle_action_token: String,
+    pub auto_scaling_group_name: String,
+    pub lifecycle_hook_name: String,
+    #[serde(rename = "EC2InstanceId")]
+    pub ec2_instance_id: String,
+    pub lifecycle_transition: String,
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+/// A launch this function must heal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchAction {
+    pub instance_id: String,
+    pub token: String,
+    pub group_name: String,
+    pub hook_name: String,
+    /// When Auto Scaling emitted the event (≈ when the hook's timer started), if known.
+    pub event_time_ms: Option<u64>,
+    pub event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classification {
+    Accept(LaunchAction),
+    Refuse(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is not valid JSON: {0}")]
+    Json(String),
+    #[error("the event is not an EventBridge event: {0}")]
+    Envelope(String),
+    #[error("the lifecycle action detail is malformed: {0}")]
+    Detail(String),
+    #[error("the event's EC2InstanceId {0:?} is not an instance id")]
+    InstanceId(String),
+    #[error("the event has an empty LifecycleActionToken")]
+    Token,
+}
+
+/// Parses `text` as JSON, then [`classify`]s it.
+pub fn classify_json(text: &str, settings: &Settings) -> Result<Classification, EventError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))?;
+    classify(&value, settings)
+}
+
+/// Decides whether `event` is a launch of our group through our hook.
+pub fn classify(event: &Value, settings: &Settings) -> Result<Classification, EventError> {
+    let envelope = Envelope::deserialize(event).map_err(|e| EventError::Envelope(e.to_string()))?;
+    if envelope.source != SOURCE {
+        return Ok(Classification::Refuse(format!(
+            "source {:?} is not {SOURCE:?}",
+            envelope.source
+        )));
+    }
+    if envelope.detail_type != LAUNCH_DETAIL_TYPE {
+        return Ok(Classification::Refuse(format!(
+            "detail-type {:?} is not {LAUNCH_DETAIL_TYPE:?}",
+            envelope.detail_type
+        )));
+    }
+    let detail = LifecycleDetail::deserialize(&envelope.detail)
+        .map_err(|e| EventError::Detail(e.to_string()))?;
+    if detail.auto_scaling_group_name != settings.group_name {
+        return Ok(Classification::Refuse(format!(
+            "group {:?} is not this function's group {:?}",
+            detail.auto_scaling_group_name, settings.group_name
+        )));
+    }
+    if detail.lifecycle_hook_name != settings.hook_name {
+        return Ok(Classification::Refuse(format!(
+            "hook {:?} is not this function's hook {:?}",
+            detail.lifecycle_hook_name, settings.hook_name
+        )));
+    }
+    if detail.lifecycle_transition != LAUNCHING {
+        return Ok(Classification::Refuse(format!(
+            "transition {:?} is not {LAUNCHING:?}",
+            detail.lifecycle_transition
+        )));
+    }
+    if let Some(dest) = detail.destination.as_deref() {
+        if dest != DESTINATION_GROUP {
+            return Ok(Classification::Refuse(format!(
+                "destination {dest:?} is not {DESTINATION_GROUP:?} (warm pools are not served)"
+            )));
+        }
+    }
+    if !is_ec2_id(&detail.ec2_instance_id, "i-") {
+        return Err(EventError::InstanceId(detail.ec2_instance_id));
+    }
+    if detail.lifecycle_action_token.trim().is_empty() {
+        return Err(EventError::Token);
+    }
+    Ok(Classification::Accept(LaunchAction {
+        instance_id: detail.ec2_instance_id,
+        token: detail.lifecycle_action_token,
+        group_name: detail.auto_scaling_group_name,
+        hook_name: detail.lifecycle_hook_name,
+        event_time_ms: envelope.time.as_deref().and_then(parse_rfc3339_ms),
+        event_id: envelope.id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings() -> Settings {
+        Settings {
+            volume_id: "vol-0123abcd".into(),
+            allocation_id: "eipalloc-0123abcd".into(),
+            device_name: "/dev/sdf".into(),
+            group_name: "web".into(),
+            hook_name: "web-launch".into(),
+            hook_timeout: None,
+        }
+    }
+
+    fn launch() -> Value {
+        json!({
+            "version": "0",
+            "id": "12345678-1234-1234-1234-123456789012",
+            "detail-type": "EC2 Instance-launch Lifecycle Action",
+            "source": "aws.autoscaling",
+            "account": "123456789012",
+            "time": "2024-05-01T12:00:00Z",
+            "region": "eu-west-1",
+            "resources": ["arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:x"],
+            "detail": {
+                "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
+                "AutoScalingGroupName": "web",
+                "LifecycleHookName": "web-launch",
+                "EC2InstanceId": "i-0123456789abcdef0",
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "NotificationMetadata": "x",
+                "Origin": "EC2",
+                "Destination": "AutoScalingGroup"
+            }
+        })
+    }
+
+    fn with(path: &[&str], value: Value) -> Value {
+        let mut event = launch();
+        let mut at = &mut event;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+        event
+    }
+
+    fn refused(event: &Value) -> String {
+        match classify(event, &settings()) {
+            Ok(Classification::Refuse(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn own_group_launch_is_accepted() {
+        let Classification::Accept(a) = classify(&launch(), &settings()).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(a.instance_id, "i-0123456789abcdef0");
+        assert_eq!(a.token, "87654321-4321-4321-4321-210987654321");
+        assert_eq!(a.group_name, "web");
+        assert_eq!(a.hook_name, "web-launch");
+        assert_eq!(a.event_time_ms, Some(1_714_564_800_000));
+        assert_eq!(
+            a.event_id.as_deref(),
+            Some("12345678-1234-1234-1234-123456789012")
+        );
+        // Origin/Destination are optional (older events have neither); a warm pool's
+        // instance entering the group (Origin WarmPool) is still a launch into the group.
+        let mut e = launch();
+        e["detail"].as_object_mut().unwrap().remove("Destination");
+        e["detail"].as_object_mut().unwrap().remove("Origin");
+        assert!(matches!(
+            classify(&e, &settings()),
+            Ok(Classification::Accept(_))
+        ));
+        let e = with(&["detail", "Origin"], json!("WarmPool"));
+        assert!(matches!(
+            classify(&e, &settings()),
+            Ok(Classification::Accept(_))
+        ));
+    }
+
+    #[test]
+    fn classification_table() {
+        let cases: &[(&[&str], Value, &str)] = &[
+            (
+                &["detail", "AutoScalingGroupName"],
+                json!("other"),
+                "group \"other\"",
+            ),
+            (&["source"], json!("aws.ec2"), "source \"aws.ec2\""),
+            (&["source"], json!("my.app"), "source"),
+            (
+                &["detail-type"],
+                json!("EC2 Instance-terminate Lifecycle Action"),
+                "detail-type",
+            ),
+            (
+                &["detail-type"],
+                json!("EC2 Instance Launch Successful"),
+                "detail-type",
+            ),
+            (
+                &["detail", "LifecycleTransition"],
+                json!("autoscaling:EC2_INSTANCE_TERMINATING"),
+                "transition",
+            ),
+            (
+                &["detail", "LifecycleHookName"],
+                json!("other-hook"),
+                "hook",
+            ),
+            (&["detail", "Destination"], json!("WarmPool"), "destination"),
+        ];
+        for (path, value, want) in cases {
+            let reason = refused(&with(path, value.clone()));
+            assert!(reason.contains(want), "{path:?}={value}: {reason}");
+        }
+    }
+
+    #[test]
+    fn refusals_do_not_need_a_valid_detail() {
+        // Another source's event is refused on the envelope alone.
+        let e = json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+                       "detail": {"instance-id": "i-0123abcd", "state": "running"}});
+        assert!(refused(&e).contains("source"));
+    }
+
+    #[test]
+    fn malformed_events_are_errors() {
+        let s = settings();
+        assert!(matches!(
+            classify_json("{not json", &s),
+            Err(EventError::Json(_))
+        ));
+        assert!(matches!(classify_json("", &s), Err(EventError::Json(_))));
+        for e in [
+            json!("hello"),
+            json!(null),
+            json!([]),
+            json!({}),
+            json!({"source": 1}),
+        ] {
+            assert!(
+                matches!(classify(&e, &s), Err(EventError::Envelope(_))),
+                "{e}"
+            );
+        }
+        let mut no_token = launch();
+        no_token["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("LifecycleActionToken");
+        assert!(matches!(
+            classify(&no_token, &s),
+            Err(EventError::Detail(_))
+        ));
+        let no_detail = with(&["detail"], json!(null));
+        assert!(matches!(
+            classify(&no_detail, &s),
+            Err(EventError::Detail(_))
+        ));
+        let bad_instance = with(&["detail", "EC2InstanceId"], json!("i-XYZ; rm -rf"));
+        assert!(matches!(
+            classify(&bad_instance, &s),
+            Err(EventError::InstanceId(_))
+        ));
+        let number_instance = with(&["detail", "EC2InstanceId"], json!(42));
+        assert!(matches!(
+            classify(&number_instance, &s),
+            Err(EventError::Detail(_))
+        ));
+        let blank_token = with(&["detail", "LifecycleActionToken"], json!("  "));
+        assert_eq!(classify(&blank_token, &s), Err(EventError::Token));
+        let text = classify_json("{not json", &s).unwrap_err().to_string();
+        assert!(text.contains("not valid JSON"), "{text}");
+    }
+
+    #[test]
+    fn unparsable_time_is_unknown_not_an_error() {
+        let e = with(&["time"], json!("yesterday"));
+        let Classification::Accept(a) = classify(&e, &settings()).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(a.event_time_ms, None);
+    }
+}

@@ -1,0 +1,155 @@
+//! One invocation: classify the event, heal if it is ours, write the metric line, answer.
+
+use std::time::{Instant, SystemTime};
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{json, Map, Value};
+use tracing::{error, info, info_span, Instrument};
+
+use crate::deadline::{deadline_instant, epoch_ms};
+use crate::event::{classify, Classification, EventError};
+use crate::heal::{HealReport, Healer};
+use crate::metrics::{self, Outcome, Record};
+
+/// An invocation that failed. Lambda reports it (and, for EventBridge's asynchronous
+/// invocations, retries the event: harmless, the heal is idempotent).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("could not complete the lifecycle action of {instance}: {reason}")]
+    Completion { instance: String, reason: String },
+}
+
+impl HandlerError {
+    /// `errorType` in Lambda's error report (instead of a Rust type name).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Event(_) => "Autoheal.MalformedEvent",
+            HandlerError::Completion { .. } => "Autoheal.CompletionFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl Healer {
+    /// The Lambda entry point: the deadline comes from the invocation's context.
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let deadline = deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
+        // Boxed: the SDK's futures nest deeply, and inlining them all into the runtime's
+        // future overflows the compiler's layout query depth.
+        Box::pin(self.handle(&event.payload, deadline, &event.context.request_id)).await
+    }
+
+    /// Handles `payload` before `deadline`: the whole invocation minus the Lambda runtime, so
+    /// tests can drive it directly.
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        deadline: Instant,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
+        let started = Instant::now();
+        let group = self.settings.group_name.as_str();
+        let record = |outcome, heal_seconds, properties| Record {
+            timestamp_ms: epoch_ms(SystemTime::now()),
+            group_name: group,
+            outcome,
+            heal_seconds,
+            properties,
+        };
+        let action = match classify(payload, &self.settings) {
+            Ok(Classification::Accept(action)) => action,
+            Ok(Classification::Refuse(reason)) => {
+                info!(request_id, reason = %reason, "event refused: not a launch of this group through this hook");
+                metrics::emit(&record(
+                    Outcome::Refused,
+                    None,
+                    vec![("requestId", json!(request_id)), ("reason", json!(reason))],
+                ));
+                return Ok(json!({"outcome": Outcome::Refused.as_str(), "reason": reason}));
+            }
+            Err(e) => {
+                error!(request_id, error = %e, "malformed event");
+                metrics::emit(&record(
+                    Outcome::Malformed,
+                    None,
+                    vec![
+                        ("requestId", json!(request_id)),
+                        ("reason", json!(e.to_string())),
+                    ],
+                ));
+                return Err(e.into());
+            }
+        };
+        let span = info_span!(
+            "heal",
+            request_id,
+            instance = %action.instance_id,
+            volume = %self.settings.volume_id,
+            allocation = %self.settings.allocation_id,
+        );
+        let report = async {
+            info!(event_id = action.event_id.as_deref(), "healing launch");
+            let report = self.heal(&action, deadline).await;
+            info!(
+                outcome = report.outcome.as_str(),
+                reason = report.reason.as_deref(),
+                total_ms = started.elapsed().as_millis() as u64,
+                "heal finished"
+            );
+            report
+        }
+        .instrument(span)
+        .await;
+        let heal_seconds = started.elapsed().as_secs_f64();
+        let response = self.response(&action.instance_id, &report, heal_seconds);
+        let properties = ["instance", "volume", "allocation", "reason", "publicIp"]
+            .into_iter()
+            .map(|k| (k, response.get(k).cloned().unwrap_or(Value::Null)))
+            .chain([
+                ("requestId", json!(request_id)),
+                // Also for failures, which the HealSeconds metric leaves out.
+                (
+                    "elapsedSeconds",
+                    json!((heal_seconds * 1000.0).round() / 1000.0),
+                ),
+            ])
+            .collect();
+        let metric_seconds = report.outcome.healed().then_some(heal_seconds);
+        metrics::emit(&record(report.outcome, metric_seconds, properties));
+        if report.outcome == Outcome::CompletionFailed {
+            return Err(HandlerError::Completion {
+                instance: action.instance_id,
+                reason: report.reason.unwrap_or_default(),
+            });
+        }
+        Ok(response)
+    }
+
+    fn response(&self, instance: &str, report: &HealReport, heal_seconds: f64) -> Value {
+        let steps: Map<String, Value> = report
+            .steps
+            .iter()
+            .map(|(name, took)| (name.to_string(), json!(took.as_millis() as u64)))
+            .collect();
+        json!({
+            "outcome": report.outcome.as_str(),
+            "instance": instance,
+            "volume": self.settings.volume_id,
+            "allocation": self.settings.allocation_id,
+            "publicIp": report.public_ip,
+            "reason": report.reason,
+            "stepsMs": steps,
+            "healSeconds": heal_seconds,
+        })
+    }
+}

@@ -1,0 +1,582 @@
+//! The heal of one launch: wait for the instance to run, check it belongs to the group,
+//! attach the data volume, associate the Elastic IP, complete the lifecycle action.
+//!
+//! Every decision is made by `decide.rs` from facts `aws.rs` observed; this file only
+//! sequences the calls, waits with [`Backoff`] inside the invocation's deadline, retries
+//! throttling/5xx, and keeps the lifecycle hook alive with heartbeats when the work may outlast
+//! it. Nothing mutating (attach, associate, heartbeat, complete) is ever called for an instance
+//! not confirmed to be in the group.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{error, info, warn};
+
+use crate::aws::{self, ActionRef, Clients};
+use crate::backoff::Backoff;
+use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
+use crate::decide::{
+    instance_step, membership_from_group, membership_from_tag, next_address_action,
+    next_volume_action, AddressAction, Failure, Holder, InstanceStep, LifecycleResult, Membership,
+    Target, VolumeAction,
+};
+use crate::errors::{classify, AwsError, ErrorKind};
+use crate::event::LaunchAction;
+use crate::metrics::Outcome;
+use crate::settings::Settings;
+
+/// How long a just-launched instance may stay invisible to DescribeInstances before the id is
+/// treated as bogus (EC2 is eventually consistent, but not for this long).
+pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(20);
+/// Used when the hook's timeout cannot be read: the smallest AWS allows, so heartbeats are
+/// sent early rather than late.
+pub const FALLBACK_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Re-associations tolerated when something else keeps moving the address away.
+const MAX_ASSOCIATIONS: u32 = 3;
+
+/// What a heal did, for the logs, the metric and the function's response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealReport {
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub public_ip: Option<String>,
+    /// Each finished step and how long it took.
+    pub steps: Vec<(&'static str, Duration)>,
+}
+
+/// The function's state across invocations: clients and settings (built once at init) and the
+/// hook timeout once read.
+#[derive(Debug)]
+pub struct Healer {
+    pub clients: Clients,
+    pub settings: Settings,
+    hook_timeout: OnceLock<Duration>,
+}
+
+/// Why the heal stopped before CONTINUE.
+#[derive(Debug)]
+enum Stop {
+    /// Give up: ABANDON (if the instance was confirmed a member).
+    Abandon(Failure),
+    /// Not ours: no call at all.
+    NotMember(String),
+    /// The lifecycle action vanished (heartbeat said so): nothing left to complete.
+    ActionGone,
+}
+
+/// A call that failed for good, or ran out of time while retrying.
+#[derive(Debug)]
+enum CallError {
+    Aws(AwsError, ErrorKind),
+    OutOfTime(Option<AwsError>),
+}
+
+impl CallError {
+    fn failure(self, doing: &str) -> Failure {
+        match self {
+            CallError::Aws(e, _) => Failure::new(format!("{doing}: {e}")),
+            CallError::OutOfTime(Some(e)) => {
+                Failure::new(format!("{doing}: out of time retrying; last error {e}"))
+            }
+            CallError::OutOfTime(None) => Failure::new(format!("{doing}: out of time")),
+        }
+    }
+
+    fn stop(self, doing: &str) -> Stop {
+        Stop::Abandon(self.failure(doing))
+    }
+}
+
+/// Calls `f` until it succeeds, fails with something other than throttling/5xx/transport
+/// trouble, or the deadline comes. Each attempt is cut off at the deadline.
+async fn call<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let mut backoff = Backoff::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(CallError::OutOfTime(None));
+        }
+        let err = match tokio::time::timeout(remaining, f()).await {
+            Err(_) => return Err(CallError::OutOfTime(None)),
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+        };
+        let kind = classify(&err);
+        if kind != ErrorKind::Retry {
+            return Err(CallError::Aws(err, kind));
+        }
+        match sleep_within(Instant::now(), deadline, backoff.next_delay()) {
+            Some(delay) => {
+                warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+            None => return Err(CallError::OutOfTime(Some(err))),
+        }
+    }
+}
+
+/// One heal's progress.
+struct Run<'a> {
+    action: &'a LaunchAction,
+    started: Instant,
+    /// For waits and the heal's own calls; the rest of the invocation is kept for ABANDON.
+    work_deadline: Instant,
+    /// The invocation's deadline.
+    deadline: Instant,
+    /// Confirmed to be an instance of the group: only then are mutating calls allowed.
+    member: bool,
+    hook_timeout: Option<Duration>,
+    hook_expires: Option<Instant>,
+    heartbeats_off: bool,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl<'a> Run<'a> {
+    /// Borrows the event, not the run, so the run stays mutable around the call.
+    fn action_ref(&self) -> ActionRef<'a> {
+        let a: &'a LaunchAction = self.action;
+        ActionRef {
+            group: &a.group_name,
+            hook: &a.hook_name,
+            token: &a.token,
+            instance_id: &a.instance_id,
+        }
+    }
+
+    fn step_done(&mut self, step: &'static str, since: Instant, message: &str) {
+        let took = since.elapsed();
+        self.steps.push((step, took));
+        info!(step, duration_ms = took.as_millis() as u64, "{message}");
+    }
+}
+
+impl Healer {
+    pub fn new(clients: Clients, settings: Settings) -> Healer {
+        Healer {
+            clients,
+            settings,
+            hook_timeout: OnceLock::new(),
+        }
+    }
+
+    /// Heals the launch `action` before `deadline` (the invocation's). Never panics and always
+    /// ends with a report; `Outcome::CompletionFailed` is the only one worth an invocation
+    /// error (a retry of the event may then complete it).
+    pub async fn heal(&self, action: &LaunchAction, deadline: Instant) -> HealReport {
+        let now = Instant::now();
+        let mut run = Run {
+            action,
+            started: now,
+            work_deadline: work_deadline(now, deadline),
+            deadline,
+            member: false,
+            hook_timeout: None,
+            hook_expires: None,
+            heartbeats_off: false,
+            steps: Vec::new(),
+        };
+        let result = self.heal_steps(&mut run).await;
+        let (outcome, reason, public_ip) = match result {
+            Ok(public_ip) => match self.complete(&mut run, LifecycleResult::Continue).await {
+                Ok(true) => (Outcome::Healed, None, public_ip),
+                Ok(false) => (
+                    Outcome::AlreadyCompleted,
+                    Some("the lifecycle action was already completed (a repeated event)".into()),
+                    public_ip,
+                ),
+                Err(e) => (Outcome::CompletionFailed, Some(e), public_ip),
+            },
+            Err(Stop::Abandon(f)) if !run.member => {
+                // Never confirmed as ours: no ABANDON either. The hook's timeout applies.
+                error!(reason = %f.reason, "heal failed before the instance was confirmed; not completing");
+                (Outcome::Failed, Some(f.reason), None)
+            }
+            Err(Stop::Abandon(f)) => {
+                error!(reason = %f.reason, "abandoning: the group will replace the instance");
+                match self.complete(&mut run, LifecycleResult::Abandon).await {
+                    Ok(_) => (Outcome::Abandoned, Some(f.reason), None),
+                    Err(e) => (
+                        Outcome::CompletionFailed,
+                        Some(format!("{}; then {e}", f.reason)),
+                        None,
+                    ),
+                }
+            }
+            Err(Stop::NotMember(reason)) => {
+                warn!(reason = %reason, "instance is not in this function's group: nothing done");
+                (Outcome::NotMember, Some(reason), None)
+            }
+            Err(Stop::ActionGone) => {
+                warn!("the lifecycle action is gone (timed out or completed elsewhere): stopping");
+                (
+                    Outcome::ActionGone,
+                    Some("no active lifecycle action any more".into()),
+                    None,
+                )
+            }
+        };
+        HealReport {
+            outcome,
+            reason,
+            public_ip,
+            steps: run.steps,
+        }
+    }
+
+    async fn heal_steps(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
+        let t = Instant::now();
+        let zone = self.wait_running(run).await?;
+        run.step_done("wait_running", t, "instance is running and in the group");
+
+        let target = Target {
+            instance_id: run.action.instance_id.clone(),
+            availability_zone: zone,
+        };
+        let t = Instant::now();
+        self.ensure_volume(run, &target).await?;
+        run.step_done("attach_volume", t, "volume attached");
+
+        let t = Instant::now();
+        let public_ip = self.ensure_address(run).await?;
+        run.step_done("associate_address", t, "address associated");
+        Ok(public_ip)
+    }
+
+    /// Polls the instance until it runs; checks membership on the first sight of it.
+    /// Returns its availability zone.
+    async fn wait_running(&self, run: &mut Run<'_>) -> Result<String, Stop> {
+        let ec2 = &self.clients.ec2;
+        let id = run.action.instance_id.as_str();
+        let give_up_unseen = (run.started + NOT_FOUND_GRACE).min(run.work_deadline);
+        let mut backoff = Backoff::new();
+        loop {
+            let waiting_for =
+                match call(run.work_deadline, || aws::describe_instance(ec2, id)).await {
+                    Ok(Some(facts)) => {
+                        if !run.member {
+                            self.check_membership(run, facts.group_tag.as_deref())
+                                .await?;
+                            run.member = true;
+                        }
+                        match instance_step(id, &facts.state) {
+                            InstanceStep::Ready => {
+                                return facts.availability_zone.ok_or_else(|| {
+                                    Stop::Abandon(Failure::new(format!(
+                                        "instance {id} has no availability zone"
+                                    )))
+                                })
+                            }
+                            InstanceStep::Abandon(f) => return Err(Stop::Abandon(f)),
+                            InstanceStep::Wait => {
+                                format!("instance {id} to run (it is {})", facts.state)
+                            }
+                        }
+                    }
+                    Ok(None) | Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => {
+                        if !run.member && Instant::now() >= give_up_unseen {
+                            return Err(Stop::NotMember(format!(
+                                "instance {id} is unknown to EC2 {}s after the invocation started",
+                                NOT_FOUND_GRACE.as_secs()
+                            )));
+                        }
+                        format!("instance {id} to be visible")
+                    }
+                    Err(e) => return Err(e.stop("describing the new instance")),
+                };
+            self.pause(run, &mut backoff, &waiting_for).await?;
+        }
+    }
+
+    async fn check_membership(&self, run: &Run<'_>, tag: Option<&str>) -> Result<(), Stop> {
+        let group = self.settings.group_name.as_str();
+        let id = run.action.instance_id.as_str();
+        let membership = match membership_from_tag(tag, group) {
+            Membership::Unknown => {
+                let asg = &self.clients.autoscaling;
+                match call(run.work_deadline, || aws::instance_group(asg, id)).await {
+                    Ok(actual) => membership_from_group(actual.as_deref(), group),
+                    Err(e) => return Err(e.stop("checking the instance's group")),
+                }
+            }
+            known => known,
+        };
+        match membership {
+            Membership::Member => Ok(()),
+            Membership::NotMember(reason) => Err(Stop::NotMember(reason)),
+            Membership::Unknown => Err(Stop::NotMember("membership unknown".into())),
+        }
+    }
+
+    async fn ensure_volume(&self, run: &mut Run<'_>, target: &Target) -> Result<(), Stop> {
+        let ec2 = &self.clients.ec2;
+        let volume_id = self.settings.volume_id.as_str();
+        let device = self.settings.device_name.as_str();
+        let mut backoff = Backoff::new();
+        let mut last_wait = String::new();
+        loop {
+            let facts = call(run.work_deadline, || aws::describe_volume(ec2, volume_id))
+                .await
+                .map_err(|e| e.stop("describing the volume"))?;
+            let mut holder: Option<Holder> = None;
+            let action = loop {
+                match next_volume_action(&facts, target, holder.as_ref()) {
+                    VolumeAction::CheckHolder(holder_id) if holder.is_none() => {
+                        let state = match call(run.work_deadline, || {
+                            aws::describe_instance(ec2, &holder_id)
+                        })
+                        .await
+                        {
+                            Ok(facts) => facts.map(|f| f.state),
+                            Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => None,
+                            Err(e) => {
+                                return Err(e.stop("describing the instance holding the volume"))
+                            }
+                        };
+                        holder = Some(Holder {
+                            instance_id: holder_id,
+                            state,
+                        });
+                    }
+                    other => break other,
+                }
+            };
+            match action {
+                VolumeAction::AttachedHere => return Ok(()),
+                VolumeAction::Attach => {
+                    let t = Instant::now();
+                    match call(run.work_deadline, || {
+                        aws::attach_volume(ec2, volume_id, &target.instance_id, device)
+                    })
+                    .await
+                    {
+                        Ok(()) => info!(
+                            step = "attach_call",
+                            device,
+                            duration_ms = t.elapsed().as_millis() as u64,
+                            "AttachVolume accepted"
+                        ),
+                        // Someone else (a concurrent delivery) got there first, or the state
+                        // moved: look again.
+                        Err(CallError::Aws(e, ErrorKind::Conflict)) => {
+                            info!(error = %e, "AttachVolume conflicted; observing again")
+                        }
+                        Err(e) => return Err(e.stop("attaching the volume")),
+                    }
+                    last_wait = "the attachment to complete".into();
+                }
+                VolumeAction::Wait(why) => {
+                    if why != last_wait {
+                        info!(waiting_for = %why, "waiting on the volume");
+                    }
+                    last_wait = why;
+                }
+                VolumeAction::CheckHolder(id) => {
+                    // Only after a lookup that did not settle it: treat as still held.
+                    last_wait = format!("instance {id} to release the volume");
+                }
+                VolumeAction::Abandon(f) => return Err(Stop::Abandon(f)),
+            }
+            self.pause(
+                run,
+                &mut backoff,
+                &format!("volume {volume_id}: {last_wait}"),
+            )
+            .await?;
+        }
+    }
+
+    async fn ensure_address(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
+        let ec2 = &self.clients.ec2;
+        let allocation_id = self.settings.allocation_id.as_str();
+        let id = run.action.instance_id.clone();
+        let describe = || aws::describe_address(ec2, allocation_id);
+        let facts = call(run.work_deadline, describe)
+            .await
+            .map_err(|e| e.stop("describing the address"))?;
+        if next_address_action(&facts, &id) == AddressAction::AssociatedHere {
+            info!(
+                public_ip = facts.public_ip.as_deref(),
+                "address already associated here"
+            );
+            return Ok(facts.public_ip);
+        }
+        let mut backoff = Backoff::new();
+        for attempt in 1..=MAX_ASSOCIATIONS {
+            info!(
+                previous_instance = facts.instance_id.as_deref(),
+                attempt, "associating the address"
+            );
+            match call(run.work_deadline, || {
+                aws::associate_address(ec2, allocation_id, &id)
+            })
+            .await
+            {
+                Ok(association) => info!(
+                    association = association.as_deref(),
+                    "AssociateAddress accepted"
+                ),
+                Err(CallError::Aws(e, ErrorKind::Conflict)) => {
+                    info!(error = %e, "AssociateAddress conflicted; observing again")
+                }
+                Err(e) => return Err(e.stop("associating the address")),
+            }
+            // Verify: a reassociation can silently move the address again.
+            loop {
+                let now = call(run.work_deadline, describe)
+                    .await
+                    .map_err(|e| e.stop("verifying the address"))?;
+                match now.instance_id.as_deref() {
+                    Some(i) if i == id => return Ok(now.public_ip),
+                    Some(other) => {
+                        warn!(
+                            now_at = other,
+                            "the address moved to another instance; associating again"
+                        );
+                        break;
+                    }
+                    None => {
+                        self.pause(run, &mut backoff, "the address association to show")
+                            .await?
+                    }
+                }
+            }
+        }
+        Err(Stop::Abandon(Failure::new(format!(
+            "address {allocation_id} kept moving to other instances after {MAX_ASSOCIATIONS} associations"
+        ))))
+    }
+
+    /// Sleeps the next backoff delay if the work deadline allows it (else gives up), sending a
+    /// heartbeat first when the hook could expire before the work is done.
+    async fn pause(
+        &self,
+        run: &mut Run<'_>,
+        backoff: &mut Backoff,
+        waiting_for: &str,
+    ) -> Result<(), Stop> {
+        let Some(delay) = sleep_within(Instant::now(), run.work_deadline, backoff.next_delay())
+        else {
+            return Err(Stop::Abandon(Failure::new(format!(
+                "out of time after {:.1}s waiting for {waiting_for}",
+                run.started.elapsed().as_secs_f64()
+            ))));
+        };
+        if run.member {
+            self.maybe_heartbeat(run).await?;
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    async fn maybe_heartbeat(&self, run: &mut Run<'_>) -> Result<(), Stop> {
+        if run.heartbeats_off {
+            return Ok(());
+        }
+        let timeout = self.hook_timeout(run).await;
+        let now = Instant::now();
+        let expires = *run.hook_expires.get_or_insert_with(|| {
+            now + hook_remaining(
+                run.action.event_time_ms,
+                timeout,
+                epoch_ms(SystemTime::now()),
+            )
+        });
+        let hook_left = expires.saturating_duration_since(now);
+        let work_left = run.work_deadline.saturating_duration_since(now);
+        if !heartbeat_due(hook_left, work_left, timeout) {
+            return Ok(());
+        }
+        let asg = &self.clients.autoscaling;
+        let action = run.action_ref();
+        match call(run.work_deadline, || aws::heartbeat(asg, action)).await {
+            Ok(()) => {
+                run.hook_expires = Some(now + timeout);
+                info!(
+                    hook_timeout_s = timeout.as_secs(),
+                    "lifecycle heartbeat sent"
+                );
+                Ok(())
+            }
+            Err(CallError::Aws(_, ErrorKind::NoActiveLifecycleAction)) => Err(Stop::ActionGone),
+            Err(e) => {
+                let f = e.failure("RecordLifecycleActionHeartbeat");
+                warn!(error = %f.reason, "heartbeat failed; no more heartbeats in this invocation");
+                run.heartbeats_off = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// The hook's heartbeat timeout: from the settings, else read once per execution
+    /// environment with DescribeLifecycleHooks (falling back to the minimum on failure).
+    async fn hook_timeout(&self, run: &mut Run<'_>) -> Duration {
+        if let Some(t) = self.settings.hook_timeout.or(run.hook_timeout) {
+            return t;
+        }
+        if let Some(t) = self.hook_timeout.get() {
+            return *t;
+        }
+        let asg = &self.clients.autoscaling;
+        let (group, hook) = (&self.settings.group_name, &self.settings.hook_name);
+        let t = match call(run.work_deadline, || aws::hook_timeout(asg, group, hook)).await {
+            Ok(Some(secs)) => {
+                let t = Duration::from_secs(secs);
+                let _ = self.hook_timeout.set(t);
+                t
+            }
+            Ok(None) => {
+                warn!("DescribeLifecycleHooks does not list the hook; assuming a 30 s heartbeat timeout");
+                FALLBACK_HOOK_TIMEOUT
+            }
+            Err(e) => {
+                let f = e.failure("DescribeLifecycleHooks");
+                warn!(error = %f.reason, "cannot read the hook's timeout; assuming 30 s");
+                FALLBACK_HOOK_TIMEOUT
+            }
+        };
+        run.hook_timeout = Some(t);
+        t
+    }
+
+    /// CompleteLifecycleAction. `Ok(true)`: completed now; `Ok(false)`: it was already
+    /// completed (or timed out), which is treated as done, never retried.
+    async fn complete(&self, run: &mut Run<'_>, result: LifecycleResult) -> Result<bool, String> {
+        let t = Instant::now();
+        let asg = &self.clients.autoscaling;
+        let action = run.action_ref();
+        let r = call(run.deadline, || aws::complete(asg, action, result.as_str())).await;
+        let took = t.elapsed();
+        run.steps.push(("complete", took));
+        let duration_ms = took.as_millis() as u64;
+        match r {
+            Ok(()) => {
+                info!(
+                    step = "complete",
+                    result = result.as_str(),
+                    duration_ms,
+                    "lifecycle action completed"
+                );
+                Ok(true)
+            }
+            Err(CallError::Aws(_, ErrorKind::NoActiveLifecycleAction)) => {
+                info!(
+                    step = "complete",
+                    result = result.as_str(),
+                    duration_ms,
+                    "no active lifecycle action: already completed"
+                );
+                Ok(false)
+            }
+            Err(e) => {
+                let f = e.failure(&format!("CompleteLifecycleAction {}", result.as_str()));
+                error!(step = "complete", error = %f.reason, duration_ms, "could not complete the lifecycle action");
+                Err(f.reason)
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The attachment Lambda of the autoheal pattern.
+//!
+//! An Auto Scaling group of one keeps a stateful instance alive; its launch lifecycle hook
+//! holds each new instance in `Pending:Wait` and EventBridge invokes this function with the
+//! "EC2 Instance-launch Lifecycle Action" event. The function then:
+//!
+//! 1. refuses, with a log line and no AWS call, anything but a launch of its group through its
+//!    hook ([`event::classify`]);
+//! 2. waits for the instance to be `running` (backoff from 200 ms, x1.5, capped at 2 s, inside
+//!    the invocation's deadline) and checks it belongs to the group (its
+//!    `aws:autoscaling:groupName` tag, else DescribeAutoScalingInstances): a forged instance id
+//!    gets no mutating call;
+//! 3. attaches the data volume: skipped if already attached there (events arrive at least
+//!    once); waits while the old instance is going away or the volume is detaching; never
+//!    forces it off a live instance (ABANDON instead);
+//! 4. associates the Elastic IP (AllowReassociation) and verifies it with DescribeAddresses;
+//! 5. completes the lifecycle action with CONTINUE; "No active Lifecycle Action found" counts
+//!    as done. Any unrecoverable error (wrong zone, no permission, a live holder, time running
+//!    out) completes it with ABANDON instead, so the group launches a fresh instance.
+//!
+//! Heartbeats (RecordLifecycleActionHeartbeat) keep the hook alive when the work could outlast
+//! its timeout. One CloudWatch EMF line per invocation ([`metrics`]); JSON logs ([`logging`]).
+//!
+//! # Configuration
+//! The environment variables in [`settings`]: `AUTOHEAL_VOLUME_ID`, `AUTOHEAL_ALLOCATION_ID`,
+//! `AUTOHEAL_DEVICE_NAME`, `AUTOHEAL_GROUP_NAME`, `AUTOHEAL_HOOK_NAME`, and optionally
+//! `AUTOHEAL_HOOK_TIMEOUT_SECONDS` (saves a DescribeLifecycleHooks call). A missing or
+//! malformed one fails the function's init, reported through the Runtime API
+//! ([`init_error`]). AWS endpoints, region and credentials load the standard way
+//! (aws-config), so `AWS_ENDPOINT_URL` points the function at a local AWS.
+//!
+//! # IAM
+//! `ec2:DescribeInstances`, `ec2:DescribeVolumes`, `ec2:AttachVolume` (the volume and the
+//! group's instances), `ec2:DescribeAddresses`, `ec2:AssociateAddress`,
+//! `autoscaling:CompleteLifecycleAction`, `autoscaling:RecordLifecycleActionHeartbeat`,
+//! `autoscaling:DescribeAutoScalingInstances` (only used when the instance lacks the group
+//! tag), `autoscaling:DescribeLifecycleHooks` (only without `AUTOHEAL_HOOK_TIMEOUT_SECONDS`).
+//!
+//! # Structure
+//! Decisions are pure functions of observed facts ([`decide`], [`errors`], [`deadline`],
+//! [`backoff`]), unit-tested without AWS; [`aws`] is the thin layer of API calls; [`heal`]
+//! sequences them; [`handler`] is one invocation. [`heal::Healer`] takes its clients and
+//! settings as values, so integration tests build it against any endpoint.
+
+pub mod aws;
+pub mod backoff;
+pub mod deadline;
+pub mod decide;
+pub mod errors;
+pub mod event;
+pub mod handler;
+pub mod heal;
+pub mod init_error;
+pub mod logging;
+pub mod metrics;
+pub mod settings;
+
+pub use aws::Clients;
+pub use handler::HandlerError;
+pub use heal::{HealReport, Healer};
+pub use settings::Settings;

@@ -1,0 +1,334 @@
+//! The function's configuration: environment variables set by the provider when it creates
+//! the Lambda function. Read once at init; a missing or malformed value is an init error
+//! (the function then never handles an event with a half-known configuration).
+
+use std::fmt;
+use std::time::Duration;
+
+/// The EBS data volume to attach (`vol-` and 8 or 17 hex digits).
+pub const AUTOHEAL_VOLUME_ID: &str = "AUTOHEAL_VOLUME_ID";
+/// The Elastic IP's allocation id (`eipalloc-` and 8 or 17 hex digits).
+pub const AUTOHEAL_ALLOCATION_ID: &str = "AUTOHEAL_ALLOCATION_ID";
+/// The device name the volume is attached at (`/dev/sdf`..`/dev/sdz`, `/dev/xvdb`..`/dev/xvdz`).
+pub const AUTOHEAL_DEVICE_NAME: &str = "AUTOHEAL_DEVICE_NAME";
+/// The Auto Scaling group whose launches this function heals; events of other groups are refused.
+pub const AUTOHEAL_GROUP_NAME: &str = "AUTOHEAL_GROUP_NAME";
+/// The launch lifecycle hook this function completes.
+pub const AUTOHEAL_HOOK_NAME: &str = "AUTOHEAL_HOOK_NAME";
+/// Optional: the hook's heartbeat timeout in seconds (30..=7200). When set, the function never
+/// calls DescribeLifecycleHooks; when unset it reads HeartbeatTimeout from there once per
+/// execution environment, the first time it has to wait. Set it to the hook's value.
+pub const AUTOHEAL_HOOK_TIMEOUT_SECONDS: &str = "AUTOHEAL_HOOK_TIMEOUT_SECONDS";
+
+/// Every key the function reads, required ones first.
+pub const ALL_KEYS: [&str; 6] = [
+    AUTOHEAL_VOLUME_ID,
+    AUTOHEAL_ALLOCATION_ID,
+    AUTOHEAL_DEVICE_NAME,
+    AUTOHEAL_GROUP_NAME,
+    AUTOHEAL_HOOK_NAME,
+    AUTOHEAL_HOOK_TIMEOUT_SECONDS,
+];
+
+/// Lifecycle hook heartbeat timeouts AWS accepts, in seconds.
+pub const HOOK_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 30..=7200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub volume_id: String,
+    pub allocation_id: String,
+    pub device_name: String,
+    pub group_name: String,
+    pub hook_name: String,
+    /// `None`: read it from DescribeLifecycleHooks when first needed.
+    pub hook_timeout: Option<Duration>,
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Missing {
+        key: &'static str,
+    },
+    Malformed {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing { key } => write!(f, "{key} is not set (or empty)"),
+            Problem::Malformed {
+                key,
+                value,
+                expected,
+            } => write!(f, "{key}={value:?} is malformed: expected {expected}"),
+        }
+    }
+}
+
+/// All the problems found, so one init error names every variable to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid function configuration: {}", join(.problems))]
+pub struct SettingsError {
+    pub problems: Vec<Problem>,
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        // Lossy: a non-UTF-8 value then fails validation instead of looking unset.
+        Settings::from_lookup(|key| std::env::var_os(key).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Reads and validates through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let mut problems = Vec::new();
+        let mut get =
+            |key: &'static str, check: fn(&str) -> bool, expected: &'static str| match lookup(key)
+                .filter(|v| !v.is_empty())
+            {
+                None => {
+                    problems.push(Problem::Missing { key });
+                    None
+                }
+                Some(value) if !check(&value) => {
+                    problems.push(Problem::Malformed {
+                        key,
+                        value,
+                        expected,
+                    });
+                    None
+                }
+                Some(value) => Some(value),
+            };
+        let volume_id = get(
+            AUTOHEAL_VOLUME_ID,
+            |v| is_ec2_id(v, "vol-"),
+            "\"vol-\" and 8 or 17 lowercase hex digits",
+        );
+        let allocation_id = get(
+            AUTOHEAL_ALLOCATION_ID,
+            |v| is_ec2_id(v, "eipalloc-"),
+            "\"eipalloc-\" and 8 or 17 lowercase hex digits",
+        );
+        let device_name = get(
+            AUTOHEAL_DEVICE_NAME,
+            is_device_name,
+            "/dev/sdf to /dev/sdz or /dev/xvdb to /dev/xvdz",
+        );
+        let group_name = get(
+            AUTOHEAL_GROUP_NAME,
+            is_group_name,
+            "1 to 255 characters, no control characters",
+        );
+        let hook_name = get(
+            AUTOHEAL_HOOK_NAME,
+            is_hook_name,
+            "1 to 255 letters, digits, '-', '_' or '/'",
+        );
+        let hook_timeout = match lookup(AUTOHEAL_HOOK_TIMEOUT_SECONDS).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(value) => match value.parse::<u64>() {
+                Ok(secs) if HOOK_TIMEOUT_RANGE.contains(&secs) => Some(Duration::from_secs(secs)),
+                _ => {
+                    problems.push(Problem::Malformed {
+                        key: AUTOHEAL_HOOK_TIMEOUT_SECONDS,
+                        value,
+                        expected: "whole seconds from 30 to 7200",
+                    });
+                    None
+                }
+            },
+        };
+        match (volume_id, allocation_id, device_name, group_name, hook_name) {
+            (
+                Some(volume_id),
+                Some(allocation_id),
+                Some(device_name),
+                Some(group_name),
+                Some(hook_name),
+            ) if problems.is_empty() => Ok(Settings {
+                volume_id,
+                allocation_id,
+                device_name,
+                group_name,
+                hook_name,
+                hook_timeout,
+            }),
+            _ => Err(SettingsError { problems }),
+        }
+    }
+}
+
+/// `<prefix>` followed by 8 or 17 lowercase hex digits: the form of EC2 ids.
+pub fn is_ec2_id(value: &str, prefix: &str) -> bool {
+    value.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// AWS's recommended EBS data-volume names on Linux; the provider validates the same set.
+pub fn is_device_name(value: &str) -> bool {
+    match (
+        value.strip_prefix("/dev/sd"),
+        value.strip_prefix("/dev/xvd"),
+    ) {
+        (Some(l), _) => l.len() == 1 && ("f"..="z").contains(&l),
+        (_, Some(l)) => l.len() == 1 && ("b"..="z").contains(&l),
+        _ => false,
+    }
+}
+
+fn is_group_name(value: &str) -> bool {
+    (1..=255).contains(&value.chars().count()) && !value.chars().any(char::is_control)
+}
+
+fn is_hook_name(value: &str) -> bool {
+    (1..=255).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const GOOD: [(&str, &str); 5] = [
+        (AUTOHEAL_VOLUME_ID, "vol-0123456789abcdef0"),
+        (AUTOHEAL_ALLOCATION_ID, "eipalloc-0123abcd"),
+        (AUTOHEAL_DEVICE_NAME, "/dev/sdf"),
+        (AUTOHEAL_GROUP_NAME, "web-autoheal"),
+        (AUTOHEAL_HOOK_NAME, "web-autoheal-launch"),
+    ];
+
+    fn with(overrides: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = GOOD
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        v.extend_from_slice(overrides);
+        v
+    }
+
+    #[test]
+    fn complete_settings_parse() {
+        let s = Settings::from_lookup(env(&GOOD)).unwrap();
+        assert_eq!(s.volume_id, "vol-0123456789abcdef0");
+        assert_eq!(s.allocation_id, "eipalloc-0123abcd");
+        assert_eq!(s.device_name, "/dev/sdf");
+        assert_eq!(s.group_name, "web-autoheal");
+        assert_eq!(s.hook_name, "web-autoheal-launch");
+        assert_eq!(s.hook_timeout, None);
+        let s =
+            Settings::from_lookup(env(&with(&[(AUTOHEAL_HOOK_TIMEOUT_SECONDS, "900")]))).unwrap();
+        assert_eq!(s.hook_timeout, Some(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn every_missing_variable_is_reported_at_once() {
+        let err = Settings::from_lookup(env(&[])).unwrap_err();
+        let missing: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| match p {
+                Problem::Missing { key } => *key,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(missing, ALL_KEYS[..5]);
+        let text = err.to_string();
+        for key in &ALL_KEYS[..5] {
+            assert!(text.contains(key), "{text}");
+        }
+        // Empty counts as missing.
+        let err = Settings::from_lookup(env(&with(&[(AUTOHEAL_GROUP_NAME, "")]))).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [Problem::Missing {
+                key: AUTOHEAL_GROUP_NAME
+            }]
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_rejected() {
+        let cases: &[(&str, &str)] = &[
+            (AUTOHEAL_VOLUME_ID, "vol-0123"),
+            (AUTOHEAL_VOLUME_ID, "vol-0123ABCD"),
+            (AUTOHEAL_VOLUME_ID, "eipalloc-0123abcd"),
+            (AUTOHEAL_VOLUME_ID, " vol-0123abcd"),
+            (AUTOHEAL_ALLOCATION_ID, "eipalloc-0123abc"),
+            (AUTOHEAL_ALLOCATION_ID, "203.0.113.7"),
+            (AUTOHEAL_DEVICE_NAME, "/dev/sda1"),
+            (AUTOHEAL_DEVICE_NAME, "/dev/sdb"),
+            (AUTOHEAL_DEVICE_NAME, "/dev/xvda"),
+            (AUTOHEAL_DEVICE_NAME, "/dev/nvme1n1"),
+            (AUTOHEAL_DEVICE_NAME, "sdf"),
+            (AUTOHEAL_GROUP_NAME, "bad\nname"),
+            (AUTOHEAL_HOOK_NAME, "has space"),
+            (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "29"),
+            (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "7201"),
+            (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "1h"),
+            (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "-30"),
+        ];
+        for &(key, value) in cases {
+            let pairs: Vec<(&str, &str)> = GOOD
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .copied()
+                .chain([(key, value)])
+                .collect();
+            let err = Settings::from_lookup(env(&pairs)).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{key}={value:?}: {err}");
+            match &err.problems[0] {
+                Problem::Malformed {
+                    key: k, value: v, ..
+                } => {
+                    assert_eq!((*k, v.as_str()), (key, value));
+                }
+                other => panic!("{key}={value:?}: unexpected {other:?}"),
+            }
+            assert!(err.to_string().contains(key));
+        }
+    }
+
+    #[test]
+    fn id_and_device_formats() {
+        assert!(is_ec2_id("vol-0123abcd", "vol-"));
+        assert!(is_ec2_id("vol-0123456789abcdef0", "vol-"));
+        assert!(!is_ec2_id("vol-0123456789abcdef", "vol-"));
+        assert!(!is_ec2_id("vol-", "vol-"));
+        for good in ["/dev/sdf", "/dev/sdz", "/dev/xvdb", "/dev/xvdz"] {
+            assert!(is_device_name(good), "{good}");
+        }
+        for bad in ["/dev/sde", "/dev/xvdba", "/dev/sdff", "/dev/sd", ""] {
+            assert!(!is_device_name(bad), "{bad}");
+        }
+    }
+}
