@@ -7,5 +7,6 @@
 pub mod autoheal_instance;
 pub mod aws;
 pub mod config;
+pub mod handler_zip;
 pub mod plugin;
 pub mod provider;

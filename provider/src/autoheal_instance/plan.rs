@@ -18,10 +18,9 @@
 //!   Anything else keeps the serving instance. Tags are not in the launch template: the
 //!   instance gets them from the Auto Scaling group's propagated tags, so a tag change does
 //!   not roll the instance (the AWS layer must keep it that way);
-//! - `handler_sha256` is unknown when `handler_zip` changes (and on create);
-//! - `tags_all` = `tags` (empty map without tags; unknown while tags are unknown). The merge
-//!   with the provider's `default_tags` needs the provider configuration, which the plan
-//!   request does not carry yet;
+//! - `handler_sha256` is the digest of the handler that will be deployed, known at plan time:
+//!   the shipped zip's, or the file at `handler_zip`; arm64 needs `handler_zip`;
+//! - `tags_all` = the provider's `default_tags` merged under `tags` (unknown while either is);
 //! - `handler_zip` must exist at plan time.
 //!
 //! `requires_replace` is then brought up to date with the final planned values.
@@ -158,10 +157,36 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
             planned.set_attr("instance_id", Value::Unknown);
             planned.set_attr("launch_template_version", Value::Unknown);
         }
-        if prior.attr("handler_zip") != planned.attr("handler_zip") {
-            planned.set_attr("handler_sha256", Value::Unknown);
-        }
     }
+
+    // The handler's digest is known at plan time: the shipped zip's, or the user's file's.
+    // So a new handler shows as a change, and an unchanged one never does.
+    let sha = match planned.attr("handler_zip") {
+        Value::String(path) => std::fs::read(path)
+            .map(|b| Value::String(crate::handler_zip::sha256_hex(&b)))
+            // A missing file is reported below; the digest is simply not known.
+            .unwrap_or(Value::Unknown),
+        Value::Null => match planned.attr("lambda_architecture").as_str() {
+            Some(arch) if crate::handler_zip::shipped(arch).is_some() => {
+                Value::String(crate::handler_zip::shipped_sha256().to_string())
+            }
+            Some(arch) => {
+                response.diagnostics.attribute_error(
+                    AttributePath::root("lambda_architecture"),
+                    "No shipped handler for this architecture",
+                    format!(
+                        "This provider build ships the attachment Lambda for x86_64 only; \
+                         `lambda_architecture` is {arch:?}. Set `handler_zip` to a bootstrap \
+                         zip built for {arch} (provided.al2023), or use \"x86_64\"."
+                    ),
+                );
+                Value::Unknown
+            }
+            None => Value::Unknown,
+        },
+        _ => Value::Unknown,
+    };
+    planned.set_attr("handler_sha256", sha);
 
     // Tags.
     // The provider's default_tags first, the resource's own tags win on a clash, as in
@@ -438,7 +463,6 @@ mod tests {
             "event_rule_arn",
             "lambda_function_arn",
             "lambda_role_arn",
-            "handler_sha256",
             "instance_id",
             "volume_iops",
             "volume_throughput",
@@ -616,6 +640,20 @@ mod tests {
     }
 
     #[test]
+    fn shipped_handler_digest_is_planned_and_stable() {
+        let r = plan(&Value::Null, &config(&[]));
+        let shipped = crate::handler_zip::shipped_sha256();
+        assert_eq!(r.planned_state.attr("handler_sha256").as_str(), Some(shipped));
+        let prior = created(&config(&[]));
+        let mut stale = prior.clone();
+        stale.set_attr("handler_sha256", "00".into());
+        let r = plan(&stale, &config(&[]));
+        assert_eq!(r.planned_state.attr("handler_sha256").as_str(), Some(shipped));
+        let r = plan(&Value::Null, &config(&[("lambda_architecture", "arm64".into())]));
+        assert_eq!(error_paths(&r.diagnostics), ["lambda_architecture"]);
+    }
+
+    #[test]
     fn handler_zip_change_and_existence() {
         let dir = tempfile::tempdir().unwrap();
         let zip = dir.path().join("handler.zip");
@@ -624,7 +662,10 @@ mod tests {
         let prior = created(&config(&[]));
         let r = plan(&prior, &config(&[("handler_zip", zip.as_str().into())]));
         assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
-        assert!(r.planned_state.attr("handler_sha256").is_unknown());
+        assert_eq!(
+            r.planned_state.attr("handler_sha256").as_str(),
+            Some(crate::handler_zip::sha256_hex(b"PK").as_str())
+        );
         assert_eq!(
             r.planned_state.attr("instance_id"),
             prior.attr("instance_id")
