@@ -1,0 +1,257 @@
+"""EC2 behaviour that moto skips and the autoheal handler depends on.
+
+* Terminating an instance (TerminateInstances, an Auto Scaling termination, an
+  ABANDONed launch) disassociates its Elastic IPs, as AWS does; moto leaves
+  them pointing at the dead instance, so a handler would never have to move
+  the address. An unassociated address has no ``InstanceId`` and
+  ``NetworkInterfaceId`` (moto answers empty strings).
+* AttachVolume checks what AWS checks: the volume must be in the instance's
+  Availability Zone (``InvalidVolume.ZoneMismatch``) and not in use
+  (``VolumeInUse``, also while a previous detach is still in progress).
+* DetachVolume works with only ``VolumeId`` (moto answers HTTP 500), filling
+  the instance and device from the attachment, and answers ``IncorrectState``
+  for a volume that is not attached.
+* Detaching takes time: after DetachVolume, or the termination of the instance
+  holding a volume that survives it, the volume shows ``in-use`` with its
+  attachment ``detaching`` for 2 s on the scaled clock, then ``available``.
+  Meanwhile AttachVolume and DeleteVolume answer ``VolumeInUse``. Volumes
+  deleted on termination (root volumes) go away at once, as moto has them.
+* Transient states injected through the control API (volume detaching /
+  instance pending for the next K polls) are shown through the per-request
+  view in ``context``.
+
+The detach window is a virtual deadline per volume, read lazily by the
+patched ``Volume.status``/``Volume.attachments`` properties, so no timer is
+needed and a clock-scale change applies at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .context import view
+
+if TYPE_CHECKING:
+    from .world import World
+
+log = logging.getLogger("localaws.ec2")
+
+DETACH_SECONDS = 2.0
+
+
+class Ec2Extensions:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        # volume id -> (attachment shown while detaching, virtual deadline)
+        self.detaching: dict[str, tuple[Any, float]] = {}
+        self.last_attachment: dict[str, Any] = {}
+
+    def reset(self) -> None:
+        self.detaching.clear()
+        self.last_attachment.clear()
+
+    def start_detaching(self, attachment: Any) -> None:
+        shown = copy.copy(attachment)
+        shown.status = "detaching"
+        volume_id = attachment.volume.id
+        self.detaching[volume_id] = (shown, self.world.clock.now() + DETACH_SECONDS)
+        self.last_attachment[volume_id] = shown
+        log.info("volume %s detaching from %s", volume_id, getattr(attachment.instance, "id", "?"))
+
+    def detaching_attachment(self, volume_id: str) -> Any | None:
+        """The attachment to show as 'detaching', or None if the volume is not detaching."""
+        entry = self.detaching.get(volume_id)
+        if entry is not None:
+            if self.world.clock.now() < entry[1]:
+                return entry[0]
+            self.detaching.pop(volume_id, None)
+        return None
+
+    def in_detach_window(self, volume_id: str) -> bool:
+        return (
+            self.detaching_attachment(volume_id) is not None
+            or self.world.transients.active("volume_detaching", volume_id)
+        )
+
+
+def install(world_ref: Any) -> None:
+    from moto.ec2.exceptions import EC2ClientError, VolumeInUseError
+    from moto.ec2.models import elastic_block_store as ebs
+    from moto.ec2.models import instances as inst
+
+    def ext() -> Ec2Extensions:
+        return world_ref().ec2
+
+    # --- volumes ------------------------------------------------------------
+
+    def status(self: Any) -> str:
+        if self.attachment is not None:
+            return "in-use"
+        if self.id in view.detaching_volumes or ext().detaching_attachment(self.id) is not None:
+            return "in-use"
+        return "available"
+
+    def attachments(self: Any) -> list[Any]:
+        if self.id in view.detaching_volumes:
+            base = self.attachment or ext().last_attachment.get(self.id)
+            if base is None:
+                return []
+            shown = copy.copy(base)
+            shown.status = "detaching"
+            return [shown]
+        if self.attachment is not None:
+            return [self.attachment]
+        shown = ext().detaching_attachment(self.id)
+        return [shown] if shown is not None else []
+
+    ebs.Volume.status = property(status)
+    ebs.Volume.attachments = property(attachments)
+
+    orig_describe_volumes = ebs.EBSBackend.describe_volumes
+
+    def describe_volumes(self: Any, volume_ids: list[str] | None = None, filters: Any = None) -> list[Any]:
+        volumes = orig_describe_volumes(self, volume_ids, filters)
+        if view.operation == "DescribeVolumes":
+            transients = world_ref().transients
+            for volume in volumes:
+                if volume.id not in view.detaching_volumes and transients.consume("volume_detaching", volume.id):
+                    view.detaching_volumes.add(volume.id)
+        return volumes
+
+    ebs.EBSBackend.describe_volumes = describe_volumes
+
+    def _zone_name(zone: Any) -> str | None:
+        return getattr(zone, "name", zone)
+
+    orig_attach = ebs.EBSBackend.attach_volume
+
+    def attach_volume(self: Any, volume_id: str, instance_id: str, device_path: str, delete_on_termination: bool = False) -> Any:
+        volume = self.get_volume(volume_id)
+        instance = self.get_instance(instance_id)
+        if volume.attachment is not None or ext().in_detach_window(volume_id):
+            raise EC2ClientError("VolumeInUse", f"{volume_id} is already attached to an instance")
+        vol_zone = _zone_name(volume.zone)
+        inst_zone = _zone_name(instance.placement.zone)
+        if vol_zone and inst_zone and vol_zone != inst_zone:
+            raise EC2ClientError(
+                "InvalidVolume.ZoneMismatch",
+                f"The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'",
+            )
+        if instance.state in ("terminated", "shutting-down"):
+            raise EC2ClientError("IncorrectState", f"Instance '{instance_id}' is not 'running'.")
+        return orig_attach(self, volume_id, instance_id, device_path, delete_on_termination)
+
+    ebs.EBSBackend.attach_volume = attach_volume
+
+    orig_detach = ebs.EBSBackend.detach_volume
+
+    def detach_volume(self: Any, volume_id: str, instance_id: str | None, device_path: str | None) -> Any:
+        volume = self.get_volume(volume_id)
+        attachment = volume.attachment
+        if attachment is None:
+            state = "detaching" if ext().in_detach_window(volume_id) else "available"
+            raise EC2ClientError("IncorrectState", f"Volume '{volume_id}' is in the '{state}' state.")
+        result = orig_detach(self, volume_id, instance_id or attachment.instance.id, device_path or attachment.device)
+        ext().start_detaching(result)
+        return result
+
+    ebs.EBSBackend.detach_volume = detach_volume
+
+    orig_delete = ebs.EBSBackend.delete_volume
+
+    def delete_volume(self: Any, volume_id: str) -> Any:
+        if volume_id in self.volumes and ext().in_detach_window(volume_id):
+            shown = ext().detaching_attachment(volume_id) or ext().last_attachment.get(volume_id)
+            holder = getattr(getattr(shown, "instance", None), "id", "an instance")
+            raise VolumeInUseError(volume_id, holder)
+        result = orig_delete(self, volume_id)
+        ext().detaching.pop(volume_id, None)
+        ext().last_attachment.pop(volume_id, None)
+        return result
+
+    ebs.EBSBackend.delete_volume = delete_volume
+
+    # --- instances ----------------------------------------------------------
+
+    def teardown_defaults(self: Any) -> None:
+        # Same as moto's, except that surviving volumes detach over time.
+        for device_path in list(self.block_device_mapping.keys()):
+            block = self.block_device_mapping[device_path]
+            volume_id = block.volume_id
+            if block.delete_on_termination:
+                orig_detach(self.ec2_backend, volume_id, self.id, device_path)
+                orig_delete(self.ec2_backend, volume_id)
+            else:
+                detach_volume(self.ec2_backend, volume_id, self.id, device_path)
+
+    inst.Instance.teardown_defaults = teardown_defaults
+
+    orig_terminate = inst.Instance.terminate
+
+    def terminate(self: Any) -> Any:
+        if self._state.name != "terminated":
+            nics = list(getattr(self, "nics", {}).values())
+            for eip in list(self.ec2_backend.addresses):
+                if (eip.instance is not None and eip.instance.id == self.id) or (eip.eni is not None and eip.eni in nics):
+                    log.info("instance %s terminating: disassociating %s", self.id, eip.public_ip)
+                    self.ec2_backend.disassociate_address(address=eip.public_ip)
+        previous = orig_terminate(self)
+        world_ref().lifecycle.on_instance_terminated(self.id)
+        return previous
+
+    inst.Instance.terminate = terminate
+
+    # An unassociated address has no InstanceId/NetworkInterfaceId on AWS;
+    # moto answers empty strings, which an SDK reads as "associated with ''".
+    from moto.ec2.models import elastic_ip_addresses as eips
+
+    eips.ElasticAddress.instance_id = property(lambda self: self.instance.id if self.instance else None)
+    eips.ElasticAddress.network_interface_id = property(lambda self: self.eni.id if self.eni else None)
+
+    # Transient "pending" view for DescribeInstances.
+    orig_state = inst.Instance.state
+    orig_state_code = inst.Instance.state_code
+    orig_instance_state = inst.Instance.instance_state
+
+    def state(self: Any) -> str:
+        return "pending" if self.id in view.pending_instances else orig_state.fget(self)
+
+    def state_code(self: Any) -> int:
+        return 0 if self.id in view.pending_instances else orig_state_code.fget(self)
+
+    def instance_state(self: Any) -> Any:
+        if self.id in view.pending_instances:
+            return inst.InstanceState("pending", 0)
+        return orig_instance_state.fget(self)
+
+    inst.Instance.state = property(state)
+    inst.Instance.state_code = property(state_code)
+    inst.Instance.instance_state = property(instance_state)
+
+    def _mark_pending(reservations: list[Any]) -> None:
+        if view.operation != "DescribeInstances":
+            return
+        transients = world_ref().transients
+        for reservation in reservations:
+            for instance in reservation.instances:
+                if instance.id not in view.pending_instances and transients.consume("instance_pending", instance.id):
+                    view.pending_instances.add(instance.id)
+
+    backend_cls = inst.InstanceBackend
+    orig_by_ids = backend_cls.get_reservations_by_instance_ids
+    orig_describe_instances = backend_cls.describe_instances
+
+    def get_reservations_by_instance_ids(self: Any, instance_ids: list[str], filters: Any = None) -> Any:
+        reservations = orig_by_ids(self, instance_ids, filters=filters)
+        _mark_pending(reservations)
+        return reservations
+
+    def describe_instances(self: Any, filters: Any = None) -> Any:
+        reservations = orig_describe_instances(self, filters=filters)
+        _mark_pending(reservations)
+        return reservations
+
+    backend_cls.get_reservations_by_instance_ids = get_reservations_by_instance_ids
+    backend_cls.describe_instances = describe_instances

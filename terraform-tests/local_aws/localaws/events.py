@@ -1,0 +1,312 @@
+"""EventBridge delivery: service events and PutEvents, to rules and targets.
+
+Moto emits no service events at all and answers HTTP 500 when PutEvents
+matches a rule with a Lambda target. Both go through one path here:
+
+* ``EventRouter.emit`` takes an event that an AWS service produced (the Auto
+  Scaling lifecycle action event) and queues it; a worker thread matches it,
+  with the world lock held, against the rules of the default event bus in the
+  event's account and region stored in moto's events backend;
+* moto's ``Rule.send_to_targets`` (called by PutEvents once per rule on the
+  bus) is replaced, so events put by clients take the same path.
+
+For every rule: DISABLED rules are skipped; the pattern is matched with
+``patterns.matches`` (AWS semantics); each target is then delivered:
+
+* Lambda functions: the target's input (the event, or ``Input``,
+  ``InputPath``, ``InputTransformer``) is handed to the Lambda runner as an
+  asynchronous invocation, where the function's resource policy decides
+  whether EventBridge may invoke it;
+* SQS queues, CloudWatch Logs groups, archives and other buses: moto's own
+  delivery, which works for them;
+* anything else: recorded as delivered, nothing runs.
+
+Every event, the rules it matched and its deliveries are kept for
+``GET /_localaws/events``. TestEventPattern (moto answers nothing) is answered
+with the same matcher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from . import patterns
+
+if TYPE_CHECKING:
+    from .world import World
+
+log = logging.getLogger("localaws.events")
+
+ENABLED_STATES = ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
+
+
+def iso_seconds(value: Any) -> str:
+    """EventBridge's ``time``: UTC, whole seconds, ``Z``."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    elif isinstance(value, (int, float)):
+        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+    else:
+        dt = datetime.now(timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def canonical_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge delivers it (ISO time, no moto internals)."""
+    out = {
+        "version": event.get("version", "0"),
+        "id": event.get("id"),
+        "detail-type": event.get("detail-type"),
+        "source": event.get("source"),
+        "account": event.get("account"),
+        "time": iso_seconds(event.get("time")),
+        "region": event.get("region"),
+        "resources": list(event.get("resources") or []),
+        "detail": event.get("detail") if event.get("detail") is not None else {},
+    }
+    if "replay-name" in event:
+        out["replay-name"] = event["replay-name"]
+    return out
+
+
+def _json_path(data: Any, path: str) -> Any:
+    """The value at a simple JSONPath (``$``, ``$.a.b``, ``$.a[0]``), or None."""
+    if path in ("$", ""):
+        return data
+    if not path.startswith("$"):
+        return None
+    cur = data
+    for name, index in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", path[1:]):
+        if name:
+            if not isinstance(cur, dict) or name not in cur:
+                return None
+            cur = cur[name]
+        else:
+            i = int(index)
+            if not isinstance(cur, list) or i >= len(cur):
+                return None
+            cur = cur[i]
+    return cur
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any], rule: Any) -> bytes:
+    """What EventBridge sends to a target: the event, or the target's Input* shaping."""
+    if target.get("Input") is not None:
+        return str(target["Input"]).encode("utf-8")
+    if target.get("InputPath"):
+        return json.dumps(_json_path(event, target["InputPath"])).encode("utf-8")
+    transformer = target.get("InputTransformer")
+    if transformer:
+        template: str = transformer.get("InputTemplate", "")
+        values: dict[str, Any] = {
+            k: _json_path(event, v) for k, v in (transformer.get("InputPathsMap") or {}).items()
+        }
+        values["aws.events.rule-arn"] = rule.arn
+        values["aws.events.rule-name"] = rule.name
+        values["aws.events.event.json"] = event
+        values["aws.events.event.ingestion-time"] = event.get("time")
+
+        return render_template(template, values).encode("utf-8")
+    return json.dumps(event).encode("utf-8")
+
+
+def render_template(template: str, values: dict[str, Any]) -> str:
+    """InputTransformer substitution: ``<name>`` inside a JSON string is replaced
+    by the raw text, elsewhere by the JSON value (as EventBridge does)."""
+    out: list[str] = []
+    i = 0
+    in_string = False
+    while i < len(template):
+        c = template[i]
+        if c == '"' and (i == 0 or template[i - 1] != "\\"):
+            in_string = not in_string
+        elif c == "<":
+            m = re.match(r"<([A-Za-z0-9_.\-]+)>", template[i:])
+            if m and m.group(1) in values:
+                value = values[m.group(1)]
+                if in_string:
+                    text = value if isinstance(value, str) else json.dumps(value)
+                    out.append(json.dumps(text)[1:-1])
+                else:
+                    out.append(json.dumps(value))
+                i += m.end()
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+class EventRouter:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._records: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+        self._queue: queue.Queue[tuple[int, str, str, dict[str, Any], str] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._worker, name="localaws-events", daemon=True)
+        self._thread.start()
+
+    # -- records -----------------------------------------------------------------
+
+    def reset(self) -> None:
+        self._records.clear()
+        self._order.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.world.lock:
+            return [json.loads(json.dumps(self._records[i])) for i in self._order]
+
+    def _record(self, event: dict[str, Any], origin: str) -> dict[str, Any]:
+        rec = self._records.get(event["id"])
+        if rec is None:
+            rec = {
+                "id": event["id"],
+                "origin": origin,
+                "source": event.get("source"),
+                "detail-type": event.get("detail-type"),
+                "account": event.get("account"),
+                "region": event.get("region"),
+                "time": event.get("time"),
+                "event": event,
+                "matched_rules": [],
+                "deliveries": [],
+            }
+            self._records[event["id"]] = rec
+            self._order.append(event["id"])
+        return rec
+
+    # -- service events ----------------------------------------------------------
+
+    def emit(self, account: str, region: str, event: dict[str, Any], origin: str) -> None:
+        """Queue an event produced by an AWS service (called with the lock held)."""
+        self._queue.put((self.world.generation, account, region, event, origin))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            generation, account, region, event, origin = item
+            try:
+                with self.world.lock:
+                    if generation != self.world.generation:
+                        continue  # emitted before a reset
+                    self._route(account, region, event, origin)
+            except Exception:
+                log.exception("routing event %s failed", event.get("id"))
+
+    def _route(self, account: str, region: str, event: dict[str, Any], origin: str) -> None:
+        from moto.events import events_backends
+
+        rec = self._record(event, origin)
+        backend = events_backends[account][region]
+        bus = backend.event_buses.get("default")
+        if bus is None:
+            return
+        for rule in list(bus.rules.values()):
+            self.deliver_rule(rule, event, rec)
+        log.info(
+            "event %s (%s) matched %d rule(s)", event["id"], event.get("detail-type"), len(rec["matched_rules"])
+        )
+
+    # -- rules -------------------------------------------------------------------
+
+    def deliver_rule(self, rule: Any, event: dict[str, Any], rec: dict[str, Any]) -> None:
+        """Match one rule and deliver to its targets (lock held)."""
+        if rule.state not in ENABLED_STATES:
+            return
+        pattern = rule.event_pattern.get_pattern()
+        if not pattern:
+            return  # a schedule-only rule matches no event
+        if not patterns.matches(pattern, event):
+            return
+        rec["matched_rules"].append(rule.arn)
+        for target in list(rule.targets):
+            arn = target.get("Arn", "")
+            delivery = {"rule_arn": rule.arn, "target_id": target.get("Id"), "target_arn": arn}
+            parts = arn.split(":")
+            service = parts[2] if len(parts) > 2 else ""
+            try:
+                if service == "lambda":
+                    delivery["type"] = "lambda"
+                    payload = target_input(target, event, rule)
+                    self.world.lambdas.submit_event(
+                        function_arn=arn,
+                        payload=payload,
+                        event_id=event["id"],
+                        rule_arn=rule.arn,
+                    )
+                    delivery["status"] = "queued"
+                elif service in ("sqs", "logs", "events"):
+                    delivery["type"] = service
+                    self._moto_delivery(rule, target, event)
+                    delivery["status"] = "delivered"
+                else:
+                    delivery["type"] = service or "unknown"
+                    delivery["status"] = "recorded"
+            except Exception as exc:  # one failing target must not stop the others
+                log.warning("delivery of %s to %s failed: %s", event["id"], arn, exc)
+                delivery["status"] = "failed"
+                delivery["error"] = str(exc)
+            rec["deliveries"].append(delivery)
+
+    def _moto_delivery(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
+        from moto.events.models import EventPattern
+
+        moto_event = dict(event)
+        moto_event["time"] = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        moto_event["ingestion-time"] = moto_event["time"]
+        saved_targets, saved_pattern = rule.targets, rule.event_pattern
+        try:
+            rule.targets = [target]
+            rule.event_pattern = EventPattern(None, {})
+            ORIGINAL_SEND_TO_TARGETS(rule, moto_event)
+        finally:
+            rule.targets, rule.event_pattern = saved_targets, saved_pattern
+
+
+ORIGINAL_SEND_TO_TARGETS: Any = None
+
+
+def install(world_ref: Any) -> None:
+    global ORIGINAL_SEND_TO_TARGETS
+    from moto.events import models as m
+
+    ORIGINAL_SEND_TO_TARGETS = m.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        router = world_ref().events
+        event = canonical_event(original_event)
+        rec = router._record(event, "PutEvents")
+        router.deliver_rule(self, event, rec)
+
+    m.Rule.send_to_targets = send_to_targets
+
+    # TestEventPattern: moto answers an empty body; answer with our matcher.
+    from moto.events import responses as r
+    from moto.events.exceptions import InvalidEventPatternException
+
+    def test_event_pattern(self: Any) -> Any:
+        pattern = m.EventPatternParser(self._get_param("EventPattern")).parse()
+        try:
+            event = json.loads(self._get_param("Event") or "")
+        except ValueError:
+            raise InvalidEventPatternException(reason="Event is not valid JSON")
+        missing = [k for k in ("id", "account", "source", "time", "region", "detail-type") if k not in event]
+        if missing:
+            raise InvalidEventPatternException(
+                reason=f"Parameter Event is not valid: missing required field(s) {', '.join(missing)}"
+            )
+        return self._create_response({"Result": patterns.matches(pattern, event)})
+
+    r.EventsHandler.test_event_pattern = test_event_pattern

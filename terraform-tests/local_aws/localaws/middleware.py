@@ -1,0 +1,371 @@
+"""The WSGI layer in front of moto: control API, faults, call log, locking.
+
+Every HTTP request to the server passes through ``LocalAWSMiddleware``:
+
+1. ``/_localaws/...`` is our control API (JSON), answered here (see
+   ``ControlAPI``); ``/moto-api/...`` goes to moto, except that
+   ``POST /moto-api/reset`` resets localaws' state along with moto's.
+2. Anything else is an AWS call: it is classified (``requestinfo``), faults
+   are consulted (latency is slept *before* taking the world lock, so a slow
+   call never blocks the others), and an error fault answers in the service's
+   own format without reaching moto.
+3. Calls that moto cannot serve are answered here: Lambda ``Invoke`` runs the
+   real code (``lambda_runner``); reserved environment variable keys are
+   refused as Lambda refuses them; the "function update in progress"
+   transient answers ResourceConflictException / shows
+   ``LastUpdateStatus: InProgress``; GetFunction's ``Code.Location`` points at
+   this server, which serves the stored zip.
+4. Everything else goes to moto's own WSGI app with the world lock held. The
+   response is buffered (so the lock covers moto's serialisation, which reads
+   the models, and so the call log can see the status and error code).
+5. The call is appended to the call log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from http import HTTPStatus
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl
+
+from .awserrors import error_code_of, render_error
+from .context import view
+from .faults import BadRequest
+from .requestinfo import RequestInfo, classify
+
+log = logging.getLogger("localaws.http")
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+def _json_response(status: int, data: Any) -> Response:
+    body = json.dumps(data, default=str).encode("utf-8")
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+        data = stream.read()
+    else:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        data = stream.read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return data
+
+
+class LocalAWSMiddleware:
+    def __init__(self, world: Any, moto_app: Callable[..., Iterable[bytes]]) -> None:
+        self.world = world
+        self.moto_app = moto_app
+        self.control = ControlAPI(world)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        try:
+            if path == "/_localaws" or path.startswith("/_localaws/"):
+                status, headers, body = self.control.handle(environ)
+            elif path.rstrip("/") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+                # moto's own reset resets ours too: the two must never disagree.
+                self.world.reset()
+                status, headers, body = _json_response(200, {"status": "ok"})
+            elif path.startswith("/moto-api"):
+                with self.world.lock:
+                    status, headers, body = self._call_moto(environ)
+            else:
+                status, headers, body = self._aws_call(environ)
+        except Exception as exc:  # never let a bug in here look like a hang
+            log.exception("internal error serving %s %s", environ.get("REQUEST_METHOD"), path)
+            status, headers, body = _json_response(500, {"error": f"localaws internal error: {exc}"})
+        start_response(_status_line(status), headers)
+        return [body]
+
+    # -- AWS calls -----------------------------------------------------------------
+
+    def _aws_call(self, environ: dict[str, Any]) -> Response:
+        world = self.world
+        started = time.monotonic()
+        body = _read_body(environ)
+        info = classify(environ, body, world.region)
+        delay, fault, fired = world.faults.pick(info)
+        if delay > 0:
+            time.sleep(delay)
+        fault_id = fault.id if fault else (fired[0] if fired else None)
+        if fault is not None:
+            log.info("fault %s answers %s %s with %s", fault.id, info.service, info.operation, fault.error_code)
+            response = render_error(info.protocol, info.service, fault.error_code, fault.message, fault.status)
+        else:
+            response = self._special(info, environ)
+            if response is None:
+                with world.lock:
+                    view.clear()
+                    view.operation = info.operation
+                    try:
+                        response = self._call_moto(environ)
+                        response = self._post_process(info, response)
+                    finally:
+                        view.clear()
+        status, headers, data = response
+        world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started)
+        if status >= 400:
+            log.debug("%s %s -> %s %s", info.service, info.operation, status, data[:300])
+        return response
+
+    def _call_moto(self, environ: dict[str, Any]) -> Response:
+        captured: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"] = int(status.split(" ", 1)[0])
+            captured["headers"] = list(headers)
+            return chunks.append
+
+        result = self.moto_app(environ, start_response)
+        try:
+            for chunk in result:
+                if chunk:
+                    chunks.append(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close:
+                close()
+        data = b"".join(chunks)
+        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(data))))
+        return captured.get("status", 500), headers, data
+
+    def _special(self, info: RequestInfo, environ: dict[str, Any]) -> Response | None:
+        """Calls answered here rather than by moto (None: let moto answer)."""
+        if info.service != "lambda":
+            return None
+        if info.operation == "Invoke":
+            return self._invoke(info, environ)
+        if info.operation in ("CreateFunction", "UpdateFunctionConfiguration"):
+            variables = (info.all_params.get("Environment") or {}).get("Variables") or {}
+            reserved = [k for k in variables if k in RESERVED_ENV_KEYS]
+            if reserved:
+                return render_error(
+                    "rest-json", "lambda", "InvalidParameterValueException",
+                    "Lambda was unable to configure your environment variables because the environment variables "
+                    "you have provided contains reserved keys that are currently not supported for modification. "
+                    f"Reserved keys used in this request: {', '.join(reserved)}",
+                    400,
+                )
+        if info.operation in ("UpdateFunctionConfiguration", "UpdateFunctionCode"):
+            name = _function_name(info.path_params.get("FunctionName", ""))
+            if self.world.transients.consume("function_update_in_progress", name):
+                account = _default_account()
+                arn = f"arn:aws:lambda:{info.region}:{account}:function:{name}"
+                return render_error(
+                    "rest-json", "lambda", "ResourceConflictException",
+                    f"The operation cannot be performed at this time. An update is in progress for resource: {arn}",
+                    409,
+                )
+        return None
+
+    def _post_process(self, info: RequestInfo, response: Response) -> Response:
+        """Adjust a moto answer (lock held): GetFunction's code location and
+        the "update in progress" transient."""
+        if info.service == "lambda" and info.operation in ("GetFunction", "GetFunctionConfiguration"):
+            status, headers, data = response
+            if status != 200:
+                return response
+            name = _function_name(info.path_params.get("FunctionName", ""))
+            doc = json.loads(data)
+            changed = False
+            if info.operation == "GetFunction" and isinstance(doc.get("Code"), dict) and "Location" in doc["Code"]:
+                # Moto points at an S3 URL that does not exist; serve the zip from here.
+                doc["Code"]["Location"] = f"{self.world.endpoint}/_localaws/lambda-code/{info.region}/{name}"
+                changed = True
+            if self.world.transients.consume("function_update_in_progress", name):
+                config = doc.get("Configuration", doc) if info.operation == "GetFunction" else doc
+                config["LastUpdateStatus"] = "InProgress"
+                config.pop("LastUpdateStatusReason", None)
+                config.pop("LastUpdateStatusReasonCode", None)
+                changed = True
+            if changed:
+                data = json.dumps(doc).encode("utf-8")
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(data))))
+                return status, headers, data
+        return response
+
+    def _invoke(self, info: RequestInfo, environ: dict[str, Any]) -> Response:
+        world = self.world
+        raw = info.path_params.get("FunctionName", "")
+        account, region, name, qualifier = _split_function_ref(raw, info.region)
+        qualifier = info.query.get("Qualifier") or qualifier
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        if invocation_type == "RequestResponse":
+            return world.lambdas.invoke_sync(
+                account, region, name, qualifier, info.body,
+                log_tail=environ.get("HTTP_X_AMZ_LOG_TYPE", "") == "Tail",
+            )
+        with world.lock:
+            snap = world.lambdas._snapshot(account, region, name, qualifier)
+        if snap is None:
+            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            return render_error("rest-json", "lambda", "ResourceNotFoundException", f"Function not found: {arn}", 404)
+        if invocation_type == "DryRun":
+            return 204, [("Content-Length", "0")], b""
+        if invocation_type == "Event":
+            request_id = world.lambdas.submit_async(account, region, name, qualifier, info.body)
+            return 202, [("x-amzn-RequestId", request_id), ("Content-Length", "0")], b""
+        return render_error(
+            "rest-json", "lambda", "InvalidParameterValueException",
+            f"Unsupported InvocationType: {invocation_type}", 400,
+        )
+
+
+# Lambda refuses these in a function's Environment.Variables.
+RESERVED_ENV_KEYS = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+
+
+def _default_account() -> str:
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return DEFAULT_ACCOUNT_ID
+
+
+def _function_name(ref: str) -> str:
+    return _split_function_ref(ref, "")[2]
+
+
+def _split_function_ref(ref: str, region: str) -> tuple[str, str, str, str | None]:
+    """(account, region, name, qualifier) of a FunctionName parameter: a name,
+    ``name:qualifier``, a partial ARN (``ACCOUNT:function:NAME``) or a full ARN."""
+    account = _default_account()
+    parts = ref.split(":")
+    if ref.startswith("arn:") and len(parts) >= 7:
+        return parts[4], parts[3], parts[6], parts[7] if len(parts) > 7 else None
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[0], region, parts[2], parts[3] if len(parts) > 3 else None
+    if len(parts) == 2:
+        return account, region, parts[0], parts[1]
+    return account, region, ref, None
+
+
+class ControlAPI:
+    """``/_localaws/...``: health, faults, transients, call log, invocations,
+    events, clock and reset. JSON in, JSON out; 400 for a bad request."""
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = (environ.get("PATH_INFO", "") or "").rstrip("/")
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        body = _read_body(environ)
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return _json_response(400, {"error": "body is not JSON"})
+        route = path[len("/_localaws"):] or "/"
+        try:
+            return self._route(method, route, data, query)
+        except BadRequest as exc:
+            return _json_response(400, {"error": str(exc)})
+        except (TypeError, ValueError) as exc:
+            return _json_response(400, {"error": str(exc)})
+
+    def _route(self, method: str, route: str, data: Any, query: dict[str, str]) -> Response:
+        w = self.world
+        if route == "/health" and method == "GET":
+            return _json_response(200, {"ok": True, **w.snapshot()})
+        if route == "/faults":
+            if method == "POST":
+                fault = w.faults.add(data)
+                return _json_response(200, {"id": fault.id})
+            if method == "GET":
+                return _json_response(200, w.faults.list())
+            if method == "DELETE":
+                w.faults.clear()
+                return _json_response(200, {"ok": True})
+        if route in ("/transient", "/transients"):
+            if method == "POST":
+                if not isinstance(data, dict):
+                    raise BadRequest("expected a JSON object")
+                return _json_response(200, w.transients.add(data))
+            if method == "GET":
+                return _json_response(200, w.transients.list())
+            if method == "DELETE":
+                w.transients.clear()
+                return _json_response(200, {"ok": True})
+        if route == "/calls":
+            if method == "GET":
+                calls = w.calls.list()
+                for key in ("operation", "service"):
+                    if key in query:
+                        calls = [c for c in calls if c[key] == query[key]]
+                return _json_response(200, calls)
+            if method == "DELETE":
+                w.calls.clear()
+                return _json_response(200, {"ok": True})
+        if route == "/invocations":
+            if method == "GET":
+                records = w.lambdas.list()
+                if "function" in query:
+                    records = [r for r in records if r["function"] == query["function"]]
+                return _json_response(200, records)
+            if method == "DELETE":
+                w.lambdas.clear()
+                return _json_response(200, {"ok": True})
+        if route == "/events":
+            if method == "GET":
+                return _json_response(200, w.events.list())
+            if method == "DELETE":
+                with w.lock:
+                    w.events.reset()
+                return _json_response(200, {"ok": True})
+        if route == "/lifecycle-actions" and method == "GET":
+            with w.lock:
+                return _json_response(200, w.lifecycle.list())
+        if route == "/clock":
+            if method == "POST":
+                if not isinstance(data, dict) or "scale" not in data:
+                    raise BadRequest('expected {"scale": <float > 0>}')
+                w.clock.set_scale(float(data["scale"]))
+                return _json_response(200, {"scale": w.clock.scale})
+            if method == "GET":
+                return _json_response(200, {"scale": w.clock.scale, "virtual_now": w.clock.now()})
+        if route.startswith("/lambda-code/") and method == "GET":
+            # GetFunction's Code.Location: the deployment package as stored.
+            parts = route.split("/")
+            if len(parts) == 4:
+                from moto.awslambda import lambda_backends
+
+                with w.lock:
+                    try:
+                        fn = lambda_backends[_default_account()][parts[2]].get_function(parts[3])
+                        data = getattr(fn, "code_bytes", b"") or b""
+                    except Exception:
+                        return _json_response(404, {"error": f"no function {parts[3]} in {parts[2]}"})
+                return 200, [("Content-Type", "application/zip"), ("Content-Length", str(len(data)))], data
+        if route == "/reset" and method == "POST":
+            w.reset()
+            return _json_response(200, {"ok": True})
+        return _json_response(404, {"error": f"no control endpoint {method} /_localaws{route}"})

@@ -1,0 +1,128 @@
+"""EC2 rules moto skips: zone/in-use checks, detach time, EIPs on termination."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import AMI, create_group, group_instances, hook, network, wait_for
+
+
+@pytest.fixture
+def net(server):
+    server.reset()
+    return network(server)
+
+
+def run(server, net):
+    return server.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=net["subnet"])[
+        "Instances"
+    ][0]["InstanceId"]
+
+
+def volume(server, az="ap-southeast-2a"):
+    return server.client("ec2").create_volume(AvailabilityZone=az, Size=8, VolumeType="gp3")["VolumeId"]
+
+
+def describe(server, vol):
+    v = server.client("ec2").describe_volumes(VolumeIds=[vol])["Volumes"][0]
+    return v["State"], [(a["InstanceId"], a["State"]) for a in v["Attachments"]]
+
+
+def error_of(call):
+    with pytest.raises(ClientError) as exc:
+        call()
+    return exc.value.response
+
+
+@pytest.fixture
+def slow_clock(server):
+    """Detaches take 2 s of AWS time: at scale 0.25 that is 0.5 s, long enough to watch."""
+    server.ctl("POST", "/clock", {"scale": 0.25})
+    yield
+    server.ctl("POST", "/clock", {"scale": 0.01})
+
+
+def test_attach_checks_zone_and_use(server, net):
+    ec2 = server.client("ec2")
+    i1, i2 = run(server, net), run(server, net)
+    other_az = volume(server, "ap-southeast-2b")
+    err = error_of(lambda: ec2.attach_volume(VolumeId=other_az, InstanceId=i1, Device="/dev/sdf"))
+    assert err["Error"]["Code"] == "InvalidVolume.ZoneMismatch"
+    assert err["Error"]["Message"] == f"The volume '{other_az}' is not in the same availability zone as instance '{i1}'"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=i1, Device="/dev/sdf")
+    err = error_of(lambda: ec2.attach_volume(VolumeId=vol, InstanceId=i2, Device="/dev/sdf"))
+    assert (err["Error"]["Code"], err["Error"]["Message"]) == ("VolumeInUse", f"{vol} is already attached to an instance")
+
+
+def test_detach_by_volume_id_and_the_detaching_window(server, net, slow_clock):
+    ec2 = server.client("ec2")
+    inst = run(server, net)
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=inst, Device="/dev/sdf")
+    assert describe(server, vol) == ("in-use", [(inst, "attached")])
+    resp = ec2.detach_volume(VolumeId=vol)  # no InstanceId/Device, as AWS allows
+    assert (resp["InstanceId"], resp["Device"], resp["State"]) == (inst, "/dev/sdf", "detaching")
+    assert describe(server, vol) == ("in-use", [(inst, "detaching")])
+    assert error_of(lambda: ec2.attach_volume(VolumeId=vol, InstanceId=inst, Device="/dev/sdg"))["Error"]["Code"] == "VolumeInUse"
+    assert error_of(lambda: ec2.delete_volume(VolumeId=vol))["Error"]["Code"] == "VolumeInUse"
+    wait_for(lambda: describe(server, vol) == ("available", []), timeout=5, what="available")
+    err = error_of(lambda: ec2.detach_volume(VolumeId=vol))
+    assert (err["Error"]["Code"], err["Error"]["Message"]) == ("IncorrectState", f"Volume '{vol}' is in the 'available' state.")
+    ec2.attach_volume(VolumeId=vol, InstanceId=inst, Device="/dev/sdf")
+    assert describe(server, vol) == ("in-use", [(inst, "attached")])
+
+
+def test_terminating_the_holder_detaches_over_time(server, net, slow_clock):
+    ec2 = server.client("ec2")
+    inst = run(server, net)
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=inst, Device="/dev/sdf")
+    ec2.terminate_instances(InstanceIds=[inst])
+    assert describe(server, vol) == ("in-use", [(inst, "detaching")])
+    wait_for(lambda: describe(server, vol) == ("available", []), timeout=5, what="available")
+    ec2.delete_volume(VolumeId=vol)
+
+
+def test_termination_disassociates_the_elastic_ip(server, net):
+    ec2 = server.client("ec2")
+    inst = run(server, net)
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, InstanceId=inst)
+    assert ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]["InstanceId"] == inst
+    ec2.terminate_instances(InstanceIds=[inst])
+    addr = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    assert "InstanceId" not in addr and "AssociationId" not in addr
+    ec2.release_address(AllocationId=alloc)
+
+
+def test_group_termination_paths_disassociate_too(server, net):
+    """An ABANDONed launch and an Auto Scaling termination release the EIP as well."""
+    ec2 = server.client("ec2")
+    asg = server.client("autoscaling")
+    create_group(server, "g", net, [hook()])
+    first = group_instances(server, "g")[0]["InstanceId"]
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, InstanceId=first)
+    asg.complete_lifecycle_action(AutoScalingGroupName="g", LifecycleHookName="launch", InstanceId=first,
+                                  LifecycleActionResult="ABANDON")
+    assert "InstanceId" not in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    second = group_instances(server, "g")[0]["InstanceId"]
+    ec2.associate_address(AllocationId=alloc, InstanceId=second)
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=second, ShouldDecrementDesiredCapacity=False)
+    assert "InstanceId" not in ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    assert group_instances(server, "g")[0]["InstanceId"] not in (first, second)
+
+
+def test_root_volume_goes_away_with_the_instance(server, net):
+    ec2 = server.client("ec2")
+    inst = run(server, net)
+    roots = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst]}])["Volumes"]
+    ec2.terminate_instances(InstanceIds=[inst])
+    time.sleep(0.05)
+    remaining = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    assert not ({v["VolumeId"] for v in roots} & remaining)
