@@ -55,5 +55,8 @@ fn embed_handler_zip() {
         );
     }
     let abs = path.canonicalize().expect("handler zip path");
-    println!("cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_X86_64={}", abs.display());
+    println!(
+        "cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_X86_64={}",
+        abs.display()
+    );
 }

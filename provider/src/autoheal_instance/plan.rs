@@ -643,13 +643,22 @@ mod tests {
     fn shipped_handler_digest_is_planned_and_stable() {
         let r = plan(&Value::Null, &config(&[]));
         let shipped = crate::handler_zip::shipped_sha256();
-        assert_eq!(r.planned_state.attr("handler_sha256").as_str(), Some(shipped));
+        assert_eq!(
+            r.planned_state.attr("handler_sha256").as_str(),
+            Some(shipped)
+        );
         let prior = created(&config(&[]));
         let mut stale = prior.clone();
         stale.set_attr("handler_sha256", "00".into());
         let r = plan(&stale, &config(&[]));
-        assert_eq!(r.planned_state.attr("handler_sha256").as_str(), Some(shipped));
-        let r = plan(&Value::Null, &config(&[("lambda_architecture", "arm64".into())]));
+        assert_eq!(
+            r.planned_state.attr("handler_sha256").as_str(),
+            Some(shipped)
+        );
+        let r = plan(
+            &Value::Null,
+            &config(&[("lambda_architecture", "arm64".into())]),
+        );
         assert_eq!(error_paths(&r.diagnostics), ["lambda_architecture"]);
     }
 
