@@ -13,11 +13,16 @@
 //!   counts the connections made to it, to prove that a command made no AWS call.
 //! * [`output`]: read Terraform's diagnostics and plan text.
 //! * [`process`]: run a command with a timeout and capture its output.
+//! * [`local_aws`]: a local AWS (moto, extended, in its own process) per test, its control
+//!   API, SDK clients pointed at it, and helpers (polling, the pattern built through the SDK).
+//! * [`sweeper`]: what a test left behind in the local AWS, by tag and name prefix.
 
 pub mod connection_counter;
+pub mod local_aws;
 pub mod output;
 pub mod plugin_client;
 pub mod process;
+pub mod sweeper;
 pub mod terraform;
 
 use std::path::PathBuf;

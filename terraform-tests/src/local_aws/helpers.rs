@@ -1,0 +1,987 @@
+//! AWS helpers for the local-AWS tests: polling with a deadline, what a group's instances,
+//! volumes and addresses look like, a function's logs, and [`Stack`]: the whole autoheal
+//! pattern created through the SDK, for tests that do not go through Terraform.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use aws_sdk_autoscaling::types::{
+    LaunchTemplateSpecification, LifecycleHookSpecification, Tag as AsgTag,
+};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    DomainType, Filter, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, VolumeType,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use serde_json::json;
+
+use super::Clients;
+
+/// The tag every object a [`Stack`] creates carries, with the stack's name as its value; the
+/// [`crate::sweeper::Sweeper`] looks for it.
+pub const STACK_TAG: &str = "autoheal:stack";
+/// The AMI and instance type of the tests' launch templates.
+pub const AMI: &str = "ami-0720cb7af233b0529";
+pub const INSTANCE_TYPE: &str = "t3.micro";
+/// The detail-type of the event a launch lifecycle hook emits.
+pub const LAUNCH_ACTION_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
+/// How long [`wait_until`] waits unless told otherwise, and how often it looks.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The message of an SDK error with its code and cause (the SDK's `Display` says only
+/// "service error").
+pub fn err_text<E: std::error::Error>(e: &E) -> String {
+    aws_sdk_ec2::error::DisplayErrorContext(e).to_string()
+}
+
+// --- waiting -------------------------------------------------------------------------------
+
+/// What one look at the world found: done (with a value), or not yet (and what it saw).
+pub enum Check<T> {
+    Done(T),
+    NotYet(String),
+}
+
+/// Looks at the world with `check` every `interval` until it says [`Check::Done`], for at
+/// most `timeout`. What it saw is logged on stderr whenever it changes (with the elapsed
+/// time), so a slow or stuck chain shows where it was. An `Err` from `check` counts as "not
+/// yet" (AWS calls may be throttled on purpose) and is reported if the wait times out.
+pub async fn wait_until<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Check<T>>>,
+{
+    let started = Instant::now();
+    let mut last_seen: Option<String> = None;
+    let mut last_error: Option<String> = None;
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        match check().await {
+            Ok(Check::Done(value)) => {
+                eprintln!(
+                    "[{:>6.2}s] {what}: done after {polls} look(s)",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(value);
+            }
+            Ok(Check::NotYet(seen)) => {
+                if last_seen.as_deref() != Some(seen.as_str()) {
+                    eprintln!(
+                        "[{:>6.2}s] waiting for {what}: {seen}",
+                        started.elapsed().as_secs_f64()
+                    );
+                    last_seen = Some(seen);
+                }
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if last_error.as_deref() != Some(text.as_str()) {
+                    eprintln!(
+                        "[{:>6.2}s] waiting for {what}: error: {text}",
+                        started.elapsed().as_secs_f64()
+                    );
+                    last_error = Some(text);
+                }
+            }
+        }
+        if started.elapsed() >= timeout {
+            bail!(
+                "timed out after {timeout:?} ({polls} looks) waiting for {what}; last seen: {}; \
+                 last error: {}",
+                last_seen.as_deref().unwrap_or("nothing"),
+                last_error.as_deref().unwrap_or("none")
+            );
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// [`wait_until`] with [`WAIT_TIMEOUT`] and [`POLL_INTERVAL`].
+pub async fn wait_for<T, F, Fut>(what: &str, check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Check<T>>>,
+{
+    wait_until(what, WAIT_TIMEOUT, POLL_INTERVAL, check).await
+}
+
+// --- instances -------------------------------------------------------------------------------
+
+/// An instance of an Auto Scaling group, as DescribeAutoScalingGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub id: String,
+    /// `Pending:Wait`, `InService`, `Terminating`, ...
+    pub lifecycle_state: String,
+    pub health_status: String,
+    pub availability_zone: String,
+}
+
+impl fmt::Display for GroupInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.id, self.lifecycle_state)
+    }
+}
+
+/// The instances of `group` (empty if there is no such group).
+pub async fn group_instances(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+) -> anyhow::Result<Vec<GroupInstance>> {
+    let out = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeAutoScalingGroups {group}: {}", err_text(&e)))?;
+    let Some(g) = out.auto_scaling_groups().first() else {
+        return Ok(Vec::new());
+    };
+    Ok(g.instances()
+        .iter()
+        .map(|i| GroupInstance {
+            id: i.instance_id().unwrap_or_default().to_string(),
+            lifecycle_state: i
+                .lifecycle_state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            health_status: i.health_status().unwrap_or_default().to_string(),
+            availability_zone: i.availability_zone().unwrap_or_default().to_string(),
+        })
+        .collect())
+}
+
+/// One line for logs: `i-1 InService, i-2 Pending:Wait`.
+pub fn describe_instances(instances: &[GroupInstance]) -> String {
+    if instances.is_empty() {
+        return "no instances".into();
+    }
+    instances
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits until `group` has exactly one instance and it is in `state` (and, if given, is not
+/// `not`): the usual question for a group of one.
+pub async fn wait_for_single_instance(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+    state: &str,
+    not: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<GroupInstance> {
+    wait_until(
+        &format!("one instance of {group} in {state}"),
+        timeout,
+        POLL_INTERVAL,
+        || async {
+            let instances = group_instances(autoscaling, group).await?;
+            match instances.as_slice() {
+                [one] if one.lifecycle_state == state && Some(one.id.as_str()) != not => {
+                    Ok(Check::Done(one.clone()))
+                }
+                _ => Ok(Check::NotYet(describe_instances(&instances))),
+            }
+        },
+    )
+    .await
+}
+
+/// The EC2 state of an instance (`pending`, `running`, `terminated`, ...), `None` if EC2 does
+/// not know it.
+pub async fn instance_state(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> anyhow::Result<Option<String>> {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeInstances {instance_id}: {}", err_text(&e)))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.instance_id() == Some(instance_id))
+        .and_then(|i| i.state())
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string()))
+}
+
+// --- volumes and addresses ------------------------------------------------------------------
+
+/// A volume and its attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeStatus {
+    pub volume_id: String,
+    /// `available`, `in-use`, ...
+    pub state: String,
+    pub availability_zone: String,
+    /// The instance it is attached to (or attaching, detaching), if any.
+    pub attachment: Option<VolumeAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeAttachment {
+    pub instance_id: String,
+    /// `attaching`, `attached`, `detaching`, ...
+    pub state: String,
+    pub device: String,
+}
+
+impl fmt::Display for VolumeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.volume_id, self.state)?;
+        if let Some(a) = &self.attachment {
+            write!(f, " ({} to {} as {})", a.state, a.instance_id, a.device)?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn volume_status(
+    ec2: &aws_sdk_ec2::Client,
+    volume_id: &str,
+) -> anyhow::Result<VolumeStatus> {
+    let out = ec2
+        .describe_volumes()
+        .volume_ids(volume_id)
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeVolumes {volume_id}: {}", err_text(&e)))?;
+    let v = out
+        .volumes()
+        .first()
+        .with_context(|| format!("DescribeVolumes {volume_id}: no such volume"))?;
+    Ok(VolumeStatus {
+        volume_id: volume_id.to_string(),
+        state: v
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        attachment: v.attachments().first().map(|a| VolumeAttachment {
+            instance_id: a.instance_id().unwrap_or_default().to_string(),
+            state: a
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            device: a.device().unwrap_or_default().to_string(),
+        }),
+    })
+}
+
+/// An Elastic IP and its association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressStatus {
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub instance_id: Option<String>,
+    pub association_id: Option<String>,
+}
+
+pub async fn address_status(
+    ec2: &aws_sdk_ec2::Client,
+    allocation_id: &str,
+) -> anyhow::Result<AddressStatus> {
+    let out = ec2
+        .describe_addresses()
+        .allocation_ids(allocation_id)
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeAddresses {allocation_id}: {}", err_text(&e)))?;
+    let a = out
+        .addresses()
+        .first()
+        .with_context(|| format!("DescribeAddresses {allocation_id}: no such address"))?;
+    Ok(AddressStatus {
+        allocation_id: allocation_id.to_string(),
+        public_ip: a.public_ip().unwrap_or_default().to_string(),
+        instance_id: a
+            .instance_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        association_id: a
+            .association_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    })
+}
+
+// --- logs ----------------------------------------------------------------------------------
+
+/// The log group of a Lambda function.
+pub fn function_log_group(function: &str) -> String {
+    format!("/aws/lambda/{function}")
+}
+
+/// Every line in `/aws/lambda/FUNCTION` (all streams, by time); empty if there is no such
+/// group yet.
+pub async fn function_logs(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    function: &str,
+) -> anyhow::Result<Vec<String>> {
+    let group = function_log_group(function);
+    let mut lines = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = match logs
+            .filter_log_events()
+            .log_group_name(&group)
+            .set_next_token(token.take())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => bail!("FilterLogEvents {group}: {}", err_text(&e)),
+        };
+        lines.extend(
+            out.events()
+                .iter()
+                .filter_map(|e| e.message().map(str::to_string)),
+        );
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(lines),
+        }
+    }
+}
+
+// --- the pattern through the SDK ------------------------------------------------------------
+
+/// What the autoheal pattern is made of, created through the SDK (see [`StackBuilder`]).
+/// Every taggable object carries [`STACK_TAG`] = `name`; every other name starts with
+/// `name`, so [`crate::sweeper::Sweeper::for_stack`] finds all of it.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    pub availability_zone: String,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub volume_id: String,
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub launch_template_id: String,
+    pub group_name: String,
+    pub hook_name: String,
+    pub role_name: String,
+    pub role_arn: String,
+    pub policy_name: String,
+    pub function_name: String,
+    pub function_arn: String,
+    pub rule_name: String,
+    pub rule_arn: String,
+    pub target_id: String,
+    pub statement_id: String,
+}
+
+/// Builds a [`Stack`]: VPC, subnet (in one AZ), EBS volume, Elastic IP, launch template,
+/// an Auto Scaling group of 0 with a launch lifecycle hook, an IAM role, the Lambda function
+/// (`provided.al2023`, the given zip and environment), an EventBridge rule for the group's
+/// launch lifecycle actions with the function as target and the permission for the rule to
+/// invoke it; then the group is scaled to 1 (unless told otherwise).
+#[derive(Debug, Clone)]
+pub struct StackBuilder {
+    name: String,
+    zip: Vec<u8>,
+    availability_zone: Option<String>,
+    heartbeat_timeout: i32,
+    default_result: String,
+    env: BTreeMap<String, String>,
+    function_timeout: i32,
+    maximum_retry_attempts: Option<i32>,
+    desired_capacity: i32,
+}
+
+impl Stack {
+    /// A stack called `name` (a prefix of every name in it) whose function runs `zip`.
+    pub fn builder(name: &str, zip: Vec<u8>) -> StackBuilder {
+        StackBuilder {
+            name: name.to_string(),
+            zip,
+            availability_zone: None,
+            heartbeat_timeout: 300,
+            default_result: "ABANDON".into(),
+            env: BTreeMap::new(),
+            function_timeout: 10,
+            maximum_retry_attempts: None,
+            desired_capacity: 1,
+        }
+    }
+
+    /// The EventBridge pattern of the rule: this group's launch lifecycle actions.
+    pub fn event_pattern(group: &str) -> String {
+        json!({
+            "source": ["aws.autoscaling"],
+            "detail-type": [LAUNCH_ACTION_DETAIL_TYPE],
+            "detail": {"AutoScalingGroupName": [group]},
+        })
+        .to_string()
+    }
+
+    /// Sets the group's min/max/desired capacity to `n`.
+    pub async fn scale_to(&self, clients: &Clients, n: i32) -> anyhow::Result<()> {
+        clients
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.group_name)
+            .min_size(n)
+            .max_size(n)
+            .desired_capacity(n)
+            .send()
+            .await
+            .map_err(|e| anyhow!("UpdateAutoScalingGroup to {n}: {}", err_text(&e)))?;
+        Ok(())
+    }
+
+    /// Deletes everything the stack created (the group with its instances first), so that a
+    /// sweeper finds nothing. Errors are collected, not fatal, so one failure does not keep
+    /// the rest alive.
+    pub async fn delete(&self, clients: &Clients) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        let mut note = |what: &str, r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(format!("{what}: {e}"));
+            }
+        };
+        let ec2 = &clients.ec2;
+        // Whatever holds the address or the volume goes with the group's instances.
+        let r = clients
+            .autoscaling
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(&self.group_name)
+            .force_delete(true)
+            .send()
+            .await;
+        note(
+            "DeleteAutoScalingGroup",
+            r.map(|_| ()).map_err(|e| err_text(&e)),
+        );
+        let r = ec2
+            .delete_launch_template()
+            .launch_template_id(&self.launch_template_id)
+            .send()
+            .await;
+        note(
+            "DeleteLaunchTemplate",
+            r.map(|_| ()).map_err(|e| err_text(&e)),
+        );
+        let r = clients
+            .eventbridge
+            .remove_targets()
+            .rule(&self.rule_name)
+            .ids(&self.target_id)
+            .send()
+            .await;
+        note("RemoveTargets", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = clients
+            .eventbridge
+            .delete_rule()
+            .name(&self.rule_name)
+            .send()
+            .await;
+        note("DeleteRule", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = clients
+            .lambda
+            .delete_function()
+            .function_name(&self.function_name)
+            .send()
+            .await;
+        note("DeleteFunction", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = clients
+            .logs
+            .delete_log_group()
+            .log_group_name(function_log_group(&self.function_name))
+            .send()
+            .await;
+        match r {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            r => note("DeleteLogGroup", r.map(|_| ()).map_err(|e| err_text(&e))),
+        }
+        let r = clients
+            .iam
+            .delete_role_policy()
+            .role_name(&self.role_name)
+            .policy_name(&self.policy_name)
+            .send()
+            .await;
+        note("DeleteRolePolicy", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = clients
+            .iam
+            .delete_role()
+            .role_name(&self.role_name)
+            .send()
+            .await;
+        note("DeleteRole", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = ec2
+            .release_address()
+            .allocation_id(&self.allocation_id)
+            .send()
+            .await;
+        note("ReleaseAddress", r.map(|_| ()).map_err(|e| err_text(&e)));
+        // A volume still attached to a terminated instance takes a moment to detach.
+        let deleted = wait_until(
+            &format!("deleting {}", self.volume_id),
+            Duration::from_secs(10),
+            POLL_INTERVAL,
+            || async {
+                match ec2.delete_volume().volume_id(&self.volume_id).send().await {
+                    Ok(_) => Ok(Check::Done(())),
+                    Err(e) if e.code() == Some("VolumeInUse") => {
+                        Ok(Check::NotYet("VolumeInUse".into()))
+                    }
+                    Err(e) => Err(anyhow!(err_text(&e))),
+                }
+            },
+        )
+        .await;
+        note("DeleteVolume", deleted.map_err(|e| format!("{e:#}")));
+        let r = ec2.delete_subnet().subnet_id(&self.subnet_id).send().await;
+        note("DeleteSubnet", r.map(|_| ()).map_err(|e| err_text(&e)));
+        let r = ec2.delete_vpc().vpc_id(&self.vpc_id).send().await;
+        note("DeleteVpc", r.map(|_| ()).map_err(|e| err_text(&e)));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            bail!("deleting stack {}: {}", self.name, errors.join("; "))
+        }
+    }
+}
+
+/// EC2 tag specifications with [`STACK_TAG`] = `name` (and `Name`) for one resource type.
+fn ec2_tags(resource: ResourceType, name: &str) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .tags(Tag::builder().key(STACK_TAG).value(name).build())
+        .tags(Tag::builder().key("Name").value(name).build())
+        .build()
+}
+
+/// A subnet filter by id (for the default AZ lookup).
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+impl StackBuilder {
+    /// The AZ of the subnet and the volume (default: the region's first).
+    pub fn availability_zone(mut self, az: &str) -> Self {
+        self.availability_zone = Some(az.to_string());
+        self
+    }
+
+    /// The launch hook's HeartbeatTimeout in seconds (default 300; scaled by the clock).
+    pub fn heartbeat_timeout(mut self, seconds: i32) -> Self {
+        self.heartbeat_timeout = seconds;
+        self
+    }
+
+    /// The launch hook's DefaultResult (default ABANDON).
+    pub fn default_result(mut self, result: &str) -> Self {
+        self.default_result = result.to_string();
+        self
+    }
+
+    /// An environment variable of the function.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The function's Timeout in (real) seconds (default 10).
+    pub fn function_timeout(mut self, seconds: i32) -> Self {
+        self.function_timeout = seconds;
+        self
+    }
+
+    /// MaximumRetryAttempts of the function's asynchronous invocations (Lambda's default: 2).
+    pub fn maximum_retry_attempts(mut self, n: i32) -> Self {
+        self.maximum_retry_attempts = Some(n);
+        self
+    }
+
+    /// The capacity the group is scaled to once everything exists (default 1; 0 leaves it
+    /// empty).
+    pub fn desired_capacity(mut self, n: i32) -> Self {
+        self.desired_capacity = n;
+        self
+    }
+
+    pub async fn create(self, clients: &Clients) -> anyhow::Result<Stack> {
+        let name = self.name.as_str();
+        let ec2 = &clients.ec2;
+        let az = match &self.availability_zone {
+            Some(az) => az.clone(),
+            None => {
+                let region = clients
+                    .config
+                    .region()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+                let out = ec2
+                    .describe_availability_zones()
+                    .filters(filter("region-name", &region))
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("DescribeAvailabilityZones: {}", err_text(&e)))?;
+                let mut zones: Vec<String> = out
+                    .availability_zones()
+                    .iter()
+                    .filter_map(|z| z.zone_name().map(str::to_string))
+                    .collect();
+                zones.sort();
+                zones
+                    .into_iter()
+                    .next()
+                    .with_context(|| format!("no availability zone in {region}"))?
+            }
+        };
+
+        let vpc_id = ec2
+            .create_vpc()
+            .cidr_block("10.40.0.0/16")
+            .tag_specifications(ec2_tags(ResourceType::Vpc, name))
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateVpc: {}", err_text(&e)))?
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .context("CreateVpc: no VpcId")?
+            .to_string();
+        let subnet_id = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block("10.40.1.0/24")
+            .availability_zone(&az)
+            .tag_specifications(ec2_tags(ResourceType::Subnet, name))
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateSubnet: {}", err_text(&e)))?
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .context("CreateSubnet: no SubnetId")?
+            .to_string();
+        let volume_id = ec2
+            .create_volume()
+            .availability_zone(&az)
+            .size(1)
+            .volume_type(VolumeType::Gp3)
+            .tag_specifications(ec2_tags(ResourceType::Volume, name))
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateVolume: {}", err_text(&e)))?
+            .volume_id()
+            .context("CreateVolume: no VolumeId")?
+            .to_string();
+        let address = ec2
+            .allocate_address()
+            .domain(DomainType::Vpc)
+            .tag_specifications(ec2_tags(ResourceType::ElasticIp, name))
+            .send()
+            .await
+            .map_err(|e| anyhow!("AllocateAddress: {}", err_text(&e)))?;
+        let allocation_id = address
+            .allocation_id()
+            .context("AllocateAddress: no AllocationId")?
+            .to_string();
+        let public_ip = address.public_ip().unwrap_or_default().to_string();
+        let launch_template_id = ec2
+            .create_launch_template()
+            .launch_template_name(format!("{name}-lt"))
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id(AMI)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                    .build(),
+            )
+            .tag_specifications(ec2_tags(ResourceType::LaunchTemplate, name))
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateLaunchTemplate: {}", err_text(&e)))?
+            .launch_template()
+            .and_then(|t| t.launch_template_id())
+            .context("CreateLaunchTemplate: no LaunchTemplateId")?
+            .to_string();
+
+        let role_name = format!("{name}-role");
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }],
+        });
+        let role_arn = clients
+            .iam
+            .create_role()
+            .role_name(&role_name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateRole: {}", err_text(&e)))?
+            .role()
+            .map(|r| r.arn().to_string())
+            .context("CreateRole: no Role")?;
+        let policy_name = format!("{name}-policy");
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:CompleteLifecycleAction",
+                    "ec2:AttachVolume",
+                    "ec2:AssociateAddress",
+                    "ec2:Describe*",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                ],
+                "Resource": "*",
+            }],
+        });
+        clients
+            .iam
+            .put_role_policy()
+            .role_name(&role_name)
+            .policy_name(&policy_name)
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutRolePolicy: {}", err_text(&e)))?;
+
+        let function_name = format!("{name}-fn");
+        let function_arn = clients
+            .lambda
+            .create_function()
+            .function_name(&function_name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&role_arn)
+            .timeout(self.function_timeout)
+            .memory_size(128)
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(self.zip))
+                    .build(),
+            )
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(self.env.into_iter().collect()))
+                    .build(),
+            )
+            .tags(STACK_TAG, name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateFunction: {}", err_text(&e)))?
+            .function_arn()
+            .context("CreateFunction: no FunctionArn")?
+            .to_string();
+        if let Some(n) = self.maximum_retry_attempts {
+            clients
+                .lambda
+                .put_function_event_invoke_config()
+                .function_name(&function_name)
+                .maximum_retry_attempts(n)
+                .send()
+                .await
+                .map_err(|e| anyhow!("PutFunctionEventInvokeConfig: {}", err_text(&e)))?;
+        }
+
+        let group_name = format!("{name}-asg");
+        let hook_name = format!("{name}-launch");
+        let rule_name = format!("{name}-launch");
+        let rule_arn = clients
+            .eventbridge
+            .put_rule()
+            .name(&rule_name)
+            .event_pattern(Stack::event_pattern(&group_name))
+            .description(format!("{name}: launch lifecycle actions of {group_name}"))
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutRule: {}", err_text(&e)))?
+            .rule_arn()
+            .context("PutRule: no RuleArn")?
+            .to_string();
+        let target_id = "function".to_string();
+        let out = clients
+            .eventbridge
+            .put_targets()
+            .rule(&rule_name)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id(&target_id)
+                    .arn(&function_arn)
+                    .build()
+                    .map_err(|e| anyhow!("target: {e}"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutTargets: {}", err_text(&e)))?;
+        if out.failed_entry_count() != 0 {
+            bail!("PutTargets: {:?}", out.failed_entries());
+        }
+        let statement_id = format!("{name}-events");
+        clients
+            .lambda
+            .add_permission()
+            .function_name(&function_name)
+            .statement_id(&statement_id)
+            .action("lambda:InvokeFunction")
+            .principal("events.amazonaws.com")
+            .source_arn(&rule_arn)
+            .send()
+            .await
+            .map_err(|e| anyhow!("AddPermission: {}", err_text(&e)))?;
+
+        clients
+            .autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&group_name)
+            .min_size(0)
+            .max_size(0)
+            .desired_capacity(0)
+            .vpc_zone_identifier(&subnet_id)
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_id(&launch_template_id)
+                    .version("$Latest")
+                    .build(),
+            )
+            .lifecycle_hook_specification_list(
+                LifecycleHookSpecification::builder()
+                    .lifecycle_hook_name(&hook_name)
+                    .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+                    .heartbeat_timeout(self.heartbeat_timeout)
+                    .default_result(&self.default_result)
+                    .build(),
+            )
+            .tags(
+                AsgTag::builder()
+                    .key(STACK_TAG)
+                    .value(name)
+                    .propagate_at_launch(true)
+                    .resource_id(&group_name)
+                    .resource_type("auto-scaling-group")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateAutoScalingGroup: {}", err_text(&e)))?;
+
+        let stack = Stack {
+            name: name.to_string(),
+            availability_zone: az,
+            vpc_id,
+            subnet_id,
+            volume_id,
+            allocation_id,
+            public_ip,
+            launch_template_id,
+            group_name,
+            hook_name,
+            role_name,
+            role_arn,
+            policy_name,
+            function_name,
+            function_arn,
+            rule_name,
+            rule_arn,
+            target_id,
+            statement_id,
+        };
+        if self.desired_capacity > 0 {
+            stack.scale_to(clients, self.desired_capacity).await?;
+        }
+        eprintln!(
+            "stack {name}: group {} (hook {}), function {}, rule {}, volume {}, address {} ({})",
+            stack.group_name,
+            stack.hook_name,
+            stack.function_name,
+            stack.rule_name,
+            stack.volume_id,
+            stack.allocation_id,
+            stack.public_ip
+        );
+        Ok(stack)
+    }
+}
+
+// --- times ---------------------------------------------------------------------------------
+
+/// Seconds since the Unix epoch of a UTC time as the local AWS writes it
+/// (`2024-05-01T12:00:00.123Z` or without the fraction).
+pub fn parse_utc(text: &str) -> anyhow::Result<f64> {
+    let bad = || anyhow!("not a UTC time like 2024-05-01T12:00:00.123Z: {text:?}");
+    let body = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = body.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let (hms, fraction) = match time.split_once('.') {
+        Some((hms, f)) => (hms, format!("0.{f}").parse::<f64>().map_err(|_| bad())?),
+        None => (time, 0.0),
+    };
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
+        return Err(bad());
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if *m <= 2 { y - 1 } else { *y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times_parse() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z").unwrap(), 0.0);
+        assert_eq!(parse_utc("2000-03-01T00:00:01.5Z").unwrap(), 951_868_801.5);
+        let a = parse_utc("2026-12-31T23:59:59.900Z").unwrap();
+        let b = parse_utc("2027-01-01T00:00:00.100Z").unwrap();
+        assert!((b - a - 0.2).abs() < 1e-6, "{}", b - a);
+        assert!(parse_utc("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_event_pattern_selects_the_groups_launch_actions() {
+        let p: serde_json::Value = serde_json::from_str(&Stack::event_pattern("g")).unwrap();
+        assert_eq!(p["source"], json!(["aws.autoscaling"]));
+        assert_eq!(p["detail-type"], json!([LAUNCH_ACTION_DETAIL_TYPE]));
+        assert_eq!(p["detail"]["AutoScalingGroupName"], json!(["g"]));
+    }
+}

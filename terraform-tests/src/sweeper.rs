@@ -1,0 +1,608 @@
+//! Finds every AWS object a test left behind in the local AWS.
+//!
+//! A test picks a [`Scope`]: a tag (key and value) that it puts on everything taggable, and a
+//! name prefix that every other name starts with. The sweeper lists:
+//!
+//! * by tag: VPCs, subnets, internet gateways, route tables, security groups, EBS volumes,
+//!   Elastic IPs, launch templates, Auto Scaling groups, EBS snapshots, and instances that are
+//!   not terminated (a group's tags propagate to its instances);
+//! * by name prefix, for what cannot be tagged (or is not by the pattern): IAM roles and their
+//!   inline policies, Lambda functions and permissions (resource-policy statements), EventBridge
+//!   rules and their targets, lifecycle hooks, CloudWatch Logs groups (`PREFIX...` or
+//!   `/aws/lambda/PREFIX...`).
+//!
+//! Tags are compared here rather than with EC2 `tag:` filters, so the answer does not depend
+//! on which filters the emulator implements. [`Sweeper::assert_nothing_left`] fails listing
+//! every survivor, except (when asked) the one snapshot tagged [`FINAL_SNAPSHOT_TAG`] =
+//! `true`, which a destroy that keeps a final snapshot must leave, and whose id it returns.
+
+use std::fmt;
+
+use anyhow::anyhow;
+
+use crate::local_aws::helpers::{err_text, STACK_TAG};
+use crate::local_aws::Clients;
+
+/// The tag (value `true`) of the snapshot a destroy keeps of the data volume.
+pub const FINAL_SNAPSHOT_TAG: &str = "autoheal:final-snapshot";
+
+/// What kind of AWS object a [`Leftover`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Vpc,
+    Subnet,
+    InternetGateway,
+    RouteTable,
+    SecurityGroup,
+    Volume,
+    Address,
+    LaunchTemplate,
+    AutoScalingGroup,
+    Snapshot,
+    Instance,
+    Role,
+    /// `ROLE/POLICY`
+    RolePolicy,
+    Function,
+    /// `FUNCTION/STATEMENT_ID`
+    FunctionPermission,
+    Rule,
+    /// `RULE/TARGET_ID`
+    RuleTarget,
+    /// `GROUP/HOOK`
+    LifecycleHook,
+    LogGroup,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 19] = [
+        Kind::Vpc,
+        Kind::Subnet,
+        Kind::InternetGateway,
+        Kind::RouteTable,
+        Kind::SecurityGroup,
+        Kind::Volume,
+        Kind::Address,
+        Kind::LaunchTemplate,
+        Kind::AutoScalingGroup,
+        Kind::Snapshot,
+        Kind::Instance,
+        Kind::Role,
+        Kind::RolePolicy,
+        Kind::Function,
+        Kind::FunctionPermission,
+        Kind::Rule,
+        Kind::RuleTarget,
+        Kind::LifecycleHook,
+        Kind::LogGroup,
+    ];
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Vpc => "vpc",
+            Kind::Subnet => "subnet",
+            Kind::InternetGateway => "internet gateway",
+            Kind::RouteTable => "route table",
+            Kind::SecurityGroup => "security group",
+            Kind::Volume => "volume",
+            Kind::Address => "elastic ip",
+            Kind::LaunchTemplate => "launch template",
+            Kind::AutoScalingGroup => "auto scaling group",
+            Kind::Snapshot => "snapshot",
+            Kind::Instance => "instance",
+            Kind::Role => "iam role",
+            Kind::RolePolicy => "iam role policy",
+            Kind::Function => "lambda function",
+            Kind::FunctionPermission => "lambda permission",
+            Kind::Rule => "eventbridge rule",
+            Kind::RuleTarget => "eventbridge target",
+            Kind::LifecycleHook => "lifecycle hook",
+            Kind::LogGroup => "log group",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One AWS object that is still there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Leftover {
+    pub kind: Kind,
+    pub id: String,
+    /// Only snapshots: it carries [`FINAL_SNAPSHOT_TAG`] = `true`.
+    pub final_snapshot: bool,
+}
+
+impl fmt::Display for Leftover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.id)?;
+        if self.final_snapshot {
+            write!(f, " (final snapshot)")?;
+        }
+        Ok(())
+    }
+}
+
+/// What belongs to a test: a tag and a name prefix.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub tag_key: String,
+    pub tag_value: String,
+    pub name_prefix: String,
+}
+
+impl Scope {
+    /// Tag [`STACK_TAG`] = `name`, names starting with `name`: what
+    /// [`crate::local_aws::helpers::Stack`] creates (and what a Terraform test that sets
+    /// `default_tags { tags = { "autoheal:stack" = name } }` and names everything `name-...`
+    /// creates).
+    pub fn stack(name: &str) -> Self {
+        Self {
+            tag_key: STACK_TAG.to_string(),
+            tag_value: name.to_string(),
+            name_prefix: name.to_string(),
+        }
+    }
+
+    pub fn new(tag_key: &str, tag_value: &str, name_prefix: &str) -> Self {
+        Self {
+            tag_key: tag_key.to_string(),
+            tag_value: tag_value.to_string(),
+            name_prefix: name_prefix.to_string(),
+        }
+    }
+
+    fn has_name(&self, name: &str) -> bool {
+        !self.name_prefix.is_empty() && name.starts_with(&self.name_prefix)
+    }
+}
+
+/// Lists what a [`Scope`] left in an AWS account.
+pub struct Sweeper {
+    clients: Clients,
+    scope: Scope,
+}
+
+/// `true` if a list of (key, value) tags holds `key` = `value`.
+fn tagged<'a>(
+    mut tags: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+    value: &str,
+) -> bool {
+    tags.any(|(k, v)| k == Some(key) && v == Some(value))
+}
+
+macro_rules! ec2_tagged {
+    ($item:expr, $scope:expr) => {
+        tagged(
+            $item.tags().iter().map(|t| (t.key(), t.value())),
+            &$scope.tag_key,
+            &$scope.tag_value,
+        )
+    };
+}
+
+impl Sweeper {
+    pub fn new(clients: &Clients, scope: Scope) -> Self {
+        Self {
+            clients: clients.clone(),
+            scope,
+        }
+    }
+
+    /// The sweeper of a [`Scope::stack`].
+    pub fn for_stack(clients: &Clients, name: &str) -> Self {
+        Self::new(clients, Scope::stack(name))
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Everything of the scope that still exists, sorted by kind and id.
+    pub async fn leftovers(&self) -> anyhow::Result<Vec<Leftover>> {
+        let mut found = Vec::new();
+        self.ec2(&mut found).await?;
+        self.autoscaling(&mut found).await?;
+        self.iam(&mut found).await?;
+        self.lambda(&mut found).await?;
+        self.eventbridge(&mut found).await?;
+        self.log_groups(&mut found).await?;
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// `Ok(None)` when nothing is left and `except_final_snapshot` is false; `Ok(Some(id))`
+    /// when the only thing left is the final snapshot and it was expected; otherwise an
+    /// `Err` that lists the survivors (or says the final snapshot is missing).
+    pub async fn check_nothing_left(
+        &self,
+        except_final_snapshot: bool,
+    ) -> anyhow::Result<Result<Option<String>, String>> {
+        let leftovers = self.leftovers().await?;
+        let (finals, others): (Vec<_>, Vec<_>) = leftovers
+            .into_iter()
+            .partition(|l| l.kind == Kind::Snapshot && l.final_snapshot);
+        let mut problems = Vec::new();
+        let mut kept = None;
+        if except_final_snapshot {
+            match finals.as_slice() {
+                [one] => kept = Some(one.id.clone()),
+                [] => problems.push(format!(
+                    "no final snapshot (a snapshot tagged {}={} and {FINAL_SNAPSHOT_TAG}=true)",
+                    self.scope.tag_key, self.scope.tag_value
+                )),
+                many => problems.push(format!(
+                    "{} final snapshots, expected one: {}",
+                    many.len(),
+                    many.iter()
+                        .map(|l| l.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+        let survivors: Vec<&Leftover> = if except_final_snapshot {
+            others.iter().collect()
+        } else {
+            others.iter().chain(finals.iter()).collect()
+        };
+        if !survivors.is_empty() {
+            problems.push(format!(
+                "{} object(s) survived:\n{}",
+                survivors.len(),
+                survivors
+                    .iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        if problems.is_empty() {
+            Ok(Ok(kept))
+        } else {
+            Ok(Err(format!(
+                "leftovers of {}={} / names {}*: {}",
+                self.scope.tag_key,
+                self.scope.tag_value,
+                self.scope.name_prefix,
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// Panics listing what survived. With `except_final_snapshot`, exactly one snapshot
+    /// tagged [`FINAL_SNAPSHOT_TAG`] = `true` must be left, and its id is returned.
+    pub async fn assert_nothing_left(&self, except_final_snapshot: bool) -> Option<String> {
+        match self.check_nothing_left(except_final_snapshot).await {
+            Ok(Ok(kept)) => kept,
+            Ok(Err(message)) => panic!("{message}"),
+            Err(e) => panic!("listing leftovers failed: {e:#}"),
+        }
+    }
+
+    async fn ec2(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let ec2 = &self.clients.ec2;
+        let s = &self.scope;
+        let mut push = |kind: Kind, id: Option<&str>| {
+            found.push(Leftover {
+                kind,
+                id: id.unwrap_or("?").to_string(),
+                final_snapshot: false,
+            })
+        };
+
+        let vpcs = ec2
+            .describe_vpcs()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeVpcs: {}", err_text(&e)))?;
+        for v in vpcs.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::Vpc, v.vpc_id());
+        }
+        let subnets = ec2
+            .describe_subnets()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeSubnets: {}", err_text(&e)))?;
+        for v in subnets.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::Subnet, v.subnet_id());
+        }
+        let igws = ec2
+            .describe_internet_gateways()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeInternetGateways: {}", err_text(&e)))?;
+        for v in igws.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::InternetGateway, v.internet_gateway_id());
+        }
+        let tables = ec2
+            .describe_route_tables()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeRouteTables: {}", err_text(&e)))?;
+        for v in tables.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::RouteTable, v.route_table_id());
+        }
+        let groups = ec2
+            .describe_security_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeSecurityGroups: {}", err_text(&e)))?;
+        for v in groups.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::SecurityGroup, v.group_id());
+        }
+        let volumes = ec2
+            .describe_volumes()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeVolumes: {}", err_text(&e)))?;
+        for v in volumes.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::Volume, v.volume_id());
+        }
+        let addresses = ec2
+            .describe_addresses()
+            .send()
+            .await
+            .map_err(|e| anyhow!("DescribeAddresses: {}", err_text(&e)))?;
+        for v in addresses.addresses().iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::Address, v.allocation_id().or(v.public_ip()));
+        }
+        let templates = ec2
+            .describe_launch_templates()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeLaunchTemplates: {}", err_text(&e)))?;
+        for v in templates.iter().filter(|v| ec2_tagged!(v, s)) {
+            push(Kind::LaunchTemplate, v.launch_template_id());
+        }
+        let reservations = ec2
+            .describe_instances()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeInstances: {}", err_text(&e)))?;
+        for v in reservations
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|v| ec2_tagged!(v, s))
+        {
+            let state = v
+                .state()
+                .and_then(|st| st.name())
+                .map(|n| n.as_str())
+                .unwrap_or("");
+            if state != "terminated" && state != "shutting-down" {
+                push(Kind::Instance, v.instance_id());
+            }
+        }
+        // The tag filter too: moto answers `self` with the hundreds of public snapshots
+        // behind its AMIs (the tags are still compared here).
+        let snapshots = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(format!("tag:{}", s.tag_key))
+                    .values(&s.tag_value)
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeSnapshots: {}", err_text(&e)))?;
+        for v in snapshots.iter().filter(|v| ec2_tagged!(v, s)) {
+            let is_final = tagged(
+                v.tags().iter().map(|t| (t.key(), t.value())),
+                FINAL_SNAPSHOT_TAG,
+                "true",
+            );
+            found.push(Leftover {
+                kind: Kind::Snapshot,
+                id: v.snapshot_id().unwrap_or("?").to_string(),
+                final_snapshot: is_final,
+            });
+        }
+        Ok(())
+    }
+
+    async fn autoscaling(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let asg = &self.clients.autoscaling;
+        let s = &self.scope;
+        let groups = asg
+            .describe_auto_scaling_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeAutoScalingGroups: {}", err_text(&e)))?;
+        for g in &groups {
+            let name = g.auto_scaling_group_name().unwrap_or("?");
+            let ours = s.has_name(name)
+                || tagged(
+                    g.tags().iter().map(|t| (t.key(), t.value())),
+                    &s.tag_key,
+                    &s.tag_value,
+                );
+            if ours {
+                found.push(leftover(Kind::AutoScalingGroup, name));
+            }
+            let hooks = asg
+                .describe_lifecycle_hooks()
+                .auto_scaling_group_name(name)
+                .send()
+                .await
+                .map_err(|e| anyhow!("DescribeLifecycleHooks {name}: {}", err_text(&e)))?;
+            for h in hooks.lifecycle_hooks() {
+                let hook = h.lifecycle_hook_name().unwrap_or("?");
+                if ours || s.has_name(hook) {
+                    found.push(leftover(Kind::LifecycleHook, &format!("{name}/{hook}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn iam(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let iam = &self.clients.iam;
+        let roles = iam
+            .list_roles()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("ListRoles: {}", err_text(&e)))?;
+        for role in roles.iter().filter(|r| self.scope.has_name(r.role_name())) {
+            let name = role.role_name();
+            found.push(leftover(Kind::Role, name));
+            let policies = iam
+                .list_role_policies()
+                .role_name(name)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| anyhow!("ListRolePolicies {name}: {}", err_text(&e)))?;
+            for p in policies {
+                found.push(leftover(Kind::RolePolicy, &format!("{name}/{p}")));
+            }
+        }
+        Ok(())
+    }
+
+    async fn lambda(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let lambda = &self.clients.lambda;
+        let functions = lambda
+            .list_functions()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("ListFunctions: {}", err_text(&e)))?;
+        for f in &functions {
+            let name = f.function_name().unwrap_or("?");
+            let ours = self.scope.has_name(name);
+            if ours {
+                found.push(leftover(Kind::Function, name));
+            }
+            let policy = match lambda.get_policy().function_name(name).send().await {
+                Ok(p) => p.policy().unwrap_or_default().to_string(),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(anyhow!("GetPolicy {name}: {}", err_text(&e))),
+            };
+            let doc: serde_json::Value = serde_json::from_str(&policy).unwrap_or_default();
+            let statements = match doc.get("Statement") {
+                Some(serde_json::Value::Array(a)) => a.clone(),
+                Some(one) => vec![one.clone()],
+                None => Vec::new(),
+            };
+            for st in statements {
+                let sid = st.get("Sid").and_then(|v| v.as_str()).unwrap_or("?");
+                if ours || self.scope.has_name(sid) {
+                    found.push(leftover(Kind::FunctionPermission, &format!("{name}/{sid}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn eventbridge(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let events = &self.clients.eventbridge;
+        let mut token: Option<String> = None;
+        loop {
+            let out = events
+                .list_rules()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| anyhow!("ListRules: {}", err_text(&e)))?;
+            for rule in out.rules() {
+                let name = rule.name().unwrap_or("?");
+                if !self.scope.has_name(name) {
+                    continue;
+                }
+                found.push(leftover(Kind::Rule, name));
+                let targets = events
+                    .list_targets_by_rule()
+                    .rule(name)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("ListTargetsByRule {name}: {}", err_text(&e)))?;
+                for t in targets.targets() {
+                    found.push(leftover(Kind::RuleTarget, &format!("{name}/{}", t.id())));
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn log_groups(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let groups = self
+            .clients
+            .logs
+            .describe_log_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeLogGroups: {}", err_text(&e)))?;
+        let lambda_prefix = format!("/aws/lambda/{}", self.scope.name_prefix);
+        for g in &groups {
+            let name = g.log_group_name().unwrap_or("?");
+            if self.scope.has_name(name)
+                || (!self.scope.name_prefix.is_empty() && name.starts_with(&lambda_prefix))
+            {
+                found.push(leftover(Kind::LogGroup, name));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn leftover(kind: Kind, id: &str) -> Leftover {
+    Leftover {
+        kind,
+        id: id.to_string(),
+        final_snapshot: false,
+    }
+}
