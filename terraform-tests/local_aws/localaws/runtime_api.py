@@ -83,15 +83,19 @@ class Invocation:
 
 
 def _error_type(headers: Any, body: bytes, default: str) -> str:
+    """The function error type Lambda reports: the ``errorType`` of the posted error
+    document. The ``Lambda-Runtime-Function-Error-Type`` header is the runtime's own
+    classification (Rust's lambda_runtime always sends ``unhandled``), so it only stands
+    in when the body has no errorType or is not JSON."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("errorType"):
+        return str(data["errorType"])
     header = headers.get("Lambda-Runtime-Function-Error-Type")
     if header:
         return header
-    try:
-        data = json.loads(body)
-        if isinstance(data, dict) and data.get("errorType"):
-            return str(data["errorType"])
-    except ValueError:
-        pass
     return default
 
 

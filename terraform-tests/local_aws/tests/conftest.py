@@ -152,6 +152,15 @@ while True:
     elif MODE == "error":
         print("failing on purpose", file=sys.stderr, flush=True)
         post(API + "/invocation/" + request_id + "/error", {{"errorMessage": "bad thing", "errorType": "Custom.Bad"}})
+    elif MODE == "error-header":
+        # As Rust's lambda_runtime posts it: its own classification in the header, the
+        # function's error type in the body.
+        post(API + "/invocation/" + request_id + "/error", {{"errorMessage": "bad thing", "errorType": "Custom.Bad"}},
+             {{"Lambda-Runtime-Function-Error-Type": "unhandled"}})
+    elif MODE == "error-text":
+        req = urllib.request.Request(API + "/invocation/" + request_id + "/error", data=b"not json", method="POST",
+                                     headers={{"Lambda-Runtime-Function-Error-Type": "Custom.FromHeader"}})
+        urllib.request.urlopen(req).read()
     elif MODE == "sleep":
         time.sleep(float(os.environ.get("SLEEP", "30")))
         post(API + "/invocation/" + request_id + "/response", {{"slept": True}})

@@ -225,6 +225,17 @@ def test_synchronous_invoke(server, fresh):
     wait_for(lambda: [r for r in invocations(server, "bad") if r["source"] == "Invoke(Event)"], what="async invoke")
 
 
+def test_error_type_is_the_functions_not_the_runtimes(server, fresh):
+    """The record's error_type is the errorType of the posted error document; the runtime's
+    Lambda-Runtime-Function-Error-Type header only stands in when the body has none."""
+    lam = server.client("lambda")
+    for name, mode in (("classified", "error-header"), ("text", "error-text")):
+        create_function(server, name, mode)
+        assert lam.invoke(FunctionName=name, Payload=b"{}")["FunctionError"] == "Unhandled"
+    assert [r["error_type"] for r in invocations(server, "classified")] == ["Custom.Bad"]
+    assert [r["error_type"] for r in invocations(server, "text")] == ["Custom.FromHeader"]
+
+
 def test_updated_code_runs(server, fresh):
     create_function(server, "fn", "echo")
     lam = server.client("lambda")
@@ -277,6 +288,32 @@ def test_runtime_api_protocol():
         assert post("/invocation/req-1/error")[0] == 400  # already answered
         assert post("/init/error")[0] == 403
         assert inv.outcome == "success" and inv.response == b'{"ok": true}'
+    finally:
+        api.stop()
+
+
+@pytest.mark.parametrize("path, body, header, expected", [
+    ("/invocation/req-1/error", b'{"errorType": "Custom.Bad"}', "unhandled", "Custom.Bad"),
+    ("/invocation/req-1/error", b'{"errorMessage": "no type"}', "unhandled", "unhandled"),
+    ("/invocation/req-1/error", b"not json", "Custom.Header", "Custom.Header"),
+    ("/invocation/req-1/error", b'["a list"]', None, "Unhandled"),
+    ("/init/error", b'{"errorType": "Custom.InitFailed"}', "unhandled", "Custom.InitFailed"),
+    ("/init/error", b"", None, "Runtime.Unknown"),
+])
+def test_runtime_api_error_type(path, body, header, expected):
+    """Body errorType first, then the header, then the API's default."""
+    inv = Invocation("req-1", b"{}", "arn:aws:lambda:ap-southeast-2:123456789012:function:f", 3.0, "Root=1-abc")
+    api = RuntimeAPIServer(inv)
+    api.start()
+    base = f"http://{api.address}/2018-06-01/runtime"
+    try:
+        if path.startswith("/invocation/"):
+            urllib.request.urlopen(base + "/invocation/next", timeout=5).read()
+        headers = {"Lambda-Runtime-Function-Error-Type": header} if header else {}
+        req = urllib.request.Request(base + path, data=body, method="POST", headers=headers)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 202
+        assert (inv.error_type, inv.error_body) == (expected, body)
     finally:
         api.stop()
 
