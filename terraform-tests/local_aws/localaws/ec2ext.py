@@ -16,6 +16,15 @@
   attachment ``detaching`` for 2 s on the scaled clock, then ``available``.
   Meanwhile AttachVolume and DeleteVolume answer ``VolumeInUse``. Volumes
   deleted on termination (root volumes) go away at once, as moto has them.
+* DescribeSnapshots honours ``OwnerIds`` (moto ignores it): ``self`` is the
+  caller's account, ``amazon`` the snapshots whose owner alias is ``amazon``,
+  anything else an account id. Moto seeds hundreds of snapshots owned by
+  other accounts behind its default AMIs, so ``OwnerIds=self`` answered them
+  all: a "newest snapshot of mine tagged X" lookup or a sweeper could pick one
+  up. Without ``OwnerIds`` every snapshot in the account's region is listed,
+  as moto has it (AWS lists all the caller may use, public ones included).
+  The snapshot of a moto AMI has that AMI's owner alias (moto marks all its
+  default AMIs ``amazon``), also for the ``owner-alias`` filter moto lacks.
 * Transient states injected through the control API (volume detaching /
   instance pending for the next K polls) are shown through the per-request
   view in ``context``.
@@ -172,6 +181,37 @@ def install(world_ref: Any) -> None:
         return result
 
     ebs.EBSBackend.delete_volume = delete_volume
+
+    # --- snapshots ----------------------------------------------------------
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    def owner_alias(snapshot: Any) -> str | None:
+        image = snapshot.ec2_backend.amis.get(snapshot.from_ami) if snapshot.from_ami else None
+        return getattr(image, "owner_alias", None)
+
+    orig_snapshot_filter_value = ebs.Snapshot.get_filter_value
+
+    def snapshot_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+        if filter_name == "owner-alias":
+            return owner_alias(self)
+        return orig_snapshot_filter_value(self, filter_name, method_name)
+
+    ebs.Snapshot.get_filter_value = snapshot_filter_value
+
+    def describe_snapshots_response(self: Any) -> Any:
+        # moto's, plus OwnerIds.
+        snapshots = self.ec2_backend.describe_snapshots(
+            snapshot_ids=self._get_param("SnapshotIds", []), filters=self._filters_from_querystring()
+        )
+        owners = self._get_param("OwnerIds", [])
+        if owners:
+            wanted = {self.ec2_backend.account_id if owner == "self" else owner for owner in owners}
+            snapshots = [s for s in snapshots if s.owner_id in wanted or owner_alias(s) in wanted]
+        return ActionResult({"Snapshots": snapshots})
+
+    ElasticBlockStore.describe_snapshots = describe_snapshots_response
 
     # --- instances ----------------------------------------------------------
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import AMI, create_group, group_instances, hook, network, wait_for
+from conftest import ACCOUNT, AMI, create_group, group_instances, hook, network, wait_for
 
 
 @pytest.fixture
@@ -126,3 +126,47 @@ def test_root_volume_goes_away_with_the_instance(server, net):
     time.sleep(0.05)
     remaining = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
     assert not ({v["VolumeId"] for v in roots} & remaining)
+
+
+def snapshot_ids(snapshots):
+    return sorted(s["SnapshotId"] for s in snapshots)
+
+
+def test_snapshot_owners(server, net):
+    """OwnerIds=self is the caller's snapshots only, never moto's AMI snapshots of other accounts."""
+    ec2 = server.client("ec2")
+    stack_tag = [{"ResourceType": "snapshot", "Tags": [{"Key": "autoheal:stack", "Value": "s1"}]}]
+    vol = volume(server)
+    tagged = ec2.create_snapshot(VolumeId=vol, TagSpecifications=stack_tag)["SnapshotId"]
+    untagged = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    image = ec2.create_image(InstanceId=run(server, net), Name="img")["ImageId"]
+    from_image = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"]]
+    mine = sorted([tagged, untagged, *from_image])
+
+    everything = ec2.describe_snapshots()["Snapshots"]  # no OwnerIds: all we may use, moto's public ones too
+    others = {s["OwnerId"] for s in everything} - {ACCOUNT}
+    assert others, "moto seeds snapshots of other owners behind its AMIs; without them this test proves nothing"
+    assert set(mine) < {s["SnapshotId"] for s in everything}
+
+    for owners in (["self"], [ACCOUNT]):
+        got = ec2.describe_snapshots(OwnerIds=owners)["Snapshots"]
+        assert snapshot_ids(got) == mine, owners
+        assert {s["OwnerId"] for s in got} == {ACCOUNT}
+    pages = ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])
+    assert snapshot_ids(s for page in pages for s in page["Snapshots"]) == mine
+    tag_filter = [{"Name": "tag:autoheal:stack", "Values": ["s1"]}]
+    assert snapshot_ids(ec2.describe_snapshots(OwnerIds=["self"], Filters=tag_filter)["Snapshots"]) == [tagged]
+    owner_filter = [{"Name": "owner-id", "Values": [ACCOUNT]}]
+    assert snapshot_ids(ec2.describe_snapshots(Filters=owner_filter)["Snapshots"]) == mine
+
+    other = sorted(others)[0]
+    theirs = [s for s in everything if s["OwnerId"] == other]
+    assert snapshot_ids(ec2.describe_snapshots(OwnerIds=[other])["Snapshots"]) == snapshot_ids(theirs)
+    both = ec2.describe_snapshots(OwnerIds=["self", other])["Snapshots"]
+    assert snapshot_ids(both) == sorted(mine + snapshot_ids(theirs))
+    # Moto's AMIs are all Amazon's (DescribeImages Owners=amazon says so): so are their snapshots.
+    amazon = ec2.describe_snapshots(OwnerIds=["amazon"])["Snapshots"]
+    assert snapshot_ids(amazon) == snapshot_ids(s for s in everything if s["OwnerId"] != ACCOUNT)
+    alias_filter = [{"Name": "owner-alias", "Values": ["amazon"]}]
+    assert snapshot_ids(ec2.describe_snapshots(Filters=alias_filter)["Snapshots"]) == snapshot_ids(amazon)
+    assert ec2.describe_snapshots(OwnerIds=["111122223333"])["Snapshots"] == []
