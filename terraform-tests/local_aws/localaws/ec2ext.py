@@ -27,7 +27,11 @@
   default AMIs ``amazon``), also for the ``owner-alias`` filter moto lacks.
 * Transient states injected through the control API (volume detaching /
   instance pending for the next K polls) are shown through the per-request
-  view in ``context``.
+  view in ``context``. A volume can only be ``detaching`` from an instance,
+  so the transient shows the volume's attachment, or the last one it had
+  (the old, terminated instance still letting go of it), with that
+  instance's id and device; the control API refuses it for a volume that has
+  never been attached (``check_detaching_transient``).
 
 The detach window is a virtual deadline per volume, read lazily by the
 patched ``Volume.status``/``Volume.attachments`` properties, so no timer is
@@ -41,6 +45,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .context import view
+from .faults import BadRequest
 
 if TYPE_CHECKING:
     from .world import World
@@ -78,6 +83,29 @@ class Ec2Extensions:
             self.detaching.pop(volume_id, None)
         return None
 
+    def holder_attachment(self, volume: Any) -> Any | None:
+        """What the volume is (or was last) attached to: the attachment a detaching
+        state shows. None for a volume that has never been attached."""
+        return volume.attachment or self.last_attachment.get(volume.id)
+
+    def check_detaching_transient(self, volume_id: str) -> None:
+        """Refuses the volume_detaching transient for a volume with nothing to be
+        detaching from (lock held)."""
+        from moto.ec2.models import ec2_backends
+
+        for account in ec2_backends.values():
+            for backend in account.values():
+                volume = backend.volumes.get(volume_id)
+                if volume is None:
+                    continue
+                if self.holder_attachment(volume) is None:
+                    raise BadRequest(
+                        f"volume {volume_id} has never been attached: a volume with no attachment cannot be "
+                        "detaching (use the transient on a volume attached to, or last attached to, an instance)"
+                    )
+                return
+        raise BadRequest(f"no volume {volume_id}")
+
     def in_detach_window(self, volume_id: str) -> bool:
         return (
             self.detaching_attachment(volume_id) is not None
@@ -104,10 +132,8 @@ def install(world_ref: Any) -> None:
 
     def attachments(self: Any) -> list[Any]:
         if self.id in view.detaching_volumes:
-            base = self.attachment or ext().last_attachment.get(self.id)
-            if base is None:
-                return []
-            shown = copy.copy(base)
+            # describe_volumes only puts volumes with a holder in the view.
+            shown = copy.copy(ext().holder_attachment(self))
             shown.status = "detaching"
             return [shown]
         if self.attachment is not None:
@@ -125,7 +151,9 @@ def install(world_ref: Any) -> None:
         if view.operation == "DescribeVolumes":
             transients = world_ref().transients
             for volume in volumes:
-                if volume.id not in view.detaching_volumes and transients.consume("volume_detaching", volume.id):
+                if volume.id in view.detaching_volumes or ext().holder_attachment(volume) is None:
+                    continue  # nothing to be detaching from (the control API refuses those)
+                if transients.consume("volume_detaching", volume.id):
                     view.detaching_volumes.add(volume.id)
         return volumes
 
@@ -172,7 +200,7 @@ def install(world_ref: Any) -> None:
 
     def delete_volume(self: Any, volume_id: str) -> Any:
         if volume_id in self.volumes and ext().in_detach_window(volume_id):
-            shown = ext().detaching_attachment(volume_id) or ext().last_attachment.get(volume_id)
+            shown = ext().holder_attachment(self.volumes[volume_id])
             holder = getattr(getattr(shown, "instance", None), "id", "an instance")
             raise VolumeInUseError(volume_id, holder)
         result = orig_delete(self, volume_id)

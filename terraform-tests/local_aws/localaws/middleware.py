@@ -309,7 +309,10 @@ class ControlAPI:
             if method == "POST":
                 if not isinstance(data, dict):
                     raise BadRequest("expected a JSON object")
-                return _json_response(200, w.transients.add(data))
+                with w.lock:
+                    if data.get("kind") == "volume_detaching" and data.get("id"):
+                        w.ec2.check_detaching_transient(str(data["id"]))
+                    return _json_response(200, w.transients.add(data))
             if method == "GET":
                 return _json_response(200, w.transients.list())
             if method == "DELETE":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -170,3 +173,43 @@ def test_snapshot_owners(server, net):
     alias_filter = [{"Name": "owner-alias", "Values": ["amazon"]}]
     assert snapshot_ids(ec2.describe_snapshots(Filters=alias_filter)["Snapshots"]) == snapshot_ids(amazon)
     assert ec2.describe_snapshots(OwnerIds=["111122223333"])["Snapshots"] == []
+
+
+def refused(server, path, data):
+    """(HTTP status, error message) of a control-API request that must fail."""
+    req = urllib.request.Request(server.url + "/_localaws" + path, method="POST", data=json.dumps(data).encode())
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req)
+    return exc.value.code, json.loads(exc.value.read())["error"]
+
+
+def test_detaching_transient_shows_the_holder(server, net):
+    """A volume can only be detaching from something: the transient shows the attachment it
+    has, or the last one it had (the old instance still letting go); never-attached volumes
+    are refused."""
+    ec2 = server.client("ec2")
+    never = volume(server)
+    code, message = refused(server, "/transient", {"kind": "volume_detaching", "id": never, "polls": 2})
+    assert code == 400 and f"volume {never} has never been attached" in message, message
+    code, message = refused(server, "/transient", {"kind": "volume_detaching", "id": "vol-0123456789abcdef0"})
+    assert (code, message) == (400, "no volume vol-0123456789abcdef0")
+    assert server.ctl("GET", "/transient") == []
+    assert describe(server, never) == ("available", [])
+    ec2.delete_volume(VolumeId=never)  # not held: nothing in use
+
+    inst = run(server, net)
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=inst, Device="/dev/sdf")
+    ec2.terminate_instances(InstanceIds=[inst])
+    wait_for(lambda: describe(server, vol) == ("available", []), timeout=5, what="the detach to end")
+    server.ctl("POST", "/transient", {"kind": "volume_detaching", "id": vol, "polls": 2})
+    err = error_of(lambda: ec2.delete_volume(VolumeId=vol))
+    assert (err["Error"]["Code"], err["Error"]["Message"]) == ("VolumeInUse", f"Volume {vol} is currently attached to {inst}")
+    for _ in range(2):
+        shown = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]
+        assert shown["State"] == "in-use"
+        assert [(a["VolumeId"], a["InstanceId"], a["Device"], a["State"]) for a in shown["Attachments"]] == [
+            (vol, inst, "/dev/sdf", "detaching")
+        ]
+    assert describe(server, vol) == ("available", [])
+    ec2.delete_volume(VolumeId=vol)
