@@ -963,6 +963,213 @@ pub fn parse_utc(text: &str) -> anyhow::Result<f64> {
     Ok((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction)
 }
 
+// --- the attachment Lambda ------------------------------------------------------------------
+
+/// The function environment the attachment Lambda (`handler/`, `handler/src/settings.rs`)
+/// reads. Spelled out here rather than imported: the tests drive the handler's zip from the
+/// outside, as Lambda does, and do not link its crate.
+pub const HANDLER_VOLUME_ID: &str = "AUTOHEAL_VOLUME_ID";
+pub const HANDLER_ALLOCATION_ID: &str = "AUTOHEAL_ALLOCATION_ID";
+pub const HANDLER_DEVICE_NAME: &str = "AUTOHEAL_DEVICE_NAME";
+pub const HANDLER_GROUP_NAME: &str = "AUTOHEAL_GROUP_NAME";
+pub const HANDLER_HOOK_NAME: &str = "AUTOHEAL_HOOK_NAME";
+pub const HANDLER_HOOK_TIMEOUT_SECONDS: &str = "AUTOHEAL_HOOK_TIMEOUT_SECONDS";
+
+/// What a synchronous Invoke answered.
+#[derive(Debug, Clone)]
+pub struct InvokeOutput {
+    /// `X-Amz-Function-Error` (`Unhandled`) when the function returned an error.
+    pub function_error: Option<String>,
+    /// The function's response (or error document), as JSON; `Null` when empty or not JSON.
+    pub payload: serde_json::Value,
+}
+
+impl Stack {
+    /// The attachment Lambda's environment for this stack: its volume, address, group and
+    /// hook, and the device to attach the volume at.
+    pub fn handler_env(&self, device: &str) -> BTreeMap<String, String> {
+        [
+            (HANDLER_VOLUME_ID, self.volume_id.as_str()),
+            (HANDLER_ALLOCATION_ID, self.allocation_id.as_str()),
+            (HANDLER_DEVICE_NAME, device),
+            (HANDLER_GROUP_NAME, self.group_name.as_str()),
+            (HANDLER_HOOK_NAME, self.hook_name.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Replaces the function's environment variables (UpdateFunctionConfiguration): the
+    /// builder creates the function before the volume and address ids it needs are known.
+    pub async fn set_function_env(
+        &self,
+        clients: &Clients,
+        vars: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        clients
+            .lambda
+            .update_function_configuration()
+            .function_name(&self.function_name)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(vars.clone().into_iter().collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow!("UpdateFunctionConfiguration: {}", err_text(&e)))?;
+        Ok(())
+    }
+
+    /// Reserved concurrency 0: the rule's deliveries are throttled and retried by Lambda's
+    /// asynchronous queue (backoff from 1 s of virtual time, doubling) until
+    /// [`Stack::release_function`]. Delays the function's start the way AWS would.
+    pub async fn hold_function(&self, clients: &Clients) -> anyhow::Result<()> {
+        clients
+            .lambda
+            .put_function_concurrency()
+            .function_name(&self.function_name)
+            .reserved_concurrent_executions(0)
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutFunctionConcurrency 0: {}", err_text(&e)))?;
+        Ok(())
+    }
+
+    /// Removes the reserved concurrency set by [`Stack::hold_function`].
+    pub async fn release_function(&self, clients: &Clients) -> anyhow::Result<()> {
+        clients
+            .lambda
+            .delete_function_concurrency()
+            .function_name(&self.function_name)
+            .send()
+            .await
+            .map_err(|e| anyhow!("DeleteFunctionConcurrency: {}", err_text(&e)))?;
+        Ok(())
+    }
+
+    /// Removes the rule's target: launch events are still emitted and recorded, but reach no
+    /// function (a test then delivers them itself with [`Stack::invoke`]).
+    pub async fn remove_rule_target(&self, clients: &Clients) -> anyhow::Result<()> {
+        let out = clients
+            .eventbridge
+            .remove_targets()
+            .rule(&self.rule_name)
+            .ids(&self.target_id)
+            .send()
+            .await
+            .map_err(|e| anyhow!("RemoveTargets: {}", err_text(&e)))?;
+        if out.failed_entry_count() != 0 {
+            bail!("RemoveTargets: {:?}", out.failed_entries());
+        }
+        Ok(())
+    }
+
+    /// Invokes the function synchronously (RequestResponse) with `payload`.
+    pub async fn invoke(
+        &self,
+        clients: &Clients,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<InvokeOutput> {
+        let out = clients
+            .lambda
+            .invoke()
+            .function_name(&self.function_name)
+            .payload(Blob::new(payload.to_string()))
+            .send()
+            .await
+            .map_err(|e| anyhow!("Invoke {}: {}", self.function_name, err_text(&e)))?;
+        let payload = out
+            .payload()
+            .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+            .unwrap_or(serde_json::Value::Null);
+        Ok(InvokeOutput {
+            function_error: out.function_error().map(str::to_string),
+            payload,
+        })
+    }
+}
+
+/// The JSON objects among a function's log lines (JSON-lines logs and EMF records alike);
+/// other lines (START, REPORT, plain text) are skipped.
+pub fn json_log_records(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(serde_json::Value::is_object)
+        .collect()
+}
+
+/// The CloudWatch Embedded Metric Format records among a function's log lines: objects
+/// with `_aws.CloudWatchMetrics`.
+pub fn emf_records(lines: &[String]) -> Vec<serde_json::Value> {
+    json_log_records(lines)
+        .into_iter()
+        .filter(|r| r.pointer("/_aws/CloudWatchMetrics").is_some())
+        .collect()
+}
+
+/// What a Lambda `REPORT RequestId: ...` log line says, in milliseconds and megabytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaReport {
+    pub request_id: String,
+    pub duration_ms: f64,
+    pub init_duration_ms: Option<f64>,
+    pub max_memory_used_mb: Option<u64>,
+}
+
+/// Parses a `REPORT` line (`REPORT RequestId: ID\tDuration: 1.23 ms\t...`); `None` for any
+/// other line.
+pub fn parse_report(line: &str) -> Option<LambdaReport> {
+    let rest = line.strip_prefix("REPORT RequestId: ")?;
+    let mut fields = rest.split('\t');
+    let request_id = fields.next()?.trim().to_string();
+    let mut report = LambdaReport {
+        request_id,
+        duration_ms: f64::NAN,
+        init_duration_ms: None,
+        max_memory_used_mb: None,
+    };
+    for field in fields {
+        let Some((key, value)) = field.split_once(": ") else {
+            continue;
+        };
+        let number = value.split_whitespace().next().unwrap_or("");
+        match key.trim() {
+            "Duration" => report.duration_ms = number.parse().ok()?,
+            "Init Duration" => report.init_duration_ms = number.parse().ok(),
+            "Max Memory Used" => report.max_memory_used_mb = number.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(report)
+}
+
+/// A UTC time as EventBridge writes an event's `time` (`2024-05-01T12:00:00Z`, whole
+/// seconds): the inverse of [`parse_utc`] for whole seconds since the epoch.
+pub fn format_utc_seconds(epoch_seconds: i64) -> String {
+    let days = epoch_seconds.div_euclid(86_400);
+    let secs = epoch_seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -983,5 +1190,36 @@ mod tests {
         assert_eq!(p["source"], json!(["aws.autoscaling"]));
         assert_eq!(p["detail-type"], json!([LAUNCH_ACTION_DETAIL_TYPE]));
         assert_eq!(p["detail"]["AutoScalingGroupName"], json!(["g"]));
+    }
+
+    #[test]
+    fn utc_seconds_round_trip() {
+        assert_eq!(format_utc_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc_seconds(951_868_801), "2000-03-01T00:00:01Z");
+        assert_eq!(format_utc_seconds(1_709_251_199), "2024-02-29T23:59:59Z");
+        for t in [0, 86_399, 951_868_800, 1_714_564_800, 4_102_444_799] {
+            assert_eq!(parse_utc(&format_utc_seconds(t)).unwrap(), t as f64);
+        }
+    }
+
+    #[test]
+    fn report_lines_parse() {
+        let r = parse_report(
+            "REPORT RequestId: abc\tDuration: 12.50 ms\tBilled Duration: 20 ms\t\
+             Memory Size: 128 MB\tMax Memory Used: 9 MB\tInit Duration: 7.25 ms",
+        )
+        .unwrap();
+        assert_eq!(r.request_id, "abc");
+        assert_eq!(r.duration_ms, 12.5);
+        assert_eq!(r.init_duration_ms, Some(7.25));
+        assert_eq!(r.max_memory_used_mb, Some(9));
+        assert_eq!(parse_report("START RequestId: abc Version: $LATEST"), None);
+        let lines = vec![
+            r#"{"level":"INFO","message":"x"}"#.to_string(),
+            r#"{"_aws":{"CloudWatchMetrics":[]},"outcome":"healed"}"#.to_string(),
+            "END RequestId: abc".to_string(),
+        ];
+        assert_eq!(json_log_records(&lines).len(), 2);
+        assert_eq!(emf_records(&lines)[0]["outcome"], "healed");
     }
 }

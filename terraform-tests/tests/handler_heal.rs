@@ -1,0 +1,1201 @@
+//! The real attachment Lambda against the local AWS: the `bootstrap` that tools/build-handler
+//! zips (`target/handler/x86_64/bootstrap.zip`, or `$AUTOHEAL_HANDLER_ZIP`) is deployed as a
+//! `provided.al2023` function with the environment the provider gives it, and runs natively
+//! behind the local AWS's Runtime API emulator whenever the group's launch hook emits its
+//! EventBridge event. Nothing here calls the handler's code directly.
+//!
+//! Each test has its own local AWS (clock scale 0.01: AWS's waits are 100 times shorter; the
+//! function's own timeout and the handler's backoff stay in real time) and checks the outcome
+//! the way an operator would: the group's lifecycle states, where the volume and the address
+//! are, which AWS calls were made (the server's call log), the Lambda invocation records, and
+//! the function's log lines (its JSON logs and its CloudWatch EMF metric line).
+//!
+//! How the awkward states are produced, faithfully:
+//!
+//! * a volume still detaching: the `volume_detaching` transient, set on the volume while it is
+//!   attached to the old instance, then the old instance is terminated;
+//! * an instance still pending: the function is throttled (reserved concurrency 0) when the
+//!   group launches, so the rule's delivery waits in Lambda's retry queue as it would on AWS;
+//!   the test then marks the new instance `pending` for its next polls and lifts the limit;
+//! * a second delivery of an event: the recorded event is invoked again, unchanged;
+//! * a late delivery (for the heartbeat): the recorded event, with its `time` moved back, as
+//!   when a delivery reaches the function long after the hook started waiting.
+//!
+//! `AUTOHEAL_HANDLER_ZIP` is also what the provider's build embeds: setting it for `cargo test`
+//! makes cargo rebuild the provider with that zip.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use terraform_tests::local_aws::control::{Call, Fault, Invocation, Outcome, Transient};
+use terraform_tests::local_aws::helpers::{
+    address_status, emf_records, function_logs, group_instances, instance_state, json_log_records,
+    parse_report, volume_status, wait_for, wait_for_single_instance, wait_until, Check,
+    GroupInstance, Stack, StackBuilder, HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID,
+    POLL_INTERVAL,
+};
+use terraform_tests::local_aws::{Clients, LocalAws};
+
+/// The device the tests configure (the provider's default is the same kind of name).
+const DEVICE: &str = "/dev/sdf";
+/// How long any one step of a heal may take before a test fails.
+const STEP: Duration = Duration::from_secs(20);
+/// The handler's first backoff delays (handler/src/backoff.rs): 200, 300, 450 ms. Three polls
+/// that see a state cost at least their sum.
+const THREE_POLLS: Duration = Duration::from_millis(200 + 300 + 450);
+
+/// The zip tools/build-handler made, or `$AUTOHEAL_HANDLER_ZIP`.
+fn handler_zip() -> Vec<u8> {
+    let path = std::env::var_os("AUTOHEAL_HANDLER_ZIP")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| terraform_tests::workspace_root().join("target"));
+            target.join("handler").join("x86_64").join("bootstrap.zip")
+        });
+    match std::fs::read(&path) {
+        Ok(bytes) if !bytes.is_empty() => bytes,
+        Ok(_) => panic!(
+            "the handler zip {} is empty: rebuild it with tools/build-handler",
+            path.display()
+        ),
+        Err(e) => panic!(
+            "cannot read the handler zip {} ({e}): build it with tools/build-handler, or set \
+             AUTOHEAL_HANDLER_ZIP to a provided.al2023 zip of the handler",
+            path.display()
+        ),
+    }
+}
+
+/// One local AWS with one stack whose function is the real handler, configured for the
+/// stack's volume, address, group and hook. The group starts empty.
+struct Heal {
+    aws: LocalAws,
+    clients: Clients,
+    stack: Stack,
+}
+
+impl Heal {
+    async fn new(name: &str, configure: impl FnOnce(StackBuilder) -> StackBuilder) -> Heal {
+        Heal::with_env(name, &[], configure).await
+    }
+
+    /// `extra_env` is added to the handler's five settings.
+    async fn with_env(
+        name: &str,
+        extra_env: &[(&str, &str)],
+        configure: impl FnOnce(StackBuilder) -> StackBuilder,
+    ) -> Heal {
+        let aws = LocalAws::start().expect("starting the local AWS");
+        let clients = aws.clients().await;
+        let stack = create_stack(&clients, name, extra_env, configure).await;
+        Heal {
+            aws,
+            clients,
+            stack,
+        }
+    }
+
+    fn control(&self) -> &terraform_tests::local_aws::Control {
+        self.aws.control()
+    }
+
+    async fn scale_to(&self, n: i32) {
+        self.stack.scale_to(&self.clients, n).await.unwrap();
+    }
+
+    /// Scales 0 -> 1 and waits for the instance to be healed into service.
+    async fn first_launch(&self) -> GroupInstance {
+        self.scale_to(1).await;
+        wait_for_single_instance(
+            &self.clients.autoscaling,
+            &self.stack.group_name,
+            "InService",
+            None,
+            STEP,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Waits for the group's one instance to appear (any lifecycle state but gone).
+    async fn wait_launched(&self, not: Option<&str>) -> GroupInstance {
+        wait_until(
+            "the group to launch an instance",
+            STEP,
+            POLL_INTERVAL,
+            || async {
+                let all =
+                    group_instances(&self.clients.autoscaling, &self.stack.group_name).await?;
+                Ok(match all.into_iter().find(|i| Some(i.id.as_str()) != not) {
+                    Some(i) => Check::Done(i),
+                    None => Check::NotYet("no new instance".into()),
+                })
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The first finished attempt of the function whose event (or response) concerns
+    /// `instance` and that `accept`s.
+    async fn invocation(&self, instance: &str, accept: impl Fn(&Invocation) -> bool) -> Invocation {
+        let events = || async { self.control().events().await };
+        wait_for(&format!("an invocation for {instance}"), || async {
+            let event_ids: Vec<String> = events()
+                .await?
+                .into_iter()
+                .filter(|e| e.detail("EC2InstanceId") == Some(instance))
+                .map(|e| e.id)
+                .collect();
+            let all = self
+                .control()
+                .invocations_of(&self.stack.function_name)
+                .await?;
+            let seen = format!(
+                "{:?}",
+                all.iter()
+                    .map(|i| (i.attempt, i.outcome))
+                    .collect::<Vec<_>>()
+            );
+            Ok(
+                match all.into_iter().find(|i| {
+                    let ours = i.event_id.as_ref().is_some_and(|id| event_ids.contains(id))
+                        || i.response_json()
+                            .is_some_and(|r| r["instance"] == json!(instance));
+                    ours && accept(i)
+                }) {
+                    Some(i) => Check::Done(i),
+                    None => Check::NotYet(format!("attempts so far: {seen}")),
+                },
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The launch event the hook emitted for `instance`.
+    async fn launch_event(&self, instance: &str) -> Value {
+        wait_for(&format!("the launch event of {instance}"), || async {
+            let events = self.control().events().await?;
+            Ok(
+                match events
+                    .into_iter()
+                    .find(|e| e.detail("EC2InstanceId") == Some(instance))
+                {
+                    Some(e) => Check::Done(e.event),
+                    None => Check::NotYet("not emitted yet".into()),
+                },
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn calls_of(&self, operation: &str) -> Vec<Call> {
+        self.control().calls_of(operation).await.unwrap()
+    }
+
+    /// The function's log lines so far.
+    async fn logs(&self) -> Vec<String> {
+        function_logs(&self.clients.logs, &self.stack.function_name)
+            .await
+            .unwrap()
+    }
+
+    /// The EMF record of the invocation `request_id` (each invocation writes exactly one).
+    async fn emf_of(&self, request_id: &str) -> Value {
+        let lines = self.logs().await;
+        let records: Vec<Value> = emf_records(&lines)
+            .into_iter()
+            .filter(|r| r["requestId"] == json!(request_id))
+            .collect();
+        assert_eq!(
+            records.len(),
+            1,
+            "one EMF line for request {request_id}:\n{}",
+            lines.join("\n")
+        );
+        records.into_iter().next().unwrap()
+    }
+
+    async fn assert_volume_attached_to(&self, instance: &str) {
+        let v = volume_status(&self.clients.ec2, &self.stack.volume_id)
+            .await
+            .unwrap();
+        assert_eq!(v.state, "in-use", "{v}");
+        let a = v.attachment.as_ref().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(
+            (a.instance_id.as_str(), a.state.as_str(), a.device.as_str()),
+            (instance, "attached", DEVICE),
+            "{v}"
+        );
+    }
+
+    async fn assert_address_on(&self, instance: &str) -> String {
+        let a = address_status(&self.clients.ec2, &self.stack.allocation_id)
+            .await
+            .unwrap();
+        assert_eq!(a.instance_id.as_deref(), Some(instance), "{a:?}");
+        assert_eq!(a.public_ip, self.stack.public_ip, "{a:?}");
+        a.association_id
+            .expect("an associated address has an association id")
+    }
+}
+
+async fn create_stack(
+    clients: &Clients,
+    name: &str,
+    extra_env: &[(&str, &str)],
+    configure: impl FnOnce(StackBuilder) -> StackBuilder,
+) -> Stack {
+    let builder = Stack::builder(name, handler_zip())
+        // Long enough that the hook never times out during a test (36 s real at 0.01).
+        .heartbeat_timeout(3600)
+        .desired_capacity(0);
+    let stack = configure(builder)
+        .create(clients)
+        .await
+        .unwrap_or_else(|e| panic!("creating stack {name}: {e:#}"));
+    let mut env = stack.handler_env(DEVICE);
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    stack.set_function_env(clients, &env).await.unwrap();
+    stack
+}
+
+/// Does a call's key parameter `name` equal `value` (or, for a list, contain it)?
+fn has_param(call: &Call, name: &str, value: &str) -> bool {
+    match call.params.get(name) {
+        Some(Value::String(s)) => s == value,
+        Some(Value::Array(items)) => items.iter().any(|v| v == value),
+        _ => false,
+    }
+}
+
+/// The steps' durations in the handler's response (`stepsMs`).
+fn step_ms(response: &Value, step: &str) -> u64 {
+    response["stepsMs"][step]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no stepsMs.{step} in {response}"))
+}
+
+/// The handler's response to an attempt (also printed: it says what each step took).
+fn response(invocation: &Invocation) -> Value {
+    let r = invocation
+        .response_json()
+        .unwrap_or_else(|| panic!("a JSON response in {invocation:?}"));
+    eprintln!(
+        "attempt {} of request {}: {:.0} ms, response {r}",
+        invocation.attempt, invocation.request_id, invocation.duration_ms
+    );
+    r
+}
+
+/// The JSON log lines of one invocation (the handler's heal span carries the request id).
+fn log_records_of(lines: &[String], request_id: &str) -> Vec<Value> {
+    json_log_records(lines)
+        .into_iter()
+        .filter(|r| {
+            r["span"]["request_id"] == json!(request_id) || r["requestId"] == json!(request_id)
+        })
+        .collect()
+}
+
+fn assert_emf(emf: &Value, outcome: &str, healed: u8, permanent: u8) {
+    assert_eq!(emf["outcome"], outcome, "{emf}");
+    assert_eq!(emf["Healed"], healed, "{emf}");
+    assert_eq!(emf["PermanentFailure"], permanent, "{emf}");
+    assert_eq!(
+        emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Autoheal",
+        "{emf}"
+    );
+    assert_eq!(
+        emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["AutoScalingGroupName"]]),
+        "{emf}"
+    );
+    assert_eq!(emf.get("HealSeconds").is_some(), healed == 1, "{emf}");
+}
+
+// --- 1. first launch ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn first_launch_gets_the_volume_and_the_address_then_goes_in_service() {
+    let h = Heal::new("first", |b| b).await;
+    let started = std::time::Instant::now();
+    let instance = h.first_launch().await;
+    eprintln!("scaled 0 -> 1 and healed in {:?}", started.elapsed());
+    assert_eq!(instance.availability_zone, h.stack.availability_zone);
+
+    h.assert_volume_attached_to(&instance.id).await;
+    h.assert_address_on(&instance.id).await;
+    assert!(h.control().lifecycle_actions().await.unwrap().is_empty());
+
+    // One attempt, delivered by the rule, which healed.
+    let inv = h.invocation(&instance.id, |_| true).await;
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    assert_eq!(inv.attempt, 1);
+    assert_eq!(inv.rule_arn.as_deref(), Some(h.stack.rule_arn.as_str()));
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "healed", "{r}");
+    assert_eq!(r["instance"], instance.id.as_str());
+    assert_eq!(r["volume"], h.stack.volume_id.as_str());
+    assert_eq!(r["allocation"], h.stack.allocation_id.as_str());
+    assert_eq!(r["publicIp"], h.stack.public_ip.as_str());
+    for step in [
+        "wait_running",
+        "attach_volume",
+        "associate_address",
+        "complete",
+    ] {
+        step_ms(&r, step);
+    }
+
+    // Each mutating call once, for this instance, in order; the address verified after.
+    let attach = h.calls_of("AttachVolume").await;
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert!(attach[0].succeeded());
+    assert!(has_param(&attach[0], "VolumeId", &h.stack.volume_id));
+    assert!(has_param(&attach[0], "InstanceId", &instance.id));
+    assert!(has_param(&attach[0], "Device", DEVICE));
+    let associate = h.calls_of("AssociateAddress").await;
+    assert_eq!(associate.len(), 1, "{associate:?}");
+    assert!(has_param(
+        &associate[0],
+        "AllocationId",
+        &h.stack.allocation_id
+    ));
+    assert!(has_param(&associate[0], "InstanceId", &instance.id));
+    let complete = h.calls_of("CompleteLifecycleAction").await;
+    assert_eq!(complete.len(), 1, "{complete:?}");
+    assert_eq!(complete[0].status, 200);
+    assert_eq!(complete[0].param("LifecycleActionResult"), Some("CONTINUE"));
+    assert_eq!(complete[0].param("InstanceId"), Some(instance.id.as_str()));
+    assert!(attach[0].seq < associate[0].seq && associate[0].seq < complete[0].seq);
+    let verified = h
+        .calls_of("DescribeAddresses")
+        .await
+        .iter()
+        .any(|c| c.seq > associate[0].seq && c.seq < complete[0].seq);
+    assert!(verified, "the association is verified before CONTINUE");
+    assert!(h
+        .calls_of("RecordLifecycleActionHeartbeat")
+        .await
+        .is_empty());
+
+    // Logs: JSON lines with each step's duration, one EMF line, Lambda's REPORT line.
+    let lines = h.logs().await;
+    let records = log_records_of(&lines, &inv.request_id);
+    for step in [
+        "wait_running",
+        "attach_volume",
+        "associate_address",
+        "complete",
+    ] {
+        let line = records
+            .iter()
+            .find(|r| r["step"] == step)
+            .unwrap_or_else(|| panic!("no log line for step {step}:\n{}", lines.join("\n")));
+        assert!(line["duration_ms"].is_u64(), "{line}");
+        assert_eq!(line["span"]["instance"], instance.id.as_str(), "{line}");
+        assert_eq!(line["span"]["volume"], h.stack.volume_id.as_str(), "{line}");
+    }
+    let emf = h.emf_of(&inv.request_id).await;
+    assert_emf(&emf, "healed", 1, 0);
+    assert_eq!(emf["instance"], instance.id.as_str());
+    assert_eq!(emf["AutoScalingGroupName"], h.stack.group_name.as_str());
+    let heal_seconds = emf["HealSeconds"].as_f64().unwrap();
+    assert!(heal_seconds > 0.0 && heal_seconds < 5.0, "{emf}");
+    let report = lines
+        .iter()
+        .filter_map(|l| parse_report(l))
+        .find(|r| r.request_id == inv.request_id)
+        .expect("a REPORT line");
+    assert!(report.init_duration_ms.is_some(), "{report:?}");
+}
+
+// --- 2. heal after terminate, volume still detaching ------------------------------------------
+
+#[tokio::test]
+async fn heal_after_terminate_waits_while_the_volume_is_still_detaching() {
+    const DETACHING_POLLS: u32 = 3;
+    let h = Heal::new("detaching", |b| b).await;
+    let old = h.first_launch().await;
+    h.assert_volume_attached_to(&old.id).await;
+
+    // From now on the next polls of the volume show it detaching from the old instance; the
+    // test itself does not describe the volume until the heal is over.
+    h.control().clear_calls().await.unwrap();
+    h.control()
+        .add_transient(&Transient::volume_detaching(
+            &h.stack.volume_id,
+            DETACHING_POLLS,
+        ))
+        .await
+        .unwrap();
+    h.clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(&old.id)
+        .send()
+        .await
+        .unwrap();
+
+    let new = wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        Some(&old.id),
+        STEP,
+    )
+    .await
+    .unwrap();
+    let inv = h.invocation(&new.id, |_| true).await;
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    assert_eq!(inv.attempt, 1, "healed by the first attempt");
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "healed", "{r}");
+
+    // The handler polled through every detaching answer and only then attached: no
+    // AttachVolume while the volume was busy.
+    let left: Vec<_> = h
+        .control()
+        .transients()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.id == h.stack.volume_id)
+        .collect();
+    assert!(left.iter().all(|t| t.polls == 0), "{left:?}");
+    let attach = h.calls_of("AttachVolume").await;
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert!(attach[0].succeeded(), "{attach:?}");
+    assert!(has_param(&attach[0], "InstanceId", &new.id));
+    let polls_before = h
+        .calls_of("DescribeVolumes")
+        .await
+        .iter()
+        .filter(|c| c.seq < attach[0].seq && has_param(c, "VolumeId", &h.stack.volume_id))
+        .count();
+    assert!(
+        polls_before > DETACHING_POLLS as usize,
+        "{polls_before} DescribeVolumes before AttachVolume"
+    );
+    assert!(
+        step_ms(&r, "attach_volume") >= THREE_POLLS.as_millis() as u64,
+        "{r}"
+    );
+    let lines = h.logs().await;
+    let waited = log_records_of(&lines, &inv.request_id)
+        .into_iter()
+        .any(|l| {
+            l["message"] == "waiting on the volume"
+                && l["waiting_for"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("detaching") && w.contains(&old.id))
+        });
+    assert!(
+        waited,
+        "the handler logs that it waits for the detach from {}:\n{}",
+        old.id,
+        lines.join("\n")
+    );
+
+    h.assert_volume_attached_to(&new.id).await;
+    h.assert_address_on(&new.id).await;
+    assert_eq!(
+        instance_state(&h.clients.ec2, &old.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("terminated")
+    );
+    assert_emf(&h.emf_of(&inv.request_id).await, "healed", 1, 0);
+}
+
+// --- 3. instance still pending --------------------------------------------------------------
+
+#[tokio::test]
+async fn an_instance_still_pending_is_polled_until_it_runs() {
+    const PENDING_POLLS: u32 = 3;
+    let h = Heal::new("pending", |b| b).await;
+    // The delivery waits in Lambda's queue (throttled) while the test marks the new instance
+    // pending for its next polls; then the function may run.
+    h.stack.hold_function(&h.clients).await.unwrap();
+    h.scale_to(1).await;
+    let instance = h.wait_launched(None).await;
+    assert_eq!(instance.lifecycle_state, "Pending:Wait");
+    h.control()
+        .add_transient(&Transient::instance_pending(&instance.id, PENDING_POLLS))
+        .await
+        .unwrap();
+    let throttled = wait_for("a throttled delivery", || async {
+        let all = h.control().invocations_of(&h.stack.function_name).await?;
+        Ok(if all.iter().any(|i| i.outcome == Outcome::Throttled) {
+            Check::Done(())
+        } else {
+            Check::NotYet(format!("{} attempt(s)", all.len()))
+        })
+    })
+    .await;
+    assert!(throttled.is_ok(), "{throttled:?}");
+    h.stack.release_function(&h.clients).await.unwrap();
+
+    let healed = wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        None,
+        STEP,
+    )
+    .await
+    .unwrap();
+    assert_eq!(healed.id, instance.id);
+    let inv = h
+        .invocation(&instance.id, |i| i.outcome != Outcome::Throttled)
+        .await;
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "healed", "{r}");
+    // It saw `pending` PENDING_POLLS times, waited with backoff each time, and did nothing
+    // else until the instance ran.
+    let polls: Vec<Call> = h
+        .calls_of("DescribeInstances")
+        .await
+        .into_iter()
+        .filter(|c| has_param(c, "InstanceId", &instance.id))
+        .collect();
+    assert!(polls.len() > PENDING_POLLS as usize, "{polls:?}");
+    let first_attach = h.calls_of("AttachVolume").await[0].seq;
+    assert!(polls[PENDING_POLLS as usize].seq < first_attach);
+    assert!(
+        step_ms(&r, "wait_running") >= THREE_POLLS.as_millis() as u64,
+        "{r}"
+    );
+    let left = h.control().transients().await.unwrap();
+    assert!(
+        left.iter()
+            .filter(|t| t.id == instance.id)
+            .all(|t| t.polls == 0),
+        "{left:?}"
+    );
+    h.assert_volume_attached_to(&instance.id).await;
+    h.assert_address_on(&instance.id).await;
+    assert_emf(&h.emf_of(&inv.request_id).await, "healed", 1, 0);
+}
+
+// --- 4. duplicate event ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_second_delivery_of_the_same_event_changes_nothing_and_succeeds() {
+    let h = Heal::new("duplicate", |b| b).await;
+    let instance = h.first_launch().await;
+    let first = h.invocation(&instance.id, |_| true).await;
+    assert_eq!(response(&first)["outcome"], "healed");
+    let association = h.assert_address_on(&instance.id).await;
+    let event = h.launch_event(&instance.id).await;
+
+    h.control().clear_calls().await.unwrap();
+    let again = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(again.function_error, None, "{:?}", again.payload);
+    assert_eq!(
+        again.payload["outcome"], "already_completed",
+        "{}",
+        again.payload
+    );
+    assert_eq!(again.payload["instance"], instance.id.as_str());
+
+    // No mutating EC2 call; one CompleteLifecycleAction, answered "No active Lifecycle
+    // Action", and no retry of it.
+    assert!(h.calls_of("AttachVolume").await.is_empty());
+    assert!(h.calls_of("AssociateAddress").await.is_empty());
+    let complete = h.calls_of("CompleteLifecycleAction").await;
+    assert_eq!(complete.len(), 1, "{complete:?}");
+    assert_eq!(complete[0].status, 400);
+    assert_eq!(complete[0].error_code.as_deref(), Some("ValidationError"));
+
+    h.assert_volume_attached_to(&instance.id).await;
+    assert_eq!(
+        h.assert_address_on(&instance.id).await,
+        association,
+        "the address was not re-associated"
+    );
+    let now = group_instances(&h.clients.autoscaling, &h.stack.group_name)
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(
+        (now[0].id.as_str(), now[0].lifecycle_state.as_str()),
+        (instance.id.as_str(), "InService")
+    );
+    let second = h
+        .control()
+        .invocations_of(&h.stack.function_name)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.source.as_deref() == Some("Invoke"))
+        .expect("the second delivery is recorded");
+    assert_emf(
+        &h.emf_of(&second.request_id).await,
+        "already_completed",
+        0,
+        0,
+    );
+}
+
+#[tokio::test]
+async fn two_simultaneous_deliveries_heal_once() {
+    let h = Heal::new("twice", |b| b).await;
+    // The test delivers the event itself, twice at once.
+    h.stack.remove_rule_target(&h.clients).await.unwrap();
+    h.scale_to(1).await;
+    let instance = h.wait_launched(None).await;
+    let event = h.launch_event(&instance.id).await;
+    let (a, b) = tokio::join!(
+        h.stack.invoke(&h.clients, &event),
+        h.stack.invoke(&h.clients, &event)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((&a.function_error, &b.function_error), (&None, &None));
+    let mut outcomes = [
+        a.payload["outcome"].as_str().unwrap_or("?").to_string(),
+        b.payload["outcome"].as_str().unwrap_or("?").to_string(),
+    ];
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["already_completed", "healed"],
+        "{} / {}",
+        a.payload,
+        b.payload
+    );
+
+    let attached: Vec<Call> = h
+        .calls_of("AttachVolume")
+        .await
+        .into_iter()
+        .filter(Call::succeeded)
+        .collect();
+    assert_eq!(attached.len(), 1, "{attached:?}");
+    let completed: Vec<Call> = h
+        .calls_of("CompleteLifecycleAction")
+        .await
+        .into_iter()
+        .filter(Call::succeeded)
+        .collect();
+    assert_eq!(completed.len(), 1, "{completed:?}");
+    assert_eq!(
+        completed[0].param("LifecycleActionResult"),
+        Some("CONTINUE")
+    );
+    wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        None,
+        STEP,
+    )
+    .await
+    .unwrap();
+    h.assert_volume_attached_to(&instance.id).await;
+    h.assert_address_on(&instance.id).await;
+}
+
+// --- 5. events that are not ours --------------------------------------------------------------
+
+#[tokio::test]
+async fn events_not_for_this_group_are_refused_without_any_mutating_call() {
+    let h = Heal::new("mine", |b| b).await;
+    // Another autoheal stack in the same account, healed by its own function.
+    let other = create_stack(&h.clients, "theirs", &[], |b| b).await;
+    other.scale_to(&h.clients, 1).await.unwrap();
+    let theirs = wait_for_single_instance(
+        &h.clients.autoscaling,
+        &other.group_name,
+        "InService",
+        None,
+        STEP,
+    )
+    .await
+    .unwrap();
+    let their_event = h.launch_event(&theirs.id).await;
+    // Their function is done: from here on, every call is ours.
+    wait_until("their function to finish", STEP, POLL_INTERVAL, || async {
+        let all = h.control().invocations_of(&other.function_name).await?;
+        Ok(if all.iter().any(|i| i.outcome == Outcome::Success) {
+            Check::Done(())
+        } else {
+            Check::NotYet(format!("{} attempt(s)", all.len()))
+        })
+    })
+    .await
+    .unwrap();
+    let ec2_or_asg = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.service != "lambda")
+            .map(|c| format!("{} {}", c.service, c.operation))
+            .collect()
+    };
+
+    // Their group's event, delivered to our function: refused with no AWS call at all.
+    h.control().clear_calls().await.unwrap();
+    let refused = h.stack.invoke(&h.clients, &their_event).await.unwrap();
+    assert_eq!(refused.function_error, None, "{}", refused.payload);
+    assert_eq!(refused.payload["outcome"], "refused", "{}", refused.payload);
+    let reason = refused.payload["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&other.group_name), "{reason}");
+    let calls = h.control().calls().await.unwrap();
+    assert_eq!(ec2_or_asg(&calls), Vec::<String>::new(), "no AWS call");
+
+    // An event naming our group and hook but their instance (forged, or a stale copy): only
+    // read calls, then refused as not ours.
+    let mut forged = their_event.clone();
+    forged["detail"]["AutoScalingGroupName"] = json!(h.stack.group_name);
+    forged["detail"]["LifecycleHookName"] = json!(h.stack.hook_name);
+    h.control().clear_calls().await.unwrap();
+    let not_member = h.stack.invoke(&h.clients, &forged).await.unwrap();
+    assert_eq!(not_member.function_error, None, "{}", not_member.payload);
+    assert_eq!(
+        not_member.payload["outcome"], "not_member",
+        "{}",
+        not_member.payload
+    );
+    let calls = h.control().calls().await.unwrap();
+    let made = ec2_or_asg(&calls);
+    assert!(
+        made.iter()
+            .all(|c| c.starts_with("ec2 Describe") || c.starts_with("autoscaling Describe")),
+        "{made:?}"
+    );
+
+    // A malformed event: a clear error, not a crash.
+    h.control().clear_calls().await.unwrap();
+    let malformed = h
+        .stack
+        .invoke(
+            &h.clients,
+            &json!({"source": "aws.autoscaling", "detail-type": 42}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(malformed.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        malformed.payload["errorType"], "Autoheal.MalformedEvent",
+        "{}",
+        malformed.payload
+    );
+    assert_eq!(
+        ec2_or_asg(&h.control().calls().await.unwrap()),
+        Vec::<String>::new()
+    );
+
+    // Their instance kept its volume and address; every attempt of ours ended cleanly.
+    let v = volume_status(&h.clients.ec2, &other.volume_id)
+        .await
+        .unwrap();
+    assert_eq!(v.attachment.map(|a| a.instance_id), Some(theirs.id.clone()));
+    let a = address_status(&h.clients.ec2, &other.allocation_id)
+        .await
+        .unwrap();
+    assert_eq!(a.instance_id.as_deref(), Some(theirs.id.as_str()));
+    let ours = h
+        .control()
+        .invocations_of(&h.stack.function_name)
+        .await
+        .unwrap();
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    assert_eq!(
+        ours.iter().map(|i| i.outcome).collect::<Vec<_>>(),
+        [Outcome::Success, Outcome::Success, Outcome::Error]
+    );
+    let lines = h.logs().await;
+    assert_emf(&h.emf_of(&ours[0].request_id).await, "refused", 0, 0);
+    assert_emf(&h.emf_of(&ours[1].request_id).await, "not_member", 0, 0);
+    assert_emf(&h.emf_of(&ours[2].request_id).await, "malformed", 0, 0);
+    assert!(
+        !lines.iter().any(|l| l.contains("panicked")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+// --- 6. volume in another AZ ----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_volume_in_another_zone_abandons_the_launch_and_the_group_tries_again() {
+    let h = Heal::new("zone", |b| b).await;
+    let zones = h
+        .clients
+        .ec2
+        .describe_availability_zones()
+        .send()
+        .await
+        .unwrap();
+    let elsewhere = zones
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name())
+        .find(|z| *z != h.stack.availability_zone)
+        .expect("a second availability zone")
+        .to_string();
+    let far_volume = h
+        .clients
+        .ec2
+        .create_volume()
+        .availability_zone(&elsewhere)
+        .size(1)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let mut env = h.stack.handler_env(DEVICE);
+    env.insert(HANDLER_VOLUME_ID.into(), far_volume.clone());
+    h.stack.set_function_env(&h.clients, &env).await.unwrap();
+
+    h.scale_to(1).await;
+    let first = h.wait_launched(None).await;
+    let inv = h.invocation(&first.id, |_| true).await;
+    // The group replaces the abandoned instance: a launch event for a second instance.
+    let second = wait_for("a second launch", || async {
+        let events = h.control().events().await?;
+        Ok(
+            match events
+                .iter()
+                .filter_map(|e| e.detail("EC2InstanceId"))
+                .find(|id| *id != first.id)
+            {
+                Some(id) => Check::Done(id.to_string()),
+                None => Check::NotYet(format!("{} event(s)", events.len())),
+            },
+        )
+    })
+    .await
+    .unwrap();
+    // Stop the loop (every instance would be abandoned for the same reason).
+    h.scale_to(0).await;
+
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "abandoned", "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("ZoneMismatch") && reason.contains(&elsewhere),
+        "{reason}"
+    );
+    let abandon: Vec<Call> = h
+        .calls_of("CompleteLifecycleAction")
+        .await
+        .into_iter()
+        .filter(|c| c.param("InstanceId") == Some(first.id.as_str()))
+        .collect();
+    assert_eq!(abandon.len(), 1, "{abandon:?}");
+    assert_eq!(abandon[0].param("LifecycleActionResult"), Some("ABANDON"));
+    assert_eq!(abandon[0].status, 200);
+    // Decided from DescribeVolumes: no attach attempt, no address move.
+    assert!(h.calls_of("AttachVolume").await.is_empty());
+    assert!(h.calls_of("AssociateAddress").await.is_empty());
+    assert_ne!(second, first.id);
+    let gone = wait_until(
+        &format!("{} terminated", first.id),
+        STEP,
+        POLL_INTERVAL,
+        || async {
+            Ok(match instance_state(&h.clients.ec2, &first.id).await? {
+                Some(s) if s == "terminated" => Check::Done(()),
+                other => Check::NotYet(format!("{other:?}")),
+            })
+        },
+    )
+    .await;
+    assert!(gone.is_ok(), "{gone:?}");
+
+    let emf = h.emf_of(&inv.request_id).await;
+    assert_emf(&emf, "abandoned", 0, 1);
+    assert!(
+        emf["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ZoneMismatch")),
+        "{emf}"
+    );
+    let lines = h.logs().await;
+    let logged = log_records_of(&lines, &inv.request_id)
+        .into_iter()
+        .any(|l| {
+            l["level"] == "ERROR"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("abandoning"))
+                && l["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("ZoneMismatch"))
+        });
+    assert!(logged, "the reason is logged:\n{}", lines.join("\n"));
+}
+
+// --- 7. address still on the old instance -----------------------------------------------------
+
+#[tokio::test]
+async fn an_address_still_on_the_old_instance_is_moved_and_verified() {
+    let h = Heal::new("address", |b| b).await;
+    // The old instance, still running and holding the Elastic IP (outside the group, as after
+    // a manual recovery, or an instance the group let go of).
+    let old = h
+        .clients
+        .ec2
+        .run_instances()
+        .image_id(terraform_tests::local_aws::helpers::AMI)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .subnet_id(&h.stack.subnet_id)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    h.clients
+        .ec2
+        .associate_address()
+        .allocation_id(&h.stack.allocation_id)
+        .instance_id(&old)
+        .send()
+        .await
+        .unwrap();
+    let old_association = h.assert_address_on(&old).await;
+
+    h.control().clear_calls().await.unwrap();
+    let new = h.first_launch().await;
+    let new_association = h.assert_address_on(&new.id).await;
+    assert_ne!(new_association, old_association);
+    assert_eq!(
+        instance_state(&h.clients.ec2, &old)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("running"),
+        "the old instance itself is left alone"
+    );
+
+    let inv = h.invocation(&new.id, |_| true).await;
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "healed", "{r}");
+    assert_eq!(r["publicIp"], h.stack.public_ip.as_str());
+    let associate = h.calls_of("AssociateAddress").await;
+    assert_eq!(associate.len(), 1, "{associate:?}");
+    assert!(has_param(&associate[0], "InstanceId", &new.id));
+    let describes = h.calls_of("DescribeAddresses").await;
+    assert!(
+        describes.iter().any(|c| c.seq < associate[0].seq),
+        "looked before moving: {describes:?}"
+    );
+    assert!(
+        describes.iter().any(|c| c.seq > associate[0].seq),
+        "verified after moving: {describes:?}"
+    );
+    let lines = h.logs().await;
+    let moved = log_records_of(&lines, &inv.request_id)
+        .into_iter()
+        .any(|l| l["message"] == "associating the address" && l["previous_instance"] == json!(old));
+    assert!(moved, "the move is logged:\n{}", lines.join("\n"));
+    h.assert_volume_attached_to(&new.id).await;
+}
+
+// --- 8. throttling during attach ------------------------------------------------------------
+
+#[tokio::test]
+async fn throttled_attach_calls_are_retried_and_the_heal_succeeds_in_time() {
+    const THROTTLES: u32 = 3;
+    const TIMEOUT_S: i32 = 10;
+    let h = Heal::new("throttled", |b| b.function_timeout(TIMEOUT_S)).await;
+    let fault = h
+        .control()
+        .add_fault(
+            &Fault::error("AttachVolume", "RequestLimitExceeded")
+                .status(503)
+                .message("Request limit exceeded.")
+                .count(THROTTLES),
+        )
+        .await
+        .unwrap();
+    let instance = h.first_launch().await;
+    h.assert_volume_attached_to(&instance.id).await;
+    h.assert_address_on(&instance.id).await;
+
+    let attach = h.calls_of("AttachVolume").await;
+    assert_eq!(attach.len(), THROTTLES as usize + 1, "{attach:?}");
+    for c in &attach[..THROTTLES as usize] {
+        assert_eq!(c.status, 503, "{c:?}");
+        assert_eq!(c.error_code.as_deref(), Some("RequestLimitExceeded"));
+        assert_eq!(c.fault.as_deref(), Some(fault.as_str()));
+    }
+    assert!(attach[THROTTLES as usize].succeeded());
+    let rules = h.control().faults().await.unwrap();
+    assert_eq!(rules[0].fired, u64::from(THROTTLES));
+
+    // One attempt, well inside the function's timeout.
+    let all = h
+        .control()
+        .invocations_of(&h.stack.function_name)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let inv = &all[0];
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    assert!(inv.duration_ms < f64::from(TIMEOUT_S) * 1000.0, "{inv:?}");
+    assert_eq!(response(inv)["outcome"], "healed");
+    let lines = h.logs().await;
+    let retries = log_records_of(&lines, &inv.request_id)
+        .into_iter()
+        .filter(|l| {
+            l["message"] == "retrying"
+                && l["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("RequestLimitExceeded"))
+        })
+        .count();
+    assert_eq!(retries, THROTTLES as usize, "{}", lines.join("\n"));
+    assert_emf(&h.emf_of(&inv.request_id).await, "healed", 1, 0);
+}
+
+// --- 9. work longer than the function or the hook --------------------------------------------
+
+#[tokio::test]
+async fn a_function_timeout_shorter_than_the_work_ends_in_a_clean_abandon() {
+    const TIMEOUT_S: i32 = 3;
+    let h = Heal::new("short", |b| {
+        b.function_timeout(TIMEOUT_S).maximum_retry_attempts(0)
+    })
+    .await;
+    // The first instance never runs (pending for every poll); its successor is normal.
+    h.stack.hold_function(&h.clients).await.unwrap();
+    h.scale_to(1).await;
+    let stuck = h.wait_launched(None).await;
+    h.control()
+        .add_transient(&Transient::instance_pending(&stuck.id, 100_000))
+        .await
+        .unwrap();
+    h.stack.release_function(&h.clients).await.unwrap();
+
+    let inv = h
+        .invocation(&stuck.id, |i| i.outcome != Outcome::Throttled)
+        .await;
+    // The function ended by itself before Lambda's timeout, having completed the action.
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    assert!(inv.duration_ms < f64::from(TIMEOUT_S) * 1000.0, "{inv:?}");
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "abandoned", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("out of time") && s.contains("pending")),
+        "{r}"
+    );
+    let abandon: Vec<Call> = h
+        .calls_of("CompleteLifecycleAction")
+        .await
+        .into_iter()
+        .filter(|c| c.param("InstanceId") == Some(stuck.id.as_str()))
+        .collect();
+    assert_eq!(abandon.len(), 1, "{abandon:?}");
+    assert_eq!(abandon[0].param("LifecycleActionResult"), Some("ABANDON"));
+    assert_eq!(abandon[0].status, 200);
+    assert_emf(&h.emf_of(&inv.request_id).await, "abandoned", 0, 1);
+
+    // The group's next instance is healed normally.
+    let next = wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        Some(&stuck.id),
+        STEP,
+    )
+    .await
+    .unwrap();
+    h.assert_volume_attached_to(&next.id).await;
+    h.assert_address_on(&next.id).await;
+    let timeouts: Vec<Invocation> = h
+        .control()
+        .invocations_of(&h.stack.function_name)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.outcome == Outcome::Timeout)
+        .collect();
+    assert!(timeouts.is_empty(), "{timeouts:?}");
+}
+
+#[tokio::test]
+async fn a_hook_that_would_expire_during_the_work_gets_a_heartbeat() {
+    // The hook waits 3000 virtual seconds, 30 real ones at clock scale 0.01; the handler is
+    // told so (AUTOHEAL_HOOK_TIMEOUT_SECONDS is read in real seconds).
+    const HOOK_REAL_S: i64 = 30;
+    const LATE_S: i64 = 25;
+    let h = Heal::with_env("heartbeat", &[(HANDLER_HOOK_TIMEOUT_SECONDS, "30")], |b| {
+        b.heartbeat_timeout((HOOK_REAL_S * 100) as i32)
+    })
+    .await;
+    h.stack.remove_rule_target(&h.clients).await.unwrap();
+    h.scale_to(1).await;
+    let instance = h.wait_launched(None).await;
+    h.control()
+        .add_transient(&Transient::instance_pending(&instance.id, 3))
+        .await
+        .unwrap();
+    // Delivered LATE_S seconds after the hook started: it has about 4 s left, less than the
+    // work may take, so the handler must extend it before it waits.
+    let mut event = h.launch_event(&instance.id).await;
+    let emitted = terraform_tests::local_aws::helpers::parse_utc(event["time"].as_str().unwrap())
+        .unwrap() as i64;
+    event["time"] = json!(terraform_tests::local_aws::helpers::format_utc_seconds(
+        emitted - LATE_S
+    ));
+    let out = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(out.function_error, None, "{}", out.payload);
+    assert_eq!(out.payload["outcome"], "healed", "{}", out.payload);
+
+    let heartbeats = h.calls_of("RecordLifecycleActionHeartbeat").await;
+    assert!(!heartbeats.is_empty(), "a heartbeat was sent");
+    assert!(heartbeats.iter().all(Call::succeeded), "{heartbeats:?}");
+    assert_eq!(
+        heartbeats[0].param("InstanceId"),
+        Some(instance.id.as_str())
+    );
+    let complete = h.calls_of("CompleteLifecycleAction").await;
+    assert_eq!(complete.len(), 1, "{complete:?}");
+    assert_eq!(complete[0].param("LifecycleActionResult"), Some("CONTINUE"));
+    assert!(heartbeats[0].seq < complete[0].seq);
+    // Read from the settings: no DescribeLifecycleHooks call was needed.
+    assert!(h.calls_of("DescribeLifecycleHooks").await.is_empty());
+    let lines = h.logs().await;
+    assert!(
+        json_log_records(&lines)
+            .iter()
+            .any(|l| l["message"] == "lifecycle heartbeat sent" && l["hook_timeout_s"] == 30),
+        "{}",
+        lines.join("\n")
+    );
+    wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        None,
+        STEP,
+    )
+    .await
+    .unwrap();
+    h.assert_volume_attached_to(&instance.id).await;
+}
