@@ -342,7 +342,7 @@ def report(args):
         met = ratio >= factor
         target_count += 1
         met_count += met
-        rows.append(f"| {label} | {ms(rm)} / {ms(r9)} | {ms(pm)} / {ms(p9)} | {ratio:.1f}x / {p9 / r9:.1f}x "
+        rows.append(f"| {label} | {ms(rm)} / {ms(r9)} | {ms(pm)} / {ms(p9)} | {ratio:.2f}x / {p9 / r9:.2f}x "
                     f"| Rust ≥ {factor}x faster | {'yes' if met else '**no**'} |")
 
     timing_row("cold start: spawn → first `/next`", "init_ms", 10)
