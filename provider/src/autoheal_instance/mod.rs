@@ -29,7 +29,9 @@
 pub mod duration;
 pub mod names;
 pub mod plan;
+pub mod policy;
 pub mod schema;
+pub mod user_data;
 pub mod validate;
 
 use tokio_util::sync::CancellationToken;
