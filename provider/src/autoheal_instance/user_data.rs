@@ -63,7 +63,7 @@ const PARAMETERS_BEGIN: &str = "# BEGIN PARAMETERS\n";
 const PARAMETERS_END: &str = "# END PARAMETERS\n";
 
 /// What the boot script needs to know. All of it goes into the script as shell-quoted
-/// values, after [`MountParams::problems`] found nothing wrong.
+/// values, after [`MountParams::check`] found nothing wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountParams {
     /// The data volume (`vol-...`): its NVMe by-id name is derived from it.
@@ -91,10 +91,10 @@ impl MountParams {
         }
     }
 
-    /// The first value the script cannot use. Validation already refuses bad `device_name`,
+    /// `Err` with the first value the script cannot use. Validation already refuses bad `device_name`,
     /// `mount_point` and `filesystem` values at plan time; this repeats the checks the script
     /// relies on, so that nothing unchecked reaches an instance.
-    pub fn problems(&self) -> Result<(), UserDataError> {
+    pub fn check(&self) -> Result<(), UserDataError> {
         let bad = |parameter, value: &str, reason| {
             Err(UserDataError::BadParameter {
                 parameter,
@@ -190,7 +190,7 @@ pub fn mount_script_waiting(
     params: &MountParams,
     wait_seconds: u32,
 ) -> Result<String, UserDataError> {
-    params.problems()?;
+    params.check()?;
     let (head, rest) = MOUNT_SCRIPT_TEMPLATE
         .split_once(PARAMETERS_BEGIN)
         .ok_or(UserDataError::Template)?;
@@ -395,7 +395,7 @@ pub fn parse_user_data(doc: &str) -> Option<ParsedUserData> {
         return None;
     }
     let mount = parse_parameters(&script)?;
-    mount.problems().ok()?;
+    mount.check().ok()?;
     Some(ParsedUserData { mount, user_data })
 }
 
