@@ -121,6 +121,34 @@ def install(world_ref: Any) -> None:
     def ext() -> Ec2Extensions:
         return world_ref().ec2
 
+    # --- launch templates ---------------------------------------------------
+
+    # CreateLaunchTemplateVersion stores UserData as the raw request string, while every
+    # reader (moto's own Auto Scaling launch path included) asserts the Base64EncodedString
+    # that CreateLaunchTemplate stores: a group launching from a second version crashed with
+    # HTTP 500 and left the instance it was replacing detached but running. Parse it the way
+    # CreateLaunchTemplate does.
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ec2.utils import parse_user_data
+
+    orig_create_version = LaunchTemplates.create_launch_template_version
+
+    def create_launch_template_version(self: Any) -> Any:
+        raw = self._get_param("LaunchTemplateData.UserData")
+        if raw is not None:
+            orig_get_param = self._get_param
+
+            def get_param(name: str, default: Any = None) -> Any:
+                value = orig_get_param(name, default)
+                if name == "LaunchTemplateData" and isinstance(value, dict):
+                    value["UserData"] = parse_user_data(raw)
+                return value
+
+            self._get_param = get_param
+        return orig_create_version(self)
+
+    LaunchTemplates.create_launch_template_version = create_launch_template_version
+
     # --- volumes ------------------------------------------------------------
 
     def status(self: Any) -> str:

@@ -213,3 +213,32 @@ def test_detaching_transient_shows_the_holder(server, net):
         ]
     assert describe(server, vol) == ("available", [])
     ec2.delete_volume(VolumeId=vol)
+
+
+def test_a_group_launches_from_a_second_template_version_with_user_data(server, net):
+    """moto stored a new version's UserData raw and crashed (HTTP 500) launching from it."""
+    ec2 = server.client("ec2")
+    asg = server.client("autoscaling")
+    lt = ec2.create_launch_template(
+        LaunchTemplateName="v2",
+        LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro", "UserData": "IyEvYmluL3NoCg=="},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    v2 = ec2.create_launch_template_version(
+        LaunchTemplateId=lt, LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.small", "UserData": "IyEvYmluL2Jhc2gK"}
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="v2-asg",
+        LaunchTemplate={"LaunchTemplateId": lt, "Version": str(v2)},
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=net["subnet"],
+    )
+    first = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["v2-asg"])["AutoScalingGroups"][0]["Instances"][0]
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=first["InstanceId"], ShouldDecrementDesiredCapacity=False)
+    instances = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["v2-asg"])["AutoScalingGroups"][0]["Instances"]
+    assert [i["InstanceId"] for i in instances] != [first["InstanceId"]]
+    state = ec2.describe_instances(InstanceIds=[first["InstanceId"]])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=lt, Versions=[str(v2)])["LaunchTemplateVersions"][0]
+    assert data["LaunchTemplateData"]["UserData"] == "IyEvYmluL2Jhc2gK"
