@@ -161,7 +161,9 @@ impl Provider for AutohealProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(crate::autoheal_instance::AutohealInstance::new())]
+        vec![Arc::new(crate::autoheal_instance::AutohealInstance::new(
+            self.handle(),
+        ))]
     }
 }
 

@@ -21,21 +21,33 @@
 //!
 //! Layout: [`schema`] declares the attributes (their descriptions are the documentation),
 //! [`validate`] checks a configuration, [`plan`] holds the plan rules, [`names`] derives the
-//! AWS names from `name`, and [`duration`] parses the `timeouts` values.
-//!
-//! This build validates and plans only: creating, reading, updating, deleting and importing
-//! need the AWS layer, and return an error diagnostic saying so.
+//! AWS names from `name`, [`duration`] parses the `timeouts` values. [`spec`] types a planned
+//! state, [`stack`] holds the ids of the stack's objects; [`create`], [`read`] (and import),
+//! [`update`] and [`delete`] order the AWS operations of [`crate::aws`]; [`tagging`],
+//! [`policy`] and [`user_data`] build what goes into the objects; [`steps`] turns a failed
+//! step into the diagnostic the user sees.
 
+pub mod create;
+pub mod delete;
 pub mod duration;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod read;
 pub mod schema;
+pub mod spec;
+pub mod stack;
+pub mod steps;
+pub mod tagging;
+pub mod update;
 pub mod user_data;
 pub mod validate;
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::{Clients, OpContext};
 use crate::plugin::diagnostics::Diagnostics;
 use crate::plugin::resource::{
     ApplyRequest, ApplyResponse, ImportResponse, PlanRequest, PlanResponse, ReadResponse, Resource,
@@ -43,42 +55,158 @@ use crate::plugin::resource::{
 };
 use crate::plugin::schema::Schema;
 use crate::plugin::value::Value;
+use crate::provider::ProviderHandle;
 
 pub use duration::parse_go_duration;
+
+use spec::Spec;
+use stack::{nullify_unknowns, Stack};
 
 /// The Terraform type name of the resource.
 pub const TYPE_NAME: &str = "autoheal_instance";
 
+/// Budget of a read or an import (they only describe objects).
+const READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
 /// The `autoheal_instance` resource.
 pub struct AutohealInstance {
     schema: Schema,
+    provider: ProviderHandle,
 }
 
 impl AutohealInstance {
-    pub fn new() -> Self {
+    pub fn new(provider: ProviderHandle) -> Self {
         AutohealInstance {
             schema: schema::schema(),
+            provider,
         }
     }
-}
 
-impl Default for AutohealInstance {
-    fn default() -> Self {
-        Self::new()
+    /// The context of one operation: clients (the SDK configuration is loaded on first use),
+    /// the provider's retry policy, the operation's deadline and Terraform's stop signal.
+    async fn context(
+        &self,
+        budget: Duration,
+        cancel: CancellationToken,
+    ) -> Result<OpContext, Diagnostics> {
+        let Some(aws) = self.provider.aws() else {
+            return Err(Diagnostics::from_error(
+                "The provider is not configured",
+                "Terraform did not configure the autoheal provider before this operation.",
+            ));
+        };
+        let clients = Clients::new(&aws)
+            .await
+            .map_err(|e| Diagnostics::from_error("Cannot connect to AWS", format!("{e:#}")))?;
+        Ok(OpContext::new(clients, aws.retry_policy(), budget, cancel))
     }
-}
 
-/// The error every AWS operation returns in this build.
-fn not_implemented(operation: &str) -> Diagnostics {
-    Diagnostics::from_error(
-        "AWS operations are not implemented yet",
-        format!(
-            "This build of the autoheal provider can validate and plan {TYPE_NAME}, but it \
-             cannot {operation} yet: the AWS operations (create, read, update, delete and \
-             import) are not implemented in this build. Nothing was changed in AWS. Use a \
-             release of the provider that implements them."
-        ),
-    )
+    async fn create(&self, planned: Value, cancel: CancellationToken) -> ApplyResponse {
+        let spec = Spec::from_value(&planned);
+        let zip = match create::handler_zip(&spec) {
+            Ok(z) => z,
+            Err(e) => {
+                return ApplyResponse {
+                    new_state: Value::Null,
+                    diagnostics: Diagnostics::from_error("Cannot read the handler", e),
+                }
+            }
+        };
+        let ctx = match self.context(spec.create_timeout, cancel).await {
+            Ok(c) => c,
+            Err(diagnostics) => {
+                return ApplyResponse {
+                    new_state: Value::Null,
+                    diagnostics,
+                }
+            }
+        };
+        tracing::info!(stack = spec.name, timeout = ?spec.create_timeout, "creating the stack");
+        let creator = create::Creator::new(&ctx, &spec, &zip);
+        let result = creator.run().await;
+        let stack = creator.snapshot();
+        let mut state = planned;
+        stack.write(&mut state);
+        nullify_unknowns(&mut state);
+        let mut diagnostics = Diagnostics::new();
+        if let Err(errors) = result {
+            steps::report(
+                &mut diagnostics,
+                &errors,
+                "The objects created so far are saved in the state: run `terraform apply` again \
+                 to replace the stack, or `terraform destroy` to delete them.",
+            );
+        } else {
+            tracing::info!(
+                stack = spec.name,
+                instance = stack.instance_id,
+                "stack created"
+            );
+        }
+        ApplyResponse {
+            new_state: state,
+            diagnostics,
+        }
+    }
+
+    async fn destroy(&self, prior: Value, cancel: CancellationToken) -> ApplyResponse {
+        let spec = Spec::from_value(&prior);
+        let stack = Stack::from_value(&prior);
+        let ctx = match self.context(spec.delete_timeout, cancel).await {
+            Ok(c) => c,
+            Err(diagnostics) => {
+                return ApplyResponse {
+                    new_state: prior,
+                    diagnostics,
+                }
+            }
+        };
+        tracing::info!(stack = spec.name, timeout = ?spec.delete_timeout, "destroying the stack");
+        match delete::delete(&ctx, &spec, &stack).await {
+            Ok(outcome) => {
+                let mut diagnostics = Diagnostics::new();
+                if let Some(snapshot) = outcome.final_snapshot {
+                    diagnostics.warning(
+                        format!("Final snapshot {snapshot} kept"),
+                        format!(
+                            "The data volume of stack {:?} was deleted after its final snapshot \
+                             {snapshot} (tagged autoheal:stack = {:?}). A new stack of the same \
+                             name restores its volume from it; delete the snapshot when the data \
+                             is no longer needed.",
+                            spec.name, spec.name
+                        ),
+                    );
+                }
+                if let Some(volume) = outcome.kept_volume {
+                    diagnostics.warning(
+                        format!("Data volume {volume} kept"),
+                        "The data volume was detached and kept (it is the user's, or \
+                         volume_on_destroy = \"retain\").",
+                    );
+                }
+                tracing::info!(stack = spec.name, "stack destroyed");
+                ApplyResponse {
+                    new_state: Value::Null,
+                    diagnostics,
+                }
+            }
+            Err((left, errors)) => {
+                let mut state = prior;
+                left.write(&mut state);
+                let mut diagnostics = Diagnostics::new();
+                steps::report(
+                    &mut diagnostics,
+                    &errors,
+                    "The objects not yet deleted stay in the state: run `terraform destroy` again \
+                     once the cause is fixed.",
+                );
+                ApplyResponse {
+                    new_state: state,
+                    diagnostics,
+                }
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -100,31 +228,39 @@ impl Resource for AutohealInstance {
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let operation = if request.planned_state.is_null() {
-            "destroy the stack"
+        if request.planned_state.is_null() {
+            self.destroy(request.prior_state, request.cancel).await
         } else if request.prior_state.is_null() {
-            "create the stack"
+            self.create(request.planned_state, request.cancel).await
         } else {
-            "update the stack"
-        };
-        // Nothing was done, so the state stays what it was (`Null` on create).
-        ApplyResponse {
-            new_state: request.prior_state,
-            diagnostics: not_implemented(operation),
+            let spec = Spec::from_value(&request.planned_state);
+            match self.context(spec.update_timeout, request.cancel).await {
+                Ok(ctx) => update::update(&ctx, request.prior_state, request.planned_state).await,
+                Err(diagnostics) => ApplyResponse {
+                    new_state: request.prior_state,
+                    diagnostics,
+                },
+            }
         }
     }
 
-    async fn read(&self, state: Value, _cancel: CancellationToken) -> ReadResponse {
-        ReadResponse {
-            new_state: state,
-            diagnostics: not_implemented("read the stack from AWS"),
+    async fn read(&self, state: Value, cancel: CancellationToken) -> ReadResponse {
+        match self.context(READ_TIMEOUT, cancel).await {
+            Ok(ctx) => read::read(&ctx, state).await,
+            Err(diagnostics) => ReadResponse {
+                new_state: state,
+                diagnostics,
+            },
         }
     }
 
-    async fn import(&self, id: &str, _cancel: CancellationToken) -> ImportResponse {
-        ImportResponse {
-            state: Value::Null,
-            diagnostics: not_implemented(&format!("import the stack {id:?}")),
+    async fn import(&self, id: &str, cancel: CancellationToken) -> ImportResponse {
+        match self.context(READ_TIMEOUT, cancel).await {
+            Ok(ctx) => read::import(&ctx, &self.schema, id).await,
+            Err(diagnostics) => ImportResponse {
+                state: Value::Null,
+                diagnostics,
+            },
         }
     }
 }
@@ -140,24 +276,17 @@ mod tests {
             .block_on(f)
     }
 
-    fn assert_not_implemented(d: &Diagnostics, operation: &str) {
-        assert!(d.has_errors());
-        let diag = d.iter().next().expect("one diagnostic");
-        assert!(diag.summary.contains("not implemented"), "{d}");
-        assert!(diag.detail.contains(operation), "{d}");
-    }
-
     #[test]
     fn identity() {
-        let r = AutohealInstance::new();
+        let r = AutohealInstance::new(ProviderHandle::default());
         assert_eq!(r.type_name(), "autoheal_instance");
         assert!(r.schema().block.get_attribute("name").is_some());
         assert!(r.schema().block.get_block("timeouts").is_some());
     }
 
     #[test]
-    fn aws_operations_fail_cleanly() {
-        let r = AutohealInstance::new();
+    fn unconfigured_provider_is_a_diagnostic_not_a_panic() {
+        let r = AutohealInstance::new(ProviderHandle::default());
         let mut planned = Value::null_object(&r.schema().value_type());
         planned.set_attr("name", "web".into());
         let request = |prior: Value, planned: Value| ApplyRequest {
@@ -166,31 +295,20 @@ mod tests {
             config: planned,
             cancel: CancellationToken::new(),
         };
-
-        let created = block_on(r.apply(request(Value::Null, planned.clone())));
-        assert!(created.new_state.is_null());
-        assert_not_implemented(&created.diagnostics, "create");
-
         let updated = block_on(r.apply(request(planned.clone(), planned.clone())));
         assert_eq!(updated.new_state, planned);
-        assert_not_implemented(&updated.diagnostics, "update");
-
+        assert!(updated.diagnostics.has_errors());
         let destroyed = block_on(r.apply(request(planned.clone(), Value::Null)));
         assert_eq!(destroyed.new_state, planned);
-        assert_not_implemented(&destroyed.diagnostics, "destroy");
-
+        assert!(destroyed.diagnostics.to_string().contains("not configured"));
         let read = block_on(r.read(planned.clone(), CancellationToken::new()));
         assert_eq!(read.new_state, planned);
-        assert_not_implemented(&read.diagnostics, "read");
-
-        let imported = block_on(r.import("web", CancellationToken::new()));
-        assert!(imported.state.is_null());
-        assert_not_implemented(&imported.diagnostics, "import");
+        assert!(read.diagnostics.has_errors());
     }
 
     #[test]
     fn validate_goes_through_the_trait() {
-        let r = AutohealInstance::new();
+        let r = AutohealInstance::new(ProviderHandle::default());
         let mut config = Value::null_object(&r.schema().value_type());
         config.set_attr("name", "-bad".into());
         let d = Resource::validate(&r, &config, &ValidateContext::default());

@@ -48,6 +48,19 @@ pub const ROLLING_ATTRIBUTES: &[&str] = &[
     "filesystem",
 ];
 
+/// Computed ids of objects an update recreates when they were deleted out of band (see
+/// `read`: it sets them to null).
+const REPAIRABLE: &[&str] = &[
+    "allocation_id",
+    "public_ip",
+    "event_rule_arn",
+    "lambda_function_arn",
+    "lambda_role_arn",
+    "security_group_id",
+    "launch_template_id",
+    "instance_id",
+];
+
 /// Computed names that follow from `name` alone, so the plan knows them.
 const DERIVED_NAMES: &[(&str, DerivedName)] = &[
     ("autoscaling_group_name", AUTOSCALING_GROUP),
@@ -155,6 +168,18 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
             .any(|a| prior.attr(a) != planned.attr(a));
         if rolls {
             planned.set_attr("instance_id", Value::Unknown);
+            planned.set_attr("launch_template_version", Value::Unknown);
+        }
+        // Parts deleted out of band: read set their ids to null; the update recreates them,
+        // so their ids are not known until it has.
+        let mut repairs = false;
+        for attr in REPAIRABLE {
+            if prior.attr(attr).is_null() {
+                planned.set_attr(attr, Value::Unknown);
+                repairs = true;
+            }
+        }
+        if repairs {
             planned.set_attr("launch_template_version", Value::Unknown);
         }
     }

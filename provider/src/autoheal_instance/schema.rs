@@ -605,8 +605,9 @@ fn computed(b: Block) -> Block {
         .attribute(stable(
             "handler_sha256",
             Type::String,
-            "Base64-encoded SHA-256 of the deployed Lambda code (the shipped handler or \
-         `handler_zip`), as Lambda reports it.",
+            "Hex-encoded SHA-256 of the deployed Lambda code (the shipped handler or \
+         `handler_zip`). Known at plan time, so a new handler shows as a change and an \
+         unchanged one never does; a refresh compares it with the CodeSha256 Lambda reports.",
         ))
         .attribute(stable(
             "instance_id",

@@ -165,6 +165,14 @@ impl Validator<'_> {
         !self.attr(name).is_null()
     }
 
+    /// Set to a known value. Conflict checks use this: at validate time a value that comes
+    /// from a variable or another resource is unknown and may well turn out null, so only
+    /// known values conflict (plan validates again with the values known then).
+    fn is_known_set(&self, name: &str) -> bool {
+        let v = self.attr(name);
+        !v.is_null() && !v.is_unknown()
+    }
+
     fn known_str(&self, name: &str) -> Option<&str> {
         self.attr(name).as_str()
     }
@@ -307,9 +315,9 @@ impl Validator<'_> {
     }
 
     fn network(&mut self) {
-        if self.is_set("subnet_id") {
+        if self.is_known_set("subnet_id") {
             for name in ["vpc_cidr", "subnet_cidr"] {
-                if self.is_set(name) {
+                if self.is_known_set(name) {
                     self.error(
                         root(name),
                         "Conflicting network settings",
@@ -530,9 +538,9 @@ impl Validator<'_> {
 
     fn volume(&mut self) {
         self.one_of("volume_on_destroy", VOLUME_ON_DESTROY);
-        if self.is_set("existing_volume_id") {
+        if self.is_known_set("existing_volume_id") {
             for name in CREATED_VOLUME_ATTRIBUTES {
-                if self.is_set(name) {
+                if self.is_known_set(name) {
                     self.error(
                         root(name),
                         "Conflicts with existing_volume_id",
@@ -1171,12 +1179,15 @@ mod tests {
             &with(&[subnet.clone(), ("subnet_cidr", "10.0.1.0/24".into())]),
             "subnet_cidr",
         );
-        fails_at(
-            &with(&[
-                ("subnet_id", Value::Unknown),
-                ("vpc_cidr", "10.0.0.0/16".into()),
-            ]),
-            "vpc_cidr",
+        // Terraform validates with input variables unknown, and a variable that defaults to
+        // null is unknown then: only known values conflict (plan validates again).
+        let unknown_subnet = with(&[
+            ("subnet_id", Value::Unknown),
+            ("vpc_cidr", "10.0.0.0/16".into()),
+        ]);
+        assert!(
+            !validate(&unknown_subnet, &ValidateContext::default()).has_errors(),
+            "an unknown subnet_id may be null"
         );
     }
 

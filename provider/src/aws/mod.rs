@@ -1,5 +1,6 @@
-//! Everything that talks to AWS, one module per kind of AWS object (instances, volumes,
-//! Elastic IPs, IAM roles, the attachment Lambda, its EventBridge rule, log groups, ...).
+//! Everything that talks to AWS, one module per kind of AWS object (network, security group,
+//! volume, Elastic IP, IAM role, the attachment Lambda, its EventBridge rule, its log group,
+//! launch template, Auto Scaling group).
 //!
 //! Each module offers small, single-purpose operations over one kind of object:
 //!
@@ -11,13 +12,25 @@
 //!
 //! They are kept apart from the resource logic in [`crate::autoheal_instance`], which decides
 //! *what* to create, update or delete and in which order; the modules here only know *how*.
-//! Every AWS call goes through [`retry::retry`], with the provider's
-//! [`crate::config::AwsContext`] supplying clients and the attempt cap.
-//!
-//! Service clients are built from [`crate::config::AwsContext::sdk_config`], whose service
-//! configuration already carries the `endpoints` overrides, so `aws_sdk_ec2::Client::new(cfg)`
-//! is all a module needs.
+//! Every AWS call goes through [`context::OpContext`], which retries with
+//! [`retry::retry`] within the operation's deadline and Terraform's stop signal.
 
+pub mod address;
+pub mod autoscaling_group;
+pub mod context;
+pub mod error;
+pub mod event_rule;
+pub mod iam_role;
+pub mod instance;
+pub mod lambda_function;
+pub mod launch_template;
+pub mod log_group;
+pub mod network;
 pub mod retry;
+pub mod security_group;
+pub mod tags;
+pub mod volume;
 
 pub use crate::config::{AwsContext, Service};
+pub use context::{Clients, OpContext, Poll};
+pub use error::AwsError;

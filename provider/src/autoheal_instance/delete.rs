@@ -1,0 +1,248 @@
+//! Destroy: takes the stack down in the order AWS needs, and never loses data silently.
+//!
+//! 1. The group to size 0, and a wait until its instance is terminated (the volume and the
+//!    address are then released by AWS); then the group itself (its hook goes with it).
+//! 2. At once: the data volume (wait for the detach; then final snapshot and delete, or
+//!    retain, or delete, per `volume_on_destroy`; a user's volume is only waited for), the
+//!    address (released, or only disassociated when it is the user's), and the Lambda side
+//!    (rule with its targets, function with its permission, log group, role with its
+//!    policy).
+//! 3. The launch template, the security group (DependencyViolation retried while network
+//!    interfaces linger), then the network the provider created. A user's subnet is left.
+//!
+//! Every deleter treats "not found" as done, so destroying again, or after parts were deleted
+//! by hand, succeeds. A failed final snapshot stops the volume's deletion: the volume stays,
+//! and so does its state entry.
+
+use crate::aws::{
+    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
+    network, security_group, volume, OpContext,
+};
+
+use super::names;
+use super::spec::Spec;
+use super::stack::Stack;
+use super::steps::{StepError, StepResult};
+use super::tagging::final_snapshot_tags;
+
+/// What a destroy left behind on purpose, for the user to know.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The final snapshot taken (`volume_on_destroy = "snapshot"`).
+    pub final_snapshot: Option<String>,
+    /// A volume kept (`retain`, or the user's own).
+    pub kept_volume: Option<String>,
+}
+
+/// Deletes everything in `stack`. On error, returns what is still there (the objects whose
+/// deletion failed or was not reached) with the errors.
+pub async fn delete(
+    ctx: &OpContext,
+    spec: &Spec,
+    stack: &Stack,
+) -> Result<Outcome, (Stack, Vec<StepError>)> {
+    let mut left = stack.clone();
+    let mut outcome = Outcome::default();
+    let group = stack
+        .autoscaling_group_name
+        .clone()
+        .unwrap_or_else(|| names::AUTOSCALING_GROUP.for_stack(&spec.name));
+
+    // 1. The instance, then the group.
+    let r = async {
+        autoscaling_group::drain(ctx, &group).await.step(
+            "terminate the instance of",
+            format!("Auto Scaling group {group}"),
+        )?;
+        autoscaling_group::delete(ctx, &group)
+            .await
+            .step("delete", format!("Auto Scaling group {group}"))
+    }
+    .await;
+    if let Err(e) = r {
+        return Err((left, vec![e]));
+    }
+    left.instance_id = None;
+    left.autoscaling_group_name = None;
+    left.lifecycle_hook_name = None;
+
+    // 2. Volume, address and the Lambda side, at once.
+    let (vol, addr, lambda) = tokio::join!(
+        delete_volume(ctx, spec, stack),
+        release_address(ctx, spec, stack),
+        delete_lambda_side(ctx, spec),
+    );
+    let mut errors = Vec::new();
+    match vol {
+        Ok((snapshot, kept)) => {
+            outcome.final_snapshot = snapshot;
+            outcome.kept_volume = kept;
+            left.volume_id = None;
+        }
+        Err(e) => errors.push(e),
+    }
+    match addr {
+        Ok(()) => {
+            left.allocation_id = None;
+            left.public_ip = None;
+        }
+        Err(e) => errors.push(e),
+    }
+    match lambda {
+        Ok(()) => {
+            left.event_rule_arn = None;
+            left.lambda_function_arn = None;
+            left.log_group_name = None;
+            left.lambda_role_arn = None;
+            left.handler_sha256 = None;
+        }
+        Err(e) => errors.push(e),
+    }
+    if !errors.is_empty() {
+        return Err((left, errors));
+    }
+
+    // 3. Template, security group, network.
+    let r = async {
+        if let Some(id) = &stack.launch_template_id {
+            launch_template::delete(ctx, id)
+                .await
+                .step("delete", format!("launch template {id}"))?;
+        }
+        left.launch_template_id = None;
+        left.launch_template_version = None;
+        if let Some(id) = &stack.security_group_id {
+            security_group::delete(ctx, id)
+                .await
+                .step("delete", format!("security group {id}"))?;
+        }
+        left.security_group_id = None;
+        if spec.creates_network() {
+            if let Some(vpc) = &stack.vpc_id {
+                network::delete_vpc(ctx, vpc).await.step(
+                    "delete",
+                    format!("VPC {vpc} and its subnet, gateway and routes"),
+                )?;
+            }
+        }
+        left.vpc_id = None;
+        left.subnet_id = None;
+        Ok::<(), StepError>(())
+    }
+    .await;
+    match r {
+        Ok(()) => Ok(outcome),
+        Err(e) => Err((left, vec![e])),
+    }
+}
+
+/// Returns (final snapshot, kept volume).
+async fn delete_volume(
+    ctx: &OpContext,
+    spec: &Spec,
+    stack: &Stack,
+) -> Result<(Option<String>, Option<String>), StepError> {
+    let Some(id) = &stack.volume_id else {
+        return Ok((None, None));
+    };
+    let object = || format!("data volume {id}");
+    let Some(info) = volume::find(ctx, id).await.step("find", object())? else {
+        return Ok((None, None));
+    };
+    tracing::info!(
+        volume_id = id,
+        state = info.state,
+        "waiting for the data volume to be detached"
+    );
+    volume::wait_detached(ctx, id, spec.force_detach)
+        .await
+        .step("detach", object())?;
+    if spec.existing_volume_id.is_some() {
+        tracing::info!(
+            volume_id = id,
+            "the data volume is the user's: detached, kept"
+        );
+        return Ok((None, Some(id.clone())));
+    }
+    // No launch template means no instance ever ran with this volume (a create that failed
+    // early): it holds nothing a snapshot would save, so it goes without one.
+    let never_used = stack.launch_template_id.is_none();
+    match spec.volume_on_destroy.as_str() {
+        _ if never_used && spec.volume_on_destroy != "retain" => {
+            tracing::info!(
+                volume_id = id,
+                "no instance ever used the data volume: deleted without a final snapshot"
+            );
+            volume::delete(ctx, id).await.step("delete", object())?;
+            Ok((None, None))
+        }
+        "retain" => {
+            tracing::info!(
+                volume_id = id,
+                "volume_on_destroy = retain: the data volume is kept"
+            );
+            Ok((None, Some(id.clone())))
+        }
+        "delete" => {
+            volume::delete(ctx, id).await.step("delete", object())?;
+            Ok((None, None))
+        }
+        _ => {
+            let snapshot = volume::snapshot(
+                ctx,
+                id,
+                &format!(
+                    "autoheal final snapshot of stack {} (volume {id})",
+                    spec.name
+                ),
+                &final_snapshot_tags(spec),
+            )
+            .await
+            .step("take the final snapshot of", object())?;
+            tracing::info!(
+                snapshot_id = snapshot,
+                volume_id = id,
+                stack = spec.name,
+                "final snapshot taken; deleting the data volume"
+            );
+            volume::delete(ctx, id).await.step("delete", object())?;
+            Ok((Some(snapshot), None))
+        }
+    }
+}
+
+async fn release_address(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<(), StepError> {
+    let Some(id) = &stack.allocation_id else {
+        return Ok(());
+    };
+    if spec.existing_allocation_id.is_some() {
+        address::disassociate(ctx, id)
+            .await
+            .step("disassociate", format!("Elastic IP {id}"))
+    } else {
+        address::release(ctx, id)
+            .await
+            .step("release", format!("Elastic IP {id}"))
+    }
+}
+
+/// Rule (targets first), function (its permission goes with it), log group, role (policies
+/// first). By name: they are named after the stack.
+async fn delete_lambda_side(ctx: &OpContext, spec: &Spec) -> Result<(), StepError> {
+    let rule = names::EVENT_RULE.for_stack(&spec.name);
+    event_rule::delete(ctx, &rule)
+        .await
+        .step("delete", format!("EventBridge rule {rule}"))?;
+    let function = names::LAMBDA_FUNCTION.for_stack(&spec.name);
+    lambda_function::delete(ctx, &function)
+        .await
+        .step("delete", format!("Lambda function {function}"))?;
+    let logs = names::LOG_GROUP.for_stack(&spec.name);
+    log_group::delete(ctx, &logs)
+        .await
+        .step("delete", format!("log group {logs}"))?;
+    let role = names::lambda_role_name(&spec.name, ctx.region());
+    iam_role::delete(ctx, &role)
+        .await
+        .step("delete", format!("IAM role {role}"))
+}

@@ -1,0 +1,477 @@
+//! Read (refresh) and import.
+//!
+//! Read describes every object of the stack at once and writes back what AWS says: the
+//! instance serving now, the settings that can drift (volume size and type, SSH rules, grace
+//! period, hook timeout, function settings and code, log retention, tags, launch template
+//! version). An object deleted out of band has its id set to null, so the next plan shows an
+//! update and the apply recreates that part alone (see [`super::update`]). Two exceptions:
+//! a missing *data volume* is an error that says how to restore it, never quietly replaced by
+//! an empty one; and a stack of which nothing is left is gone (null state), so Terraform plans
+//! to create it again.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+
+use crate::aws::{
+    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
+    security_group, volume, OpContext,
+};
+use crate::plugin::diagnostics::Diagnostics;
+use crate::plugin::resource::{ImportResponse, ReadResponse};
+use crate::plugin::schema::Schema;
+use crate::plugin::value::Value;
+
+use super::names::{self, NAME_TAG, STACK_TAG};
+use super::spec::Spec;
+use super::stack::Stack;
+use super::tagging::FINAL_SNAPSHOT_TAG;
+
+/// Lambda reports CodeSha256 in base64; state holds the hex digest (what plan computes).
+pub fn lambda_sha_to_hex(b64: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The user's tags from an object's tags: without the provider's own and AWS's.
+fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| *k != NAME_TAG && *k != STACK_TAG && !k.starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn set_str(state: &mut Value, attr: &str, v: Option<String>) {
+    state.set_attr(attr, Value::from(v));
+}
+
+fn set_int(state: &mut Value, attr: &str, v: Option<i32>) {
+    state.set_attr(attr, v.map_or(Value::Null, |n| Value::from(i64::from(n))));
+}
+
+pub async fn read(ctx: &OpContext, state: Value) -> ReadResponse {
+    match refresh(ctx, state.clone()).await {
+        Ok(new_state) => ReadResponse {
+            new_state,
+            diagnostics: Diagnostics::new(),
+        },
+        Err(diagnostics) => ReadResponse {
+            new_state: state,
+            diagnostics,
+        },
+    }
+}
+
+/// The refreshed state, `Null` when nothing of the stack is left.
+pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnostics> {
+    let spec = Spec::from_value(&state);
+    let stack = Stack::from_value(&state);
+    let aws_err = |e: crate::aws::AwsError| {
+        Diagnostics::from_error(format!("Failed to read stack {}", spec.name), e.to_string())
+    };
+    let group_name = names::AUTOSCALING_GROUP.for_stack(&spec.name);
+    let hook_name = names::LIFECYCLE_HOOK.for_stack(&spec.name);
+    let function_name = names::LAMBDA_FUNCTION.for_stack(&spec.name);
+    let rule_name = names::EVENT_RULE.for_stack(&spec.name);
+    let log_name = names::LOG_GROUP.for_stack(&spec.name);
+    let role_name = names::lambda_role_name(&spec.name, ctx.region());
+
+    let opt = |id: &Option<String>| id.clone();
+    let (group, hook, function, rule, logs, role) = tokio::join!(
+        autoscaling_group::find(ctx, &group_name),
+        autoscaling_group::find_hook(ctx, &group_name, &hook_name),
+        lambda_function::find(ctx, &function_name),
+        event_rule::find(ctx, &rule_name),
+        log_group::find(ctx, &log_name),
+        iam_role::find(ctx, &role_name),
+    );
+    let (group, hook, function, rule, logs, role) = (
+        group.map_err(aws_err)?,
+        hook.map_err(aws_err)?,
+        function.map_err(aws_err)?,
+        rule.map_err(aws_err)?,
+        logs.map_err(aws_err)?,
+        role.map_err(aws_err)?,
+    );
+    let (vol, addr, sg) = tokio::join!(
+        async {
+            match opt(&stack.volume_id) {
+                Some(id) => volume::find(ctx, &id).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            match opt(&stack.allocation_id) {
+                Some(id) => address::find(ctx, &id).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            match opt(&stack.security_group_id) {
+                Some(id) => security_group::find(ctx, &id).await,
+                None => Ok(None),
+            }
+        },
+    );
+    let (vol, addr, sg) = (
+        vol.map_err(aws_err)?,
+        addr.map_err(aws_err)?,
+        sg.map_err(aws_err)?,
+    );
+
+    if group.is_none() && function.is_none() && rule.is_none() && vol.is_none() && addr.is_none() {
+        tracing::info!(
+            stack = spec.name,
+            "nothing of the stack is left: it will be created again"
+        );
+        return Ok(Value::Null);
+    }
+
+    // The data volume.
+    match (&stack.volume_id, &vol) {
+        (Some(id), None) => {
+            let snapshot = volume::newest_final_snapshot(
+                ctx,
+                STACK_TAG,
+                &spec.name,
+                (FINAL_SNAPSHOT_TAG, "true"),
+            )
+            .await
+            .ok()
+            .flatten();
+            return Err(Diagnostics::from_error(
+                format!(
+                    "The data volume {id} of stack {} no longer exists",
+                    spec.name
+                ),
+                format!(
+                    "The provider does not replace a data volume with an empty one. To restore \
+                     the data, create a volume in {} from the volume's newest snapshot{} (EC2 \
+                     console: Snapshots, or `aws ec2 describe-snapshots --owner-ids self \
+                     --filters Name=volume-id,Values={id}`), then either import it as \
+                     `existing_volume_id` in a new stack, or remove this resource from the state \
+                     (`terraform state rm`) and import the stack again.",
+                    spec.availability_zone,
+                    snapshot
+                        .map(|(s, _)| format!(" (the newest final snapshot of this stack is {s})"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        (_, Some(v)) => {
+            set_int(&mut state, "volume_size", Some(v.size));
+            set_str(&mut state, "volume_type", Some(v.volume_type.clone()));
+            set_int(&mut state, "volume_iops", v.iops);
+            set_int(&mut state, "volume_throughput", v.throughput);
+        }
+        _ => {}
+    }
+
+    // The address.
+    match &addr {
+        Some(a) => set_str(&mut state, "public_ip", Some(a.public_ip.clone())),
+        None => {
+            set_str(&mut state, "allocation_id", None);
+            set_str(&mut state, "public_ip", None);
+        }
+    }
+
+    // Security group.
+    match &sg {
+        Some(g) => {
+            let prior: Vec<String> = state
+                .attr("ssh_ingress_cidrs")
+                .elements()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let mut sorted = prior.clone();
+            sorted.sort();
+            sorted.dedup();
+            // Keep the user's order when the set is the same (a list attribute).
+            if sorted != g.ssh_cidrs {
+                state.set_attr(
+                    "ssh_ingress_cidrs",
+                    Value::List(
+                        g.ssh_cidrs
+                            .iter()
+                            .map(|c| Value::from(c.as_str()))
+                            .collect(),
+                    ),
+                );
+            }
+        }
+        None => set_str(&mut state, "security_group_id", None),
+    }
+
+    // The group, its instance and its launch template.
+    match &group {
+        Some(g) => {
+            let serving = g.in_service().first().map(|i| i.instance_id.clone());
+            set_str(
+                &mut state,
+                "instance_id",
+                serving.or_else(|| g.instances.first().map(|i| i.instance_id.clone())),
+            );
+            set_int(
+                &mut state,
+                "health_check_grace_period",
+                Some(g.health_check_grace_period),
+            );
+            let version = g
+                .launch_template_version
+                .as_deref()
+                .and_then(|v| v.parse::<i64>().ok());
+            state.set_attr(
+                "launch_template_version",
+                version.map_or(Value::Null, Value::from),
+            );
+            if let (Some(id), Some(v)) = (&g.launch_template_id, version) {
+                match launch_template::find_version(ctx, id, v)
+                    .await
+                    .map_err(aws_err)?
+                {
+                    Some(t) => {
+                        set_str(&mut state, "ami", Some(t.image_id));
+                        set_str(&mut state, "instance_type", Some(t.instance_type));
+                        set_str(&mut state, "key_name", t.key_name);
+                    }
+                    None => set_str(&mut state, "launch_template_id", None),
+                }
+            }
+            let tags = user_tags(&g.tags);
+            state.set_attr(
+                "tags_all",
+                Value::Map(
+                    tags.into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                ),
+            );
+        }
+        None => {
+            set_str(&mut state, "autoscaling_group_name", None);
+            set_str(&mut state, "instance_id", None);
+        }
+    }
+    match &hook {
+        Some(h) => set_int(
+            &mut state,
+            "lifecycle_hook_timeout",
+            Some(h.heartbeat_timeout),
+        ),
+        None => set_str(&mut state, "lifecycle_hook_name", None),
+    }
+
+    // The Lambda side.
+    match &function {
+        Some(f) => {
+            set_str(&mut state, "lambda_function_arn", Some(f.arn.clone()));
+            set_int(
+                &mut state,
+                "lambda_memory_size",
+                Some(f.settings.memory_size),
+            );
+            set_int(&mut state, "lambda_timeout", Some(f.settings.timeout));
+            set_str(
+                &mut state,
+                "lambda_architecture",
+                Some(f.settings.architecture.clone()),
+            );
+            set_int(
+                &mut state,
+                "lambda_reserved_concurrency",
+                f.reserved_concurrency,
+            );
+            set_str(
+                &mut state,
+                "handler_sha256",
+                lambda_sha_to_hex(&f.code_sha256),
+            );
+            // The function must name this stack's volume and address; if not (a recreated
+            // address), the id goes unknown-by-null so the plan repairs it.
+            let env = &f.settings.environment;
+            if env.get("AUTOHEAL_ALLOCATION_ID") != stack.allocation_id.as_ref()
+                || env.get("AUTOHEAL_VOLUME_ID") != stack.volume_id.as_ref()
+            {
+                set_str(&mut state, "lambda_function_arn", None);
+            }
+        }
+        None => set_str(&mut state, "lambda_function_arn", None),
+    }
+    let rule_ok = rule.as_ref().is_some_and(|r| {
+        r.enabled
+            && r.pattern == event_rule::launch_pattern(&group_name)
+            && function
+                .as_ref()
+                .is_some_and(|f| r.targets.iter().any(|(_, arn)| *arn == f.arn))
+    });
+    set_str(
+        &mut state,
+        "event_rule_arn",
+        rule.as_ref().filter(|_| rule_ok).map(|r| r.arn.clone()),
+    );
+    match &logs {
+        Some(l) => set_int(&mut state, "log_retention_days", l.retention_days),
+        None => set_str(&mut state, "log_group_name", None),
+    }
+    set_str(&mut state, "lambda_role_arn", role.map(|r| r.arn));
+    Ok(state)
+}
+
+/// `terraform import autoheal_instance.x NAME`: finds a stack this provider created by its
+/// names and tags, and reads it.
+pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportResponse {
+    let fail = |summary: String, detail: String| ImportResponse {
+        state: Value::Null,
+        diagnostics: Diagnostics::from_error(summary, detail),
+    };
+    let group_name = names::AUTOSCALING_GROUP.for_stack(name);
+    let function_name = names::LAMBDA_FUNCTION.for_stack(name);
+    let (group, function) = tokio::join!(
+        autoscaling_group::find(ctx, &group_name),
+        lambda_function::find(ctx, &function_name),
+    );
+    let (group, function) = match (group, function) {
+        (Ok(g), Ok(f)) => (g, f),
+        (Err(e), _) | (_, Err(e)) => {
+            return fail(format!("Failed to import stack {name}"), e.to_string())
+        }
+    };
+    let (Some(group), Some(function)) = (group, function) else {
+        return fail(
+            format!("No autoheal stack named {name:?}"),
+            format!(
+                "Import looks for the Auto Scaling group {group_name} and the Lambda function \
+                 {function_name} that this provider creates for a stack named {name:?}; at \
+                 least one is missing in this account and region."
+            ),
+        );
+    };
+    if group.tags.get(STACK_TAG).map(String::as_str) != Some(name) {
+        return fail(
+            format!("{group_name} is not an autoheal stack"),
+            format!("The group exists but has no tag {STACK_TAG} = {name:?}: this provider did not create it."),
+        );
+    }
+    let env = &function.settings.environment;
+    let mut state = Value::null_object(&schema.value_type());
+    state.set_attr("id", name.into());
+    state.set_attr("name", name.into());
+    let stack = Stack {
+        autoscaling_group_name: Some(group_name.clone()),
+        lifecycle_hook_name: Some(names::LIFECYCLE_HOOK.for_stack(name)),
+        launch_template_id: group.launch_template_id.clone(),
+        subnet_id: group.subnets.first().cloned(),
+        volume_id: env.get("AUTOHEAL_VOLUME_ID").cloned(),
+        allocation_id: env.get("AUTOHEAL_ALLOCATION_ID").cloned(),
+        lambda_function_arn: Some(function.arn.clone()),
+        log_group_name: Some(names::LOG_GROUP.for_stack(name)),
+        ..Stack::default()
+    };
+    stack.write(&mut state);
+    state.set_attr(
+        "device_name",
+        env.get("AUTOHEAL_DEVICE_NAME").cloned().into(),
+    );
+    // The subnet's VPC and zone; whether the provider made the network (its VPC carries the
+    // stack tag) decides `subnet_id` versus `vpc_cidr`/`subnet_cidr`.
+    if let Some(subnet) = &stack.subnet_id {
+        match crate::aws::network::find_subnet(ctx, subnet).await {
+            Ok(Some(info)) => {
+                state.set_attr("availability_zone", info.availability_zone.clone().into());
+                state.set_attr("vpc_id", info.vpc_id.clone().into());
+                let ours = crate::aws::network::vpc_tags(ctx, &info.vpc_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|t| t.get(STACK_TAG).map(String::as_str) == Some(name));
+                if ours {
+                    state.set_attr(
+                        "vpc_cidr",
+                        crate::aws::network::find_vpc(ctx, &info.vpc_id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .into(),
+                    );
+                    state.set_attr("subnet_cidr", info.cidr.into());
+                } else {
+                    state.set_attr("subnet_id", subnet.clone().into());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
+        }
+    }
+    // The security group, user data and key from the template version the group launches.
+    if let (Some(id), Some(v)) = (
+        &group.launch_template_id,
+        group
+            .launch_template_version
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok()),
+    ) {
+        if let Ok(Some(t)) = launch_template::find_version(ctx, id, v).await {
+            state.set_attr(
+                "security_group_id",
+                t.security_group_ids.first().cloned().into(),
+            );
+            import_user_data(&mut state, &t.user_data_base64);
+        }
+    }
+    // Whether the volume and the address are the provider's or the user's: the provider's
+    // carry the stack tag.
+    if let Some(vol) = &stack.volume_id {
+        if let Ok(Some(v)) = volume::find(ctx, vol).await {
+            if v.tags.get(STACK_TAG).map(String::as_str) != Some(name) {
+                state.set_attr("existing_volume_id", vol.clone().into());
+            } else {
+                state.set_attr(
+                    "volume_on_destroy",
+                    super::schema::DEFAULT_VOLUME_ON_DESTROY.into(),
+                );
+            }
+            // `volume_kms_key_id` is not imported: the volume records a key ARN whether the
+            // user named a key or the account's default was used, so it is left to the
+            // configuration (it is a create-time setting).
+        }
+    }
+    if let Some(alloc) = &stack.allocation_id {
+        if let Ok(Some(a)) = address::find(ctx, alloc).await {
+            if a.tags.get(STACK_TAG).map(String::as_str) != Some(name) {
+                state.set_attr("existing_allocation_id", alloc.clone().into());
+            }
+        }
+    }
+    state.set_attr("force_detach", false.into());
+    match refresh(ctx, state).await {
+        Ok(Value::Null) => fail(
+            format!("No autoheal stack named {name:?}"),
+            "Nothing of the stack was found.".into(),
+        ),
+        Ok(mut state) => {
+            let tags = state.attr("tags_all").clone();
+            let empty = tags.entries().is_none_or(|m| m.is_empty());
+            state.set_attr("tags", if empty { Value::Null } else { tags });
+            ImportResponse {
+                state,
+                diagnostics: Diagnostics::new(),
+            }
+        }
+        Err(diagnostics) => ImportResponse {
+            state: Value::Null,
+            diagnostics,
+        },
+    }
+}
+
+/// The mount settings and the user's own user data, recovered from the template's user data.
+fn import_user_data(state: &mut Value, user_data_base64: &str) {
+    if let Some(parsed) = super::user_data::parse_user_data_base64(user_data_base64) {
+        state.set_attr("device_name", parsed.mount.device_name.into());
+        state.set_attr("mount_point", parsed.mount.mount_point.into());
+        state.set_attr("filesystem", parsed.mount.filesystem.into());
+        state.set_attr("user_data", parsed.user_data.into());
+    }
+}

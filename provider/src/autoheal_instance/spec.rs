@@ -1,0 +1,135 @@
+//! The inputs of one stack, typed: read from a planned (or prior) state, where defaults are
+//! filled in and validation has passed. The AWS operations work from this, never from raw
+//! values.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::plugin::value::Value;
+
+use super::schema::{self, operation_timeout, Operation};
+
+/// What the user asked for. Optional inputs are `None` when not set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub name: String,
+    pub availability_zone: String,
+    /// The user's subnet; `None` means the provider creates the network.
+    pub subnet_id: Option<String>,
+    pub vpc_cidr: String,
+    pub subnet_cidr: String,
+    pub existing_allocation_id: Option<String>,
+    pub existing_volume_id: Option<String>,
+    pub ami: String,
+    pub instance_type: String,
+    pub key_name: Option<String>,
+    pub ssh_ingress_cidrs: Vec<String>,
+    pub user_data: Option<String>,
+    pub volume_snapshot_id: Option<String>,
+    pub volume_size: i32,
+    pub volume_type: String,
+    pub volume_iops: Option<i32>,
+    pub volume_throughput: Option<i32>,
+    pub volume_kms_key_id: Option<String>,
+    pub device_name: String,
+    pub mount_point: String,
+    pub filesystem: String,
+    pub volume_on_destroy: String,
+    pub force_detach: bool,
+    pub health_check_grace_period: i32,
+    pub lifecycle_hook_timeout: i32,
+    pub lambda_memory_size: i32,
+    pub lambda_timeout: i32,
+    pub lambda_architecture: String,
+    pub lambda_reserved_concurrency: Option<i32>,
+    pub log_retention_days: i32,
+    pub handler_zip: Option<String>,
+    /// `tags` merged over the provider's `default_tags` (the planned `tags_all`).
+    pub tags_all: BTreeMap<String, String>,
+    pub create_timeout: Duration,
+    pub update_timeout: Duration,
+    pub delete_timeout: Duration,
+}
+
+fn string(v: &Value, attr: &str) -> Option<String> {
+    v.attr(attr).as_str().map(str::to_string)
+}
+
+fn int(v: &Value, attr: &str) -> Option<i32> {
+    v.attr(attr).as_i64().and_then(|n| i32::try_from(n).ok())
+}
+
+impl Spec {
+    /// Reads the spec; unset optional attributes stay `None`, and (for a state written by an
+    /// older build or an import) missing defaults take the schema's defaults.
+    pub fn from_value(v: &Value) -> Spec {
+        let s = |attr: &str, default: &str| string(v, attr).unwrap_or_else(|| default.to_string());
+        let n = |attr: &str, default: i64| int(v, attr).unwrap_or(default as i32);
+        Spec {
+            name: s("name", ""),
+            availability_zone: s("availability_zone", ""),
+            subnet_id: string(v, "subnet_id").filter(|_| v.attr("vpc_cidr").is_null()),
+            vpc_cidr: s("vpc_cidr", schema::DEFAULT_VPC_CIDR),
+            subnet_cidr: s("subnet_cidr", schema::DEFAULT_SUBNET_CIDR),
+            existing_allocation_id: string(v, "existing_allocation_id"),
+            existing_volume_id: string(v, "existing_volume_id"),
+            ami: s("ami", ""),
+            instance_type: s("instance_type", schema::DEFAULT_INSTANCE_TYPE),
+            key_name: string(v, "key_name"),
+            ssh_ingress_cidrs: {
+                let mut c: Vec<String> = v
+                    .attr("ssh_ingress_cidrs")
+                    .elements()
+                    .iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect();
+                c.sort();
+                c.dedup();
+                c
+            },
+            user_data: string(v, "user_data"),
+            volume_snapshot_id: string(v, "volume_snapshot_id"),
+            volume_size: n("volume_size", schema::DEFAULT_VOLUME_SIZE),
+            volume_type: s("volume_type", schema::DEFAULT_VOLUME_TYPE),
+            volume_iops: int(v, "volume_iops"),
+            volume_throughput: int(v, "volume_throughput"),
+            volume_kms_key_id: string(v, "volume_kms_key_id"),
+            device_name: s("device_name", schema::DEFAULT_DEVICE_NAME),
+            mount_point: s("mount_point", schema::DEFAULT_MOUNT_POINT),
+            filesystem: s("filesystem", schema::DEFAULT_FILESYSTEM),
+            volume_on_destroy: s("volume_on_destroy", schema::DEFAULT_VOLUME_ON_DESTROY),
+            force_detach: v.attr("force_detach").as_bool().unwrap_or(false),
+            health_check_grace_period: n(
+                "health_check_grace_period",
+                schema::DEFAULT_HEALTH_CHECK_GRACE_PERIOD,
+            ),
+            lifecycle_hook_timeout: n(
+                "lifecycle_hook_timeout",
+                schema::DEFAULT_LIFECYCLE_HOOK_TIMEOUT,
+            ),
+            lambda_memory_size: n("lambda_memory_size", schema::DEFAULT_LAMBDA_MEMORY_SIZE),
+            lambda_timeout: n("lambda_timeout", schema::DEFAULT_LAMBDA_TIMEOUT),
+            lambda_architecture: s("lambda_architecture", schema::DEFAULT_LAMBDA_ARCHITECTURE),
+            lambda_reserved_concurrency: int(v, "lambda_reserved_concurrency"),
+            log_retention_days: n("log_retention_days", schema::DEFAULT_LOG_RETENTION_DAYS),
+            handler_zip: string(v, "handler_zip"),
+            tags_all: v
+                .attr("tags_all")
+                .entries()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            create_timeout: operation_timeout(v, Operation::Create),
+            update_timeout: operation_timeout(v, Operation::Update),
+            delete_timeout: operation_timeout(v, Operation::Delete),
+        }
+    }
+
+    /// Whether the provider owns the network (no `subnet_id` given).
+    pub fn creates_network(&self) -> bool {
+        self.subnet_id.is_none()
+    }
+}

@@ -1,0 +1,35 @@
+//! Which tags each AWS object of a stack gets: the user's `tags_all`, a `Name` of its own and
+//! `autoheal:stack = <name>`, by which import, the sweeper and the next stack of the same name
+//! (for the final snapshot) find it.
+
+use crate::aws::tags::Tags;
+
+use super::names::{DerivedName, FINAL_SNAPSHOT_NAME_TAG, NAME_TAG, STACK_TAG};
+use super::spec::Spec;
+
+/// Tag key of a final snapshot, with the stack's name: the snapshot a new stack of the same
+/// name restores its volume from.
+pub const FINAL_SNAPSHOT_TAG: &str = "autoheal:final-snapshot";
+
+/// The tags of one object named `<name><suffix>`.
+pub fn object_tags(spec: &Spec, name_tag: DerivedName) -> Tags {
+    let mut tags = spec.tags_all.clone();
+    tags.insert(NAME_TAG.to_string(), name_tag.for_stack(&spec.name));
+    tags.insert(STACK_TAG.to_string(), spec.name.clone());
+    tags
+}
+
+/// The tags of objects without a `Name` of their own (IAM role, function, rule, log group,
+/// group: their name says it).
+pub fn stack_tags(spec: &Spec) -> Tags {
+    let mut tags = spec.tags_all.clone();
+    tags.insert(STACK_TAG.to_string(), spec.name.clone());
+    tags
+}
+
+/// The tags of the final snapshot.
+pub fn final_snapshot_tags(spec: &Spec) -> Tags {
+    let mut tags = object_tags(spec, FINAL_SNAPSHOT_NAME_TAG);
+    tags.insert(FINAL_SNAPSHOT_TAG.to_string(), "true".to_string());
+    tags
+}

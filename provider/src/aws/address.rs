@@ -1,0 +1,107 @@
+//! The Elastic IP: allocate, find, disassociate, release.
+
+use aws_sdk_ec2::types::{DomainType, ResourceType};
+
+use super::context::OpContext;
+use super::error::AwsError;
+use super::tags::{ec2_spec, from_ec2, Tags};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressInfo {
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub instance_id: Option<String>,
+    pub association_id: Option<String>,
+    pub tags: Tags,
+}
+
+pub async fn allocate(ctx: &OpContext, tags: &Tags) -> Result<AddressInfo, AwsError> {
+    let out = ctx
+        .call("ec2:AllocateAddress", &[], || {
+            ctx.clients
+                .ec2
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(ec2_spec(ResourceType::ElasticIp, tags))
+                .send()
+        })
+        .await?;
+    let allocation_id = out
+        .allocation_id()
+        .ok_or_else(|| AwsError::other("ec2:AllocateAddress", "no allocation id in the answer"))?
+        .to_string();
+    let public_ip = out.public_ip().unwrap_or_default().to_string();
+    tracing::info!(allocation_id, public_ip, "allocated Elastic IP");
+    Ok(AddressInfo {
+        allocation_id,
+        public_ip,
+        instance_id: None,
+        association_id: None,
+        tags: tags.clone(),
+    })
+}
+
+pub async fn find(ctx: &OpContext, allocation_id: &str) -> Result<Option<AddressInfo>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeAddresses", || {
+            ctx.clients
+                .ec2
+                .describe_addresses()
+                .allocation_ids(allocation_id)
+                .send()
+        })
+        .await?;
+    Ok(out.and_then(|o| {
+        o.addresses().first().map(|a| AddressInfo {
+            allocation_id: allocation_id.to_string(),
+            public_ip: a.public_ip().unwrap_or_default().to_string(),
+            instance_id: a
+                .instance_id()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            association_id: a
+                .association_id()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            tags: from_ec2(a.tags()),
+        })
+    }))
+}
+
+/// Disassociates the address from whatever holds it (no-op when free or gone).
+pub async fn disassociate(ctx: &OpContext, allocation_id: &str) -> Result<(), AwsError> {
+    let Some(addr) = find(ctx, allocation_id).await? else {
+        return Ok(());
+    };
+    if let Some(assoc) = &addr.association_id {
+        ctx.delete("ec2:DisassociateAddress", &[], || {
+            ctx.clients
+                .ec2
+                .disassociate_address()
+                .association_id(assoc)
+                .send()
+        })
+        .await?;
+        tracing::info!(
+            allocation_id,
+            association_id = assoc,
+            "disassociated Elastic IP"
+        );
+    }
+    Ok(())
+}
+
+/// Releases an address the provider allocated (disassociating it first).
+pub async fn release(ctx: &OpContext, allocation_id: &str) -> Result<(), AwsError> {
+    disassociate(ctx, allocation_id).await?;
+    ctx.delete("ec2:ReleaseAddress", &["InvalidIPAddress.InUse"], || {
+        ctx.clients
+            .ec2
+            .release_address()
+            .allocation_id(allocation_id)
+            .send()
+    })
+    .await?;
+    tracing::info!(allocation_id, "released Elastic IP");
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! The Auto Scaling group of one instance and its launch lifecycle hook.
+//!
+//! The group is created at size 0 with the hook given in the same call, so no instance can
+//! launch before the hook exists; the resource scales it to 1 only when everything the hook
+//! relies on (function, rule, target, permission) exists.
+
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, LifecycleHookSpecification};
+
+use super::context::{OpContext, Poll};
+use super::error::AwsError;
+use super::tags::{autoscaling, Tags};
+
+pub const LAUNCH_TRANSITION: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub instance_id: String,
+    pub lifecycle_state: String,
+    pub health_status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub name: String,
+    pub arn: String,
+    pub launch_template_id: Option<String>,
+    pub launch_template_version: Option<String>,
+    pub min: i32,
+    pub max: i32,
+    pub desired: i32,
+    pub health_check_grace_period: i32,
+    pub subnets: Vec<String>,
+    pub instances: Vec<GroupInstance>,
+    pub tags: Tags,
+    pub deleting: bool,
+}
+
+impl GroupInfo {
+    pub fn in_service(&self) -> Vec<&GroupInstance> {
+        self.instances
+            .iter()
+            .filter(|i| i.lifecycle_state == "InService")
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookInfo {
+    pub heartbeat_timeout: i32,
+    pub default_result: String,
+    pub transition: String,
+}
+
+pub struct NewGroup<'a> {
+    pub name: &'a str,
+    pub launch_template_id: &'a str,
+    pub launch_template_version: i64,
+    pub subnet_id: &'a str,
+    pub health_check_grace_period: i32,
+    pub hook_name: &'a str,
+    pub hook_timeout: i32,
+}
+
+fn template(id: &str, version: i64) -> LaunchTemplateSpecification {
+    LaunchTemplateSpecification::builder()
+        .launch_template_id(id)
+        .version(version.to_string())
+        .build()
+}
+
+/// Creates the group at size 0 with its launch hook (default result ABANDON: an instance the
+/// function never served is not put in service) and enables group metrics.
+pub async fn create(ctx: &OpContext, g: &NewGroup<'_>, tags: &Tags) -> Result<(), AwsError> {
+    let hook = LifecycleHookSpecification::builder()
+        .lifecycle_hook_name(g.hook_name)
+        .lifecycle_transition(LAUNCH_TRANSITION)
+        .heartbeat_timeout(g.hook_timeout)
+        .default_result("ABANDON")
+        .build();
+    ctx.call("autoscaling:CreateAutoScalingGroup", &[], || {
+        ctx.clients
+            .autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(g.name)
+            .launch_template(template(g.launch_template_id, g.launch_template_version))
+            .min_size(0)
+            .max_size(0)
+            .desired_capacity(0)
+            .vpc_zone_identifier(g.subnet_id)
+            .health_check_type("EC2")
+            .health_check_grace_period(g.health_check_grace_period)
+            .lifecycle_hook_specification_list(hook.clone())
+            .set_tags(Some(autoscaling(g.name, tags)))
+            .send()
+    })
+    .await?;
+    tracing::info!(
+        group = g.name,
+        hook = g.hook_name,
+        "created Auto Scaling group at size 0 with its launch hook"
+    );
+    ctx.call("autoscaling:EnableMetricsCollection", &[], || {
+        ctx.clients
+            .autoscaling
+            .enable_metrics_collection()
+            .auto_scaling_group_name(g.name)
+            .granularity("1Minute")
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<GroupInfo>, AwsError> {
+    let out = ctx
+        .call("autoscaling:DescribeAutoScalingGroups", &[], || {
+            ctx.clients
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(name)
+                .send()
+        })
+        .await?;
+    Ok(out.auto_scaling_groups().first().map(|g| {
+        let lt = g.launch_template();
+        GroupInfo {
+            name: name.to_string(),
+            arn: g.auto_scaling_group_arn().unwrap_or_default().to_string(),
+            launch_template_id: lt.and_then(|t| t.launch_template_id()).map(str::to_string),
+            launch_template_version: lt.and_then(|t| t.version()).map(str::to_string),
+            min: g.min_size().unwrap_or_default(),
+            max: g.max_size().unwrap_or_default(),
+            desired: g.desired_capacity().unwrap_or_default(),
+            health_check_grace_period: g.health_check_grace_period().unwrap_or_default(),
+            subnets: g
+                .vpc_zone_identifier()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            instances: g
+                .instances()
+                .iter()
+                .map(|i| GroupInstance {
+                    instance_id: i.instance_id().unwrap_or_default().to_string(),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    health_status: i.health_status().unwrap_or_default().to_string(),
+                })
+                .collect(),
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+            deleting: g.status().is_some_and(|s| s.contains("Delete")),
+        }
+    }))
+}
+
+pub async fn find_hook(
+    ctx: &OpContext,
+    group: &str,
+    hook: &str,
+) -> Result<Option<HookInfo>, AwsError> {
+    let out = ctx
+        .find("autoscaling:DescribeLifecycleHooks", || {
+            ctx.clients
+                .autoscaling
+                .describe_lifecycle_hooks()
+                .auto_scaling_group_name(group)
+                .lifecycle_hook_names(hook)
+                .send()
+        })
+        .await;
+    let out = match out {
+        Ok(o) => o,
+        // Auto Scaling answers ValidationError for a group that does not exist.
+        Err(e) if e.is_code(&["ValidationError"]) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(out.and_then(|o| {
+        o.lifecycle_hooks()
+            .iter()
+            .find(|h| h.lifecycle_hook_name() == Some(hook))
+            .map(|h| HookInfo {
+                heartbeat_timeout: h.heartbeat_timeout().unwrap_or_default(),
+                default_result: h.default_result().unwrap_or_default().to_string(),
+                transition: h.lifecycle_transition().unwrap_or_default().to_string(),
+            })
+    }))
+}
+
+/// Creates or updates the launch hook (PutLifecycleHook is an upsert).
+pub async fn put_hook(
+    ctx: &OpContext,
+    group: &str,
+    hook: &str,
+    timeout: i32,
+) -> Result<(), AwsError> {
+    ctx.call("autoscaling:PutLifecycleHook", &[], || {
+        ctx.clients
+            .autoscaling
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(group)
+            .lifecycle_hook_name(hook)
+            .lifecycle_transition(LAUNCH_TRANSITION)
+            .heartbeat_timeout(timeout)
+            .default_result("ABANDON")
+            .send()
+    })
+    .await?;
+    tracing::info!(group, hook, timeout, "launch hook written");
+    Ok(())
+}
+
+/// Sets min = max = desired = `n`.
+pub async fn set_size(ctx: &OpContext, name: &str, n: i32) -> Result<(), AwsError> {
+    ctx.call("autoscaling:UpdateAutoScalingGroup", &[], || {
+        ctx.clients
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .min_size(n)
+            .max_size(n)
+            .desired_capacity(n)
+            .send()
+    })
+    .await?;
+    tracing::info!(group = name, size = n, "group size set");
+    Ok(())
+}
+
+/// Points the group at a launch template version and sets the grace period.
+pub async fn update(
+    ctx: &OpContext,
+    name: &str,
+    launch_template: Option<(&str, i64)>,
+    health_check_grace_period: Option<i32>,
+) -> Result<(), AwsError> {
+    ctx.call("autoscaling:UpdateAutoScalingGroup", &[], || {
+        ctx.clients
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .set_launch_template(launch_template.map(|(id, v)| template(id, v)))
+            .set_health_check_grace_period(health_check_grace_period)
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn set_tags(
+    ctx: &OpContext,
+    name: &str,
+    set: &Tags,
+    remove: &[String],
+) -> Result<(), AwsError> {
+    if !remove.is_empty() {
+        let gone: Tags = remove.iter().map(|k| (k.clone(), String::new())).collect();
+        ctx.call("autoscaling:DeleteTags", &[], || {
+            ctx.clients
+                .autoscaling
+                .delete_tags()
+                .set_tags(Some(autoscaling(name, &gone)))
+                .send()
+        })
+        .await?;
+    }
+    if !set.is_empty() {
+        ctx.call("autoscaling:CreateOrUpdateTags", &[], || {
+            ctx.clients
+                .autoscaling
+                .create_or_update_tags()
+                .set_tags(Some(autoscaling(name, set)))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Terminates the group's instance without lowering the desired size: the group launches a
+/// replacement, which goes through the launch hook (the heal path).
+pub async fn replace_instance(ctx: &OpContext, instance_id: &str) -> Result<(), AwsError> {
+    ctx.call(
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+        &[],
+        || {
+            ctx.clients
+                .autoscaling
+                .terminate_instance_in_auto_scaling_group()
+                .instance_id(instance_id)
+                .should_decrement_desired_capacity(false)
+                .send()
+        },
+    )
+    .await?;
+    tracing::info!(instance_id, "instance terminated for a rolling replacement");
+    Ok(())
+}
+
+/// Waits until the group has exactly one instance, InService, for which `ready` (volume and
+/// address checks) holds, and no other instance. Returns its id. `not` excludes an instance
+/// being replaced.
+pub async fn wait_in_service<F, Fut>(
+    ctx: &OpContext,
+    name: &str,
+    not: Option<&str>,
+    ready: F,
+) -> Result<String, AwsError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, AwsError>>,
+{
+    ctx.wait_for(
+        &format!("group {name} to have its instance in service"),
+        || async {
+            let Some(group) = find(ctx, name).await? else {
+                return Err(AwsError::other(
+                    "autoscaling:DescribeAutoScalingGroups",
+                    format!("group {name} disappeared"),
+                ));
+            };
+            let states: Vec<String> = group
+                .instances
+                .iter()
+                .map(|i| format!("{} {}", i.instance_id, i.lifecycle_state))
+                .collect();
+            let serving: Vec<_> = group
+                .in_service()
+                .into_iter()
+                .filter(|i| Some(i.instance_id.as_str()) != not)
+                .collect();
+            if serving.len() == 1 && group.instances.len() == 1 {
+                let id = serving[0].instance_id.clone();
+                return Ok(match ready(id.clone()).await? {
+                    None => Poll::Ready(id),
+                    Some(missing) => Poll::Waiting(format!("{id} InService, {missing}")),
+                });
+            }
+            Ok(Poll::Waiting(if states.is_empty() {
+                "no instance yet".into()
+            } else {
+                states.join(", ")
+            }))
+        },
+    )
+    .await
+}
+
+/// Scales the group to 0 and waits until it has no instance.
+pub async fn drain(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
+    let Some(group) = find(ctx, name).await? else {
+        return Ok(());
+    };
+    if group.min != 0 || group.max != 0 || group.desired != 0 {
+        set_size(ctx, name, 0).await?;
+    }
+    ctx.wait_for(&format!("group {name} to have no instance"), || async {
+        Ok(match find(ctx, name).await? {
+            None => Poll::Ready(()),
+            Some(g) if g.instances.is_empty() => Poll::Ready(()),
+            Some(g) => Poll::Waiting(
+                g.instances
+                    .iter()
+                    .map(|i| format!("{} {}", i.instance_id, i.lifecycle_state))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        })
+    })
+    .await
+}
+
+/// Deletes the group (and with it its hook) and waits until it is gone.
+pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
+    if find(ctx, name).await?.is_none() {
+        return Ok(());
+    }
+    match ctx
+        .call(
+            "autoscaling:DeleteAutoScalingGroup",
+            &["ResourceInUse", "ScalingActivityInProgress"],
+            || {
+                ctx.clients
+                    .autoscaling
+                    .delete_auto_scaling_group()
+                    .auto_scaling_group_name(name)
+                    .send()
+            },
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_code(&["ValidationError"]) && e.message.contains("not found") => {}
+        Err(e) => return Err(e),
+    }
+    ctx.wait_for(&format!("group {name} to be deleted"), || async {
+        Ok(match find(ctx, name).await? {
+            None => Poll::Ready(()),
+            Some(_) => Poll::Waiting("deleting".into()),
+        })
+    })
+    .await?;
+    tracing::info!(group = name, "deleted Auto Scaling group");
+    Ok(())
+}

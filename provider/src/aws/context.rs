@@ -1,0 +1,241 @@
+//! The context every AWS operation of one Terraform call runs in: the service clients, the
+//! retry policy, the deadline (from the resource's `timeouts`) and Terraform's stop signal.
+//!
+//! [`OpContext::call`] is the only way the provider calls AWS: it retries what AWS says is
+//! transient (throttling, 5xx, the operation's own expected-to-clear codes) until the attempt
+//! cap or the deadline, and turns the outcome into an [`AwsError`]. [`OpContext::wait_for`]
+//! is the only polling loop: adaptive back-off from 200 ms, a progress line every 10 s, and
+//! the same deadline and stop signal.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::error::AwsError;
+use super::retry::{aws_classifier, retry, Retry, RetryPolicy};
+use crate::config::AwsContext;
+
+/// One client per service the stack uses, built from the provider's SDK configuration (which
+/// carries the `endpoints` overrides).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// The region the clients call (resolved by aws-config from the provider or environment).
+    pub region: String,
+}
+
+impl Clients {
+    /// Loads the SDK configuration on first use (see [`AwsContext::sdk_config`]).
+    pub async fn new(aws: &AwsContext) -> anyhow::Result<Clients> {
+        let cfg = aws.sdk_config().await?;
+        let region = cfg
+            .region()
+            .map(|r| r.as_ref().to_string())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no AWS region: set the provider's `region`, or AWS_REGION, or a region \
+                     in the AWS profile"
+                )
+            })?;
+        Ok(Clients {
+            ec2: aws_sdk_ec2::Client::new(cfg),
+            autoscaling: aws_sdk_autoscaling::Client::new(cfg),
+            iam: aws_sdk_iam::Client::new(cfg),
+            lambda: aws_sdk_lambda::Client::new(cfg),
+            events: aws_sdk_eventbridge::Client::new(cfg),
+            logs: aws_sdk_cloudwatchlogs::Client::new(cfg),
+            region,
+        })
+    }
+}
+
+/// First delay of a wait; doubled (with the cap below) while nothing changes.
+const WAIT_INITIAL_DELAY: Duration = Duration::from_millis(200);
+/// Longest delay between two polls of a wait.
+const WAIT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// How often a wait logs that it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct OpContext {
+    pub clients: Clients,
+    pub policy: RetryPolicy,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+    /// The operation's whole budget, for messages ("within 30m0s").
+    pub budget: Duration,
+}
+
+impl OpContext {
+    pub fn new(
+        clients: Clients,
+        policy: RetryPolicy,
+        budget: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        OpContext {
+            clients,
+            policy,
+            deadline: Instant::now() + budget,
+            cancel,
+            budget,
+        }
+    }
+
+    /// Calls an SDK operation with retries. `op` is `service:Operation`; `extra` lists error
+    /// codes this call may also retry (e.g. an IAM role still propagating).
+    pub async fn call<T, E, F, Fut>(&self, op: &str, extra: &[&str], f: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let started = std::time::Instant::now();
+        let result = retry(
+            op,
+            self.deadline,
+            &self.policy,
+            aws_classifier(extra),
+            &self.cancel,
+            f,
+        )
+        .await
+        .map_err(AwsError::from_retry);
+        tracing::debug!(
+            op,
+            ok = result.is_ok(),
+            ms = started.elapsed().as_millis() as u64,
+            "AWS call"
+        );
+        result
+    }
+
+    /// Like [`OpContext::call`] with the operation's own verdict on which errors to retry
+    /// (for errors AWS signals by message, not code, such as Lambda's IAM-propagation errors).
+    pub async fn call_with<T, E, F, Fut>(
+        &self,
+        op: &str,
+        classify: impl Fn(&SdkError<E, HttpResponse>) -> Retry,
+        f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        retry(op, self.deadline, &self.policy, classify, &self.cancel, f)
+            .await
+            .map_err(AwsError::from_retry)
+    }
+
+    /// Like [`OpContext::call`], with "not found" turned into `Ok(None)`.
+    pub async fn find<T, E, F, Fut>(&self, op: &str, f: F) -> Result<Option<T>, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match self.call(op, &[], f).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`OpContext::call`] for a delete: "not found" means already gone.
+    pub async fn delete<T, E, F, Fut>(&self, op: &str, extra: &[&str], f: F) -> Result<(), AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match self.call(op, extra, f).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Polls `check` until it returns `Some`, with adaptive back-off (200 ms doubling to 5 s),
+    /// logging progress every 10 s with the last status `check` reported, until the deadline.
+    /// `check` returns `Ok(Ready(v))`, `Ok(Waiting(status))` or an error that ends the wait.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut check: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Poll<T>, AwsError>>,
+    {
+        let started = Instant::now();
+        let mut delay = WAIT_INITIAL_DELAY;
+        let mut last_progress = started;
+        let mut polls: u32 = 0;
+        loop {
+            polls += 1;
+            let status = match check().await? {
+                Poll::Ready(v) => {
+                    if polls > 1 {
+                        tracing::info!(
+                            what,
+                            polls,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "wait finished"
+                        );
+                    }
+                    return Ok(v);
+                }
+                Poll::Waiting(status) => status,
+            };
+            let now = Instant::now();
+            if now.duration_since(last_progress) >= PROGRESS_EVERY {
+                last_progress = now;
+                tracing::info!(
+                    what,
+                    status = %status,
+                    waited_s = started.elapsed().as_secs(),
+                    "still waiting"
+                );
+            }
+            if now + delay >= self.deadline {
+                return Err(AwsError::timeout(
+                    format!("waiting for {what}"),
+                    format!(
+                        "still {status} after {:.0?} (the operation's timeout is {:.0?}; raise \
+                         it in the resource's `timeouts` block)",
+                        started.elapsed(),
+                        self.budget
+                    ),
+                ));
+            }
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    return Err(AwsError::cancelled(format!("waiting for {what}")));
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(WAIT_MAX_DELAY);
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.clients.region
+    }
+}
+
+/// One poll's verdict in [`OpContext::wait_for`].
+#[derive(Debug)]
+pub enum Poll<T> {
+    Ready(T),
+    /// Not yet; the text says what was seen ("volume vol-1 detaching").
+    Waiting(String),
+}

@@ -1,0 +1,407 @@
+//! The attachment Lambda: create (retrying IAM's propagation delay), find, update
+//! configuration and code, reserved concurrency, the permission that lets the EventBridge rule
+//! invoke it, delete.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::context::{OpContext, Poll};
+use super::error::AwsError;
+use super::retry::{classify_sdk_error, Retry};
+use super::tags::Tags;
+
+/// The runtime of the shipped handler: a `bootstrap` executable on Amazon Linux 2023.
+pub const RUNTIME: &str = "provided.al2023";
+
+/// How Lambda says a role is not usable *yet* (IAM is eventually consistent: a new role, or a
+/// new policy, takes seconds to reach Lambda). Matched on the message: the error code,
+/// InvalidParameterValueException, also means genuinely bad input.
+const IAM_PROPAGATION_MESSAGES: &[&str] = &[
+    "cannot be assumed by Lambda",
+    "execution role does not have permissions",
+    "role defined for the function",
+];
+
+/// Retries throttling and 5xx as usual, plus IAM propagation (by message) and
+/// ResourceConflictException (an update still in progress).
+fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Retry {
+    let generic = classify_sdk_error(err, &["ResourceConflictException"]);
+    if generic.is_retryable() {
+        return generic;
+    }
+    if let SdkError::ServiceError(ctx) = err {
+        let e = ctx.err();
+        if e.code() == Some("InvalidParameterValueException")
+            && e.message()
+                .is_some_and(|m| IAM_PROPAGATION_MESSAGES.iter().any(|p| m.contains(p)))
+        {
+            return Retry::retryable("the IAM role is still propagating to Lambda");
+        }
+    }
+    Retry::Permanent
+}
+
+/// The function's settings, as created and as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSettings {
+    pub role_arn: String,
+    pub memory_size: i32,
+    pub timeout: i32,
+    pub architecture: String,
+    pub environment: BTreeMap<String, String>,
+    pub log_group: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    pub arn: String,
+    pub settings: FunctionSettings,
+    /// Lambda's CodeSha256: base64 of the zip's SHA-256.
+    pub code_sha256: String,
+    pub reserved_concurrency: Option<i32>,
+    pub tags: Tags,
+}
+
+fn environment(env: &BTreeMap<String, String>) -> Environment {
+    Environment::builder()
+        .set_variables(Some(env.clone().into_iter().collect()))
+        .build()
+}
+
+/// Creates the function and waits until it is Active.
+pub async fn create(
+    ctx: &OpContext,
+    name: &str,
+    settings: &FunctionSettings,
+    zip: &[u8],
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call_with("lambda:CreateFunction", classify, || {
+            let mut req = ctx
+                .clients
+                .lambda
+                .create_function()
+                .function_name(name)
+                .runtime(Runtime::from(RUNTIME))
+                .handler("bootstrap")
+                .role(&settings.role_arn)
+                .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+                .memory_size(settings.memory_size)
+                .timeout(settings.timeout)
+                .architectures(Architecture::from(settings.architecture.as_str()))
+                .environment(environment(&settings.environment))
+                .description(
+                    "autoheal: attaches the data volume and the Elastic IP to a new instance",
+                )
+                .set_tags(Some(tags.clone().into_iter().collect()));
+            if let Some(group) = &settings.log_group {
+                req = req.logging_config(
+                    aws_sdk_lambda::types::LoggingConfig::builder()
+                        .log_group(group)
+                        .build(),
+                );
+            }
+            req.send()
+        })
+        .await?;
+    let arn = out
+        .function_arn()
+        .ok_or_else(|| AwsError::other("lambda:CreateFunction", "no function ARN in the answer"))?
+        .to_string();
+    tracing::info!(function = name, arn, "created Lambda function");
+    wait_ready(ctx, name).await?;
+    Ok(arn)
+}
+
+/// Waits until the function is Active and its last update finished.
+pub async fn wait_ready(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
+    ctx.wait_for(&format!("Lambda function {name} to be ready"), || async {
+        let out = ctx
+            .find("lambda:GetFunctionConfiguration", || {
+                ctx.clients
+                    .lambda
+                    .get_function_configuration()
+                    .function_name(name)
+                    .send()
+            })
+            .await?;
+        let Some(cfg) = out else {
+            return Ok(Poll::Waiting("not listed yet".into()));
+        };
+        let state = cfg.state().map(|s| s.as_str().to_string());
+        let update = cfg.last_update_status().map(|s| s.as_str().to_string());
+        if matches!(state.as_deref(), Some("Failed")) || matches!(update.as_deref(), Some("Failed"))
+        {
+            return Err(AwsError::other(
+                "lambda:GetFunctionConfiguration",
+                format!(
+                    "function {name} failed: {}",
+                    cfg.state_reason()
+                        .or(cfg.last_update_status_reason())
+                        .unwrap_or("no reason given")
+                ),
+            ));
+        }
+        let active = matches!(state.as_deref(), None | Some("Active"));
+        let updated = matches!(update.as_deref(), None | Some("Successful"));
+        Ok(if active && updated {
+            Poll::Ready(())
+        } else {
+            Poll::Waiting(format!(
+                "state {}, last update {}",
+                state.as_deref().unwrap_or("-"),
+                update.as_deref().unwrap_or("-")
+            ))
+        })
+    })
+    .await
+}
+
+pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<FunctionInfo>, AwsError> {
+    let Some(out) = ctx
+        .find("lambda:GetFunction", || {
+            ctx.clients.lambda.get_function().function_name(name).send()
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(cfg) = out.configuration() else {
+        return Ok(None);
+    };
+    let environment = cfg
+        .environment()
+        .and_then(|e| e.variables())
+        .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    Ok(Some(FunctionInfo {
+        arn: cfg.function_arn().unwrap_or_default().to_string(),
+        settings: FunctionSettings {
+            role_arn: cfg.role().unwrap_or_default().to_string(),
+            memory_size: cfg.memory_size().unwrap_or_default(),
+            timeout: cfg.timeout().unwrap_or_default(),
+            architecture: cfg
+                .architectures()
+                .first()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_else(|| "x86_64".into()),
+            environment,
+            log_group: cfg
+                .logging_config()
+                .and_then(|l| l.log_group())
+                .map(str::to_string),
+        },
+        code_sha256: cfg.code_sha256().unwrap_or_default().to_string(),
+        reserved_concurrency: out
+            .concurrency()
+            .and_then(|c| c.reserved_concurrent_executions()),
+        tags: out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }))
+}
+
+pub async fn update_configuration(
+    ctx: &OpContext,
+    name: &str,
+    settings: &FunctionSettings,
+) -> Result<(), AwsError> {
+    ctx.call_with("lambda:UpdateFunctionConfiguration", classify, || {
+        ctx.clients
+            .lambda
+            .update_function_configuration()
+            .function_name(name)
+            .role(&settings.role_arn)
+            .memory_size(settings.memory_size)
+            .timeout(settings.timeout)
+            .environment(environment(&settings.environment))
+            .send()
+    })
+    .await?;
+    tracing::info!(function = name, "function configuration updated");
+    wait_ready(ctx, name).await
+}
+
+pub async fn update_code(
+    ctx: &OpContext,
+    name: &str,
+    zip: &[u8],
+    architecture: &str,
+) -> Result<(), AwsError> {
+    ctx.call_with("lambda:UpdateFunctionCode", classify, || {
+        ctx.clients
+            .lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(zip))
+            .architectures(Architecture::from(architecture))
+            .send()
+    })
+    .await?;
+    tracing::info!(function = name, "function code updated");
+    wait_ready(ctx, name).await
+}
+
+/// Sets reserved concurrency, or removes it with `None`.
+pub async fn set_reserved_concurrency(
+    ctx: &OpContext,
+    name: &str,
+    reserved: Option<i32>,
+) -> Result<(), AwsError> {
+    match reserved {
+        Some(n) => {
+            ctx.call_with("lambda:PutFunctionConcurrency", classify, || {
+                ctx.clients
+                    .lambda
+                    .put_function_concurrency()
+                    .function_name(name)
+                    .reserved_concurrent_executions(n)
+                    .send()
+            })
+            .await?;
+        }
+        None => {
+            ctx.delete(
+                "lambda:DeleteFunctionConcurrency",
+                &["ResourceConflictException"],
+                || {
+                    ctx.clients
+                        .lambda
+                        .delete_function_concurrency()
+                        .function_name(name)
+                        .send()
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn set_tags(
+    ctx: &OpContext,
+    arn: &str,
+    set: &Tags,
+    remove: &[String],
+) -> Result<(), AwsError> {
+    if !remove.is_empty() {
+        ctx.call("lambda:UntagResource", &[], || {
+            ctx.clients
+                .lambda
+                .untag_resource()
+                .resource(arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+        })
+        .await?;
+    }
+    if !set.is_empty() {
+        ctx.call("lambda:TagResource", &[], || {
+            ctx.clients
+                .lambda
+                .tag_resource()
+                .resource(arn)
+                .set_tags(Some(set.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Lets `events.amazonaws.com` invoke the function, only from `rule_arn`.
+pub async fn add_permission(
+    ctx: &OpContext,
+    name: &str,
+    statement_id: &str,
+    rule_arn: &str,
+) -> Result<(), AwsError> {
+    match ctx
+        .call(
+            "lambda:AddPermission",
+            &["ResourceConflictException"],
+            || {
+                ctx.clients
+                    .lambda
+                    .add_permission()
+                    .function_name(name)
+                    .statement_id(statement_id)
+                    .action("lambda:InvokeFunction")
+                    .principal("events.amazonaws.com")
+                    .source_arn(rule_arn)
+                    .send()
+            },
+        )
+        .await
+    {
+        Ok(_) => {}
+        // The same statement already there (a retried create): check it is ours below.
+        Err(e) if e.message.contains("already exists") => {}
+        Err(e) => return Err(e),
+    }
+    tracing::info!(
+        function = name,
+        statement_id,
+        rule_arn,
+        "invoke permission added"
+    );
+    Ok(())
+}
+
+/// The `AWS:SourceArn` of the permission statement `statement_id`, if the statement exists.
+pub async fn find_permission(
+    ctx: &OpContext,
+    name: &str,
+    statement_id: &str,
+) -> Result<Option<String>, AwsError> {
+    let Some(out) = ctx
+        .find("lambda:GetPolicy", || {
+            ctx.clients.lambda.get_policy().function_name(name).send()
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    let doc: serde_json::Value = out
+        .policy()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    Ok(statements
+        .iter()
+        .find(|s| s["Sid"] == statement_id)
+        .map(|s| {
+            s["Condition"]["ArnLike"]["AWS:SourceArn"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }))
+}
+
+pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
+    ctx.delete(
+        "lambda:DeleteFunction",
+        &["ResourceConflictException"],
+        || {
+            ctx.clients
+                .lambda
+                .delete_function()
+                .function_name(name)
+                .send()
+        },
+    )
+    .await?;
+    tracing::info!(function = name, "deleted Lambda function");
+    Ok(())
+}

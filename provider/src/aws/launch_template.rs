@@ -1,0 +1,191 @@
+//! The launch template: the instance's AMI, type, key, security group, IMDSv2 (required, hop
+//! limit 1: no container on the instance can reach the metadata service) and user data (the
+//! mount script plus the user's). Each change is a new version; the group names the version.
+
+use aws_sdk_ec2::types::{
+    LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataEndpointState,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
+    RequestLaunchTemplateData, ResourceType,
+};
+
+use super::context::OpContext;
+use super::error::AwsError;
+use super::tags::{ec2, ec2_spec, Tags};
+
+/// What goes into one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateData {
+    pub image_id: String,
+    pub instance_type: String,
+    pub key_name: Option<String>,
+    pub security_group_id: String,
+    /// Base64, as EC2 wants it.
+    pub user_data_base64: String,
+    /// Tags of the instance and its root volume (the group's tags also reach the instance).
+    pub tags: Tags,
+}
+
+/// A version as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: i64,
+    pub image_id: String,
+    pub instance_type: String,
+    pub key_name: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub user_data_base64: String,
+    pub http_tokens: Option<String>,
+    pub hop_limit: Option<i32>,
+}
+
+fn request_data(data: &TemplateData) -> RequestLaunchTemplateData {
+    let tag_spec = |t: ResourceType| {
+        LaunchTemplateTagSpecificationRequest::builder()
+            .resource_type(t)
+            .set_tags(Some(ec2(&data.tags)))
+            .build()
+    };
+    RequestLaunchTemplateData::builder()
+        .image_id(&data.image_id)
+        .instance_type(data.instance_type.as_str().into())
+        .set_key_name(data.key_name.clone())
+        .security_group_ids(&data.security_group_id)
+        .user_data(&data.user_data_base64)
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::Required)
+                .http_put_response_hop_limit(1)
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .build(),
+        )
+        .tag_specifications(tag_spec(ResourceType::Instance))
+        .tag_specifications(tag_spec(ResourceType::Volume))
+        .build()
+}
+
+/// Creates the template with its first version. Returns (template id, version 1).
+pub async fn create(
+    ctx: &OpContext,
+    name: &str,
+    data: &TemplateData,
+    tags: &Tags,
+) -> Result<(String, i64), AwsError> {
+    let out = ctx
+        .call(
+            "ec2:CreateLaunchTemplate",
+            &["InvalidGroup.NotFound"],
+            || {
+                ctx.clients
+                    .ec2
+                    .create_launch_template()
+                    .launch_template_name(name)
+                    .version_description("autoheal")
+                    .launch_template_data(request_data(data))
+                    .tag_specifications(ec2_spec(ResourceType::LaunchTemplate, tags))
+                    .send()
+            },
+        )
+        .await?;
+    let t = out.launch_template().ok_or_else(|| {
+        AwsError::other(
+            "ec2:CreateLaunchTemplate",
+            "no launch template in the answer",
+        )
+    })?;
+    let id = t.launch_template_id().unwrap_or_default().to_string();
+    let version = t.latest_version_number().unwrap_or(1);
+    tracing::info!(launch_template_id = id, version, "created launch template");
+    Ok((id, version))
+}
+
+/// A new version; returns its number.
+pub async fn create_version(
+    ctx: &OpContext,
+    template_id: &str,
+    data: &TemplateData,
+) -> Result<i64, AwsError> {
+    let out = ctx
+        .call("ec2:CreateLaunchTemplateVersion", &[], || {
+            ctx.clients
+                .ec2
+                .create_launch_template_version()
+                .launch_template_id(template_id)
+                .version_description("autoheal")
+                .launch_template_data(request_data(data))
+                .send()
+        })
+        .await?;
+    let version = out
+        .launch_template_version()
+        .and_then(|v| v.version_number())
+        .ok_or_else(|| {
+            AwsError::other(
+                "ec2:CreateLaunchTemplateVersion",
+                "no version in the answer",
+            )
+        })?;
+    tracing::info!(
+        launch_template_id = template_id,
+        version,
+        "created launch template version"
+    );
+    Ok(version)
+}
+
+pub async fn find_version(
+    ctx: &OpContext,
+    template_id: &str,
+    version: i64,
+) -> Result<Option<VersionInfo>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeLaunchTemplateVersions", || {
+            ctx.clients
+                .ec2
+                .describe_launch_template_versions()
+                .launch_template_id(template_id)
+                .versions(version.to_string())
+                .send()
+        })
+        .await?;
+    Ok(out.and_then(|o| {
+        o.launch_template_versions().first().map(|v| {
+            let d = v.launch_template_data();
+            VersionInfo {
+                version: v.version_number().unwrap_or(version),
+                image_id: d.and_then(|d| d.image_id()).unwrap_or_default().to_string(),
+                instance_type: d
+                    .and_then(|d| d.instance_type())
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                key_name: d.and_then(|d| d.key_name()).map(str::to_string),
+                security_group_ids: d
+                    .map(|d| d.security_group_ids().to_vec())
+                    .unwrap_or_default(),
+                user_data_base64: d
+                    .and_then(|d| d.user_data())
+                    .unwrap_or_default()
+                    .to_string(),
+                http_tokens: d
+                    .and_then(|d| d.metadata_options())
+                    .and_then(|m| m.http_tokens())
+                    .map(|t| t.as_str().to_string()),
+                hop_limit: d
+                    .and_then(|d| d.metadata_options())
+                    .and_then(|m| m.http_put_response_hop_limit()),
+            }
+        })
+    }))
+}
+
+pub async fn delete(ctx: &OpContext, template_id: &str) -> Result<(), AwsError> {
+    ctx.delete("ec2:DeleteLaunchTemplate", &[], || {
+        ctx.clients
+            .ec2
+            .delete_launch_template()
+            .launch_template_id(template_id)
+            .send()
+    })
+    .await?;
+    tracing::info!(launch_template_id = template_id, "deleted launch template");
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The Lambda function's CloudWatch Logs group, created by the provider (not by Lambda on
+//! first write) so it has a retention and tags, and is deleted with the stack.
+
+use super::context::OpContext;
+use super::error::AwsError;
+use super::tags::Tags;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogGroupInfo {
+    pub name: String,
+    pub arn: Option<String>,
+    pub retention_days: Option<i32>,
+}
+
+/// Creates the group and sets its retention. An existing group of that name is adopted only
+/// when `adopt` says so (the caller checks it belongs to this stack).
+pub async fn create(
+    ctx: &OpContext,
+    name: &str,
+    retention_days: i32,
+    tags: &Tags,
+) -> Result<(), AwsError> {
+    ctx.call("logs:CreateLogGroup", &[], || {
+        ctx.clients
+            .logs
+            .create_log_group()
+            .log_group_name(name)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+    })
+    .await?;
+    tracing::info!(log_group = name, "created log group");
+    set_retention(ctx, name, retention_days).await
+}
+
+pub async fn set_retention(ctx: &OpContext, name: &str, days: i32) -> Result<(), AwsError> {
+    ctx.call("logs:PutRetentionPolicy", &[], || {
+        ctx.clients
+            .logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(days)
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<LogGroupInfo>, AwsError> {
+    let out = ctx
+        .call("logs:DescribeLogGroups", &[], || {
+            ctx.clients
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(name)
+                .send()
+        })
+        .await?;
+    Ok(out
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+        .map(|g| LogGroupInfo {
+            name: name.to_string(),
+            arn: g.arn().map(str::to_string),
+            retention_days: g.retention_in_days(),
+        }))
+}
+
+pub async fn tags(ctx: &OpContext, arn: &str) -> Result<Tags, AwsError> {
+    // The tag API wants the ARN without the trailing `:*` DescribeLogGroups gives.
+    let arn = arn.trim_end_matches(":*");
+    let out = ctx
+        .call("logs:ListTagsForResource", &[], || {
+            ctx.clients
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+        })
+        .await?;
+    Ok(out
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect())
+}
+
+pub async fn set_tags(
+    ctx: &OpContext,
+    arn: &str,
+    set: &Tags,
+    remove: &[String],
+) -> Result<(), AwsError> {
+    let arn = arn.trim_end_matches(":*");
+    if !remove.is_empty() {
+        ctx.call("logs:UntagResource", &[], || {
+            ctx.clients
+                .logs
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+        })
+        .await?;
+    }
+    if !set.is_empty() {
+        ctx.call("logs:TagResource", &[], || {
+            ctx.clients
+                .logs
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(set.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
+    ctx.delete("logs:DeleteLogGroup", &[], || {
+        ctx.clients
+            .logs
+            .delete_log_group()
+            .log_group_name(name)
+            .send()
+    })
+    .await?;
+    tracing::info!(log_group = name, "deleted log group");
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The VPC the provider creates when no `subnet_id` is given: VPC (DNS support and hostnames),
+//! one subnet, an internet gateway, a route table with a default route, its association.
+//! Also the finder for a user's subnet (its VPC and zone).
+
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
+
+use super::context::{OpContext, Poll};
+use super::error::AwsError;
+use super::tags::{ec2_spec, Tags};
+
+/// What the provider needs to know about a subnet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetInfo {
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub availability_zone: String,
+    pub cidr: String,
+}
+
+/// The network objects of one stack, as far as they exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Network {
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub internet_gateway_id: Option<String>,
+    pub route_table_id: Option<String>,
+}
+
+pub async fn find_subnet(ctx: &OpContext, subnet_id: &str) -> Result<Option<SubnetInfo>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeSubnets", || {
+            ctx.clients
+                .ec2
+                .describe_subnets()
+                .subnet_ids(subnet_id)
+                .send()
+        })
+        .await?;
+    Ok(out.and_then(|o| {
+        o.subnets().first().map(|s| SubnetInfo {
+            subnet_id: s.subnet_id().unwrap_or_default().to_string(),
+            vpc_id: s.vpc_id().unwrap_or_default().to_string(),
+            availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+            cidr: s.cidr_block().unwrap_or_default().to_string(),
+        })
+    }))
+}
+
+/// The VPC's CIDR block, `None` when the VPC is gone.
+pub async fn find_vpc(ctx: &OpContext, vpc_id: &str) -> Result<Option<String>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeVpcs", || {
+            ctx.clients.ec2.describe_vpcs().vpc_ids(vpc_id).send()
+        })
+        .await?;
+    Ok(out.and_then(|o| {
+        o.vpcs()
+            .first()
+            .map(|v| v.cidr_block().unwrap_or_default().to_string())
+    }))
+}
+
+/// The VPC's tags, `None` when the VPC is gone.
+pub async fn vpc_tags(
+    ctx: &OpContext,
+    vpc_id: &str,
+) -> Result<Option<super::tags::Tags>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeVpcs", || {
+            ctx.clients.ec2.describe_vpcs().vpc_ids(vpc_id).send()
+        })
+        .await?;
+    Ok(out.and_then(|o| o.vpcs().first().map(|v| super::tags::from_ec2(v.tags()))))
+}
+
+/// Creates the VPC and waits until it is available, then turns on DNS support and hostnames
+/// (one attribute per call: EC2's rule).
+pub async fn create_vpc(ctx: &OpContext, cidr: &str, tags: &Tags) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateVpc", &[], || {
+            ctx.clients
+                .ec2
+                .create_vpc()
+                .cidr_block(cidr)
+                .tag_specifications(ec2_spec(ResourceType::Vpc, tags))
+                .send()
+        })
+        .await?;
+    let vpc_id = out
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .ok_or_else(|| AwsError::other("ec2:CreateVpc", "no VPC id in the answer"))?
+        .to_string();
+    tracing::info!(vpc_id, cidr, "created VPC");
+    ctx.wait_for(&format!("VPC {vpc_id} to be available"), || async {
+        let out = ctx
+            .find("ec2:DescribeVpcs", || {
+                ctx.clients.ec2.describe_vpcs().vpc_ids(&vpc_id).send()
+            })
+            .await?;
+        let state = out
+            .and_then(|o| o.vpcs().first().and_then(|v| v.state().cloned()))
+            .map(|s| s.as_str().to_string());
+        Ok(match state.as_deref() {
+            Some("available") => Poll::Ready(()),
+            other => Poll::Waiting(format!("state {}", other.unwrap_or("not listed yet"))),
+        })
+    })
+    .await?;
+    for (op, support) in [("EnableDnsSupport", true), ("EnableDnsHostnames", false)] {
+        ctx.call(
+            &format!("ec2:ModifyVpcAttribute ({op})"),
+            &["InvalidVpcID.NotFound"],
+            || {
+                let on = AttributeBooleanValue::builder().value(true).build();
+                let req = ctx.clients.ec2.modify_vpc_attribute().vpc_id(&vpc_id);
+                if support {
+                    req.enable_dns_support(on).send()
+                } else {
+                    req.enable_dns_hostnames(on).send()
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(vpc_id)
+}
+
+pub async fn create_subnet(
+    ctx: &OpContext,
+    vpc_id: &str,
+    cidr: &str,
+    availability_zone: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateSubnet", &["InvalidVpcID.NotFound"], || {
+            ctx.clients
+                .ec2
+                .create_subnet()
+                .vpc_id(vpc_id)
+                .cidr_block(cidr)
+                .availability_zone(availability_zone)
+                .tag_specifications(ec2_spec(ResourceType::Subnet, tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .ok_or_else(|| AwsError::other("ec2:CreateSubnet", "no subnet id in the answer"))?
+        .to_string();
+    tracing::info!(
+        subnet_id = id,
+        vpc_id,
+        cidr,
+        availability_zone,
+        "created subnet"
+    );
+    Ok(id)
+}
+
+pub async fn create_internet_gateway(
+    ctx: &OpContext,
+    vpc_id: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateInternetGateway", &[], || {
+            ctx.clients
+                .ec2
+                .create_internet_gateway()
+                .tag_specifications(ec2_spec(ResourceType::InternetGateway, tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .ok_or_else(|| AwsError::other("ec2:CreateInternetGateway", "no gateway id in the answer"))?
+        .to_string();
+    tracing::info!(internet_gateway_id = id, "created internet gateway");
+    ctx.call(
+        "ec2:AttachInternetGateway",
+        &["InvalidInternetGatewayID.NotFound", "InvalidVpcID.NotFound"],
+        || {
+            ctx.clients
+                .ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(&id)
+                .vpc_id(vpc_id)
+                .send()
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// A route table with a default route to the gateway, associated with the subnet.
+pub async fn create_route_table(
+    ctx: &OpContext,
+    vpc_id: &str,
+    subnet_id: &str,
+    internet_gateway_id: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateRouteTable", &["InvalidVpcID.NotFound"], || {
+            ctx.clients
+                .ec2
+                .create_route_table()
+                .vpc_id(vpc_id)
+                .tag_specifications(ec2_spec(ResourceType::RouteTable, tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .route_table()
+        .and_then(|r| r.route_table_id())
+        .ok_or_else(|| AwsError::other("ec2:CreateRouteTable", "no route table id in the answer"))?
+        .to_string();
+    tracing::info!(route_table_id = id, "created route table");
+    ctx.call(
+        "ec2:CreateRoute",
+        &[
+            "InvalidRouteTableID.NotFound",
+            "InvalidInternetGatewayID.NotFound",
+        ],
+        || {
+            ctx.clients
+                .ec2
+                .create_route()
+                .route_table_id(&id)
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(internet_gateway_id)
+                .send()
+        },
+    )
+    .await?;
+    ctx.call(
+        "ec2:AssociateRouteTable",
+        &["InvalidRouteTableID.NotFound", "InvalidSubnetID.NotFound"],
+        || {
+            ctx.clients
+                .ec2
+                .associate_route_table()
+                .route_table_id(&id)
+                .subnet_id(subnet_id)
+                .send()
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+fn vpc_filter(vpc_id: &str) -> Filter {
+    Filter::builder().name("vpc-id").values(vpc_id).build()
+}
+
+/// The gateway and route table of a VPC the provider created (found through the VPC, so state
+/// needs only the VPC and subnet ids).
+pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsError> {
+    let igws = ctx
+        .call("ec2:DescribeInternetGateways", &[], || {
+            ctx.clients
+                .ec2
+                .describe_internet_gateways()
+                .filters(
+                    Filter::builder()
+                        .name("attachment.vpc-id")
+                        .values(vpc_id)
+                        .build(),
+                )
+                .send()
+        })
+        .await?;
+    let tables = ctx
+        .call("ec2:DescribeRouteTables", &[], || {
+            ctx.clients
+                .ec2
+                .describe_route_tables()
+                .filters(vpc_filter(vpc_id))
+                .send()
+        })
+        .await?;
+    let route_table_id = tables
+        .route_tables()
+        .iter()
+        .find(|t| !t.associations().iter().any(|a| a.main() == Some(true)))
+        .and_then(|t| t.route_table_id())
+        .map(str::to_string);
+    Ok(Network {
+        vpc_id: Some(vpc_id.to_string()),
+        subnet_id: None,
+        internet_gateway_id: igws
+            .internet_gateways()
+            .first()
+            .and_then(|g| g.internet_gateway_id())
+            .map(str::to_string),
+        route_table_id,
+    })
+}
+
+/// Deletes a VPC the provider created and everything in it that the provider created: the
+/// gateway (detached first), the non-main route tables (disassociated first), the subnets.
+/// DependencyViolation is retried: network interfaces of a terminated instance linger.
+pub async fn delete_vpc(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
+    if find_vpc(ctx, vpc_id).await?.is_none() {
+        return Ok(());
+    }
+    let igws = ctx
+        .call("ec2:DescribeInternetGateways", &[], || {
+            ctx.clients
+                .ec2
+                .describe_internet_gateways()
+                .filters(
+                    Filter::builder()
+                        .name("attachment.vpc-id")
+                        .values(vpc_id)
+                        .build(),
+                )
+                .send()
+        })
+        .await?;
+    for igw in igws.internet_gateways() {
+        let Some(id) = igw.internet_gateway_id() else {
+            continue;
+        };
+        match ctx
+            .call(
+                "ec2:DetachInternetGateway",
+                &["DependencyViolation"],
+                || {
+                    ctx.clients
+                        .ec2
+                        .detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(vpc_id)
+                        .send()
+                },
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() || e.is_code(&["Gateway.NotAttached"]) => {}
+            Err(e) => return Err(e),
+        }
+        ctx.delete(
+            "ec2:DeleteInternetGateway",
+            &["DependencyViolation"],
+            || {
+                ctx.clients
+                    .ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send()
+            },
+        )
+        .await?;
+        tracing::info!(internet_gateway_id = id, "deleted internet gateway");
+    }
+    let tables = ctx
+        .call("ec2:DescribeRouteTables", &[], || {
+            ctx.clients
+                .ec2
+                .describe_route_tables()
+                .filters(vpc_filter(vpc_id))
+                .send()
+        })
+        .await?;
+    for table in tables.route_tables() {
+        if table.associations().iter().any(|a| a.main() == Some(true)) {
+            continue; // deleted with the VPC
+        }
+        let Some(id) = table.route_table_id() else {
+            continue;
+        };
+        for assoc in table.associations() {
+            if let Some(assoc_id) = assoc.route_table_association_id() {
+                ctx.delete("ec2:DisassociateRouteTable", &[], || {
+                    ctx.clients
+                        .ec2
+                        .disassociate_route_table()
+                        .association_id(assoc_id)
+                        .send()
+                })
+                .await?;
+            }
+        }
+        ctx.delete("ec2:DeleteRouteTable", &["DependencyViolation"], || {
+            ctx.clients
+                .ec2
+                .delete_route_table()
+                .route_table_id(id)
+                .send()
+        })
+        .await?;
+        tracing::info!(route_table_id = id, "deleted route table");
+    }
+    let subnets = ctx
+        .call("ec2:DescribeSubnets", &[], || {
+            ctx.clients
+                .ec2
+                .describe_subnets()
+                .filters(vpc_filter(vpc_id))
+                .send()
+        })
+        .await?;
+    for subnet in subnets.subnets() {
+        let Some(id) = subnet.subnet_id() else {
+            continue;
+        };
+        ctx.delete("ec2:DeleteSubnet", &["DependencyViolation"], || {
+            ctx.clients.ec2.delete_subnet().subnet_id(id).send()
+        })
+        .await?;
+        tracing::info!(subnet_id = id, "deleted subnet");
+    }
+    ctx.delete("ec2:DeleteVpc", &["DependencyViolation"], || {
+        ctx.clients.ec2.delete_vpc().vpc_id(vpc_id).send()
+    })
+    .await?;
+    tracing::info!(vpc_id, "deleted VPC");
+    Ok(())
+}

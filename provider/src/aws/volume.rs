@@ -1,0 +1,370 @@
+//! The data volume: create (encrypted, optionally from a snapshot), find, modify, wait for a
+//! detach, final snapshot, delete. Nothing here ever detaches a volume by force unless the
+//! caller asks: a mounted volume torn away loses data.
+
+use aws_sdk_ec2::types::{Filter, ResourceType, VolumeState, VolumeType};
+
+use super::context::{OpContext, Poll};
+use super::error::AwsError;
+use super::tags::{ec2_spec, from_ec2, Tags};
+
+/// What the provider reads back from a volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeInfo {
+    pub volume_id: String,
+    pub state: String,
+    pub availability_zone: String,
+    pub size: i32,
+    pub volume_type: String,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    /// (instance id, attachment state, device) of each attachment.
+    pub attachments: Vec<(String, String, String)>,
+    pub tags: Tags,
+}
+
+/// The settings of a new volume.
+#[derive(Clone, Debug, Default)]
+pub struct NewVolume<'a> {
+    pub availability_zone: &'a str,
+    pub size: i32,
+    pub volume_type: &'a str,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub kms_key_id: Option<&'a str>,
+    pub snapshot_id: Option<&'a str>,
+}
+
+fn info(v: &aws_sdk_ec2::types::Volume) -> VolumeInfo {
+    VolumeInfo {
+        volume_id: v.volume_id().unwrap_or_default().to_string(),
+        state: v
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        size: v.size().unwrap_or_default(),
+        volume_type: v
+            .volume_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        iops: v.iops(),
+        throughput: v.throughput(),
+        encrypted: v.encrypted().unwrap_or(false),
+        kms_key_id: v.kms_key_id().map(str::to_string),
+        snapshot_id: v
+            .snapshot_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        attachments: v
+            .attachments()
+            .iter()
+            .map(|a| {
+                (
+                    a.instance_id().unwrap_or_default().to_string(),
+                    a.state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    a.device().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        tags: from_ec2(v.tags()),
+    }
+}
+
+pub async fn find(ctx: &OpContext, volume_id: &str) -> Result<Option<VolumeInfo>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeVolumes", || {
+            ctx.clients
+                .ec2
+                .describe_volumes()
+                .volume_ids(volume_id)
+                .send()
+        })
+        .await?;
+    Ok(out.and_then(|o| o.volumes().first().map(info)))
+}
+
+/// The newest completed final snapshot of a stack named `stack` (tagged by
+/// [`snapshot`]), owned by this account.
+pub async fn newest_final_snapshot(
+    ctx: &OpContext,
+    stack_tag: &str,
+    stack: &str,
+    final_tag: (&str, &str),
+) -> Result<Option<(String, i32)>, AwsError> {
+    let out = ctx
+        .call("ec2:DescribeSnapshots", &[], || {
+            ctx.clients
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{stack_tag}"))
+                        .values(stack)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{}", final_tag.0))
+                        .values(final_tag.1)
+                        .build(),
+                )
+                .filters(Filter::builder().name("status").values("completed").build())
+                .send()
+        })
+        .await?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .filter(|s| s.snapshot_id().is_some())
+        .max_by_key(|s| s.start_time().map(|t| (t.secs(), t.subsec_nanos())))
+        .map(|s| {
+            (
+                s.snapshot_id().unwrap_or_default().to_string(),
+                s.volume_size().unwrap_or_default(),
+            )
+        }))
+}
+
+/// Creates the volume (always encrypted) and waits until it is available.
+pub async fn create(
+    ctx: &OpContext,
+    spec: &NewVolume<'_>,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateVolume", &[], || {
+            ctx.clients
+                .ec2
+                .create_volume()
+                .availability_zone(spec.availability_zone)
+                .size(spec.size)
+                .volume_type(VolumeType::from(spec.volume_type))
+                .set_iops(spec.iops)
+                .set_throughput(spec.throughput)
+                .encrypted(true)
+                .set_kms_key_id(spec.kms_key_id.map(str::to_string))
+                .set_snapshot_id(spec.snapshot_id.map(str::to_string))
+                .tag_specifications(ec2_spec(ResourceType::Volume, tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .volume_id()
+        .ok_or_else(|| AwsError::other("ec2:CreateVolume", "no volume id in the answer"))?
+        .to_string();
+    tracing::info!(
+        volume_id = id,
+        snapshot_id = spec.snapshot_id,
+        size = spec.size,
+        "created data volume"
+    );
+    wait_state(ctx, &id, VolumeState::Available).await?;
+    Ok(id)
+}
+
+async fn wait_state(ctx: &OpContext, volume_id: &str, wanted: VolumeState) -> Result<(), AwsError> {
+    ctx.wait_for(
+        &format!("volume {volume_id} to be {}", wanted.as_str()),
+        || async {
+            Ok(match find(ctx, volume_id).await? {
+                Some(v) if v.state == wanted.as_str() => Poll::Ready(()),
+                Some(v) if v.state == "error" => {
+                    return Err(AwsError::other(
+                        "ec2:CreateVolume",
+                        format!("volume {volume_id} is in state error"),
+                    ))
+                }
+                Some(v) => Poll::Waiting(format!("state {}", v.state)),
+                None => Poll::Waiting("not listed yet".into()),
+            })
+        },
+    )
+    .await
+}
+
+/// Changes size, type, IOPS or throughput in place (EC2 allows one modification per volume
+/// every 6 hours; its error is shown as is).
+pub async fn modify(
+    ctx: &OpContext,
+    volume_id: &str,
+    size: Option<i32>,
+    volume_type: Option<&str>,
+    iops: Option<i32>,
+    throughput: Option<i32>,
+) -> Result<(), AwsError> {
+    ctx.call("ec2:ModifyVolume", &["IncorrectModificationState"], || {
+        ctx.clients
+            .ec2
+            .modify_volume()
+            .volume_id(volume_id)
+            .set_size(size)
+            .set_volume_type(volume_type.map(VolumeType::from))
+            .set_iops(iops)
+            .set_throughput(throughput)
+            .send()
+    })
+    .await?;
+    tracing::info!(
+        volume_id,
+        ?size,
+        ?volume_type,
+        ?iops,
+        ?throughput,
+        "volume modification started"
+    );
+    Ok(())
+}
+
+/// Waits until the volume has no attachment (AWS detaches it when its instance terminates).
+/// A volume still `attached` to an instance that is gone or going is asked to detach once;
+/// `force` also detaches it from a running instance (data loss: only on the user's word).
+/// AWS's transient answers (VolumeInUse, IncorrectState, `detaching`, still `attached` on the
+/// first poll) are waited out within the deadline.
+pub async fn wait_detached(ctx: &OpContext, volume_id: &str, force: bool) -> Result<(), AwsError> {
+    let asked = std::sync::Mutex::new(Vec::<String>::new());
+    ctx.wait_for(&format!("volume {volume_id} to be detached"), || {
+        let asked = &asked;
+        async move {
+            let Some(v) = find(ctx, volume_id).await? else {
+                return Ok(Poll::Ready(()));
+            };
+            let live: Vec<_> = v
+                .attachments
+                .iter()
+                .filter(|(_, state, _)| state != "detached")
+                .collect();
+            if live.is_empty() && v.state != "in-use" {
+                return Ok(Poll::Ready(()));
+            }
+            for (instance, state, _) in &live {
+                if state != "attached"
+                    || asked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains(instance)
+                {
+                    continue;
+                }
+                // Gone or going instances release the volume themselves; a live holder is
+                // only detached by force.
+                let holder = super::instance::state(ctx, instance).await?;
+                let live = matches!(holder.as_deref(), Some("pending" | "running" | "stopping"));
+                if live && !force {
+                    return Err(AwsError::other(
+                        "ec2:DetachVolume",
+                        format!(
+                            "volume {volume_id} is attached to instance {instance}, which is
+                             still running; detaching a mounted volume can lose data, so the \
+                             provider does not force it. Stop the instance, or set \
+                             `force_detach = true`"
+                        ),
+                    ));
+                }
+                asked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(instance.clone());
+                match ctx
+                    .call("ec2:DetachVolume", &["VolumeInUse"], || {
+                        ctx.clients
+                            .ec2
+                            .detach_volume()
+                            .volume_id(volume_id)
+                            .instance_id(instance.as_str())
+                            .force(force)
+                            .send()
+                    })
+                    .await
+                {
+                    Ok(_) => tracing::info!(volume_id, instance, force, "detach requested"),
+                    // Already detached (or detaching on its own): keep polling.
+                    Err(e) if e.is_code(&["IncorrectState"]) || e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let status = live
+                .iter()
+                .map(|(i, s, _)| format!("{s} to {i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(Poll::Waiting(if status.is_empty() {
+                v.state
+            } else {
+                status
+            }))
+        }
+    })
+    .await
+}
+
+/// Takes a snapshot of the volume, tagged (so the next stack of the same name finds it), and
+/// waits until it completes.
+pub async fn snapshot(
+    ctx: &OpContext,
+    volume_id: &str,
+    description: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("ec2:CreateSnapshot", &["IncorrectState"], || {
+            ctx.clients
+                .ec2
+                .create_snapshot()
+                .volume_id(volume_id)
+                .description(description)
+                .tag_specifications(ec2_spec(ResourceType::Snapshot, tags))
+                .send()
+        })
+        .await?;
+    let id = out
+        .snapshot_id()
+        .ok_or_else(|| AwsError::other("ec2:CreateSnapshot", "no snapshot id in the answer"))?
+        .to_string();
+    tracing::info!(snapshot_id = id, volume_id, "final snapshot started");
+    ctx.wait_for(&format!("snapshot {id} to complete"), || async {
+        let out = ctx
+            .find("ec2:DescribeSnapshots", || {
+                ctx.clients
+                    .ec2
+                    .describe_snapshots()
+                    .snapshot_ids(&id)
+                    .send()
+            })
+            .await?;
+        let snap = out.as_ref().and_then(|o| o.snapshots().first());
+        Ok(match snap.and_then(|s| s.state()).map(|s| s.as_str()) {
+            Some("completed") => Poll::Ready(()),
+            Some("error") => {
+                return Err(AwsError::other(
+                    "ec2:CreateSnapshot",
+                    format!("snapshot {id} of {volume_id} failed"),
+                ))
+            }
+            Some(state) => Poll::Waiting(format!(
+                "{state} {}",
+                snap.and_then(|s| s.progress()).unwrap_or_default()
+            )),
+            None => Poll::Waiting("not listed yet".into()),
+        })
+    })
+    .await?;
+    tracing::info!(snapshot_id = id, volume_id, "final snapshot completed");
+    Ok(id)
+}
+
+/// Deletes the volume; VolumeInUse (a detach still settling) is retried.
+pub async fn delete(ctx: &OpContext, volume_id: &str) -> Result<(), AwsError> {
+    ctx.delete("ec2:DeleteVolume", &["VolumeInUse"], || {
+        ctx.clients.ec2.delete_volume().volume_id(volume_id).send()
+    })
+    .await?;
+    tracing::info!(volume_id, "deleted data volume");
+    Ok(())
+}
