@@ -401,8 +401,8 @@ impl Sweeper {
                 push(Kind::Instance, v.instance_id());
             }
         }
-        // The tag filter too: moto answers `self` with the hundreds of public snapshots
-        // behind its AMIs (the tags are still compared here).
+        // The tag filter narrows the answer server-side (the tags are still compared here,
+        // so the answer does not depend on which filters the emulator implements).
         let snapshots = ec2
             .describe_snapshots()
             .owner_ids("self")

@@ -205,6 +205,10 @@ pub struct Terraform {
     working_dir: PathBuf,
     applied: AtomicBool,
     timeout: Duration,
+    /// Variables set between steps with [`Terraform::set_var`]; they win over `options.vars`.
+    /// Behind a lock so a [`DestroyGuard`] (which borrows the Terraform) can stay alive
+    /// across steps.
+    step_vars: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Terraform {
@@ -230,6 +234,7 @@ impl Terraform {
             _temp: temp,
             working_dir,
             applied: AtomicBool::new(false),
+            step_vars: std::sync::Mutex::new(BTreeMap::new()),
             timeout: DEFAULT_COMMAND_TIMEOUT,
         })
     }
@@ -318,6 +323,36 @@ impl Terraform {
         })
     }
 
+    /// Sets (or replaces) a `-var` for the following commands: Terratest's changing
+    /// `Vars` between steps of one test.
+    pub fn set_var(&self, name: impl Into<String>, value: impl Into<String>) {
+        self.step_vars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.into(), value.into());
+    }
+
+    /// `options.vars` with the step variables over them.
+    fn vars(&self) -> BTreeMap<String, String> {
+        let mut vars = self.options.vars.clone();
+        vars.extend(
+            self.step_vars
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        vars
+    }
+
+    /// The `-var name=value` arguments of the options, for commands such as `import` whose
+    /// options must come before their positional arguments.
+    pub fn var_args(&self) -> Vec<String> {
+        self.vars()
+            .iter()
+            .flat_map(|(n, v)| ["-var".to_string(), format!("{n}={v}")])
+            .collect()
+    }
+
     /// A guard that runs `destroy` when it goes out of scope, if anything was applied.
     pub fn destroy_guard(&self) -> DestroyGuard<'_> {
         DestroyGuard { terraform: self }
@@ -342,7 +377,7 @@ impl Terraform {
     pub fn run(&self, args: &[&str], with_vars: bool) -> anyhow::Result<CommandOutput> {
         let mut argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if with_vars {
-            for (name, value) in &self.options.vars {
+            for (name, value) in &self.vars() {
                 argv.push("-var".into());
                 argv.push(format!("{name}={value}"));
             }

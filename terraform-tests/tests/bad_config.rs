@@ -335,7 +335,6 @@ fn run_control(tf: &TerraformBinary) -> Result<(), String> {
 /// arrive at the counting listener. Without this, a provider that ignored the endpoint
 /// settings would pass every "no AWS call" check above, since this machine cannot reach AWS.
 #[test]
-#[ignore = "needs autoheal_instance's AWS create path, which is not built yet (issue 5)"]
 fn aws_calls_reach_the_counting_endpoint() {
     for tf in terraform_versions() {
         eprintln!("=== {}: apply against the counting endpoint", tf.name);

@@ -326,9 +326,13 @@ async fn a_failing_function_is_retried_twice_then_the_failure_is_recorded() {
     for (n, a) in attempts.iter().enumerate() {
         assert_eq!(a.attempt as usize, n + 1, "{a:?}");
         assert_eq!(a.outcome, Outcome::Error, "{a:?}");
-        // lambda_runtime sends the error type header `unhandled`, which the server records
-        // as error_type; the function's own errorType is in the error document.
-        assert!(a.error_type.is_some(), "{a:?}");
+        // The recorded error type is the error document's errorType (as Lambda reports it),
+        // not lambda_runtime's `unhandled` header.
+        assert_eq!(
+            a.error_type.as_deref(),
+            Some("TestFunction.Failed"),
+            "{a:?}"
+        );
         let error: serde_json::Value =
             serde_json::from_str(a.error.as_deref().expect("an error document")).unwrap();
         assert_eq!(error["errorType"], "TestFunction.Failed", "{a:?}");

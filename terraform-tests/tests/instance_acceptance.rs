@@ -1,0 +1,844 @@
+//! Acceptance tests of `autoheal_instance`: the real Terraform CLI and the real provider
+//! against the local AWS, with the real attachment Lambda (the handler zip the provider
+//! ships) running behind the local AWS's Runtime API emulator.
+//!
+//! Each test starts its own local AWS and copies `fixtures/stack` (one `autoheal_instance`
+//! per name in `var.names`, every setting a variable). After each destroy the sweeper lists
+//! what is left of the stack: nothing but the final snapshot that `volume_on_destroy =
+//! "snapshot"` promises.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use terraform_tests::local_aws::control::{Fault, Transient};
+use terraform_tests::local_aws::helpers::{
+    address_status, group_instances, volume_status, wait_for, Check,
+};
+use terraform_tests::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use terraform_tests::sweeper::Sweeper;
+use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
+}
+
+/// One test's world: a local AWS, SDK clients on it, a runtime for them.
+struct World {
+    aws: LocalAws,
+    clients: Clients,
+    rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn start() -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // 0.02: the hook's heartbeat (300 s default) is 6 s, Lambda's retries 1.2 s / 2.4 s.
+        let aws = LocalAws::start_with(AwsOptions {
+            clock_scale: 0.02,
+            ..AwsOptions::default()
+        })
+        .expect("starting the local AWS");
+        let clients = rt.block_on(aws.clients());
+        World { aws, clients, rt }
+    }
+
+    fn terraform(&self, tf: &TerraformBinary, names: &[&str]) -> Terraform {
+        let names = format!(
+            "[{}]",
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let options = tf
+            .options(fixture())
+            .with_var("names", names)
+            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
+            .with_env("AWS_REGION", self.aws.region())
+            .with_env("AWS_ACCESS_KEY_ID", "test")
+            .with_env("AWS_SECRET_ACCESS_KEY", "test")
+            .with_env("AWS_EC2_METADATA_DISABLED", "true");
+        let mut t = Terraform::new(options).unwrap();
+        t.set_timeout(Duration::from_secs(300));
+        t.init()
+            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
+        t
+    }
+
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    fn sweep(&self, name: &str, except_final_snapshot: bool) -> Option<String> {
+        self.block(
+            Sweeper::for_stack(&self.clients, name).assert_nothing_left(except_final_snapshot),
+        )
+    }
+}
+
+/// The `stacks` output: name -> attributes.
+fn stacks(t: &Terraform) -> BTreeMap<String, Json> {
+    let out = t.output("stacks").expect("output stacks");
+    out.as_object()
+        .expect("stacks is an object")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn s<'a>(v: &'a Json, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+fn assert_empty_plan(t: &Terraform, what: &str) {
+    let plan = t.plan().unwrap();
+    assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}");
+}
+
+fn with_var(t: &Terraform, name: &str, value: &str) {
+    t.set_var(name, value);
+}
+
+/// Checks the serving instance of `stack` has the volume attached and the address.
+async fn assert_served(clients: &Clients, stack: &Json) -> String {
+    let group = format!("{}-asg", s(stack, "name_hint"));
+    let instances = group_instances(&clients.autoscaling, &group).await.unwrap();
+    let serving: Vec<_> = instances
+        .iter()
+        .filter(|i| i.lifecycle_state == "InService")
+        .collect();
+    assert_eq!(serving.len(), 1, "one instance in service: {instances:?}");
+    let id = serving[0].id.clone();
+    let v = volume_status(&clients.ec2, s(stack, "volume_id"))
+        .await
+        .unwrap();
+    assert_eq!(
+        v.attachment
+            .as_ref()
+            .map(|a| (a.instance_id.as_str(), a.state.as_str())),
+        Some((id.as_str(), "attached")),
+        "volume attached to the serving instance: {v:?}"
+    );
+    let a = address_status(&clients.ec2, s(stack, "allocation_id"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.instance_id.as_deref(),
+        Some(id.as_str()),
+        "address on the serving instance: {a:?}"
+    );
+    id
+}
+
+fn named(mut stack: Json, name: &str) -> Json {
+    stack["name_hint"] = Json::String(name.into());
+    stack
+}
+
+/// Apply, check every object through the SDK, empty plan, update tags and instance type
+/// (a rolling replacement through the heal path), import and compare, destroy, sweep.
+fn basic_lifecycle(tf: &TerraformBinary) {
+    let world = World::start();
+    let c = &world.clients;
+    let t = world.terraform(tf, &["acc"]);
+    let _guard = t.destroy_guard();
+    with_var(&t, "tags", r#"{Team = "storage"}"#);
+    with_var(&t, "ssh_ingress_cidrs", r#"["203.0.113.0/24"]"#);
+    t.apply()
+        .unwrap_or_else(|e| panic!("{}: apply: {e:#}", tf.name));
+    let stack = named(stacks(&t)["acc"].clone(), "acc");
+    let first = world.block(assert_served(c, &stack));
+    assert_eq!(s(&stack, "instance_id"), first);
+
+    world.block(async {
+        // Volume: encrypted, in the zone.
+        let v = c
+            .ec2
+            .describe_volumes()
+            .volume_ids(s(&stack, "volume_id"))
+            .send()
+            .await
+            .unwrap();
+        let v = &v.volumes()[0];
+        assert_eq!(v.encrypted(), Some(true));
+        assert_eq!(v.availability_zone(), Some("ap-southeast-2a"));
+        // Launch template: IMDSv2 required, hop limit 1, the security group.
+        let lt = c
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(s(&stack, "launch_template_id"))
+            .versions("1")
+            .send()
+            .await
+            .unwrap();
+        let data = lt.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        let md = data.metadata_options().unwrap();
+        assert_eq!(md.http_tokens().map(|t| t.as_str()), Some("required"));
+        assert_eq!(md.http_put_response_hop_limit(), Some(1));
+        assert_eq!(
+            data.security_group_ids(),
+            [s(&stack, "security_group_id").to_string()]
+        );
+        assert!(data.iam_instance_profile().is_none(), "no instance role");
+        // Security group: SSH from the given CIDR only.
+        let sg = c
+            .ec2
+            .describe_security_groups()
+            .group_ids(s(&stack, "security_group_id"))
+            .send()
+            .await
+            .unwrap();
+        let perms = sg.security_groups()[0].ip_permissions();
+        assert_eq!(perms.len(), 1, "{perms:?}");
+        assert_eq!(perms[0].from_port(), Some(22));
+        assert_eq!(perms[0].ip_ranges()[0].cidr_ip(), Some("203.0.113.0/24"));
+        // Group: one instance, the hook holding launches, default ABANDON.
+        let g = c
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("acc-asg")
+            .send()
+            .await
+            .unwrap();
+        let g = &g.auto_scaling_groups()[0];
+        assert_eq!(
+            (g.min_size(), g.max_size(), g.desired_capacity()),
+            (Some(1), Some(1), Some(1))
+        );
+        let hooks = c
+            .autoscaling
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name("acc-asg")
+            .send()
+            .await
+            .unwrap();
+        let hook = &hooks.lifecycle_hooks()[0];
+        assert_eq!(
+            hook.lifecycle_transition(),
+            Some("autoscaling:EC2_INSTANCE_LAUNCHING")
+        );
+        assert_eq!(hook.default_result(), Some("ABANDON"));
+        assert_eq!(hook.heartbeat_timeout(), Some(300));
+        // Rule: launch actions of exactly this group, to the function, with the permission.
+        let rule = c
+            .eventbridge
+            .describe_rule()
+            .name("acc-launch")
+            .send()
+            .await
+            .unwrap();
+        let pattern: Json = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+        assert_eq!(
+            pattern["detail"]["AutoScalingGroupName"],
+            serde_json::json!(["acc-asg"])
+        );
+        assert_eq!(pattern["source"], serde_json::json!(["aws.autoscaling"]));
+        let policy = c
+            .lambda
+            .get_policy()
+            .function_name("acc-attach")
+            .send()
+            .await
+            .unwrap();
+        let policy: Json = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        assert!(
+            policy.to_string().contains(s(&stack, "event_rule_arn")),
+            "permission scoped to the rule: {policy}"
+        );
+        // Function: the handler's environment names this stack's objects.
+        let f = c
+            .lambda
+            .get_function_configuration()
+            .function_name("acc-attach")
+            .send()
+            .await
+            .unwrap();
+        let env = f.environment().unwrap().variables().unwrap();
+        assert_eq!(env["AUTOHEAL_VOLUME_ID"], s(&stack, "volume_id"));
+        assert_eq!(env["AUTOHEAL_ALLOCATION_ID"], s(&stack, "allocation_id"));
+        assert_eq!(env["AUTOHEAL_GROUP_NAME"], "acc-asg");
+        assert_eq!(f.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+        // Role policy: no `*` on a mutating action.
+        let role = c
+            .iam
+            .get_role_policy()
+            .role_name("acc-ap-southeast-2-attach")
+            .policy_name("acc-attach-policy")
+            .send()
+            .await
+            .unwrap();
+        let doc = urlencoding_decode(role.policy_document());
+        let doc: Json = serde_json::from_str(&doc).unwrap();
+        for st in doc["Statement"].as_array().unwrap() {
+            let actions: Vec<&str> = match &st["Action"] {
+                Json::String(a) => vec![a.as_str()],
+                Json::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+                _ => vec![],
+            };
+            let star = st["Resource"] == "*"
+                || st["Resource"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|x| x == "*"));
+            if star {
+                assert!(
+                    actions.iter().all(|a| a.contains(":Describe")),
+                    "`*` only on Describe: {st}"
+                );
+            }
+        }
+        assert!(doc.to_string().contains(s(&stack, "volume_id")));
+        assert!(doc.to_string().contains(s(&stack, "allocation_id")));
+        // The first instance got the volume and the address through the Lambda.
+        let inv = world
+            .aws
+            .control()
+            .invocations_of("acc-attach")
+            .await
+            .unwrap();
+        assert!(
+            inv.iter()
+                .any(|i| i.outcome == terraform_tests::local_aws::control::Outcome::Success),
+            "{inv:?}"
+        );
+    });
+
+    assert_empty_plan(&t, "after create");
+
+    // Update: tags in place; instance type rolls the instance through the heal path.
+    with_var(&t, "tags", r#"{Team = "storage", Tier = "gold"}"#);
+    with_var(&t, "instance_type", "t3.small");
+    t.apply()
+        .unwrap_or_else(|e| panic!("{}: update: {e:#}", tf.name));
+    let updated = named(stacks(&t)["acc"].clone(), "acc");
+    let second = world.block(assert_served(c, &updated));
+    assert_ne!(first, second, "instance_type rolls the instance");
+    assert_eq!(updated["launch_template_version"], 2);
+    assert_eq!(s(&updated, "volume_id"), s(&stack, "volume_id"));
+    assert_eq!(s(&updated, "public_ip"), s(&stack, "public_ip"));
+    world.block(async {
+        let r = c
+            .ec2
+            .describe_instances()
+            .instance_ids(&second)
+            .send()
+            .await
+            .unwrap();
+        let i = &r.reservations()[0].instances()[0];
+        assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t3.small"));
+        let tags: BTreeMap<_, _> = i
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert_eq!(
+            tags.get("Tier"),
+            Some(&"gold"),
+            "tags propagate to the instance: {tags:?}"
+        );
+    });
+    assert_empty_plan(&t, "after update");
+
+    // Import into a fresh state: the same attributes as the created one.
+    let state_before = t.run(&["show", "-json"], false).unwrap();
+    let imp = world.terraform(tf, &["acc"]);
+    with_var(&imp, "tags", r#"{Team = "storage", Tier = "gold"}"#);
+    with_var(&imp, "instance_type", "t3.small");
+    with_var(&imp, "ssh_ingress_cidrs", r#"["203.0.113.0/24"]"#);
+    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
+    args.extend(imp.var_args());
+    args.extend([
+        r#"autoheal_instance.this["acc"]"#.to_string(),
+        "acc".to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = imp.run(&args, false).unwrap();
+    assert_eq!(out.exit_code, 0, "import: {out}");
+    let state_after = imp.run(&["show", "-json"], false).unwrap();
+    compare_imported(&state_before, &state_after);
+    // The only difference a plan may show is the configuration-only `timeouts` block.
+    let plan = imp.plan().unwrap();
+    let body = plan.stdout.split("Plan:").next().unwrap_or_default();
+    let changes: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(['+', '-', '~']))
+        .filter(|l| !l.starts_with("~ resource") && !l.starts_with("~ update in-place"))
+        .collect();
+    assert!(
+        changes.iter().all(|l| l.starts_with("+ timeouts")),
+        "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
+    );
+
+    t.destroy()
+        .unwrap_or_else(|e| panic!("{}: destroy: {e:#}", tf.name));
+    let snapshot = world.sweep("acc", true).expect("final snapshot");
+    eprintln!("{}: final snapshot {snapshot}", tf.name);
+}
+
+fn resource_values(show: &CommandOutput) -> serde_json::Map<String, Json> {
+    let j: Json = serde_json::from_str(&show.stdout).unwrap();
+    j["values"]["root_module"]["resources"][0]["values"]
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+fn compare_imported(created: &CommandOutput, imported: &CommandOutput) {
+    let a = resource_values(created);
+    let b = resource_values(imported);
+    // Configuration-only fields that import cannot know.
+    let config_only = [
+        "timeouts",
+        "force_detach",
+        "volume_on_destroy",
+        "handler_zip",
+    ];
+    for (k, v) in &a {
+        if config_only.contains(&k.as_str()) {
+            continue;
+        }
+        assert_eq!(Some(v), b.get(k), "imported {k} differs");
+    }
+}
+
+fn urlencoding_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("d={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn basic_stack_applies_updates_imports_and_destroys_with_every_terraform() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}", tf.name);
+        basic_lifecycle(&tf);
+    }
+}
+
+fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
+    tf_versions.last().unwrap().clone()
+}
+
+/// Terminate the instance: the group replaces it and the Lambda moves volume and address;
+/// a refresh shows the new instance. Then destroy with the volume held `detaching`, and a new
+/// stack of the same name restores the final snapshot; `volume_on_destroy = "delete"` leaves
+/// nothing at all.
+#[test]
+fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let c = &world.clients;
+    let t = world.terraform(&tf, &["heal"]);
+    let _guard = t.destroy_guard();
+    t.apply().unwrap();
+    let stack = named(stacks(&t)["heal"].clone(), "heal");
+    let first = world.block(assert_served(c, &stack));
+
+    world.block(async {
+        c.ec2
+            .terminate_instances()
+            .instance_ids(&first)
+            .send()
+            .await
+            .unwrap();
+        wait_for("the replacement to be served", || async {
+            let id = assert_served_soft(c, &stack).await;
+            Ok(match id.filter(|i| *i != first) {
+                Some(i) => Check::Done(i),
+                None => Check::NotYet("no replacement served yet".into()),
+            })
+        })
+        .await
+        .unwrap();
+    });
+    let out = t
+        .run(
+            &[
+                "apply",
+                "-refresh-only",
+                "-auto-approve",
+                "-no-color",
+                "-input=false",
+            ],
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{out}");
+    let healed = named(stacks(&t)["heal"].clone(), "heal");
+    assert_ne!(
+        s(&healed, "instance_id"),
+        first,
+        "refresh shows the serving instance"
+    );
+
+    // Destroy while the volume answers `detaching` for several polls.
+    let volume = s(&stack, "volume_id").to_string();
+    world
+        .block(
+            world
+                .aws
+                .control()
+                .add_transient(&Transient::volume_detaching(&volume, 4)),
+        )
+        .unwrap();
+    t.destroy().unwrap();
+    let snapshot = world.sweep("heal", true).expect("final snapshot");
+
+    // The same name again: restored from that snapshot.
+    t.apply().unwrap();
+    let again = named(stacks(&t)["heal"].clone(), "heal");
+    world.block(async {
+        let v = c
+            .ec2
+            .describe_volumes()
+            .volume_ids(s(&again, "volume_id"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(v.volumes()[0].snapshot_id(), Some(snapshot.as_str()));
+    });
+    with_var(&t, "volume_on_destroy", "delete");
+    t.apply().unwrap();
+    t.destroy().unwrap();
+    // The first final snapshot is still there (it belongs to the user); nothing else.
+    let left = world
+        .block(Sweeper::for_stack(c, "heal").leftovers())
+        .unwrap();
+    assert_eq!(left.len(), 1, "only the first final snapshot: {left:?}");
+    assert_eq!(left[0].id, snapshot);
+}
+
+async fn assert_served_soft(clients: &Clients, stack: &Json) -> Option<String> {
+    let group = format!("{}-asg", s(stack, "name_hint"));
+    let instances = group_instances(&clients.autoscaling, &group).await.ok()?;
+    let serving: Vec<_> = instances
+        .iter()
+        .filter(|i| i.lifecycle_state == "InService")
+        .collect();
+    if serving.len() != 1 || instances.len() != 1 {
+        return None;
+    }
+    let id = serving[0].id.clone();
+    let v = volume_status(&clients.ec2, s(stack, "volume_id"))
+        .await
+        .ok()?;
+    let a = address_status(&clients.ec2, s(stack, "allocation_id"))
+        .await
+        .ok()?;
+    let ok = v
+        .attachment
+        .as_ref()
+        .is_some_and(|x| x.instance_id == id && x.state == "attached")
+        && a.instance_id.as_deref() == Some(id.as_str());
+    ok.then_some(id)
+}
+
+/// Delete the Elastic IP and the rule by hand: the plan shows the repair, the apply repairs
+/// (a new address on the serving instance, named by the function and the policy).
+#[test]
+fn drift_of_the_address_and_the_rule_is_repaired() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let c = &world.clients;
+    let t = world.terraform(&tf, &["drift"]);
+    let _guard = t.destroy_guard();
+    t.apply().unwrap();
+    let stack = named(stacks(&t)["drift"].clone(), "drift");
+    world.block(async {
+        let a = address_status(&c.ec2, s(&stack, "allocation_id"))
+            .await
+            .unwrap();
+        c.ec2
+            .disassociate_address()
+            .association_id(a.association_id.unwrap())
+            .send()
+            .await
+            .unwrap();
+        c.ec2
+            .release_address()
+            .allocation_id(s(&stack, "allocation_id"))
+            .send()
+            .await
+            .unwrap();
+        c.eventbridge
+            .remove_targets()
+            .rule("drift-launch")
+            .ids("drift-attach")
+            .send()
+            .await
+            .unwrap();
+        c.eventbridge
+            .delete_rule()
+            .name("drift-launch")
+            .send()
+            .await
+            .unwrap();
+    });
+    let plan = t.plan().unwrap();
+    assert_eq!(plan.exit_code, 2, "the plan must show the repair: {plan}");
+    assert!(plan.stdout.contains("allocation_id"), "{plan}");
+    assert!(plan.stdout.contains("event_rule_arn"), "{plan}");
+    t.apply().unwrap();
+    let repaired = named(stacks(&t)["drift"].clone(), "drift");
+    assert_ne!(s(&repaired, "allocation_id"), s(&stack, "allocation_id"));
+    world.block(assert_served(c, &repaired));
+    world.block(async {
+        let rule = c
+            .eventbridge
+            .describe_rule()
+            .name("drift-launch")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rule.arn(), Some(s(&repaired, "event_rule_arn")));
+        let targets = c
+            .eventbridge
+            .list_targets_by_rule()
+            .rule("drift-launch")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(targets.targets().len(), 1);
+        let f = c
+            .lambda
+            .get_function_configuration()
+            .function_name("drift-attach")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            f.environment().unwrap().variables().unwrap()["AUTOHEAL_ALLOCATION_ID"],
+            s(&repaired, "allocation_id")
+        );
+    });
+    assert_empty_plan(&t, "after the repair");
+    t.destroy().unwrap();
+    world.sweep("drift", true);
+}
+
+/// A failure injected at each create step in turn: apply fails with a diagnostic naming the
+/// object and AWS's error; destroy then leaves nothing (the state held every object made).
+#[test]
+fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let steps: &[(&str, &str)] = &[
+        ("CreateVpc", "VPC"),
+        ("CreateSubnet", "subnet"),
+        ("CreateInternetGateway", "internet gateway"),
+        ("CreateRouteTable", "route table"),
+        ("CreateSecurityGroup", "security group"),
+        ("CreateVolume", "data volume"),
+        ("AllocateAddress", "Elastic IP"),
+        ("CreateLogGroup", "log group"),
+        ("CreateRole", "IAM role"),
+        ("PutRule", "EventBridge rule"),
+        ("PutRolePolicy", "inline policy"),
+        ("CreateLaunchTemplate", "launch template"),
+        ("CreateFunction", "Lambda function"),
+        ("PutTargets", "EventBridge rule"),
+        ("AddPermission", "Lambda function"),
+        ("CreateAutoScalingGroup", "Auto Scaling group"),
+        ("UpdateAutoScalingGroup", "Auto Scaling group"),
+    ];
+    for (i, (operation, object)) in steps.iter().enumerate() {
+        let name = format!("fail{i}");
+        eprintln!("=== failure at {operation}");
+        let t = world.terraform(&tf, &[&name]);
+        world
+            .block(
+                world.aws.control().add_fault(
+                    &Fault::error(operation, "UnauthorizedOperation")
+                        .status(403)
+                        .message("injected: not allowed"),
+                ),
+            )
+            .unwrap();
+        let out = t
+            .run(
+                &["apply", "-no-color", "-input=false", "-auto-approve"],
+                true,
+            )
+            .unwrap();
+        world.block(world.aws.control().clear_faults()).unwrap();
+        assert_eq!(out.exit_code, 1, "{operation}: apply must fail: {out}");
+        let text = out.combined();
+        assert!(
+            text.contains(object),
+            "{operation}: the diagnostic names the {object}: {text}"
+        );
+        assert!(
+            text.contains("UnauthorizedOperation"),
+            "{operation}: AWS's error code: {text}"
+        );
+        // Once the launch template exists an instance may have used the volume, so destroy
+        // keeps a final snapshot; before, the volume holds nothing and goes without one.
+        let show = t.run(&["show", "-json"], false).unwrap();
+        let template_made = !resource_values(&show)["launch_template_id"].is_null();
+        t.destroy()
+            .unwrap_or_else(|e| panic!("{operation}: destroy: {e:#}"));
+        let kept = world.sweep(&name, template_made);
+        assert_eq!(
+            kept.is_some(),
+            template_made,
+            "{operation}: final snapshot {kept:?}"
+        );
+    }
+}
+
+/// Throttling on a third of the calls and Lambda's IAM-propagation error at first: apply
+/// still succeeds within its timeout.
+#[test]
+fn throttling_and_iam_propagation_are_retried() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let control = world.aws.control();
+    world.block(async {
+        control
+            .add_fault(
+                &Fault::error("CreateFunction", "InvalidParameterValueException")
+                    .status(400)
+                    .message("The role defined for the function cannot be assumed by Lambda.")
+                    .count(3),
+            )
+            .await
+            .unwrap();
+        control
+            .add_fault(
+                &Fault::error("*", "Throttling")
+                    .status(400)
+                    .message("Rate exceeded")
+                    .fraction(0.3),
+            )
+            .await
+            .unwrap();
+    });
+    let t = world.terraform(&tf, &["retry"]);
+    let _guard = t.destroy_guard();
+    t.apply().unwrap();
+    let stack = named(stacks(&t)["retry"].clone(), "retry");
+    world.block(async {
+        control.clear_faults().await.unwrap();
+        assert_served(&world.clients, &stack).await;
+        let creates = control.calls_of("CreateFunction").await.unwrap();
+        assert!(
+            creates.len() >= 4,
+            "CreateFunction retried past the propagation errors: {}",
+            creates.len()
+        );
+    });
+    t.destroy().unwrap();
+    world.sweep("retry", true);
+}
+
+/// Three stacks in one configuration (for_each), in a subnet the user brought, with the
+/// user's own volume and address for one of them: all served; destroy leaves the user's
+/// subnet, volume and address.
+#[test]
+fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let c = &world.clients;
+    let (vpc, subnet) = world.block(async {
+        let vpc = c
+            .ec2
+            .create_vpc()
+            .cidr_block("10.9.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let sn = c
+            .ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.9.1.0/24")
+            .availability_zone("ap-southeast-2a")
+            .send()
+            .await
+            .unwrap();
+        (vpc, sn.subnet().unwrap().subnet_id().unwrap().to_string())
+    });
+    let t = world.terraform(&tf, &["ea", "eb", "ec"]);
+    let _guard = t.destroy_guard();
+    with_var(&t, "subnet_id", &subnet);
+    t.apply().unwrap();
+    let all = stacks(&t);
+    assert_eq!(all.len(), 3);
+    for (name, stack) in &all {
+        let stack = named(stack.clone(), name);
+        world.block(assert_served(c, &stack));
+        assert_eq!(s(&stack, "subnet_id"), subnet);
+        assert_eq!(s(&stack, "vpc_id"), vpc);
+    }
+    assert_empty_plan(&t, "three stacks");
+    t.destroy().unwrap();
+    for name in ["ea", "eb", "ec"] {
+        world.sweep(name, true);
+    }
+    world.block(async {
+        let sn = c
+            .ec2
+            .describe_subnets()
+            .subnet_ids(&subnet)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sn.subnets().len(), 1, "the user's subnet survives");
+    });
+
+    // Bring your own volume and address.
+    let (volume, allocation) = world.block(async {
+        let v = c
+            .ec2
+            .create_volume()
+            .availability_zone("ap-southeast-2a")
+            .size(5)
+            .encrypted(true)
+            .send()
+            .await
+            .unwrap();
+        let a = c
+            .ec2
+            .allocate_address()
+            .domain(aws_sdk_ec2::types::DomainType::Vpc)
+            .send()
+            .await
+            .unwrap();
+        (
+            v.volume_id().unwrap().to_string(),
+            a.allocation_id().unwrap().to_string(),
+        )
+    });
+    let t = world.terraform(&tf, &["byo"]);
+    with_var(&t, "subnet_id", &subnet);
+    with_var(&t, "existing_volume_id", &volume);
+    with_var(&t, "existing_allocation_id", &allocation);
+    t.apply().unwrap();
+    let stack = named(stacks(&t)["byo"].clone(), "byo");
+    assert_eq!(s(&stack, "volume_id"), volume);
+    world.block(assert_served(c, &stack));
+    t.destroy().unwrap();
+    world.sweep("byo", false);
+    world.block(async {
+        let v = volume_status(&c.ec2, &volume).await.unwrap();
+        assert_eq!(v.state, "available", "the user's volume survives, detached");
+        let a = address_status(&c.ec2, &allocation).await.unwrap();
+        assert_eq!(
+            a.instance_id, None,
+            "the user's address survives, disassociated"
+        );
+    });
+}
