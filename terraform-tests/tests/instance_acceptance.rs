@@ -349,6 +349,34 @@ fn basic_lifecycle(tf: &TerraformBinary) {
     });
     assert_empty_plan(&t, "after update");
 
+    // A second configuration with the same name is refused, and creates nothing.
+    let twin = world.terraform(tf, &["acc"]);
+    let calls_before = world.block(world.aws.control().calls()).unwrap().len();
+    let out = twin
+        .run(
+            &["apply", "-no-color", "-input=false", "-auto-approve"],
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 1, "a second stack of the same name: {out}");
+    assert!(out.combined().contains("already exists"), "{out}");
+    let creates: Vec<_> = world
+        .block(world.aws.control().calls())
+        .unwrap()
+        .into_iter()
+        .skip(calls_before)
+        .filter(|c| {
+            ["Create", "Put", "Allocate", "Add"]
+                .iter()
+                .any(|p| c.operation.starts_with(p))
+        })
+        .map(|c| c.operation)
+        .collect();
+    assert!(
+        creates.is_empty(),
+        "nothing created next to it: {creates:?}"
+    );
+
     // Import into a fresh state: the same attributes as the created one.
     let state_before = t.run(&["show", "-json"], false).unwrap();
     let imp = world.terraform(tf, &["acc"]);

@@ -65,15 +65,7 @@ impl<'a> Creator<'a> {
 
     /// Runs the whole create. On error the record holds what exists.
     pub async fn run(&self) -> Result<(), Vec<StepError>> {
-        let spec = self.spec;
-        // The names known from `name` alone are recorded up front: their deleters are
-        // idempotent, so a destroy after a failure tries them whether or not they were made.
-        self.record(|s| {
-            s.autoscaling_group_name = Some(derived(names::AUTOSCALING_GROUP, spec));
-            s.lifecycle_hook_name = Some(derived(names::LIFECYCLE_HOOK, spec));
-            s.log_group_name = Some(derived(names::LOG_GROUP, spec));
-            s.handler_sha256 = Some(crate::handler_zip::sha256_hex(self.zip));
-        });
+        self.refuse_existing_stack().await.map_err(|e| vec![e])?;
 
         // Step 1.
         let (net, vol, addr, logs, role, rule) = tokio::join!(
@@ -133,6 +125,51 @@ impl<'a> Creator<'a> {
             .map_err(|e| vec![e])
     }
 
+    /// A stack of this name (its group, function or role) already in the account: never
+    /// taken over silently, and nothing is created next to it.
+    async fn refuse_existing_stack(&self) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let group = derived(names::AUTOSCALING_GROUP, spec);
+        let function = derived(names::LAMBDA_FUNCTION, spec);
+        let role = names::lambda_role_name(&spec.name, ctx.region());
+        let rule = derived(names::EVENT_RULE, spec);
+        let (g, f, r, e) = tokio::join!(
+            autoscaling_group::find(ctx, &group),
+            lambda_function::find(ctx, &function),
+            iam_role::find(ctx, &role),
+            event_rule::find(ctx, &rule),
+        );
+        let object = format!("stack {:?}", spec.name);
+        let mut found = Vec::new();
+        if g.step("check for", object.clone())?.is_some() {
+            found.push(format!("Auto Scaling group {group}"));
+        }
+        if f.step("check for", object.clone())?.is_some() {
+            found.push(format!("Lambda function {function}"));
+        }
+        if r.step("check for", object.clone())?.is_some() {
+            found.push(format!("IAM role {role}"));
+        }
+        if e.step("check for", object.clone())?.is_some() {
+            found.push(format!("EventBridge rule {rule}"));
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(StepError::problem(
+            "create",
+            object,
+            format!(
+                "A stack named {:?} already exists in this account and region ({}). Nothing \
+                 was created. To manage it with this configuration, import it: `terraform \
+                 import <address> {}`; to start a new stack, choose another `name`.",
+                spec.name,
+                found.join(", "),
+                spec.name
+            ),
+        ))
+    }
+
     /// Network and security group; returns (subnet id, security group id).
     async fn network(&self) -> Result<(String, String), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
@@ -170,10 +207,10 @@ impl<'a> Creator<'a> {
                     ctx,
                     &spec.vpc_cidr,
                     &object_tags(spec, names::VPC_NAME_TAG),
+                    |id| self.record(|s| s.vpc_id = Some(id.to_string())),
                 )
                 .await
                 .step("create", "VPC")?;
-                self.record(|s| s.vpc_id = Some(vpc_id.clone()));
                 let (subnet_tags, igw_tags) = (
                     object_tags(spec, names::SUBNET_NAME_TAG),
                     object_tags(spec, names::INTERNET_GATEWAY_NAME_TAG),
@@ -274,10 +311,14 @@ impl<'a> Creator<'a> {
             kms_key_id: spec.volume_kms_key_id.as_deref(),
             snapshot_id,
         };
-        let id = volume::create(ctx, &new, &object_tags(spec, names::VOLUME_NAME_TAG))
-            .await
-            .step("create", "data volume")?;
-        self.record(|s| s.volume_id = Some(id.clone()));
+        let id = volume::create(
+            ctx,
+            &new,
+            &object_tags(spec, names::VOLUME_NAME_TAG),
+            |id| self.record(|s| s.volume_id = Some(id.to_string())),
+        )
+        .await
+        .step("create", "data volume")?;
         volume::find(ctx, &id)
             .await
             .step("find", format!("volume {id}"))?
@@ -321,6 +362,7 @@ impl<'a> Creator<'a> {
             &name,
             self.spec.log_retention_days,
             &stack_tags(self.spec),
+            || self.record(|s| s.log_group_name = Some(name.clone())),
         )
         .await
         .step("create", format!("log group {name}"))
@@ -412,10 +454,16 @@ impl<'a> Creator<'a> {
         let (ctx, spec) = (self.ctx, self.spec);
         let name = derived(names::LAMBDA_FUNCTION, spec);
         let settings = function_settings(spec, role_arn, volume_id, allocation_id);
-        let arn = lambda_function::create(ctx, &name, &settings, self.zip, &stack_tags(spec))
+        let sha = crate::handler_zip::sha256_hex(self.zip);
+        let arn =
+            lambda_function::create(ctx, &name, &settings, self.zip, &stack_tags(spec), |arn| {
+                self.record(|s| {
+                    s.lambda_function_arn = Some(arn.to_string());
+                    s.handler_sha256 = Some(sha);
+                })
+            })
             .await
             .step("create", format!("Lambda function {name}"))?;
-        self.record(|s| s.lambda_function_arn = Some(arn.clone()));
         if spec.lambda_reserved_concurrency.is_some() {
             lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
                 .await
@@ -467,6 +515,12 @@ impl<'a> Creator<'a> {
                 hook_timeout: spec.lifecycle_hook_timeout,
             },
             &tags,
+            || {
+                self.record(|s| {
+                    s.autoscaling_group_name = Some(name.clone());
+                    s.lifecycle_hook_name = Some(hook.clone());
+                })
+            },
         )
         .await
         .step("create", format!("Auto Scaling group {name}"))

@@ -43,12 +43,11 @@ pub async fn delete(
 ) -> Result<Outcome, (Stack, Vec<StepError>)> {
     let mut left = stack.clone();
     let mut outcome = Outcome::default();
-    let group = stack
-        .autoscaling_group_name
-        .clone()
-        .unwrap_or_else(|| names::AUTOSCALING_GROUP.for_stack(&spec.name));
-
-    // 1. The instance, then the group.
+    // 1. The instance, then the group. The objects named after the stack are deleted by
+    // name even when the state lost their ids (a refresh nulls the id of a part that is
+    // broken, so the plan repairs it): a state exists only for a stack this configuration
+    // created or imported (create refuses a name already in use and then saves no state).
+    let group = names::AUTOSCALING_GROUP.for_stack(&spec.name);
     let r = async {
         autoscaling_group::drain(ctx, &group).await.step(
             "terminate the instance of",
@@ -227,7 +226,7 @@ async fn release_address(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<
 }
 
 /// Rule (targets first), function (its permission goes with it), log group, role (policies
-/// first). By name: they are named after the stack.
+/// first), by the names derived from the stack's name.
 async fn delete_lambda_side(ctx: &OpContext, spec: &Spec) -> Result<(), StepError> {
     let rule = names::EVENT_RULE.for_stack(&spec.name);
     event_rule::delete(ctx, &rule)

@@ -125,6 +125,17 @@ impl AutohealInstance {
         let creator = create::Creator::new(&ctx, &spec, &zip);
         let result = creator.run().await;
         let stack = creator.snapshot();
+        if result.is_err() && stack == Stack::default() {
+            // Nothing was made: no state, so nothing for a destroy to (wrongly) delete.
+            let mut diagnostics = Diagnostics::new();
+            if let Err(errors) = &result {
+                steps::report(&mut diagnostics, errors, "Nothing was created in AWS.");
+            }
+            return ApplyResponse {
+                new_state: Value::Null,
+                diagnostics,
+            };
+        }
         let mut state = planned;
         stack.write(&mut state);
         nullify_unknowns(&mut state);

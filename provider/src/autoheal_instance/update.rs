@@ -125,7 +125,7 @@ async fn run(
         .step("find", format!("log group {logs}"))?
         .is_none()
     {
-        log_group::create(ctx, &logs, new.log_retention_days, &stack_tags(new))
+        log_group::create(ctx, &logs, new.log_retention_days, &stack_tags(new), || {})
             .await
             .step("create", format!("log group {logs}"))?;
     }
@@ -165,7 +165,7 @@ async fn run(
         .await
         .step("find", format!("Lambda function {function}"))?
     {
-        None => lambda_function::create(ctx, &function, &settings, &zip, &stack_tags(new))
+        None => lambda_function::create(ctx, &function, &settings, &zip, &stack_tags(new), |_| {})
             .await
             .step("create", format!("Lambda function {function}"))?,
         Some(f) => {

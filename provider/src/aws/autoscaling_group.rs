@@ -70,7 +70,13 @@ fn template(id: &str, version: i64) -> LaunchTemplateSpecification {
 
 /// Creates the group at size 0 with its launch hook (default result ABANDON: an instance the
 /// function never served is not put in service) and enables group metrics.
-pub async fn create(ctx: &OpContext, g: &NewGroup<'_>, tags: &Tags) -> Result<(), AwsError> {
+/// `created` hears when the group exists, before the metrics call that may fail.
+pub async fn create(
+    ctx: &OpContext,
+    g: &NewGroup<'_>,
+    tags: &Tags,
+    created: impl FnOnce(),
+) -> Result<(), AwsError> {
     let hook = LifecycleHookSpecification::builder()
         .lifecycle_hook_name(g.hook_name)
         .lifecycle_transition(LAUNCH_TRANSITION)
@@ -99,6 +105,7 @@ pub async fn create(ctx: &OpContext, g: &NewGroup<'_>, tags: &Tags) -> Result<()
         hook = g.hook_name,
         "created Auto Scaling group at size 0 with its launch hook"
     );
+    created();
     ctx.call("autoscaling:EnableMetricsCollection", &[], || {
         ctx.clients
             .autoscaling

@@ -80,6 +80,7 @@ pub async fn create(
     settings: &FunctionSettings,
     zip: &[u8],
     tags: &Tags,
+    created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
     let out = ctx
         .call_with("lambda:CreateFunction", classify, || {
@@ -115,6 +116,8 @@ pub async fn create(
         .ok_or_else(|| AwsError::other("lambda:CreateFunction", "no function ARN in the answer"))?
         .to_string();
     tracing::info!(function = name, arn, "created Lambda function");
+    // Recorded before the wait: a failed wait must not lose the function.
+    created(&arn);
     wait_ready(ctx, name).await?;
     Ok(arn)
 }

@@ -19,6 +19,7 @@ pub async fn create(
     name: &str,
     retention_days: i32,
     tags: &Tags,
+    created: impl FnOnce(),
 ) -> Result<(), AwsError> {
     ctx.call("logs:CreateLogGroup", &[], || {
         ctx.clients
@@ -30,6 +31,7 @@ pub async fn create(
     })
     .await?;
     tracing::info!(log_group = name, "created log group");
+    created();
     set_retention(ctx, name, retention_days).await
 }
 

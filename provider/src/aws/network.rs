@@ -75,7 +75,12 @@ pub async fn vpc_tags(
 
 /// Creates the VPC and waits until it is available, then turns on DNS support and hostnames
 /// (one attribute per call: EC2's rule).
-pub async fn create_vpc(ctx: &OpContext, cidr: &str, tags: &Tags) -> Result<String, AwsError> {
+pub async fn create_vpc(
+    ctx: &OpContext,
+    cidr: &str,
+    tags: &Tags,
+    created: impl FnOnce(&str),
+) -> Result<String, AwsError> {
     let out = ctx
         .call("ec2:CreateVpc", &[], || {
             ctx.clients
@@ -92,6 +97,8 @@ pub async fn create_vpc(ctx: &OpContext, cidr: &str, tags: &Tags) -> Result<Stri
         .ok_or_else(|| AwsError::other("ec2:CreateVpc", "no VPC id in the answer"))?
         .to_string();
     tracing::info!(vpc_id, cidr, "created VPC");
+    // Recorded before the wait and the attribute calls, which may fail.
+    created(&vpc_id);
     ctx.wait_for(&format!("VPC {vpc_id} to be available"), || async {
         let out = ctx
             .find("ec2:DescribeVpcs", || {

@@ -137,6 +137,7 @@ pub async fn create(
     ctx: &OpContext,
     spec: &NewVolume<'_>,
     tags: &Tags,
+    created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
     let out = ctx
         .call("ec2:CreateVolume", &[], || {
@@ -165,6 +166,8 @@ pub async fn create(
         size = spec.size,
         "created data volume"
     );
+    // Recorded before the wait: a failed wait must not lose the volume.
+    created(&id);
     wait_state(ctx, &id, VolumeState::Available).await?;
     Ok(id)
 }
