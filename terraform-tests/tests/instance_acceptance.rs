@@ -870,3 +870,55 @@ fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
         );
     });
 }
+
+/// A change that replaces the stack (`subnet_cidr`): the destroy half keeps the final
+/// snapshot and the create half restores the new volume from it.
+#[test]
+fn replacing_the_stack_restores_the_volume_from_its_final_snapshot() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let t = world.terraform(&tf, &["repl"]);
+    let _guard = t.destroy_guard();
+    t.apply().unwrap();
+    let before = named(stacks(&t)["repl"].clone(), "repl");
+    with_var(&t, "subnet_cidr", "10.0.2.0/24");
+    let plan = t.plan().unwrap();
+    assert!(
+        plan.stdout.contains("must be replaced"),
+        "subnet_cidr replaces the stack: {plan}"
+    );
+    t.apply().unwrap();
+    let after = named(stacks(&t)["repl"].clone(), "repl");
+    assert_ne!(s(&after, "volume_id"), s(&before, "volume_id"));
+    world.block(async {
+        let c = &world.clients;
+        assert_served(c, &after).await;
+        let snaps = c
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("volume-id")
+                    .values(s(&before, "volume_id"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let final_snapshot = snaps.snapshots()[0].snapshot_id().unwrap().to_string();
+        let v = c
+            .ec2
+            .describe_volumes()
+            .volume_ids(s(&after, "volume_id"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            v.volumes()[0].snapshot_id(),
+            Some(final_snapshot.as_str()),
+            "the new volume comes from the old one's final snapshot"
+        );
+    });
+    t.destroy().unwrap();
+}
