@@ -318,6 +318,7 @@ impl Healer {
         let device = self.settings.device_name.as_str();
         let mut backoff = Backoff::new();
         let mut last_wait = String::new();
+        let mut looked_after_attach = false;
         loop {
             let facts = call(run.work_deadline, || aws::describe_volume(ec2, volume_id))
                 .await
@@ -354,12 +355,22 @@ impl Healer {
                     })
                     .await
                     {
-                        Ok(()) => info!(
-                            step = "attach_call",
-                            device,
-                            duration_ms = t.elapsed().as_millis() as u64,
-                            "AttachVolume accepted"
-                        ),
+                        Ok(()) => {
+                            info!(
+                                step = "attach_call",
+                                device,
+                                duration_ms = t.elapsed().as_millis() as u64,
+                                "AttachVolume accepted"
+                            );
+                            // Look once at once: an attach often completes within the call's
+                            // round trip, and the first backoff delay would only add to the
+                            // heal. (Only after an accepted call: a conflict always pauses.)
+                            if !looked_after_attach {
+                                looked_after_attach = true;
+                                last_wait = "the attachment to complete".into();
+                                continue;
+                            }
+                        }
                         // Someone else (a concurrent delivery) got there first, or the state
                         // moved: look again.
                         Err(CallError::Aws(e, ErrorKind::Conflict)) => {

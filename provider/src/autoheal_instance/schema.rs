@@ -298,8 +298,9 @@ fn volume_inputs(b: Block) -> Block {
             "Size of the data volume in GiB. Default {DEFAULT_VOLUME_SIZE}. Allowed sizes \
              depend on `volume_type`: `gp2` and `gp3` 1 to 16384, `io1` 4 to 16384, `io2` 4 \
              to 65536 (io2 Block Express), `st1` and `sc1` 125 to 16384, `standard` 1 to 1024. \
-             It can grow in place (the file system is grown online) but never shrink: EBS \
-             volumes cannot shrink, so a smaller value is an error. When created from a \
+             It can grow in place (ModifyVolume; the boot script grows the file system when \
+             the next instance mounts it, or run `resize2fs`/`xfs_growfs` on the serving one) \
+             but never shrink: EBS volumes cannot shrink, so a smaller value is an error. When created from a \
              snapshot it must be at least the snapshot's size. Not allowed with \
              `existing_volume_id`. {IN_PLACE}"
         ),
