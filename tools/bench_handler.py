@@ -432,8 +432,9 @@ def report(args):
         "Lambda would have retried the event (counted above).",
         "- Where the Rust handler's time goes, median per step of its response's `stepsMs`: "
         + ", ".join(f"{step} {statistics.median(v):.0f} ms" for step, v in steps.items())
-        + ". `attach_volume` holds the first poll for `attached`, which comes after the first 200 ms "
-        "backoff step (the handler waits for `attached` before CONTINUE; the peer does not wait at all), "
+        + ". `attach_volume` includes the look for `attached` right after the accepted AttachVolume "
+        "(then the 200 ms backoff steps if it is not yet attached; the handler waits for `attached` "
+        "before CONTINUE, the peer does not wait at all), "
         "and `associate_address` the DescribeAddresses that verifies the association.",
         "- On AWS a detach takes seconds and an instance is `pending` for 5-16 s: the peer's AttachVolume "
         "would then fail (`VolumeInUse`) and Lambda would retry the whole event after 60 s, and its fixed "
