@@ -19,7 +19,7 @@ use crate::plugin::resource::ApplyResponse;
 use crate::plugin::value::Value;
 
 use super::create::{self, function_settings, policy_scope, template_data, wait_served};
-use super::names::{self, STACK_TAG};
+use super::names;
 use super::plan::ROLLING_ATTRIBUTES;
 use super::spec::Spec;
 use super::stack::{nullify_unknowns, Stack};
@@ -482,15 +482,15 @@ async fn run(
     // Instances launched from here on carry the new tags; the serving one gets them too.
     let serving = g.in_service().first().map(|i| i.instance_id.clone());
     if let Some(i) = &serving {
-        let (set, remove) = aws_tags::diff(&Default::default(), &group_tags);
+        // The instance's own tags are not read back: set all of the group's, and remove
+        // only the user's tags that left `tags_all` (EC2 keeps aws:* and launch tags).
         let removed: Vec<String> = old
             .tags_all
             .keys()
             .filter(|k| !new.tags_all.contains_key(*k))
             .cloned()
             .collect();
-        let _ = remove;
-        ec2_tags(ctx, i, &set, &removed)
+        ec2_tags(ctx, i, &group_tags, &removed)
             .await
             .step("tag", format!("instance {i}"))?;
     }
@@ -521,7 +521,6 @@ async fn run(
     } else {
         stack.instance_id = serving;
     }
-    let _ = STACK_TAG;
     Ok(())
 }
 
