@@ -350,6 +350,20 @@ impl Progress {
     }
 }
 
+/// What a heal that timed out was still waiting for: the stages not seen, or, when every
+/// stage was, the local AWS's record of the Lambda invocation.
+fn waiting_for(missing: &[Stage]) -> String {
+    if missing.is_empty() {
+        "the record of the Lambda invocation (every stage was seen)".into()
+    } else {
+        missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// `arn:...:function:demo-app-attach` -> `demo-app-attach`; `...:rule/x` -> `x`.
 fn last_segment(arn: &str) -> &str {
     arn.rsplit([':', '/']).next().unwrap_or(arn)
@@ -756,12 +770,14 @@ impl Watch<'_> {
     }
 }
 
-async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::Result<()> {
-    let names = StackNames::of(&args.name);
-    let allocation = allocation_of(clients, &args.public_ip).await?;
-    let clock_scale = control.health().await?.clock_scale;
-
-    // Before: the instance Terraform reported serves, with the volume and the address.
+/// Checks that the instance Terraform reported serves, with the volume and the address, before
+/// the kill; returns the volume as seen.
+async fn served_before(
+    clients: &Clients,
+    names: &StackNames,
+    args: &HealArgs,
+    allocation: &str,
+) -> anyhow::Result<VolumeStatus> {
     let instances = group_instances(&clients.autoscaling, &names.group).await?;
     match instances.as_slice() {
         [one] if one.id == args.instance && one.lifecycle_state == "InService" => {}
@@ -773,7 +789,7 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
         ),
     }
     let volume = volume_status(&clients.ec2, &args.volume).await?;
-    let address = address_status(&clients.ec2, &allocation).await?;
+    let address = address_status(&clients.ec2, allocation).await?;
     let volume_ok = volume
         .attachment
         .as_ref()
@@ -784,6 +800,15 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
             args.instance
         );
     }
+    Ok(volume)
+}
+
+async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::Result<()> {
+    let names = StackNames::of(&args.name);
+    let allocation = allocation_of(clients, &args.public_ip).await?;
+    let clock_scale = control.health().await?.clock_scale;
+
+    let volume = served_before(clients, &names, args, &allocation).await?;
     println!(
         "before: {} InService in {}, {} attached as {}, {} ({}) on it",
         args.instance,
@@ -840,12 +865,7 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
             bail!(
                 "the heal did not finish within {:?}: still waiting for {}{last}\n  group {}: {}\n  Lambda: {}",
                 args.timeout,
-                progress
-                    .missing()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                waiting_for(&progress.missing()),
                 watch.names.group,
                 group_instances(&clients.autoscaling, &watch.names.group)
                     .await
@@ -917,6 +937,28 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
         args.volume,
         args.public_ip
     );
+    print_invocation(clients, &watch.names.function, &invocation, kill.at_ms).await?;
+    if let Some(path) = &args.result {
+        std::fs::write(
+            path,
+            format!(
+                "replacement={replacement}\nheal_seconds={:.3}\n",
+                healed_after.as_secs_f64()
+            ),
+        )
+        .with_context(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
+
+/// Prints the Lambda's invocation that healed: its result, steps and log lines (logged since
+/// `since_ms`); fails unless it reported a heal.
+async fn print_invocation(
+    clients: &Clients,
+    function: &str,
+    invocation: &Invocation,
+    since_ms: i64,
+) -> anyhow::Result<()> {
     let response = invocation.response_json().unwrap_or(Value::Null);
     let steps = response
         .get("stepsMs")
@@ -931,7 +973,7 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
         .unwrap_or_default();
     println!(
         "Lambda {}: attempt {}, {:?}, outcome {}, ran {:.0} ms{}",
-        watch.names.function,
+        function,
         invocation.attempt,
         invocation.outcome,
         scalar(response.get("outcome")),
@@ -944,14 +986,14 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
     );
     let lines = log_lines_since(
         clients,
-        &watch.names.function,
-        kill.at_ms - 1000,
+        function,
+        since_ms,
         invocation.log_stream.as_deref(),
     )
     .await?;
     println!(
         "its log ({}, stream {}):",
-        function_log_group(&watch.names.function),
+        function_log_group(function),
         invocation.log_stream.as_deref().unwrap_or("?")
     );
     for (t, line) in &lines {
@@ -963,16 +1005,6 @@ async fn heal(clients: &Clients, control: &Control, args: &HealArgs) -> anyhow::
             invocation.outcome,
             invocation.error.as_deref().unwrap_or("")
         );
-    }
-    if let Some(path) = &args.result {
-        std::fs::write(
-            path,
-            format!(
-                "replacement={replacement}\nheal_seconds={:.3}\n",
-                healed_after.as_secs_f64()
-            ),
-        )
-        .with_context(|| format!("writing {path}"))?;
     }
     Ok(())
 }
@@ -1393,6 +1425,15 @@ mod tests {
             .contains("--instance"));
         assert!(parse_heal_args(&["--timeout".into(), "-1".into()]).is_err());
         assert!(parse_heal_args(&["--bogus".into()]).is_err());
+    }
+
+    #[test]
+    fn a_timeout_says_what_it_waited_for() {
+        assert_eq!(
+            waiting_for(&[Stage::VolumeAttached, Stage::InService]),
+            "volume attached, InService"
+        );
+        assert!(waiting_for(&[]).contains("record of the Lambda invocation"));
     }
 
     #[test]
