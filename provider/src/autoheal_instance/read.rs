@@ -381,20 +381,14 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
             Ok(Some(info)) => {
                 state.set_attr("availability_zone", info.availability_zone.clone().into());
                 state.set_attr("vpc_id", info.vpc_id.clone().into());
-                let ours = crate::aws::network::vpc_tags(ctx, &info.vpc_id)
+                // One DescribeVpcs answers both: whose VPC it is, and its CIDR.
+                let ours = crate::aws::network::find_vpc(ctx, &info.vpc_id)
                     .await
                     .ok()
                     .flatten()
-                    .is_some_and(|t| t.get(STACK_TAG).map(String::as_str) == Some(name));
-                if ours {
-                    state.set_attr(
-                        "vpc_cidr",
-                        crate::aws::network::find_vpc(ctx, &info.vpc_id)
-                            .await
-                            .ok()
-                            .flatten()
-                            .into(),
-                    );
+                    .filter(|v| v.tags.get(STACK_TAG).map(String::as_str) == Some(name));
+                if let Some(vpc) = ours {
+                    state.set_attr("vpc_cidr", vpc.cidr.into());
                     state.set_attr("subnet_cidr", info.cidr.into());
                 } else {
                     state.set_attr("subnet_id", subnet.clone().into());

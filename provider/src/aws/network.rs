@@ -46,31 +46,26 @@ pub async fn find_subnet(ctx: &OpContext, subnet_id: &str) -> Result<Option<Subn
     }))
 }
 
-/// The VPC's CIDR block, `None` when the VPC is gone.
-pub async fn find_vpc(ctx: &OpContext, vpc_id: &str) -> Result<Option<String>, AwsError> {
+/// What the provider reads of a VPC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcInfo {
+    pub cidr: String,
+    pub tags: super::tags::Tags,
+}
+
+/// The VPC's CIDR block and tags, `None` when the VPC is gone.
+pub async fn find_vpc(ctx: &OpContext, vpc_id: &str) -> Result<Option<VpcInfo>, AwsError> {
     let out = ctx
         .find("ec2:DescribeVpcs", || {
             ctx.clients.ec2.describe_vpcs().vpc_ids(vpc_id).send()
         })
         .await?;
     Ok(out.and_then(|o| {
-        o.vpcs()
-            .first()
-            .map(|v| v.cidr_block().unwrap_or_default().to_string())
-    }))
-}
-
-/// The VPC's tags, `None` when the VPC is gone.
-pub async fn vpc_tags(
-    ctx: &OpContext,
-    vpc_id: &str,
-) -> Result<Option<super::tags::Tags>, AwsError> {
-    let out = ctx
-        .find("ec2:DescribeVpcs", || {
-            ctx.clients.ec2.describe_vpcs().vpc_ids(vpc_id).send()
+        o.vpcs().first().map(|v| VpcInfo {
+            cidr: v.cidr_block().unwrap_or_default().to_string(),
+            tags: super::tags::from_ec2(v.tags()),
         })
-        .await?;
-    Ok(out.and_then(|o| o.vpcs().first().map(|v| super::tags::from_ec2(v.tags()))))
+    }))
 }
 
 /// Creates the VPC and waits until it is available, then turns on DNS support and hostnames
