@@ -4,7 +4,10 @@
   ABANDONed launch) disassociates its Elastic IPs, as AWS does; moto leaves
   them pointing at the dead instance, so a handler would never have to move
   the address. An unassociated address has no ``InstanceId`` and
-  ``NetworkInterfaceId`` (moto answers empty strings).
+  ``NetworkInterfaceId`` (moto answers empty strings). AssociateAddress with
+  a terminated or shutting-down instance fails as on AWS (``InvalidInstanceID``,
+  ``The terminated instance 'i-..' is not in a valid state for this
+  operation.``); moto associated it.
 * AttachVolume checks what AWS checks: the volume must be in the instance's
   Availability Zone (``InvalidVolume.ZoneMismatch``) and not in use
   (``VolumeInUse``, also while a previous detach is still in progress).
@@ -304,6 +307,23 @@ def install(world_ref: Any) -> None:
     from moto.ec2.models import elastic_ip_addresses as eips
 
     eips.ElasticAddress.instance_id = property(lambda self: self.instance.id if self.instance else None)
+
+    # AWS refuses to associate an address with an instance that is going away (the error
+    # Terraform users meet as "InvalidInstanceID: The terminated instance 'i-..' is not in a
+    # valid state for this operation."); moto associated it, and a late AssociateAddress
+    # (AllowReassociation) could then pull the address off the live replacement onto a
+    # terminated instance, which no AWS call can do.
+    orig_associate = eips.ElasticAddressBackend.associate_address
+
+    def associate_address(self: Any, instance: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if instance is not None and instance.state in ("terminated", "shutting-down"):
+            raise EC2ClientError(
+                "InvalidInstanceID",
+                f"The {instance.state} instance '{instance.id}' is not in a valid state for this operation.",
+            )
+        return orig_associate(self, instance, *args, **kwargs)
+
+    eips.ElasticAddressBackend.associate_address = associate_address
     eips.ElasticAddress.network_interface_id = property(lambda self: self.eni.id if self.eni else None)
 
     # Transient "pending" view for DescribeInstances.

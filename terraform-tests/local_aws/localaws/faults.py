@@ -187,6 +187,7 @@ class CallLog:
         error_code: str | None,
         fault: str | None,
         started: float,
+        caller: dict[str, Any] | None = None,
     ) -> None:
         entry = {
             "seq": 0,
@@ -199,6 +200,10 @@ class CallLog:
             "error_code": error_code,
             "fault": fault,
             "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            "access_key_id": info.access_key_id,
+            # The Lambda attempt whose credentials signed the call (None: anyone else).
+            "function": caller["function"] if caller else None,
+            "request_id": caller["request_id"] if caller else None,
         }
         with self._lock:
             entry["seq"] = next(self._seq)

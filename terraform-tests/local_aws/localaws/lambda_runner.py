@@ -207,6 +207,9 @@ class LambdaRunner:
         self._procs_lock = threading.Lock()
         self._root = tempfile.mkdtemp(prefix="localaws-lambda-")
         self._unpack_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Access key id -> the attempt it was issued to (see ``identity``).
+        self._issued: dict[str, dict[str, str]] = {}
+        self._issued_lock = threading.Lock()
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -223,7 +226,25 @@ class LambdaRunner:
         self.kill_all()
         with self._slots:
             self._waiting.clear()
+        with self._issued_lock:
+            self._issued.clear()
         self.clear()
+
+    def issue_credentials(self, function: str, request_id: str) -> str:
+        """A fresh access key id for one attempt. Lambda gives each execution environment
+        its own temporary credentials of the function's role, so CloudTrail names the
+        function behind every call; the call log does the same through ``identity``."""
+        key = "ASIA" + secrets.token_hex(8).upper()
+        with self._issued_lock:
+            self._issued[key] = {"function": function, "request_id": request_id}
+        return key
+
+    def identity(self, access_key_id: str | None) -> dict[str, str] | None:
+        """The function and attempt an access key id was issued to, or None."""
+        if not access_key_id:
+            return None
+        with self._issued_lock:
+            return self._issued.get(access_key_id)
 
     def kill_all(self) -> None:
         with self._procs_lock:
@@ -545,7 +566,7 @@ class LambdaRunner:
             "_HANDLER": snap.handler or "",
             "LAMBDA_TASK_ROOT": task_root,
             "AWS_EXECUTION_ENV": "AWS_Lambda_" + (snap.runtime or "provided.al2023"),
-            "AWS_ACCESS_KEY_ID": "ASIALOCALAWSTESTKEY0",
+            "AWS_ACCESS_KEY_ID": self.issue_credentials(snap.name, request_id),
             "AWS_SECRET_ACCESS_KEY": "localaws-secret-access-key",
             "AWS_SESSION_TOKEN": "localaws-session-token",
             "AWS_ENDPOINT_URL": self.world.endpoint,

@@ -123,7 +123,8 @@ class LocalAWSMiddleware:
                     finally:
                         view.clear()
         status, headers, data = response
-        world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started)
+        caller = world.lambdas.identity(info.access_key_id)
+        world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started, caller)
         if status >= 400:
             log.debug("%s %s -> %s %s", info.service, info.operation, status, data[:300])
         return response
@@ -321,7 +322,7 @@ class ControlAPI:
         if route == "/calls":
             if method == "GET":
                 calls = w.calls.list()
-                for key in ("operation", "service"):
+                for key in ("operation", "service", "function"):
                     if key in query:
                         calls = [c for c in calls if c[key] == query[key]]
                 return _json_response(200, calls)

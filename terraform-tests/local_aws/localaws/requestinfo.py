@@ -63,6 +63,8 @@ class RequestInfo:
     path_params: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # The SigV4 credential's access key id: who signed the call (CloudTrail's userIdentity).
+    access_key_id: str | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         for source in (self.path_params, self.all_params):
@@ -81,6 +83,12 @@ def credential_scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
     if len(parts) >= 5:
         return parts[-3], parts[-2].lower()
     return None, None
+
+
+def access_key_id(environ: dict[str, Any]) -> str | None:
+    """The access key id of a SigV4 Authorization header's credential, or None."""
+    m = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else None
 
 
 def classify(environ: dict[str, Any], body: bytes, default_region: str) -> RequestInfo:
@@ -116,7 +124,10 @@ def classify(environ: dict[str, Any], body: bytes, default_region: str) -> Reque
     else:
         protocol = PROTOCOLS.get(service, "rest-json")
 
-    info = RequestInfo(service=service, region=region, operation="Unknown", protocol=protocol, query=query, body=body)
+    info = RequestInfo(
+        service=service, region=region, operation="Unknown", protocol=protocol, query=query, body=body,
+        access_key_id=access_key_id(environ),
+    )
 
     if target:
         info.operation = target.rsplit(".", 1)[-1]

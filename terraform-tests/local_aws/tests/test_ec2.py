@@ -103,6 +103,29 @@ def test_termination_disassociates_the_elastic_ip(server, net):
     ec2.release_address(AllocationId=alloc)
 
 
+def test_no_association_with_a_terminated_instance(server, net):
+    """AWS refuses AssociateAddress for an instance that is gone, also with
+    AllowReassociation: a late call cannot pull the address off a live instance."""
+    ec2 = server.client("ec2")
+    dead, live = run(server, net), run(server, net)
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, InstanceId=live)
+    ec2.terminate_instances(InstanceIds=[dead])
+    err = error_of(lambda: ec2.associate_address(AllocationId=alloc, InstanceId=dead, AllowReassociation=True))
+    assert err["Error"]["Code"] == "InvalidInstanceID"
+    assert err["Error"]["Message"] == f"The terminated instance '{dead}' is not in a valid state for this operation."
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]["InstanceId"] == live
+    # Attaching a volume to it fails too (IncorrectState), and the volume stays available.
+    vol = volume(server)
+    err = error_of(lambda: ec2.attach_volume(VolumeId=vol, InstanceId=dead, Device="/dev/sdf"))
+    assert err["Error"]["Code"] == "IncorrectState"
+    assert describe(server, vol) == ("available", [])
+    ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]["AssociationId"])
+    ec2.release_address(AllocationId=alloc)
+    ec2.delete_volume(VolumeId=vol)
+
+
 def test_group_termination_paths_disassociate_too(server, net):
     """An ABANDONed launch and an Auto Scaling termination release the EIP as well."""
     ec2 = server.client("ec2")

@@ -225,6 +225,34 @@ def test_synchronous_invoke(server, fresh):
     wait_for(lambda: [r for r in invocations(server, "bad") if r["source"] == "Invoke(Event)"], what="async invoke")
 
 
+def test_calls_name_the_function_whose_credentials_signed_them(server, fresh):
+    """Each attempt gets its own access key (Lambda: temporary credentials of the role per
+    execution environment); the call log names the function and attempt behind every call,
+    as CloudTrail's userIdentity does, and nothing for other callers."""
+    create_function(server, "caller-a", "call")
+    create_function(server, "caller-b", "call")
+    lam = server.client("lambda")
+    keys = {}
+    for name in ("caller-a", "caller-b", "caller-a"):
+        resp = lam.invoke(FunctionName=name, Payload=b"{}")
+        key = json.loads(resp["Payload"].read())["key"]
+        assert re.fullmatch(r"ASIA[0-9A-F]{16}", key), key
+        keys.setdefault(name, []).append(key)
+    assert len({*keys["caller-a"], *keys["caller-b"]}) == 3, "one key per attempt"
+    calls = server.ctl("GET", "/calls?operation=DescribeAvailabilityZones")
+    assert len(calls) == 3
+    by_key = {c["access_key_id"]: c for c in calls}
+    recs = {r["request_id"]: r["function"] for r in invocations(server, "caller-a") + invocations(server, "caller-b")}
+    for name, ks in keys.items():
+        for k in ks:
+            assert by_key[k]["function"] == name
+            assert recs[by_key[k]["request_id"]] == name
+    assert [c["function"] for c in server.ctl("GET", "/calls?function=caller-b")] == ["caller-b"]
+    # The test's own calls are nobody's function.
+    own = [c for c in server.ctl("GET", "/calls?operation=Invoke")]
+    assert own and all(c["function"] is None and c["access_key_id"] == "AKIAIOSFODNN7EXAMPLE" for c in own)
+
+
 def test_error_type_is_the_functions_not_the_runtimes(server, fresh):
     """The record's error_type is the errorType of the posted error document; the runtime's
     Lambda-Runtime-Function-Error-Type header only stands in when the body has none."""
