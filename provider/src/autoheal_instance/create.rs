@@ -15,21 +15,27 @@
 //!    attached and the address associated.
 //!
 //! No instance can launch before step 4, so none escapes the hook, the rule or the function.
+//!
+//! Every object is made with the marker `autoheal:creating = <name>`, removed from all of
+//! them once step 4 is done. Before step 1 the create looks for a stack of its name
+//! ([`adopt`]): a finished one is refused ("import it"); the marked objects of a create that
+//! never returned are adopted, each step using its leftover instead of making a new one.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
-    network, security_group, volume, OpContext,
+    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
+    log_group, network, security_group, volume, AwsError, OpContext,
 };
 
+use super::adopt::{self, Leftovers};
 use super::names::{self, DerivedName};
 use super::policy::{self, PolicyScope};
 use super::spec::Spec;
 use super::stack::Stack;
 use super::steps::{StepError, StepResult};
-use super::tagging::{object_tags, stack_tags, FINAL_SNAPSHOT_TAG};
+use super::tagging::{creating, object_tags, stack_tags, CREATING_TAG, FINAL_SNAPSHOT_TAG};
 use super::user_data::{user_data_base64, MountParams};
 
 /// The settings and shared record of one create.
@@ -39,6 +45,8 @@ pub struct Creator<'a> {
     /// The handler zip to deploy.
     pub zip: &'a [u8],
     pub stack: Mutex<Stack>,
+    /// What an interrupted create of this name left (found by `run` before step 1).
+    leftovers: Leftovers,
 }
 
 fn derived(d: DerivedName, spec: &Spec) -> String {
@@ -52,6 +60,7 @@ impl<'a> Creator<'a> {
             spec,
             zip,
             stack: Mutex::new(Stack::default()),
+            leftovers: Leftovers::default(),
         }
     }
 
@@ -64,9 +73,24 @@ impl<'a> Creator<'a> {
     }
 
     /// Runs the whole create. On error the record holds what exists.
-    pub async fn run(&self) -> Result<(), Vec<StepError>> {
-        self.refuse_existing_stack().await.map_err(|e| vec![e])?;
+    pub async fn run(&mut self) -> Result<(), Vec<StepError>> {
+        self.leftovers = adopt::find(self.ctx, self.spec)
+            .await
+            .map_err(|e| vec![e])?;
+        if !self.leftovers.is_empty() {
+            tracing::warn!(
+                stack = self.spec.name,
+                adopted = self.leftovers.summary(),
+                "an earlier create of this stack was interrupted: adopting what it made"
+            );
+        }
+        self.build().await?;
+        self.unmark().await;
+        Ok(())
+    }
 
+    /// Steps 1 to 4.
+    async fn build(&self) -> Result<(), Vec<StepError>> {
         // Step 1.
         let (net, vol, addr, logs, role, rule) = tokio::join!(
             self.network(),
@@ -125,49 +149,72 @@ impl<'a> Creator<'a> {
             .map_err(|e| vec![e])
     }
 
-    /// A stack of this name (its group, function or role) already in the account: never
-    /// taken over silently, and nothing is created next to it.
-    async fn refuse_existing_stack(&self) -> Result<(), StepError> {
+    /// The leftover of one kind to adopt: the first found (a second one means two creates
+    /// were interrupted in the same step; it is named in the log and left alone).
+    fn leftover<'l>(&self, kind: &str, ids: &'l [String]) -> Option<&'l String> {
+        if ids.len() > 1 {
+            tracing::warn!(
+                stack = self.spec.name,
+                kind,
+                ?ids,
+                "several objects of an interrupted create: adopting the first, the others \
+                 keep their autoheal:creating tag"
+            );
+        }
+        ids.first()
+    }
+
+    /// Takes `autoheal:creating` off every object of the finished stack. A failure here
+    /// leaves a working stack: it is logged, not reported as a failed create (which would
+    /// make Terraform replace the stack).
+    async fn unmark(&self) {
         let (ctx, spec) = (self.ctx, self.spec);
+        let key = vec![CREATING_TAG.to_string()];
+        let none = Default::default();
         let group = derived(names::AUTOSCALING_GROUP, spec);
-        let function = derived(names::LAMBDA_FUNCTION, spec);
+        let function = self.snapshot().lambda_function_arn.unwrap_or_default();
         let role = names::lambda_role_name(&spec.name, ctx.region());
-        let rule = derived(names::EVENT_RULE, spec);
-        let (g, f, r, e) = tokio::join!(
-            autoscaling_group::find(ctx, &group),
-            lambda_function::find(ctx, &function),
-            iam_role::find(ctx, &role),
-            event_rule::find(ctx, &rule),
-        );
-        let object = format!("stack {:?}", spec.name);
-        let mut found = Vec::new();
-        if g.step("check for", object.clone())?.is_some() {
-            found.push(format!("Auto Scaling group {group}"));
+        let rule = self.snapshot().event_rule_arn.unwrap_or_default();
+        let logs = derived(names::LOG_GROUP, spec);
+        let ec2 = async {
+            let found = ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name).await?;
+            let ids: Vec<String> = found.into_iter().map(|t| t.id).collect();
+            ec2_tags::set(ctx, &ids, &none, &key).await
+        };
+        let logs = async {
+            match log_group::find(ctx, &logs).await?.and_then(|l| l.arn) {
+                Some(arn) => log_group::set_tags(ctx, &arn, &none, &key).await,
+                None => Ok(()),
+            }
+        };
+        let results: [(&str, Result<(), AwsError>); 6] = {
+            let (a, b, c, d, e, f) = tokio::join!(
+                ec2,
+                autoscaling_group::set_tags(ctx, &group, &none, &key),
+                lambda_function::set_tags(ctx, &function, &none, &key),
+                iam_role::set_tags(ctx, &role, &none, &key),
+                event_rule::set_tags(ctx, &rule, &none, &key),
+                logs,
+            );
+            [
+                ("EC2 objects", a),
+                ("Auto Scaling group", b),
+                ("Lambda function", c),
+                ("IAM role", d),
+                ("EventBridge rule", e),
+                ("log group", f),
+            ]
+        };
+        for (what, result) in results {
+            if let Err(e) = result {
+                tracing::warn!(
+                    stack = spec.name,
+                    error = %e,
+                    "could not remove the {CREATING_TAG} tag from the {what}; the stack works, \
+                     but a create of this name without state would adopt it"
+                );
+            }
         }
-        if f.step("check for", object.clone())?.is_some() {
-            found.push(format!("Lambda function {function}"));
-        }
-        if r.step("check for", object.clone())?.is_some() {
-            found.push(format!("IAM role {role}"));
-        }
-        if e.step("check for", object.clone())?.is_some() {
-            found.push(format!("EventBridge rule {rule}"));
-        }
-        if found.is_empty() {
-            return Ok(());
-        }
-        Err(StepError::problem(
-            "create",
-            object,
-            format!(
-                "A stack named {:?} already exists in this account and region ({}). Nothing \
-                 was created. To manage it with this configuration, import it: `terraform \
-                 import <address> {}`; to start a new stack, choose another `name`.",
-                spec.name,
-                found.join(", "),
-                spec.name
-            ),
-        ))
     }
 
     /// Network and security group; returns (subnet id, security group id).
@@ -203,55 +250,112 @@ impl<'a> Creator<'a> {
                 (info.vpc_id, subnet_id.clone())
             }
             None => {
-                let vpc_id = network::create_vpc(
-                    ctx,
-                    &spec.vpc_cidr,
-                    &object_tags(spec, names::VPC_NAME_TAG),
-                    |id| self.record(|s| s.vpc_id = Some(id.to_string())),
-                )
-                .await
-                .step("create", "VPC")?;
-                let (subnet_tags, igw_tags) = (
-                    object_tags(spec, names::SUBNET_NAME_TAG),
-                    object_tags(spec, names::INTERNET_GATEWAY_NAME_TAG),
-                );
-                let (subnet, igw) = tokio::join!(
-                    network::create_subnet(
-                        ctx,
-                        &vpc_id,
-                        &spec.subnet_cidr,
-                        &spec.availability_zone,
-                        &subnet_tags,
-                    ),
-                    network::create_internet_gateway(ctx, &vpc_id, &igw_tags),
-                );
-                let subnet_id = subnet.step("create", "subnet")?;
-                self.record(|s| s.subnet_id = Some(subnet_id.clone()));
-                let igw = igw.step("create", "internet gateway")?;
-                network::create_route_table(
-                    ctx,
-                    &vpc_id,
-                    &subnet_id,
-                    &igw,
-                    &object_tags(spec, names::ROUTE_TABLE_NAME_TAG),
-                )
-                .await
-                .step("create", "route table")?;
-                (vpc_id, subnet_id)
+                if let Some(adopted) = self.adopt_network().await? {
+                    adopted
+                } else {
+                    self.create_network().await?
+                }
             }
         };
         let sg_name = derived(names::SECURITY_GROUP, spec);
+        let left = &self.leftovers;
+        if let Some(sg) = self.leftover("security group", &left.security_group_ids) {
+            // Adopted: its ingress may be missing (the create stopped between the calls).
+            let current = security_group::find(ctx, sg)
+                .await
+                .step("find", format!("security group {sg}"))?
+                .map(|g| g.ssh_cidrs)
+                .unwrap_or_default();
+            security_group::set_ssh_cidrs(ctx, sg, &current, &spec.ssh_ingress_cidrs)
+                .await
+                .step("set the ingress of", format!("security group {sg}"))?;
+            self.record(|s| s.security_group_id = Some(sg.clone()));
+            return Ok((subnet_id, sg.clone()));
+        }
         let sg = security_group::create(
             ctx,
             &sg_name,
             &vpc_id,
             &spec.ssh_ingress_cidrs,
-            &object_tags(spec, names::SECURITY_GROUP),
+            &creating(spec, object_tags(spec, names::SECURITY_GROUP)),
+            |id| self.record(|s| s.security_group_id = Some(id.to_string())),
         )
         .await
         .step("create", format!("security group {sg_name}"))?;
-        self.record(|s| s.security_group_id = Some(sg.clone()));
         Ok((subnet_id, sg))
+    }
+
+    /// The network of an interrupted create: adopted when it was finished (its security group,
+    /// made right after it, exists); an unfinished one is deleted (it holds nothing yet) so
+    /// that [`Self::create_network`] makes it whole. Returns (VPC id, subnet id) when adopted.
+    async fn adopt_network(&self) -> Result<Option<(String, String)>, StepError> {
+        let ctx = self.ctx;
+        let left = &self.leftovers;
+        let Some(vpc_id) = self.leftover("VPC", &left.vpc_ids) else {
+            return Ok(None);
+        };
+        let subnet = self.leftover("subnet", &left.subnet_ids);
+        if let (Some(subnet_id), false) = (subnet, left.security_group_ids.is_empty()) {
+            self.record(|s| {
+                s.vpc_id = Some(vpc_id.clone());
+                s.subnet_id = Some(subnet_id.clone());
+            });
+            return Ok(Some((vpc_id.clone(), subnet_id.clone())));
+        }
+        tracing::info!(
+            vpc_id,
+            "deleting the unfinished network of an interrupted create, to make it again"
+        );
+        network::delete_vpc(ctx, vpc_id)
+            .await
+            .step("delete", format!("unfinished VPC {vpc_id}"))?;
+        // A gateway made but never attached is not in the VPC: delete it by id.
+        for igw in &left.internet_gateway_ids {
+            network::delete_internet_gateway(ctx, igw, None)
+                .await
+                .step("delete", format!("unfinished internet gateway {igw}"))?;
+        }
+        Ok(None)
+    }
+
+    /// A new VPC with its subnet, gateway and routes; returns (VPC id, subnet id).
+    async fn create_network(&self) -> Result<(String, String), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let vpc_id = network::create_vpc(
+            ctx,
+            &spec.vpc_cidr,
+            &creating(spec, object_tags(spec, names::VPC_NAME_TAG)),
+            |id| self.record(|s| s.vpc_id = Some(id.to_string())),
+        )
+        .await
+        .step("create", "VPC")?;
+        let (subnet_tags, igw_tags) = (
+            creating(spec, object_tags(spec, names::SUBNET_NAME_TAG)),
+            creating(spec, object_tags(spec, names::INTERNET_GATEWAY_NAME_TAG)),
+        );
+        let (subnet, igw) = tokio::join!(
+            network::create_subnet(
+                ctx,
+                &vpc_id,
+                &spec.subnet_cidr,
+                &spec.availability_zone,
+                &subnet_tags,
+            ),
+            network::create_internet_gateway(ctx, &vpc_id, &igw_tags),
+        );
+        let subnet_id = subnet.step("create", "subnet")?;
+        self.record(|s| s.subnet_id = Some(subnet_id.clone()));
+        let igw = igw.step("create", "internet gateway")?;
+        network::create_route_table(
+            ctx,
+            &vpc_id,
+            &subnet_id,
+            &igw,
+            &creating(spec, object_tags(spec, names::ROUTE_TABLE_NAME_TAG)),
+        )
+        .await
+        .step("create", "route table")?;
+        Ok((vpc_id, subnet_id))
     }
 
     async fn volume(&self) -> Result<volume::VolumeInfo, StepError> {
@@ -280,6 +384,18 @@ impl<'a> Creator<'a> {
             }
             self.record(|s| s.volume_id = Some(id.clone()));
             return Ok(v);
+        }
+        if let Some(id) = self.leftover("volume", &self.leftovers.volume_ids) {
+            self.record(|s| s.volume_id = Some(id.clone()));
+            volume::wait_available(ctx, id)
+                .await
+                .step("wait for", format!("volume {id}"))?;
+            return volume::find(ctx, id)
+                .await
+                .step("find", format!("volume {id}"))?
+                .ok_or_else(|| {
+                    StepError::problem("find", format!("volume {id}"), "the volume is gone")
+                });
         }
         // The data of a previous stack of the same name wins over `volume_snapshot_id`: a
         // replaced stack must never start empty.
@@ -314,7 +430,7 @@ impl<'a> Creator<'a> {
         let id = volume::create(
             ctx,
             &new,
-            &object_tags(spec, names::VOLUME_NAME_TAG),
+            &creating(spec, object_tags(spec, names::VOLUME_NAME_TAG)),
             |id| self.record(|s| s.volume_id = Some(id.to_string())),
         )
         .await
@@ -344,9 +460,17 @@ impl<'a> Creator<'a> {
                         format!("existing_allocation_id: address {id} does not exist in this account and region"),
                     )
                 })?,
-            None => address::allocate(ctx, &object_tags(spec, names::EIP_NAME_TAG))
-                .await
-                .step("allocate", "Elastic IP")?,
+            None => match self.leftover("Elastic IP", &self.leftovers.allocation_ids) {
+                Some(id) => address::find(ctx, id)
+                    .await
+                    .step("find", format!("Elastic IP {id}"))?
+                    .ok_or_else(|| {
+                        StepError::problem("find", format!("Elastic IP {id}"), "the address is gone")
+                    })?,
+                None => address::allocate(ctx, &creating(spec, object_tags(spec, names::EIP_NAME_TAG)))
+                    .await
+                    .step("allocate", "Elastic IP")?,
+            },
         };
         self.record(|s| {
             s.allocation_id = Some(info.allocation_id.clone());
@@ -357,11 +481,17 @@ impl<'a> Creator<'a> {
 
     async fn log_group(&self) -> Result<(), StepError> {
         let name = derived(names::LOG_GROUP, self.spec);
+        if self.leftovers.log_group {
+            self.record(|s| s.log_group_name = Some(name.clone()));
+            return log_group::set_retention(self.ctx, &name, self.spec.log_retention_days)
+                .await
+                .step("set the retention of", format!("log group {name}"));
+        }
         log_group::create(
             self.ctx,
             &name,
             self.spec.log_retention_days,
-            &stack_tags(self.spec),
+            &creating(self.spec, stack_tags(self.spec)),
             || self.record(|s| s.log_group_name = Some(name.clone())),
         )
         .await
@@ -370,15 +500,18 @@ impl<'a> Creator<'a> {
 
     async fn role(&self) -> Result<String, StepError> {
         let name = names::lambda_role_name(&self.spec.name, self.ctx.region());
-        let arn = iam_role::create(
-            self.ctx,
-            &name,
-            &policy::lambda_trust_policy().to_string(),
-            "autoheal: the attachment Lambda of this stack",
-            &stack_tags(self.spec),
-        )
-        .await
-        .step("create", format!("IAM role {name}"))?;
+        let arn = match &self.leftovers.role_arn {
+            Some(arn) => arn.clone(),
+            None => iam_role::create(
+                self.ctx,
+                &name,
+                &policy::lambda_trust_policy().to_string(),
+                "autoheal: the attachment Lambda of this stack",
+                &creating(self.spec, stack_tags(self.spec)),
+            )
+            .await
+            .step("create", format!("IAM role {name}"))?,
+        };
         self.record(|s| s.lambda_role_arn = Some(arn.clone()));
         Ok(arn)
     }
@@ -391,7 +524,8 @@ impl<'a> Creator<'a> {
             &name,
             &event_rule::launch_pattern(&group),
             "autoheal: launch lifecycle actions of this stack's group, to its attachment Lambda",
-            &stack_tags(self.spec),
+            // PutRule is an upsert: a rule left by an interrupted create is simply rewritten.
+            &creating(self.spec, stack_tags(self.spec)),
         )
         .await
         .step("create", format!("EventBridge rule {name}"))?;
@@ -429,14 +563,25 @@ impl<'a> Creator<'a> {
     ) -> Result<(String, i64), StepError> {
         let name = derived(names::LAUNCH_TEMPLATE, self.spec);
         let data = template_data(self.spec, security_group_id, volume_id)?;
-        let (id, version) = launch_template::create(
-            self.ctx,
-            &name,
-            &data,
-            &object_tags(self.spec, names::LAUNCH_TEMPLATE),
-        )
-        .await
-        .step("create", format!("launch template {name}"))?;
+        let (id, version) =
+            match self.leftover("launch template", &self.leftovers.launch_template_ids) {
+                // Adopted: a new version with this create's data (it names this volume and group).
+                Some(id) => {
+                    self.record(|s| s.launch_template_id = Some(id.clone()));
+                    let version = launch_template::create_version(self.ctx, id, &data)
+                        .await
+                        .step("create a version of", format!("launch template {name}"))?;
+                    (id.clone(), version)
+                }
+                None => launch_template::create(
+                    self.ctx,
+                    &name,
+                    &data,
+                    &creating(self.spec, object_tags(self.spec, names::LAUNCH_TEMPLATE)),
+                )
+                .await
+                .step("create", format!("launch template {name}"))?,
+            };
         self.record(|s| {
             s.launch_template_id = Some(id.clone());
             s.launch_template_version = Some(version);
@@ -455,15 +600,45 @@ impl<'a> Creator<'a> {
         let name = derived(names::LAMBDA_FUNCTION, spec);
         let settings = function_settings(spec, role_arn, volume_id, allocation_id);
         let sha = crate::handler_zip::sha256_hex(self.zip);
-        let arn =
-            lambda_function::create(ctx, &name, &settings, self.zip, &stack_tags(spec), |arn| {
-                self.record(|s| {
-                    s.lambda_function_arn = Some(arn.to_string());
-                    s.handler_sha256 = Some(sha);
-                })
-            })
+        let arn = if self.leftovers.function {
+            // Adopted: its configuration or code may be from before (or half written).
+            let object = format!("Lambda function {name}");
+            lambda_function::wait_ready(ctx, &name)
+                .await
+                .step("wait for", object.clone())?;
+            lambda_function::update_configuration(ctx, &name, &settings)
+                .await
+                .step("update the configuration of", object.clone())?;
+            lambda_function::update_code(ctx, &name, self.zip, &settings.architecture)
+                .await
+                .step("update the code of", object.clone())?;
+            let arn = lambda_function::find(ctx, &name)
+                .await
+                .step("find", object.clone())?
+                .ok_or_else(|| StepError::problem("find", object, "the function is gone"))?
+                .arn;
+            self.record(|s| {
+                s.lambda_function_arn = Some(arn.clone());
+                s.handler_sha256 = Some(sha);
+            });
+            arn
+        } else {
+            lambda_function::create(
+                ctx,
+                &name,
+                &settings,
+                self.zip,
+                &creating(spec, stack_tags(spec)),
+                |arn| {
+                    self.record(|s| {
+                        s.lambda_function_arn = Some(arn.to_string());
+                        s.handler_sha256 = Some(sha);
+                    })
+                },
+            )
             .await
-            .step("create", format!("Lambda function {name}"))?;
+            .step("create", format!("Lambda function {name}"))?
+        };
         if spec.lambda_reserved_concurrency.is_some() {
             lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
                 .await
@@ -503,6 +678,29 @@ impl<'a> Creator<'a> {
             names::NAME_TAG.to_string(),
             names::INSTANCE_NAME_TAG.for_stack(&spec.name),
         );
+        let object = format!("Auto Scaling group {name}");
+        if self.leftovers.group {
+            // Adopted: made with its hook in one call; metrics and the template version may be
+            // from before.
+            self.record(|s| {
+                s.autoscaling_group_name = Some(name.clone());
+                s.lifecycle_hook_name = Some(hook.clone());
+            });
+            autoscaling_group::put_hook(self.ctx, &name, &hook, spec.lifecycle_hook_timeout)
+                .await
+                .step("write the launch hook of", object.clone())?;
+            autoscaling_group::update(
+                self.ctx,
+                &name,
+                Some((template_id, version)),
+                Some(spec.health_check_grace_period),
+            )
+            .await
+            .step("update", object.clone())?;
+            return autoscaling_group::enable_metrics(self.ctx, &name)
+                .await
+                .step("enable the metrics of", object);
+        }
         autoscaling_group::create(
             self.ctx,
             &autoscaling_group::NewGroup {
@@ -515,6 +713,8 @@ impl<'a> Creator<'a> {
                 hook_timeout: spec.lifecycle_hook_timeout,
             },
             &tags,
+            // Not propagated: instances are never part of an unfinished create.
+            &creating(spec, Default::default()),
             || {
                 self.record(|s| {
                     s.autoscaling_group_name = Some(name.clone());
@@ -523,7 +723,7 @@ impl<'a> Creator<'a> {
             },
         )
         .await
-        .step("create", format!("Auto Scaling group {name}"))
+        .step("create", object)
     }
 
     async fn scale_up_and_wait(

@@ -27,6 +27,7 @@
 //! [`policy`] and [`user_data`] build what goes into the objects; [`steps`] turns a failed
 //! step into the diagnostic the user sees.
 
+pub mod adopt;
 pub mod create;
 pub mod delete;
 pub mod duration;
@@ -122,7 +123,7 @@ impl AutohealInstance {
             }
         };
         tracing::info!(stack = spec.name, timeout = ?spec.create_timeout, "creating the stack");
-        let creator = create::Creator::new(&ctx, &spec, &zip);
+        let mut creator = create::Creator::new(&ctx, &spec, &zip);
         let result = creator.run().await;
         let stack = creator.snapshot();
         if result.is_err() && stack == Stack::default() {

@@ -29,8 +29,9 @@ pub const NAME_TAG: &str = "Name";
 /// provider (its tags find the final snapshots of a stack).
 pub const RESERVED_TAG_PREFIXES: &[&str] = &["aws:", "autoheal:"];
 
-/// Tags the provider adds to each object ([`NAME_TAG`] and [`STACK_TAG`]).
-pub const PROVIDER_TAG_COUNT: usize = 2;
+/// Tags the provider adds to each object ([`NAME_TAG`], [`STACK_TAG`] and, while its create
+/// is unfinished, `autoheal:creating`).
+pub const PROVIDER_TAG_COUNT: usize = 3;
 
 /// AWS's limit on tags per resource.
 pub const AWS_MAX_TAGS: usize = 50;

@@ -22,7 +22,7 @@ use crate::plugin::resource::{ImportResponse, ReadResponse};
 use crate::plugin::schema::Schema;
 use crate::plugin::value::Value;
 
-use super::names::{self, NAME_TAG, STACK_TAG};
+use super::names::{self, NAME_TAG, RESERVED_TAG_PREFIXES, STACK_TAG};
 use super::spec::Spec;
 use super::stack::Stack;
 use super::tagging::FINAL_SNAPSHOT_TAG;
@@ -33,10 +33,11 @@ pub fn lambda_sha_to_hex(b64: &str) -> Option<String> {
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The user's tags from an object's tags: without the provider's own and AWS's.
+/// The user's tags from an object's tags: without the provider's own (`Name` and the
+/// reserved `autoheal:` keys) and AWS's.
 fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     tags.iter()
-        .filter(|(k, _)| *k != NAME_TAG && *k != STACK_TAG && !k.starts_with("aws:"))
+        .filter(|(k, _)| *k != NAME_TAG && !RESERVED_TAG_PREFIXES.iter().any(|p| k.starts_with(p)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -11,6 +11,24 @@ use super::spec::Spec;
 /// name restores its volume from.
 pub const FINAL_SNAPSHOT_TAG: &str = "autoheal:final-snapshot";
 
+/// Tag key of the marker every object carries while the create that made it is unfinished;
+/// its value is the stack's name, so one EC2 DescribeTags finds the EC2 objects of an
+/// interrupted create. Removed from every object once the create has finished. An object
+/// carrying it was made by a create that never returned (the provider was killed): the next
+/// create of the same name adopts it instead of making a second one (see `adopt`).
+pub const CREATING_TAG: &str = "autoheal:creating";
+
+/// `tags` plus the unfinished-create marker: what a create tags a new object with.
+pub fn creating(spec: &Spec, mut tags: Tags) -> Tags {
+    tags.insert(CREATING_TAG.to_string(), spec.name.clone());
+    tags
+}
+
+/// Whether an object's tags carry the unfinished-create marker of stack `name`.
+pub fn is_creating(tags: &Tags, name: &str) -> bool {
+    tags.get(CREATING_TAG).is_some_and(|v| v == name)
+}
+
 /// The tags of one object named `<name><suffix>`.
 pub fn object_tags(spec: &Spec, name_tag: DerivedName) -> Tags {
     let mut tags = spec.tags_all.clone();

@@ -11,8 +11,8 @@
 //!   waiting until it is InService.
 
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
-    security_group, tags as aws_tags, volume, AwsError, OpContext,
+    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
+    log_group, security_group, tags as aws_tags, volume, AwsError, OpContext,
 };
 use crate::plugin::diagnostics::Diagnostics;
 use crate::plugin::resource::ApplyResponse;
@@ -297,7 +297,7 @@ async fn run(
                 .step("modify", format!("data volume {volume_id}"))?;
         }
         let (set, remove) = aws_tags::diff(&volume.tags, &object_tags(new, names::VOLUME_NAME_TAG));
-        ec2_tags(ctx, &volume_id, &set, &remove)
+        ec2_tags::set(ctx, std::slice::from_ref(&volume_id), &set, &remove)
             .await
             .step("tag", format!("data volume {volume_id}"))?;
     }
@@ -307,7 +307,7 @@ async fn run(
             .step("find", "Elastic IP")?
         {
             let (set, remove) = aws_tags::diff(&a.tags, &object_tags(new, names::EIP_NAME_TAG));
-            ec2_tags(ctx, &allocation_id, &set, &remove)
+            ec2_tags::set(ctx, std::slice::from_ref(&allocation_id), &set, &remove)
                 .await
                 .step("tag", format!("Elastic IP {allocation_id}"))?;
         }
@@ -333,9 +333,14 @@ async fn run(
                 .collect();
             for (id, tag) in objects {
                 if let Some(id) = id {
-                    ec2_tags(ctx, &id, &object_tags(new, tag), &old_keys)
-                        .await
-                        .step("tag", id.clone())?;
+                    ec2_tags::set(
+                        ctx,
+                        std::slice::from_ref(&id),
+                        &object_tags(new, tag),
+                        &old_keys,
+                    )
+                    .await
+                    .step("tag", id.clone())?;
                 }
             }
         }
@@ -370,7 +375,7 @@ async fn run(
                 &Default::default(),
                 &object_tags(new, names::SECURITY_GROUP),
             );
-            ec2_tags(ctx, &g.group_id, &set, &remove)
+            ec2_tags::set(ctx, std::slice::from_ref(&g.group_id), &set, &remove)
                 .await
                 .step("tag", format!("security group {}", g.group_id))?;
             g.group_id
@@ -383,6 +388,7 @@ async fn run(
                 &vpc_id,
                 &new.ssh_ingress_cidrs,
                 &object_tags(new, names::SECURITY_GROUP),
+                |id| stack.security_group_id = Some(id.to_string()),
             )
             .await
             .step(
@@ -490,7 +496,7 @@ async fn run(
             .filter(|k| !new.tags_all.contains_key(*k))
             .cloned()
             .collect();
-        ec2_tags(ctx, i, &group_tags, &removed)
+        ec2_tags::set(ctx, std::slice::from_ref(i), &group_tags, &removed)
             .await
             .step("tag", format!("instance {i}"))?;
     }
@@ -520,42 +526,6 @@ async fn run(
         stack.instance_id = serving;
     } else {
         stack.instance_id = serving;
-    }
-    Ok(())
-}
-
-async fn ec2_tags(
-    ctx: &OpContext,
-    id: &str,
-    set: &aws_tags::Tags,
-    remove: &[String],
-) -> Result<(), AwsError> {
-    if !remove.is_empty() {
-        ctx.call("ec2:DeleteTags", &[], || {
-            ctx.clients
-                .ec2
-                .delete_tags()
-                .resources(id)
-                .set_tags(Some(
-                    remove
-                        .iter()
-                        .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())
-                        .collect(),
-                ))
-                .send()
-        })
-        .await?;
-    }
-    if !set.is_empty() {
-        ctx.call("ec2:CreateTags", &[], || {
-            ctx.clients
-                .ec2
-                .create_tags()
-                .resources(id)
-                .set_tags(Some(aws_tags::ec2(set)))
-                .send()
-        })
-        .await?;
     }
     Ok(())
 }

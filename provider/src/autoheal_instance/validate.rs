@@ -1532,6 +1532,9 @@ mod tests {
         let many: Vec<(String, String)> = (0..49).map(|i| (format!("k{i}"), "v".into())).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         fails_at(&with(&[("tags", map(&many))]), "tags");
-        passes(&with(&[("tags", map(&many[..48]))]));
+        passes(&with(&[(
+            "tags",
+            map(&many[..AWS_MAX_TAGS - PROVIDER_TAG_COUNT]),
+        )]));
     }
 }

@@ -70,11 +70,13 @@ fn template(id: &str, version: i64) -> LaunchTemplateSpecification {
 
 /// Creates the group at size 0 with its launch hook (default result ABANDON: an instance the
 /// function never served is not put in service) and enables group metrics.
+/// `tags` propagate to the instances it launches, `own_tags` stay on the group.
 /// `created` hears when the group exists, before the metrics call that may fail.
 pub async fn create(
     ctx: &OpContext,
     g: &NewGroup<'_>,
     tags: &Tags,
+    own_tags: &Tags,
     created: impl FnOnce(),
 ) -> Result<(), AwsError> {
     let hook = LifecycleHookSpecification::builder()
@@ -96,7 +98,7 @@ pub async fn create(
             .health_check_type("EC2")
             .health_check_grace_period(g.health_check_grace_period)
             .lifecycle_hook_specification_list(hook.clone())
-            .set_tags(Some(autoscaling(g.name, tags)))
+            .set_tags(Some(group_tags(g.name, tags, own_tags)))
             .send()
     })
     .await?;
@@ -106,11 +108,26 @@ pub async fn create(
         "created Auto Scaling group at size 0 with its launch hook"
     );
     created();
+    enable_metrics(ctx, g.name).await
+}
+
+/// The group's tags: `tags` propagated at launch, `own_tags` not.
+fn group_tags(group: &str, tags: &Tags, own_tags: &Tags) -> Vec<aws_sdk_autoscaling::types::Tag> {
+    let mut all = autoscaling(group, tags);
+    all.extend(autoscaling(group, own_tags).into_iter().map(|mut t| {
+        t.propagate_at_launch = Some(false);
+        t
+    }));
+    all
+}
+
+/// Turns on the group's CloudWatch metrics (idempotent).
+pub async fn enable_metrics(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
     ctx.call("autoscaling:EnableMetricsCollection", &[], || {
         ctx.clients
             .autoscaling
             .enable_metrics_collection()
-            .auto_scaling_group_name(g.name)
+            .auto_scaling_group_name(name)
             .granularity("1Minute")
             .send()
     })

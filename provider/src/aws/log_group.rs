@@ -12,8 +12,8 @@ pub struct LogGroupInfo {
     pub retention_days: Option<i32>,
 }
 
-/// Creates the group and sets its retention. An existing group of that name is adopted only
-/// when `adopt` says so (the caller checks it belongs to this stack).
+/// Creates the group and sets its retention. `created` hears when the group exists, before
+/// the retention call that may fail.
 pub async fn create(
     ctx: &OpContext,
     name: &str,

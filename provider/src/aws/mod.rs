@@ -18,6 +18,7 @@
 pub mod address;
 pub mod autoscaling_group;
 pub mod context;
+pub mod ec2_tags;
 pub mod error;
 pub mod event_rule;
 pub mod iam_role;

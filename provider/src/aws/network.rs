@@ -328,38 +328,7 @@ pub async fn delete_vpc(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
         let Some(id) = igw.internet_gateway_id() else {
             continue;
         };
-        match ctx
-            .call(
-                "ec2:DetachInternetGateway",
-                &["DependencyViolation"],
-                || {
-                    ctx.clients
-                        .ec2
-                        .detach_internet_gateway()
-                        .internet_gateway_id(id)
-                        .vpc_id(vpc_id)
-                        .send()
-                },
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.is_code(&["Gateway.NotAttached"]) => {}
-            Err(e) => return Err(e),
-        }
-        ctx.delete(
-            "ec2:DeleteInternetGateway",
-            &["DependencyViolation"],
-            || {
-                ctx.clients
-                    .ec2
-                    .delete_internet_gateway()
-                    .internet_gateway_id(id)
-                    .send()
-            },
-        )
-        .await?;
-        tracing::info!(internet_gateway_id = id, "deleted internet gateway");
+        delete_internet_gateway(ctx, id, Some(vpc_id)).await?;
     }
     let tables = ctx
         .call("ec2:DescribeRouteTables", &[], || {
@@ -423,5 +392,48 @@ pub async fn delete_vpc(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
     })
     .await?;
     tracing::info!(vpc_id, "deleted VPC");
+    Ok(())
+}
+
+/// Deletes an internet gateway, detaching it from `attached_to` first (idempotent).
+pub async fn delete_internet_gateway(
+    ctx: &OpContext,
+    id: &str,
+    attached_to: Option<&str>,
+) -> Result<(), AwsError> {
+    if let Some(vpc_id) = attached_to {
+        match ctx
+            .call(
+                "ec2:DetachInternetGateway",
+                &["DependencyViolation"],
+                || {
+                    ctx.clients
+                        .ec2
+                        .detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(vpc_id)
+                        .send()
+                },
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() || e.is_code(&["Gateway.NotAttached"]) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    ctx.delete(
+        "ec2:DeleteInternetGateway",
+        &["DependencyViolation"],
+        || {
+            ctx.clients
+                .ec2
+                .delete_internet_gateway()
+                .internet_gateway_id(id)
+                .send()
+        },
+    )
+    .await?;
+    tracing::info!(internet_gateway_id = id, "deleted internet gateway");
     Ok(())
 }

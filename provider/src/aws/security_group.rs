@@ -40,6 +40,7 @@ pub async fn create(
     vpc_id: &str,
     ssh_cidrs: &[String],
     tags: &Tags,
+    created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
     let out = ctx
         .call(
@@ -62,6 +63,8 @@ pub async fn create(
         .ok_or_else(|| AwsError::other("ec2:CreateSecurityGroup", "no group id in the answer"))?
         .to_string();
     tracing::info!(security_group_id = id, "created security group");
+    // Recorded before the ingress call, which may fail.
+    created(&id);
     if !ssh_cidrs.is_empty() {
         authorize_ssh(ctx, &id, ssh_cidrs).await?;
     }

@@ -172,6 +172,12 @@ pub async fn create(
     Ok(id)
 }
 
+/// Waits until the volume is available (a volume made by an interrupted create may still be
+/// `creating`).
+pub async fn wait_available(ctx: &OpContext, volume_id: &str) -> Result<(), AwsError> {
+    wait_state(ctx, volume_id, VolumeState::Available).await
+}
+
 async fn wait_state(ctx: &OpContext, volume_id: &str, wanted: VolumeState) -> Result<(), AwsError> {
     ctx.wait_for(
         &format!("volume {volume_id} to be {}", wanted.as_str()),

@@ -1,0 +1,91 @@
+//! Tags of EC2 objects of any kind (VPC, subnet, gateway, route table, security group,
+//! volume, Elastic IP, launch template): EC2 tags them all through one API, so one place
+//! changes them and one call finds every object carrying a given tag.
+
+use aws_sdk_ec2::types::Filter;
+
+use super::context::OpContext;
+use super::error::AwsError;
+use super::tags::{ec2, Tags};
+
+/// Sets `set` and removes the keys `remove` on every object of `ids` (one call each way:
+/// EC2 takes many resources per call).
+pub async fn set(
+    ctx: &OpContext,
+    ids: &[String],
+    set: &Tags,
+    remove: &[String],
+) -> Result<(), AwsError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if !remove.is_empty() {
+        ctx.call("ec2:DeleteTags", &[], || {
+            ctx.clients
+                .ec2
+                .delete_tags()
+                .set_resources(Some(ids.to_vec()))
+                .set_tags(Some(
+                    remove
+                        .iter()
+                        .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())
+                        .collect(),
+                ))
+                .send()
+        })
+        .await?;
+    }
+    if !set.is_empty() {
+        ctx.call("ec2:CreateTags", &[], || {
+            ctx.clients
+                .ec2
+                .create_tags()
+                .set_resources(Some(ids.to_vec()))
+                .set_tags(Some(ec2(set)))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// One EC2 object carrying a tag: its kind as DescribeTags names it (`vpc`, `subnet`,
+/// `internet-gateway`, `route-table`, `security-group`, `volume`, `elastic-ip`,
+/// `launch-template`, `instance`, ...) and its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged {
+    pub kind: String,
+    pub id: String,
+}
+
+/// Every EC2 object of the region carrying the tag `key = value`, all kinds in one listing.
+pub async fn find_tagged(ctx: &OpContext, key: &str, value: &str) -> Result<Vec<Tagged>, AwsError> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ctx
+            .call("ec2:DescribeTags", &[], || {
+                ctx.clients
+                    .ec2
+                    .describe_tags()
+                    .filters(Filter::builder().name("key").values(key).build())
+                    .filters(Filter::builder().name("value").values(value).build())
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+        found.extend(out.tags().iter().filter_map(|t| {
+            Some(Tagged {
+                kind: t
+                    .resource_type()
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default(),
+                id: t.resource_id()?.to_string(),
+            })
+        }));
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(found),
+        }
+    }
+}
