@@ -187,10 +187,13 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
     // The handler's digest is known at plan time: the shipped zip's, or the user's file's.
     // So a new handler shows as a change, and an unchanged one never does.
     let sha = match planned.attr("handler_zip") {
-        Value::String(path) => std::fs::read(path)
+        // Regular files only: a device such as /dev/zero would be read until memory runs
+        // out, and a FIFO would block the plan.
+        Value::String(path) if Path::new(path).is_file() => std::fs::read(path)
             .map(|b| Value::String(crate::handler_zip::sha256_hex(&b)))
-            // A missing file is reported below; the digest is simply not known.
             .unwrap_or(Value::Unknown),
+        // A missing file (or not a file) is reported below; the digest is simply not known.
+        Value::String(_) => Value::Unknown,
         Value::Null => match planned.attr("lambda_architecture").as_str() {
             Some(arch) if crate::handler_zip::shipped(arch).is_some() => {
                 Value::String(crate::handler_zip::shipped_sha256().to_string())
