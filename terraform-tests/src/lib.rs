@@ -16,12 +16,14 @@
 //! * [`local_aws`]: a local AWS (moto, extended, in its own process) per test, its control
 //!   API, SDK clients pointed at it, and helpers (polling, the pattern built through the SDK).
 //! * [`sweeper`]: what a test left behind in the local AWS, by tag and name prefix.
+//! * [`saved_plan`]: a plan as data (`plan -out`, then `show -json`).
 
 pub mod connection_counter;
 pub mod local_aws;
 pub mod output;
 pub mod plugin_client;
 pub mod process;
+pub mod saved_plan;
 pub mod sweeper;
 pub mod terraform;
 

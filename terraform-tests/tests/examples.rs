@@ -2,7 +2,9 @@
 //! offline from the filesystem mirror, `validate` accepts them, and `plan` shows what a user
 //! would see. No AWS account is involved: every AWS endpoint points at a local listener.
 
+use serde_json::{json, Value};
 use terraform_tests::output::planned_attribute;
+use terraform_tests::saved_plan::{plan_saved, SavedPlan};
 use terraform_tests::{
     example_dir, provider_version, terraform_versions, CommandOutput, ConnectionCounter, Options,
     Terraform, TerraformBinary, PROVIDER_SOURCE,
@@ -42,6 +44,46 @@ fn assert_planned(tf: &TerraformBinary, plan: &CommandOutput, name: &str, value:
         Some(value),
         "{}: the plan should show {name} = {value}\n{plan}",
         tf.name
+    );
+}
+
+/// `terraform validate` must accept the example.
+fn validate(tf: &TerraformBinary, terraform: &Terraform) {
+    let validate = terraform
+        .validate()
+        .unwrap_or_else(|e| panic!("{}: validate failed: {e:#}", tf.name));
+    assert!(
+        validate.stdout.contains("The configuration is valid"),
+        "{}: {validate}",
+        tf.name
+    );
+}
+
+/// Asserts that the saved plan has `attribute = expected` for the resource at `address`.
+fn assert_after(
+    tf: &TerraformBinary,
+    plan: &SavedPlan,
+    address: &str,
+    attribute: &str,
+    expected: Value,
+) {
+    assert_eq!(
+        plan.after(address, attribute),
+        Some(&expected),
+        "{}: {address}.{attribute} in the plan\n{}",
+        tf.name,
+        plan.plan
+    );
+}
+
+/// Planning a new stack needs no AWS call: the counter must have seen none.
+fn assert_no_aws_calls(tf: &TerraformBinary, counter: &ConnectionCounter, example: &str) {
+    assert_eq!(
+        counter.connections(),
+        0,
+        "{}: planning examples/{example} needs no AWS call, but these were made: {:?}",
+        tf.name,
+        counter.requests()
     );
 }
 
@@ -183,5 +225,122 @@ fn existing_subnet_example_requires_the_subnet_id() {
             tf.name
         );
         assert!(plan.combined().contains("subnet_id"), "{}: {plan}", tf.name);
+    }
+}
+
+#[test]
+fn for_each_example_plans_one_stack_per_key() {
+    let keys = ["billing", "ledger", "reports"];
+    for tf in terraform_versions() {
+        eprintln!("=== {}: examples/for-each", tf.name);
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(options(&tf, "for-each", &counter)).unwrap();
+        init(&tf, &terraform);
+        validate(&tf, &terraform);
+        let plan = plan_saved(&terraform).unwrap_or_else(|e| panic!("{}: {e:#}", tf.name));
+        assert!(
+            plan.plan
+                .stdout
+                .contains("Plan: 3 to add, 0 to change, 0 to destroy."),
+            "{}: {}",
+            tf.name,
+            plan.plan
+        );
+        let mut addresses = plan.addresses();
+        addresses.sort_unstable();
+        let expected: Vec<String> = keys
+            .iter()
+            .map(|k| format!("autoheal_instance.app[\"{k}\"]"))
+            .collect();
+        assert_eq!(addresses, expected, "{}: {}", tf.name, plan.plan);
+
+        // Each key's own values from the map, and a stack name of its own.
+        let per_key = [
+            ("billing", "ap-southeast-2a", "t3.micro", 10),
+            ("ledger", "ap-southeast-2b", "t3.small", 20),
+            ("reports", "ap-southeast-2c", "t3.micro", 50),
+        ];
+        for (key, zone, instance_type, volume_size) in per_key {
+            let address = format!("autoheal_instance.app[\"{key}\"]");
+            assert_after(&tf, &plan, &address, "name", json!(format!("demo-{key}")));
+            assert_after(&tf, &plan, &address, "availability_zone", json!(zone));
+            assert_after(&tf, &plan, &address, "instance_type", json!(instance_type));
+            assert_after(&tf, &plan, &address, "volume_size", json!(volume_size));
+            assert_after(
+                &tf,
+                &plan,
+                &address,
+                "autoscaling_group_name",
+                json!(format!("demo-{key}-asg")),
+            );
+            assert_after(
+                &tf,
+                &plan,
+                &address,
+                "tags",
+                json!({"Application": key, "Environment": "demo"}),
+            );
+            assert!(
+                plan.is_unknown(&address, "public_ip"),
+                "{}: {address}.public_ip is only known after apply\n{}",
+                tf.name,
+                plan.plan
+            );
+        }
+        assert_no_aws_calls(&tf, &counter, "for-each");
+    }
+}
+
+#[test]
+fn default_tags_example_merges_provider_tags_under_the_resource_tags() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}: examples/default-tags", tf.name);
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(
+            options(&tf, "default-tags", &counter).with_var("owner", "billing-team"),
+        )
+        .unwrap();
+        init(&tf, &terraform);
+        validate(&tf, &terraform);
+        let plan = plan_saved(&terraform).unwrap_or_else(|e| panic!("{}: {e:#}", tf.name));
+        let address = "autoheal_instance.app";
+        // `tags` stays what the resource says ...
+        assert_after(
+            &tf,
+            &plan,
+            address,
+            "tags",
+            json!({"Application": "demo-app", "Environment": "demo"}),
+        );
+        // ... and `tags_all` adds the provider's default_tags, known at plan time, with the
+        // resource's Environment winning over the provider's "shared" and the -var reaching
+        // the provider block.
+        assert_after(
+            &tf,
+            &plan,
+            address,
+            "tags_all",
+            json!({
+                "Application": "demo-app",
+                "CostCenter": "cc-1234",
+                "Environment": "demo",
+                "Owner": "billing-team",
+            }),
+        );
+        assert!(
+            !plan.is_unknown(address, "tags_all"),
+            "{}: tags_all is known at plan time\n{}",
+            tf.name,
+            plan.plan
+        );
+        assert!(
+            plan.plan
+                .stdout
+                .contains("\"Owner\"       = \"billing-team\""),
+            "{}: the plan text should show the merged tags:\n{}",
+            tf.name,
+            plan.plan
+        );
+        assert_no_aws_calls(&tf, &counter, "default-tags");
     }
 }
