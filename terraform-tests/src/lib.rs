@@ -17,8 +17,11 @@
 //!   API, SDK clients pointed at it, and helpers (polling, the pattern built through the SDK).
 //! * [`sweeper`]: what a test left behind in the local AWS, by tag and name prefix.
 //! * [`saved_plan`]: a plan as data (`plan -out`, then `show -json`).
+//! * [`docs`]: docs/ generated from the provider's schema and the templates in docs/templates/
+//!   (`tools/gen-docs`, checked by `tests/docs.rs`).
 
 pub mod connection_counter;
+pub mod docs;
 pub mod local_aws;
 pub mod output;
 pub mod plugin_client;
