@@ -829,6 +829,86 @@ async fn events_not_for_this_group_are_refused_without_any_mutating_call() {
     );
 }
 
+/// Events of another kind naming our group and hook (another detail-type, another source, the
+/// terminate transition): refused before any AWS call. The unchanged event, delivered after
+/// them, does make calls: the empty call logs are not the counter missing the handler's calls.
+#[tokio::test]
+async fn other_event_kinds_for_this_group_are_refused_without_any_aws_call() {
+    let h = Heal::new("kinds", |b| b).await;
+    let instance = h.first_launch().await;
+    let event = h.launch_event(&instance.id).await;
+    // The heal's own invocation is over, so every call from here on is one of ours.
+    h.invocation(&instance.id, |i| i.outcome == Outcome::Success)
+        .await;
+    let aws_calls = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.service != "lambda")
+            .map(|c| format!("{} {}", c.service, c.operation))
+            .collect()
+    };
+    let kinds: [(&[&str], Value, &str); 4] = [
+        (
+            &["detail-type"],
+            json!("EC2 Instance-terminate Lifecycle Action"),
+            "detail-type",
+        ),
+        (
+            &["detail-type"],
+            json!("EC2 Instance Launch Successful"),
+            "detail-type",
+        ),
+        (&["source"], json!("aws.ec2"), "source"),
+        (
+            &["detail", "LifecycleTransition"],
+            json!("autoscaling:EC2_INSTANCE_TERMINATING"),
+            "transition",
+        ),
+    ];
+    for (path, value, reason_mentions) in kinds {
+        let mut other = event.clone();
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = &mut other;
+        for key in parents {
+            at = &mut at[*key];
+        }
+        at[*last] = value.clone();
+        h.control().clear_calls().await.unwrap();
+        let refused = h.stack.invoke(&h.clients, &other).await.unwrap();
+        assert_eq!(
+            refused.function_error, None,
+            "{path:?}: {}",
+            refused.payload
+        );
+        assert_eq!(
+            refused.payload["outcome"], "refused",
+            "{path:?}={value}: {}",
+            refused.payload
+        );
+        let reason = refused.payload["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(reason_mentions), "{path:?}: {reason}");
+        assert_eq!(
+            aws_calls(&h.control().calls().await.unwrap()),
+            Vec::<String>::new(),
+            "{path:?}={value}: no AWS call"
+        );
+    }
+
+    // The control: the same event unchanged is ours, and is looked into.
+    h.control().clear_calls().await.unwrap();
+    let again = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(
+        again.payload["outcome"], "already_completed",
+        "{}",
+        again.payload
+    );
+    assert!(
+        !aws_calls(&h.control().calls().await.unwrap()).is_empty(),
+        "the call log saw none of the handler's calls"
+    );
+    h.assert_volume_attached_to(&instance.id).await;
+}
+
 // --- 6. volume in another AZ ----------------------------------------------------------------
 
 #[tokio::test]
