@@ -31,24 +31,62 @@ fn docs_are_generated_from_the_current_schema_and_templates() {
     }
 }
 
+/// A resource that uses the provider: without one, Terraform prunes the provider from
+/// `validate` and never asks it to validate its block.
+const USES_THE_PROVIDER: &str = r#"
+resource "autoheal_instance" "uses_the_provider" {
+  name              = "uses-the-provider"
+  availability_zone = "ap-southeast-2a"
+  ami               = "ami-0720cb7af233b0529"
+}
+"#;
+
 /// The provider example on docs/index.md sets every argument (the generator checks that);
-/// here Terraform validates it, so the page never shows a configuration the provider refuses.
+/// here the provider validates it, so the page never shows a configuration the provider
+/// refuses. The control (the same example with a bad region) must fail, which shows that the
+/// provider did see the block.
 #[test]
 fn the_provider_example_with_every_argument_is_valid() {
     let dir = workspace_root().join("docs/templates/provider");
     for tf in terraform_versions() {
-        eprintln!("=== {}: docs/templates/provider", tf.name);
-        let terraform = Terraform::new(tf.options(&dir)).unwrap();
-        terraform
-            .init()
-            .unwrap_or_else(|e| panic!("{}: init failed: {e:#}", tf.name));
-        let validate = terraform
-            .validate()
-            .unwrap_or_else(|e| panic!("{}: validate failed: {e:#}", tf.name));
-        assert!(
-            validate.stdout.contains("The configuration is valid"),
-            "{}: {validate}",
-            tf.name
-        );
+        for control in [false, true] {
+            eprintln!(
+                "=== {}: docs/templates/provider (control: {control})",
+                tf.name
+            );
+            let terraform = Terraform::new(tf.options(&dir)).unwrap();
+            let wd = terraform.working_dir();
+            std::fs::write(wd.join("uses_the_provider.tf"), USES_THE_PROVIDER).unwrap();
+            if control {
+                // The region line of the provider block, whatever its alignment.
+                let main = std::fs::read_to_string(wd.join("main.tf")).unwrap();
+                let region_lines: Vec<&str> = main
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("region "))
+                    .collect();
+                assert_eq!(region_lines.len(), 1, "one region line in {main}");
+                let bad = main.replace(region_lines[0], "  region = \"nowhere\"");
+                std::fs::write(wd.join("main.tf"), bad).unwrap();
+            }
+            terraform
+                .init()
+                .unwrap_or_else(|e| panic!("{}: init failed: {e:#}", tf.name));
+            let validate = terraform.run(&["validate", "-no-color"], false).unwrap();
+            if control {
+                assert_eq!(validate.exit_code, 1, "{}: {validate}", tf.name);
+                assert!(
+                    validate.combined().contains("Invalid AWS region"),
+                    "{}: the provider should refuse the control's region: {validate}",
+                    tf.name
+                );
+            } else {
+                assert_eq!(validate.exit_code, 0, "{}: {validate}", tf.name);
+                assert!(
+                    validate.stdout.contains("The configuration is valid"),
+                    "{}: {validate}",
+                    tf.name
+                );
+            }
+        }
     }
 }
