@@ -227,6 +227,16 @@ pub struct Call {
     pub fault: Option<String>,
     #[serde(default)]
     pub duration_ms: f64,
+    /// The access key id that signed the call.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The Lambda function whose attempt's credentials signed the call (`None`: another
+    /// caller, e.g. the provider or the test), as CloudTrail's userIdentity names it.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// That attempt's request id.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl Call {
