@@ -266,7 +266,8 @@ fn ms(d: Duration) -> u128 {
 #[derive(Debug, Clone)]
 struct Look {
     at: Instant,
-    /// EC2 state of every instance EC2 lists.
+    /// EC2 state of the instances that could hold the volume or the address (see
+    /// [`Watcher::look`]), looked at before everything else.
     states: BTreeMap<String, String>,
     group: Vec<GroupInstance>,
     /// The volume's attachments: (instance, state).
@@ -360,11 +361,11 @@ struct Watcher<'a> {
     looks: u64,
     violations: Vec<String>,
     open: Option<OpenHeal>,
-    /// Heals that settled: kill -> settled.
+    /// Heals seen settled by a look: kill -> the first look that saw the stack whole.
     healed: Vec<Duration>,
-    /// Heals cut short by the next kill before they settled.
-    interrupted: u32,
     last: Option<Look>,
+    /// The last few instances killed (newest last).
+    recent_victims: Vec<String>,
 }
 
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -373,22 +374,36 @@ impl<'a> Watcher<'a> {
     async fn look(&mut self) -> anyhow::Result<Look> {
         let ec2 = &self.clients.ec2;
         let at = Instant::now();
-        let out = ec2
-            .describe_instances()
-            .send()
-            .await
-            .map_err(|e| anyhow!("DescribeInstances: {}", err_text(&e)))?;
-        let states = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| {
-                Some((
-                    i.instance_id()?.to_string(),
-                    i.state()?.name()?.as_str().to_string(),
-                ))
-            })
-            .collect();
+        // The instances that can hold the volume or the address: those of the group and the
+        // holders at the last look, and the last victims. Not every instance: EC2 keeps the
+        // terminated ones listed, and describing hundreds of them on every poll would slow
+        // the local AWS (one process) and so the heals being measured.
+        let mut ids: BTreeSet<String> = self.recent_victims.iter().cloned().collect();
+        if let Some(last) = &self.last {
+            ids.extend(last.group.iter().map(|i| i.id.clone()));
+            ids.extend(last.attachments.iter().map(|(i, _)| i.clone()));
+            ids.extend(last.address_on.iter().cloned());
+        }
+        let mut states = BTreeMap::new();
+        if !ids.is_empty() {
+            let out = ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| anyhow!("DescribeInstances: {}", err_text(&e)))?;
+            states = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(|i| {
+                    Some((
+                        i.instance_id()?.to_string(),
+                        i.state()?.name()?.as_str().to_string(),
+                    ))
+                })
+                .collect();
+        }
         // Then the group, the volume and the address, together.
         let (group, v, a) = tokio::join!(
             group_instances(&self.clients.autoscaling, &self.target.group),
@@ -499,8 +514,9 @@ impl<'a> Watcher<'a> {
             .send()
             .await
             .map_err(|e| anyhow!("TerminateInstances {victim}: {}", err_text(&e)))?;
-        if self.open.is_some() {
-            self.interrupted += 1;
+        self.recent_victims.push(victim.to_string());
+        if self.recent_victims.len() > 3 {
+            self.recent_victims.remove(0);
         }
         self.open = Some(OpenHeal {
             killed_at: Instant::now(),
@@ -556,12 +572,21 @@ fn stage_at_kill(calls: &[Call], victim: &str) -> &'static str {
     }
 }
 
-/// Each kill's heal time from the local AWS's call log: from the test's TerminateInstances of
-/// the victim to the next successful CompleteLifecycleAction CONTINUE by a Lambda (the
-/// handler sends it only after it has seen the volume attached and the address associated);
-/// `None` when the next kill came first (the heal was cut short). Both times are the
-/// server's, so the figure carries no polling delay.
-fn heal_times(calls: &[Call], victims: &BTreeSet<String>) -> Vec<Option<Duration>> {
+/// One kill's heal in the local AWS's call log.
+#[derive(Debug, Clone, Copy)]
+struct Heal {
+    /// The test's TerminateInstances of the victim.
+    kill_seq: u64,
+    /// The next successful CompleteLifecycleAction CONTINUE by a Lambda (the handler sends it
+    /// only after it has seen the volume attached and the address associated).
+    continue_seq: u64,
+    took: Duration,
+}
+
+/// Each kill's heal from the local AWS's call log; `None` when the next kill came before the
+/// next CONTINUE (the heal was cut short). Both times are the server's, so the figure carries
+/// no polling delay.
+fn heals_in(calls: &[Call], victims: &BTreeSet<String>) -> Vec<Option<Heal>> {
     let time = |c: &Call| parse_utc(&c.time).unwrap_or(f64::NAN);
     let kills: Vec<&Call> = calls
         .iter()
@@ -591,10 +616,49 @@ fn heal_times(calls: &[Call], victims: &BTreeSet<String>) -> Vec<Option<Duration
                 .iter()
                 .find(|c| c.seq > kill.seq)
                 .filter(|c| c.seq < next_kill)
-                .map(|c| Duration::from_secs_f64((time(c) - time(kill)).max(0.0)))
+                .map(|c| Heal {
+                    kill_seq: kill.seq,
+                    continue_seq: c.seq,
+                    took: Duration::from_secs_f64((time(c) - time(kill)).max(0.0)),
+                })
         })
         .collect()
 }
+
+/// The calls between a heal's kill and its CONTINUE, one per line with the offset from the
+/// kill and who made it: what a slow heal waited for.
+fn timeline(calls: &[Call], heal: &Heal) -> String {
+    let time = |c: &Call| parse_utc(&c.time).unwrap_or(f64::NAN);
+    let Some(kill) = calls.iter().find(|c| c.seq == heal.kill_seq) else {
+        return String::new();
+    };
+    calls
+        .iter()
+        .filter(|c| c.seq >= heal.kill_seq && c.seq <= heal.continue_seq)
+        .filter(|c| c.seq == heal.kill_seq || c.function.is_some())
+        .map(|c| {
+            let who = match (&c.function, &c.request_id) {
+                (Some(_), Some(r)) => format!("lambda {}", &r[..r.len().min(8)]),
+                _ => "test".to_string(),
+            };
+            format!(
+                "  +{:>5.0} ms {who:<15} {} {} {}{}",
+                (time(c) - time(kill)) * 1000.0,
+                c.operation,
+                c.params,
+                c.status,
+                c.error_code
+                    .as_deref()
+                    .map(|e| format!(" {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Heals slower than this have their call timeline printed.
+const SLOW_HEAL: Duration = Duration::from_secs(1);
 
 #[test]
 fn chaos_heal_soak() {
@@ -624,8 +688,8 @@ fn chaos_heal_soak() {
         violations: Vec::new(),
         open: None,
         healed: Vec::new(),
-        interrupted: 0,
         last: None,
+        recent_victims: Vec::new(),
     };
     let mut killed: BTreeSet<String> = BTreeSet::new();
     let mut failure: Option<String> = None;
@@ -715,8 +779,15 @@ fn chaos_heal_soak() {
     t.destroy().unwrap_or_else(|e| panic!("destroy: {e:#}"));
     let leaked = world.leaked("chaos");
 
-    let times = heal_times(&calls, &killed);
-    let mut heals: Vec<Duration> = times.iter().flatten().copied().collect();
+    let times = heals_in(&calls, &killed);
+    for heal in times.iter().flatten().filter(|h| h.took > SLOW_HEAL) {
+        eprintln!(
+            "slow heal ({} ms), the Lambdas' calls from the kill to the CONTINUE:\n{}",
+            ms(heal.took),
+            timeline(&calls, heal)
+        );
+    }
+    let mut heals: Vec<Duration> = times.iter().flatten().map(|h| h.took).collect();
     heals.sort();
     let interrupted = times.iter().filter(|t| t.is_none()).count();
     let too_slow = heals.iter().filter(|t| **t > bound).count();
