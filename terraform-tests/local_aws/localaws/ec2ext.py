@@ -8,6 +8,9 @@
   a terminated or shutting-down instance fails as on AWS (``InvalidInstanceID``,
   ``The terminated instance 'i-..' is not in a valid state for this
   operation.``); moto associated it.
+* A terminated instance's private IPv4 addresses return to its subnet, as
+  on AWS; moto never freed them, so a group replacing instances in a /24
+  failed at about the 250th launch.
 * AttachVolume checks what AWS checks: the volume must be in the instance's
   Availability Zone (``InvalidVolume.ZoneMismatch``) and not in use
   (``VolumeInUse``, also while a previous detach is still in progress).
@@ -289,14 +292,34 @@ def install(world_ref: Any) -> None:
 
     orig_terminate = inst.Instance.terminate
 
+    def release_private_ips(instance: Any) -> None:
+        # The private IPv4 addresses of a terminated instance return to its subnet (AWS
+        # deletes the primary network interface made at launch with the instance). moto frees
+        # them only when the Instance object is garbage collected, which never happens since
+        # terminated instances stay listed: a /24 ran out after about 250 launches and the
+        # group's next replacement failed (StopIteration, HTTP 500 on TerminateInstances).
+        # The set is emptied so that a later collection cannot free them a second time.
+        try:
+            subnet = instance.ec2_backend.get_subnet(instance.subnet_id) if instance.subnet_id else None
+        except Exception:
+            subnet = None
+        if subnet is None:
+            return
+        for ip in list(instance._private_ips):
+            subnet.del_subnet_ip(ip)
+        instance._private_ips.clear()
+
     def terminate(self: Any) -> Any:
-        if self._state.name != "terminated":
+        live = self._state.name != "terminated"
+        if live:
             nics = list(getattr(self, "nics", {}).values())
             for eip in list(self.ec2_backend.addresses):
                 if (eip.instance is not None and eip.instance.id == self.id) or (eip.eni is not None and eip.eni in nics):
                     log.info("instance %s terminating: disassociating %s", self.id, eip.public_ip)
                     self.ec2_backend.disassociate_address(address=eip.public_ip)
         previous = orig_terminate(self)
+        if live:
+            release_private_ips(self)
         world_ref().lifecycle.on_instance_terminated(self.id)
         return previous
 

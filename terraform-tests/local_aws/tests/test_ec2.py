@@ -126,6 +126,30 @@ def test_no_association_with_a_terminated_instance(server, net):
     ec2.delete_volume(VolumeId=vol)
 
 
+def test_terminated_instances_give_their_private_addresses_back(server):
+    """A /28 holds 11 instances (AWS keeps 5 addresses); launching and terminating 40 one
+    after another must keep working, reusing the freed addresses, and live instances never
+    share one."""
+    server.reset()
+    ec2 = server.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.0.0/28", AvailabilityZone="ap-southeast-2a")["Subnet"]["SubnetId"]
+
+    def launch():
+        return ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+
+    live = [launch() for _ in range(3)]
+    seen = set()
+    for _ in range(40):
+        new = launch()
+        ips = [i["PrivateIpAddress"] for i in live] + [new["PrivateIpAddress"]]
+        assert len(set(ips)) == len(ips), ips
+        seen.add(new["PrivateIpAddress"])
+        ec2.terminate_instances(InstanceIds=[live.pop(0)["InstanceId"]])
+        live.append(new)
+    assert len(seen) < 40, "freed addresses are used again"
+
+
 def test_group_termination_paths_disassociate_too(server, net):
     """An ABANDONed launch and an Auto Scaling termination release the EIP as well."""
     ec2 = server.client("ec2")
