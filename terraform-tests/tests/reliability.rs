@@ -787,6 +787,8 @@ fn chaos_heal_soak() {
             timeline(&calls, heal)
         );
     }
+    // Fewer than planned when the soak stopped on a failure.
+    let done = killed.len();
     let mut heals: Vec<Duration> = times.iter().flatten().map(|h| h.took).collect();
     heals.sort();
     let interrupted = times.iter().filter(|t| t.is_none()).count();
@@ -794,12 +796,13 @@ fn chaos_heal_soak() {
     let mut observed = w.healed.clone();
     observed.sort();
     eprintln!(
-        "RELIABILITY chaos seed={seed} kills={kills} kills_mid_heal={} heals_attempted={kills} \
+        "RELIABILITY chaos seed={seed} kills_planned={kills} kills={done} kills_mid_heal={} \
+         heals_attempted={done} \
          heals_completed={} interrupted={interrupted} over_bound={too_slow} stuck={} \
          p50_ms={} p90_ms={} max_ms={} observed_settled={} observed_p50_ms={} \
          observed_p90_ms={} observed_max_ms={} bound_ms={} looks={} violations={} \
          pending_actions_left={} leaked={} clock_scale={CLOCK_SCALE} soak_s={:.1} total_s={:.1}",
-        kills as u32 - stages.get(STAGE_DONE).copied().unwrap_or(0),
+        done as u32 - stages.get(STAGE_DONE).copied().unwrap_or(0),
         heals.len(),
         u32::from(failure.is_some()),
         ms(percentile(&heals, 50.0)),
@@ -825,6 +828,7 @@ fn chaos_heal_soak() {
         "seed {seed}: invariants broken: {:?}",
         w.violations
     );
+    assert_eq!(done, kills, "every planned kill was made");
     assert_eq!(times.len(), kills, "every kill is in the call log");
     assert!(
         times.last().is_some_and(Option::is_some),
