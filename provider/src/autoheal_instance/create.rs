@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use crate::aws::{
     address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
-    log_group, network, security_group, volume, AwsError, OpContext,
+    log_group, network, security_group, volume, OpContext,
 };
 
 use super::adopt::{self, Leftovers};
@@ -164,48 +164,48 @@ impl<'a> Creator<'a> {
         ids.first()
     }
 
-    /// Takes `autoheal:creating` off every object of the finished stack. A failure here
-    /// leaves a working stack: it is logged, not reported as a failed create (which would
-    /// make Terraform replace the stack).
+    /// Takes `autoheal:creating` off every object of the finished stack: the named objects
+    /// first, then every EC2 object in one DeleteTags, the commit point: while any EC2 object
+    /// is still marked, a create of this name adopts the named ones too, marked or not (see
+    /// [`adopt::find`]). A failure here leaves a working stack: it is logged, not reported as
+    /// a failed create (which would make Terraform replace the stack).
     async fn unmark(&self) {
         let (ctx, spec) = (self.ctx, self.spec);
         let key = vec![CREATING_TAG.to_string()];
         let none = Default::default();
+        let stack = self.snapshot();
         let group = derived(names::AUTOSCALING_GROUP, spec);
-        let function = self.snapshot().lambda_function_arn.unwrap_or_default();
+        let function = stack.lambda_function_arn.unwrap_or_default();
         let role = names::lambda_role_name(&spec.name, ctx.region());
-        let rule = self.snapshot().event_rule_arn.unwrap_or_default();
+        let rule = stack.event_rule_arn.unwrap_or_default();
         let logs = derived(names::LOG_GROUP, spec);
-        let ec2 = async {
-            let found = ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name).await?;
-            let ids: Vec<String> = found.into_iter().map(|t| t.id).collect();
-            ec2_tags::set(ctx, &ids, &none, &key).await
-        };
         let logs = async {
             match log_group::find(ctx, &logs).await?.and_then(|l| l.arn) {
                 Some(arn) => log_group::set_tags(ctx, &arn, &none, &key).await,
                 None => Ok(()),
             }
         };
-        let results: [(&str, Result<(), AwsError>); 6] = {
-            let (a, b, c, d, e, f) = tokio::join!(
-                ec2,
-                autoscaling_group::set_tags(ctx, &group, &none, &key),
-                lambda_function::set_tags(ctx, &function, &none, &key),
-                iam_role::set_tags(ctx, &role, &none, &key),
-                event_rule::set_tags(ctx, &rule, &none, &key),
-                logs,
-            );
-            [
-                ("EC2 objects", a),
-                ("Auto Scaling group", b),
-                ("Lambda function", c),
-                ("IAM role", d),
-                ("EventBridge rule", e),
-                ("log group", f),
-            ]
-        };
-        for (what, result) in results {
+        let (a, b, c, d, e) = tokio::join!(
+            autoscaling_group::set_tags(ctx, &group, &none, &key),
+            lambda_function::set_tags(ctx, &function, &none, &key),
+            iam_role::set_tags(ctx, &role, &none, &key),
+            event_rule::set_tags(ctx, &rule, &none, &key),
+            logs,
+        );
+        let ec2 = async {
+            let found = ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name).await?;
+            let ids: Vec<String> = found.into_iter().map(|t| t.id).collect();
+            ec2_tags::set(ctx, &ids, &none, &key).await
+        }
+        .await;
+        for (what, result) in [
+            ("Auto Scaling group", a),
+            ("Lambda function", b),
+            ("IAM role", c),
+            ("EventBridge rule", d),
+            ("log group", e),
+            ("EC2 objects", ec2),
+        ] {
             if let Err(e) = result {
                 tracing::warn!(
                     stack = spec.name,
@@ -306,15 +306,10 @@ impl<'a> Creator<'a> {
             vpc_id,
             "deleting the unfinished network of an interrupted create, to make it again"
         );
-        network::delete_vpc(ctx, vpc_id)
+        // Also deletes a gateway made but never attached (it is not in the VPC).
+        network::delete_vpc(ctx, vpc_id, (names::STACK_TAG, &self.spec.name))
             .await
             .step("delete", format!("unfinished VPC {vpc_id}"))?;
-        // A gateway made but never attached is not in the VPC: delete it by id.
-        for igw in &left.internet_gateway_ids {
-            network::delete_internet_gateway(ctx, igw, None)
-                .await
-                .step("delete", format!("unfinished internet gateway {igw}"))?;
-        }
         Ok(None)
     }
 
@@ -387,7 +382,7 @@ impl<'a> Creator<'a> {
         }
         if let Some(id) = self.leftover("volume", &self.leftovers.volume_ids) {
             self.record(|s| s.volume_id = Some(id.clone()));
-            volume::wait_available(ctx, id)
+            volume::wait_created(ctx, id)
                 .await
                 .step("wait for", format!("volume {id}"))?;
             return volume::find(ctx, id)
@@ -408,7 +403,9 @@ impl<'a> Creator<'a> {
         .await
         .step("find", "final snapshot of a previous stack")?;
         let snapshot_id = match &previous {
-            Some((id, _)) => {
+            Some(volume::FinalSnapshot {
+                snapshot_id: id, ..
+            }) => {
                 tracing::info!(
                     snapshot_id = id,
                     stack = spec.name,

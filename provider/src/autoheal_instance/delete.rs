@@ -14,16 +14,17 @@
 //! by hand, succeeds. A failed final snapshot stops the volume's deletion: the volume stays,
 //! and so does its state entry.
 
+use crate::aws::tags::Tags;
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
-    network, security_group, volume, OpContext,
+    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
+    log_group, network, security_group, volume, AwsError, OpContext,
 };
 
 use super::names;
 use super::spec::Spec;
 use super::stack::Stack;
 use super::steps::{StepError, StepResult};
-use super::tagging::final_snapshot_tags;
+use super::tagging::{final_snapshot_tags, FINAL_SNAPSHOT_TOKEN_TAG};
 
 /// What a destroy left behind on purpose, for the user to know.
 #[derive(Debug, Default)]
@@ -118,10 +119,12 @@ pub async fn delete(
         left.security_group_id = None;
         if spec.creates_network() {
             if let Some(vpc) = &stack.vpc_id {
-                network::delete_vpc(ctx, vpc).await.step(
-                    "delete",
-                    format!("VPC {vpc} and its subnet, gateway and routes"),
-                )?;
+                network::delete_vpc(ctx, vpc, (names::STACK_TAG, &spec.name))
+                    .await
+                    .step(
+                        "delete",
+                        format!("VPC {vpc} and its subnet, gateway and routes"),
+                    )?;
             }
         }
         left.vpc_id = None;
@@ -187,17 +190,9 @@ async fn delete_volume(
             Ok((None, None))
         }
         _ => {
-            let snapshot = volume::snapshot(
-                ctx,
-                id,
-                &format!(
-                    "autoheal final snapshot of stack {} (volume {id})",
-                    spec.name
-                ),
-                &final_snapshot_tags(spec),
-            )
-            .await
-            .step("take the final snapshot of", object())?;
+            let snapshot = final_snapshot(ctx, spec, id, &info.tags)
+                .await
+                .step("take the final snapshot of", object())?;
             tracing::info!(
                 snapshot_id = snapshot,
                 volume_id = id,
@@ -208,6 +203,55 @@ async fn delete_volume(
             Ok((Some(snapshot), None))
         }
     }
+}
+
+/// The final snapshot of volume `id`. A destroy tags the volume with a token before it
+/// starts the snapshot, and the snapshot with the same token, so a destroy that was
+/// interrupted after starting it is finished with that snapshot, not a second one. Any update
+/// of the stack removes the token from the volume (it is not among the tags the volume
+/// should have), so once the volume may have been written again a new snapshot is taken.
+async fn final_snapshot(
+    ctx: &OpContext,
+    spec: &Spec,
+    id: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    if let Some(token) = tags.get(FINAL_SNAPSHOT_TOKEN_TAG) {
+        if let Some(snapshot) =
+            volume::find_snapshot(ctx, id, FINAL_SNAPSHOT_TOKEN_TAG, token).await?
+        {
+            tracing::info!(
+                snapshot_id = snapshot,
+                volume_id = id,
+                "an interrupted destroy already started the final snapshot: finishing with it"
+            );
+            volume::wait_snapshot(ctx, &snapshot, id).await?;
+            return Ok(snapshot);
+        }
+    }
+    let token = format!(
+        "{:x}-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+        std::process::id()
+    );
+    let mut token_tag = Tags::new();
+    token_tag.insert(FINAL_SNAPSHOT_TOKEN_TAG.to_string(), token);
+    ec2_tags::set(ctx, &[id.to_string()], &token_tag, &[]).await?;
+    let mut snapshot_tags = final_snapshot_tags(spec);
+    snapshot_tags.extend(token_tag);
+    volume::snapshot(
+        ctx,
+        id,
+        &format!(
+            "autoheal final snapshot of stack {} (volume {id})",
+            spec.name
+        ),
+        &snapshot_tags,
+    )
+    .await
 }
 
 async fn release_address(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<(), StepError> {

@@ -63,6 +63,29 @@ pub async fn read(ctx: &OpContext, state: Value) -> ReadResponse {
     }
 }
 
+/// Whether the launch template or the VPC the provider made for the stack still exists.
+async fn rest_left(
+    ctx: &OpContext,
+    spec: &Spec,
+    stack: &Stack,
+) -> Result<bool, crate::aws::AwsError> {
+    if let Some(id) = &stack.launch_template_id {
+        let version = stack.launch_template_version.unwrap_or(1);
+        if launch_template::find_version(ctx, id, version)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    match &stack.vpc_id {
+        Some(vpc) if spec.creates_network() => {
+            Ok(crate::aws::network::find_vpc(ctx, vpc).await?.is_some())
+        }
+        _ => Ok(false),
+    }
+}
+
 /// The refreshed state, `Null` when nothing of the stack is left.
 pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnostics> {
     let spec = Spec::from_value(&state);
@@ -120,7 +143,18 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         sg.map_err(aws_err)?,
     );
 
-    if group.is_none() && function.is_none() && rule.is_none() && vol.is_none() && addr.is_none() {
+    // Gone only when nothing of it is left, down to the network: a destroy interrupted in its
+    // last steps leaves the template, the security group or the VPC, which the next destroy
+    // must still find in the state.
+    let nothing_named_left = group.is_none()
+        && function.is_none()
+        && rule.is_none()
+        && logs.is_none()
+        && role.is_none()
+        && vol.is_none()
+        && addr.is_none()
+        && sg.is_none();
+    if nothing_named_left && !rest_left(ctx, &spec, &stack).await.map_err(aws_err)? {
         tracing::info!(
             stack = spec.name,
             "nothing of the stack is left: it will be created again"
@@ -140,12 +174,26 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             .await
             .ok()
             .flatten();
-            return Err(Diagnostics::from_error(
-                format!(
-                    "The data volume {id} of stack {} no longer exists",
-                    spec.name
-                ),
-                format!(
+            // A destroy that stopped midway (its group is already gone) deleted the volume
+            // after its final snapshot, or by `volume_on_destroy = "delete"`: nothing is lost,
+            // and the next destroy must be able to finish.
+            let destroyed = group.is_none()
+                && (spec.volume_on_destroy == "delete"
+                    || snapshot.as_ref().is_some_and(|s| s.volume_id == *id));
+            if destroyed {
+                tracing::info!(
+                    volume_id = id,
+                    final_snapshot = snapshot.as_ref().map(|s| s.snapshot_id.as_str()),
+                    "the data volume was deleted by an unfinished destroy"
+                );
+                set_str(&mut state, "volume_id", None);
+            } else {
+                return Err(Diagnostics::from_error(
+                    format!(
+                        "The data volume {id} of stack {} no longer exists",
+                        spec.name
+                    ),
+                    format!(
                     "The provider does not replace a data volume with an empty one. To restore \
                      the data, create a volume in {} from the volume's newest snapshot{} (EC2 \
                      console: Snapshots, or `aws ec2 describe-snapshots --owner-ids self \
@@ -154,10 +202,14 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                      (`terraform state rm`) and import the stack again.",
                     spec.availability_zone,
                     snapshot
-                        .map(|(s, _)| format!(" (the newest final snapshot of this stack is {s})"))
+                        .map(|s| format!(
+                            " (the newest final snapshot of this stack is {})",
+                            s.snapshot_id
+                        ))
                         .unwrap_or_default()
                 ),
-            ));
+                ));
+            }
         }
         (_, Some(v)) => {
             set_int(&mut state, "volume_size", Some(v.size));

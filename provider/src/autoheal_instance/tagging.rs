@@ -29,6 +29,11 @@ pub fn is_creating(tags: &Tags, name: &str) -> bool {
     tags.get(CREATING_TAG).is_some_and(|v| v == name)
 }
 
+/// Tag key, on the data volume and on its final snapshot, of the token a destroy gives the
+/// snapshot it takes: a destroy interrupted after starting the snapshot is finished with it,
+/// not with a second one.
+pub const FINAL_SNAPSHOT_TOKEN_TAG: &str = "autoheal:final-snapshot-token";
+
 /// The tags of one object named `<name><suffix>`.
 pub fn object_tags(spec: &Spec, name_tag: DerivedName) -> Tags {
     let mut tags = spec.tags_all.clone();

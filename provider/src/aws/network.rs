@@ -306,7 +306,32 @@ pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsE
 /// Deletes a VPC the provider created and everything in it that the provider created: the
 /// gateway (detached first), the non-main route tables (disassociated first), the subnets.
 /// DependencyViolation is retried: network interfaces of a terminated instance linger.
-pub async fn delete_vpc(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
+/// Gateways tagged `owner_tag` that are attached to nothing go too: one made but never
+/// attached, or detached by a delete that stopped before deleting it, is no longer in the VPC.
+pub async fn delete_vpc(
+    ctx: &OpContext,
+    vpc_id: &str,
+    owner_tag: (&str, &str),
+) -> Result<(), AwsError> {
+    let owned = ctx
+        .call("ec2:DescribeInternetGateways", &[], || {
+            ctx.clients
+                .ec2
+                .describe_internet_gateways()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{}", owner_tag.0))
+                        .values(owner_tag.1)
+                        .build(),
+                )
+                .send()
+        })
+        .await?;
+    for igw in owned.internet_gateways() {
+        if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
+            delete_internet_gateway(ctx, id, None).await?;
+        }
+    }
     if find_vpc(ctx, vpc_id).await?.is_none() {
         return Ok(());
     }

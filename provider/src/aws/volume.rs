@@ -91,12 +91,20 @@ pub async fn find(ctx: &OpContext, volume_id: &str) -> Result<Option<VolumeInfo>
 
 /// The newest completed final snapshot of a stack named `stack` (tagged by
 /// [`snapshot`]), owned by this account.
+/// A completed final snapshot of a stack's data volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinalSnapshot {
+    pub snapshot_id: String,
+    /// The volume it was taken of.
+    pub volume_id: String,
+}
+
 pub async fn newest_final_snapshot(
     ctx: &OpContext,
     stack_tag: &str,
     stack: &str,
     final_tag: (&str, &str),
-) -> Result<Option<(String, i32)>, AwsError> {
+) -> Result<Option<FinalSnapshot>, AwsError> {
     let out = ctx
         .call("ec2:DescribeSnapshots", &[], || {
             ctx.clients
@@ -124,11 +132,9 @@ pub async fn newest_final_snapshot(
         .iter()
         .filter(|s| s.snapshot_id().is_some())
         .max_by_key(|s| s.start_time().map(|t| (t.secs(), t.subsec_nanos())))
-        .map(|s| {
-            (
-                s.snapshot_id().unwrap_or_default().to_string(),
-                s.volume_size().unwrap_or_default(),
-            )
+        .map(|s| FinalSnapshot {
+            snapshot_id: s.snapshot_id().unwrap_or_default().to_string(),
+            volume_id: s.volume_id().unwrap_or_default().to_string(),
         }))
 }
 
@@ -168,22 +174,32 @@ pub async fn create(
     );
     // Recorded before the wait: a failed wait must not lose the volume.
     created(&id);
-    wait_state(ctx, &id, VolumeState::Available).await?;
+    wait_state(ctx, &id, &[VolumeState::Available]).await?;
     Ok(id)
 }
 
-/// Waits until the volume is available (a volume made by an interrupted create may still be
-/// `creating`).
-pub async fn wait_available(ctx: &OpContext, volume_id: &str) -> Result<(), AwsError> {
-    wait_state(ctx, volume_id, VolumeState::Available).await
+/// Waits until the volume has been created: `available`, or `in-use` (a volume made by an
+/// interrupted create may still be `creating`, or already attached by the heal path).
+pub async fn wait_created(ctx: &OpContext, volume_id: &str) -> Result<(), AwsError> {
+    wait_state(
+        ctx,
+        volume_id,
+        &[VolumeState::Available, VolumeState::InUse],
+    )
+    .await
 }
 
-async fn wait_state(ctx: &OpContext, volume_id: &str, wanted: VolumeState) -> Result<(), AwsError> {
+async fn wait_state(
+    ctx: &OpContext,
+    volume_id: &str,
+    wanted: &[VolumeState],
+) -> Result<(), AwsError> {
+    let names: Vec<&str> = wanted.iter().map(|w| w.as_str()).collect();
     ctx.wait_for(
-        &format!("volume {volume_id} to be {}", wanted.as_str()),
+        &format!("volume {volume_id} to be {}", names.join(" or ")),
         || async {
             Ok(match find(ctx, volume_id).await? {
-                Some(v) if v.state == wanted.as_str() => Poll::Ready(()),
+                Some(v) if names.contains(&v.state.as_str()) => Poll::Ready(()),
                 Some(v) if v.state == "error" => {
                     return Err(AwsError::other(
                         "ec2:CreateVolume",
@@ -337,14 +353,51 @@ pub async fn snapshot(
         .ok_or_else(|| AwsError::other("ec2:CreateSnapshot", "no snapshot id in the answer"))?
         .to_string();
     tracing::info!(snapshot_id = id, volume_id, "final snapshot started");
+    wait_snapshot(ctx, &id, volume_id).await?;
+    Ok(id)
+}
+
+/// A snapshot of `volume_id` tagged `key = value` that has not failed, if any.
+pub async fn find_snapshot(
+    ctx: &OpContext,
+    volume_id: &str,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = ctx
+        .call("ec2:DescribeSnapshots", &[], || {
+            ctx.clients
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(
+                    Filter::builder()
+                        .name("volume-id")
+                        .values(volume_id)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{key}"))
+                        .values(value)
+                        .build(),
+                )
+                .send()
+        })
+        .await?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .filter(|s| s.state().map(|s| s.as_str()) != Some("error"))
+        .find_map(|s| s.snapshot_id().map(str::to_string)))
+}
+
+/// Waits until snapshot `id` (of `volume_id`) is completed.
+pub async fn wait_snapshot(ctx: &OpContext, id: &str, volume_id: &str) -> Result<(), AwsError> {
     ctx.wait_for(&format!("snapshot {id} to complete"), || async {
         let out = ctx
             .find("ec2:DescribeSnapshots", || {
-                ctx.clients
-                    .ec2
-                    .describe_snapshots()
-                    .snapshot_ids(&id)
-                    .send()
+                ctx.clients.ec2.describe_snapshots().snapshot_ids(id).send()
             })
             .await?;
         let snap = out.as_ref().and_then(|o| o.snapshots().first());
@@ -365,7 +418,7 @@ pub async fn snapshot(
     })
     .await?;
     tracing::info!(snapshot_id = id, volume_id, "final snapshot completed");
-    Ok(id)
+    Ok(())
 }
 
 /// Deletes the volume; VolumeInUse (a detach still settling) is retried.

@@ -1,0 +1,358 @@
+//! The provider killed (SIGKILL) in the middle of `apply` and of `destroy`, at chosen points:
+//! the next `apply` adopts what the interrupted create made (every object of an unfinished
+//! create carries `autoheal:creating`) and converges to one stack, no object twice; the next
+//! `destroy` finishes the job and the sweeper finds nothing but the final snapshot.
+//!
+//! A point is an AWS operation: the local AWS holds the first call of it for a moment (a
+//! latency fault), the test sees the fault fire and kills the provider process serving this
+//! test's Terraform (found by its AWS_ENDPOINT_URL), so the call completes with nobody left to
+//! hear the answer: the hardest case, an object made but never recorded. Terraform saves no
+//! state for a create whose provider died.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use terraform_tests::local_aws::control::Fault;
+use terraform_tests::local_aws::helpers::{address_status, group_instances, volume_status};
+use terraform_tests::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use terraform_tests::sweeper::Sweeper;
+use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
+
+/// How long the local AWS holds the call the provider dies in.
+const HOLD_MS: u64 = 1500;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
+}
+
+struct World {
+    aws: LocalAws,
+    clients: Clients,
+    rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn start() -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let aws = LocalAws::start_with(AwsOptions {
+            clock_scale: 0.02,
+            ..AwsOptions::default()
+        })
+        .expect("starting the local AWS");
+        let clients = rt.block_on(aws.clients());
+        World { aws, clients, rt }
+    }
+
+    fn terraform(&self, tf: &TerraformBinary, name: &str, log_dir: Option<&str>) -> Terraform {
+        let mut options = tf
+            .options(fixture())
+            .with_var("names", format!("[{name:?}]"))
+            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
+            .with_env("AWS_REGION", self.aws.region())
+            .with_env("AWS_ACCESS_KEY_ID", "test")
+            .with_env("AWS_SECRET_ACCESS_KEY", "test")
+            .with_env("AWS_EC2_METADATA_DISABLED", "true");
+        if let Some(dir) = log_dir {
+            options = options
+                .with_env("TF_LOG", "debug")
+                .with_env("TF_LOG_PATH", format!("{dir}/{name}.log"));
+        }
+        let mut t = Terraform::new(options).unwrap();
+        t.set_timeout(Duration::from_secs(300));
+        t.init()
+            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
+        t
+    }
+
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Runs `terraform ARGS` with the provider killed during the first call of `operation`.
+    /// Returns Terraform's output; panics if the point was never reached.
+    fn run_killed_at(&self, t: &Terraform, args: &[&str], operation: &str) -> String {
+        let control = self.aws.control();
+        let rule = self
+            .block(control.add_fault(&Fault::latency(operation, HOLD_MS).count(1)))
+            .unwrap();
+        let endpoint = self.aws.endpoint().to_string();
+        let killed = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                // Until the fault fires, then kill; Terraform's run ends either way.
+                let deadline = Instant::now() + Duration::from_secs(240);
+                while Instant::now() < deadline {
+                    let fired = self
+                        .block(control.faults())
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|f| f.id == rule && f.fired > 0);
+                    if fired {
+                        return kill_providers_using(&endpoint);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                0
+            });
+            let out = t.run(args, true).unwrap();
+            (watcher.join().unwrap(), out)
+        });
+        let (killed, out) = killed;
+        // The held call completes on the server: let it, then lift the fault.
+        std::thread::sleep(Duration::from_millis(HOLD_MS + 500));
+        self.block(control.clear_faults()).unwrap();
+        assert!(
+            killed > 0,
+            "{operation}: the point was never reached (no provider killed): {out}"
+        );
+        assert_ne!(
+            out.exit_code, 0,
+            "{operation}: Terraform must fail when its provider dies: {out}"
+        );
+        out.combined()
+    }
+
+    /// Exactly one of each object of stack `name` (nothing twice), none still marked as
+    /// being created, and the instance served.
+    fn assert_one_stack(&self, name: &str, stack: &Json, point: &str) {
+        let c = &self.clients;
+        self.block(async {
+            let tagged = |key: &str, value: &str| {
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(format!("tag:{key}"))
+                    .values(value)
+                    .build()
+            };
+            let vols = c
+                .ec2
+                .describe_volumes()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(vols.volumes().len(), 1, "{point}: one volume: {vols:?}");
+            let vpcs = c
+                .ec2
+                .describe_vpcs()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(vpcs.vpcs().len(), 1, "{point}: one VPC: {vpcs:?}");
+            let subnets = c
+                .ec2
+                .describe_subnets()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(subnets.subnets().len(), 1, "{point}: one subnet");
+            let igws = c
+                .ec2
+                .describe_internet_gateways()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(igws.internet_gateways().len(), 1, "{point}: one gateway");
+            let sgs = c
+                .ec2
+                .describe_security_groups()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                sgs.security_groups().len(),
+                1,
+                "{point}: one security group"
+            );
+            let addrs = c
+                .ec2
+                .describe_addresses()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(addrs.addresses().len(), 1, "{point}: one address");
+            let lts = c
+                .ec2
+                .describe_launch_templates()
+                .filters(tagged("autoheal:stack", name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(lts.launch_templates().len(), 1, "{point}: one template");
+            let marked = c
+                .ec2
+                .describe_tags()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("key")
+                        .values("autoheal:creating")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                marked.tags().is_empty(),
+                "{point}: the finished stack is unmarked: {:?}",
+                marked.tags()
+            );
+            let group = format!("{name}-asg");
+            let g = c
+                .autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(&group)
+                .send()
+                .await
+                .unwrap();
+            let g = &g.auto_scaling_groups()[0];
+            assert!(
+                !g.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("autoheal:creating")),
+                "{point}: group unmarked"
+            );
+            let instances = group_instances(&c.autoscaling, &group).await.unwrap();
+            let serving: Vec<_> = instances
+                .iter()
+                .filter(|i| i.lifecycle_state == "InService")
+                .collect();
+            assert_eq!(serving.len(), 1, "{point}: one instance: {instances:?}");
+            let v = volume_status(&c.ec2, stack["volume_id"].as_str().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                v.attachment.as_ref().map(|a| a.instance_id.as_str()),
+                Some(serving[0].id.as_str()),
+                "{point}: volume on the instance"
+            );
+            let a = address_status(&c.ec2, stack["allocation_id"].as_str().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                a.instance_id.as_deref(),
+                Some(serving[0].id.as_str()),
+                "{point}: address on the instance"
+            );
+        });
+    }
+}
+
+/// SIGKILLs every `terraform-provider-autoheal*` process whose environment points AWS at
+/// `endpoint` (this test's local AWS: other tests' providers are left alone). Returns how many.
+fn kill_providers_using(endpoint: &str) -> usize {
+    let wanted = format!("AWS_ENDPOINT_URL={endpoint}");
+    let mut killed = 0;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // comm is cut at 15 bytes: "terraform-provi".
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let is_provider = exe.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .starts_with("terraform-provider-autoheal")
+        });
+        if !is_provider || !comm.starts_with("terraform-prov") {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let ours = environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes());
+        if ours {
+            // SAFETY: kill(2) with a pid read from /proc; no memory is touched.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                eprintln!("[crash] SIGKILL provider pid {pid}");
+                killed += 1;
+            }
+        }
+    }
+    killed
+}
+
+fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
+    tf_versions.last().cloned().expect("a Terraform")
+}
+
+const APPLY: &[&str] = &["apply", "-no-color", "-input=false", "-auto-approve"];
+const DESTROY: &[&str] = &["destroy", "-no-color", "-input=false", "-auto-approve"];
+
+/// For each (create point, destroy point): a fresh stack; apply killed at the create point;
+/// apply again converges to one stack; destroy killed at the destroy point; destroy again
+/// leaves nothing but the final snapshot.
+fn crash_and_recover(points: &[(&str, &str)]) {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    // AUTOHEAL_CRASH_ONLY=Operation runs only the points of that create operation (to
+    // reproduce one); AUTOHEAL_CRASH_TF_LOG=DIR keeps Terraform's and the provider's debug
+    // logs there.
+    let only = std::env::var("AUTOHEAL_CRASH_ONLY").ok();
+    let log_dir = std::env::var("AUTOHEAL_CRASH_TF_LOG").ok();
+    for (i, (create_point, destroy_point)) in points.iter().enumerate() {
+        if only.as_deref().is_some_and(|o| o != *create_point) {
+            continue;
+        }
+        let name = format!("crash{i}");
+        eprintln!("=== {name}: kill during {create_point}, then during destroy's {destroy_point}");
+        let t = world.terraform(&tf, &name, log_dir.as_deref());
+        let _guard = t.destroy_guard();
+        t.set_var("ssh_ingress_cidrs", r#"["203.0.113.0/24"]"#);
+        world.run_killed_at(&t, APPLY, create_point);
+        t.apply()
+            .unwrap_or_else(|e| panic!("{create_point}: the apply after the crash: {e:#}"));
+        let stacks = t.output("stacks").expect("output stacks");
+        world.assert_one_stack(&name, &stacks[&name], create_point);
+        t.plan()
+            .map(|p| assert_eq!(p.exit_code, 0, "{create_point}: empty plan: {p}"))
+            .unwrap();
+
+        world.run_killed_at(&t, DESTROY, destroy_point);
+        t.destroy()
+            .unwrap_or_else(|e| panic!("{destroy_point}: the destroy after the crash: {e:#}"));
+        world.block(Sweeper::for_stack(&world.clients, &name).assert_nothing_left(true));
+    }
+}
+
+/// Every create step, first half: the network, the security group and step 1's other parts.
+#[test]
+fn killed_during_the_first_create_steps_and_destroy_converges() {
+    crash_and_recover(&[
+        ("CreateVpc", "UpdateAutoScalingGroup"),
+        ("CreateSubnet", "DeleteAutoScalingGroup"),
+        ("AttachInternetGateway", "DeleteFunction"),
+        ("AssociateRouteTable", "DeleteRule"),
+        ("AuthorizeSecurityGroupIngress", "DeleteRole"),
+        ("CreateVolume", "DeleteVolume"),
+        ("AllocateAddress", "ReleaseAddress"),
+        ("CreateLogGroup", "DeleteLogGroup"),
+        ("CreateRole", "DeleteLaunchTemplate"),
+    ]);
+}
+
+/// Every create step, second half: what needs step 1, the group, the scale-up and the end.
+#[test]
+fn killed_during_the_last_create_steps_and_destroy_converges() {
+    crash_and_recover(&[
+        ("PutRule", "DeleteSecurityGroup"),
+        ("PutRolePolicy", "DeleteVpc"),
+        ("CreateLaunchTemplate", "DeleteSubnet"),
+        ("CreateFunction", "DetachInternetGateway"),
+        ("PutTargets", "RemoveTargets"),
+        ("AddPermission", "DeleteRolePolicy"),
+        ("CreateAutoScalingGroup", "DescribeVolumes"),
+        ("UpdateAutoScalingGroup", "DeleteRouteTable"),
+        ("DeleteTags", "UpdateAutoScalingGroup"),
+    ]);
+}
