@@ -5,12 +5,15 @@
 //! <name>` until that create has finished ([`super::tagging::CREATING_TAG`]), so the next
 //! create of the same name finds them here and uses them instead of making a second set.
 //! An object of this stack's name *without* the marker belongs to a finished stack: that is
-//! refused with "import it", never taken over.
+//! refused with "import it", never taken over. The one exception is the end of a create,
+//! which unmarks the named objects first and all EC2 objects last in one call: while EC2
+//! objects are still marked, the named ones are adopted marked or not.
 //!
 //! Finding costs one EC2 DescribeTags (every EC2 object with the marker, whatever its kind)
 //! and one finder per named object (group, function, role, rule, log group), all at once.
 
 use crate::aws::ec2_tags::{self, Tagged};
+use crate::aws::tags::Tags;
 use crate::aws::{autoscaling_group, event_rule, iam_role, lambda_function, log_group, OpContext};
 
 use super::names::{self, DerivedName};
@@ -119,23 +122,26 @@ pub async fn find(ctx: &OpContext, spec: &Spec) -> Result<Leftovers, StepError> 
     );
     let mut left = Leftovers::default();
     left.add_ec2(ec2.step("look for", object.clone())?);
+    // The create was not finished while any EC2 object still carries the marker.
+    let unfinished = !left.is_empty();
+    let creating = |tags: &Tags| unfinished || is_creating(tags, &spec.name);
 
     // Named objects: with the marker they are adopted, without it they are a finished stack.
     let mut finished = Vec::new();
     if let Some(g) = g.step("check for", object.clone())? {
-        match is_creating(&g.tags, &spec.name) {
+        match creating(&g.tags) {
             true => left.group = true,
             false => finished.push(format!("Auto Scaling group {group}")),
         }
     }
     if let Some(f) = f.step("check for", object.clone())? {
-        match is_creating(&f.tags, &spec.name) {
+        match creating(&f.tags) {
             true => left.function = true,
             false => finished.push(format!("Lambda function {function}")),
         }
     }
     if let Some(r) = r.step("check for", object.clone())? {
-        match is_creating(&r.tags, &spec.name) {
+        match creating(&r.tags) {
             true => left.role_arn = Some(r.arn),
             false => finished.push(format!("IAM role {role}")),
         }
@@ -144,7 +150,7 @@ pub async fn find(ctx: &OpContext, spec: &Spec) -> Result<Leftovers, StepError> 
         let tags = event_rule::tags(ctx, &e.arn)
             .await
             .step("read the tags of", format!("EventBridge rule {rule}"))?;
-        match is_creating(&tags, &spec.name) {
+        match creating(&tags) {
             true => left.rule = true,
             false => finished.push(format!("EventBridge rule {rule}")),
         }
@@ -156,7 +162,7 @@ pub async fn find(ctx: &OpContext, spec: &Spec) -> Result<Leftovers, StepError> 
         let tags = log_group::tags(ctx, &arn)
             .await
             .step("read the tags of", format!("log group {logs}"))?;
-        left.log_group = is_creating(&tags, &spec.name);
+        left.log_group = creating(&tags);
     }
 
     if finished.is_empty() {
