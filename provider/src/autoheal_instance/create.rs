@@ -816,11 +816,11 @@ pub fn policy_scope(
         allocation_id: allocation_id.to_string(),
         autoscaling_group_name: derived(names::AUTOSCALING_GROUP, spec),
         log_group_name: derived(names::LOG_GROUP, spec),
-        // EBS records the key ARN on the volume whatever form the user gave (id, alias).
-        kms_key_arn: spec
-            .volume_kms_key_id
-            .as_ref()
-            .and(volume.kms_key_id.clone()),
+        // The key that encrypts the volume, as EBS records it (a key ARN, whatever form the
+        // user gave): the one of `volume_kms_key_id`, but also of a user's volume or of a
+        // snapshot restored with its own key. Attaching needs KMS access to it; the policy
+        // names that one key.
+        kms_key_arn: volume.kms_key_id.clone(),
     })
 }
 

@@ -670,7 +670,9 @@ impl Validator<'_> {
                             ),
                         );
                     } else if let Some(size) = size.filter(|s| *s > 0) {
-                        if iops > baseline && iops > per_gib * size {
+                        // Saturating: a huge `volume_size` must not wrap into a bogus limit.
+                        let allowed = i64::saturating_mul(per_gib, size);
+                        if iops > baseline && iops > allowed {
                             self.error(
                                 root("volume_iops"),
                                 "Too many IOPS for the volume size",
@@ -678,7 +680,7 @@ impl Validator<'_> {
                                     "{vtype:?} volumes allow at most {per_gib} IOPS per GiB: \
                                      {} IOPS for {size} GiB; got {iops}. Lower `volume_iops` \
                                      or raise `volume_size` to at least {} GiB.",
-                                    per_gib * size,
+                                    allowed,
                                     (iops + per_gib - 1) / per_gib
                                 ),
                             );
