@@ -96,6 +96,19 @@ need_cmd() {
   done
 }
 
+# lint_env: sets the array LINT_ENV to the `env VAR=...` prefix that makes clippy-driver
+# the workspace's rustc wrapper (empty when clippy is not installed). Every workspace
+# build (tools/test, tools/demo) uses it: cargo fingerprints the wrapper, so a build
+# without it would compile our crates again. clippy-driver compiles exactly like rustc and
+# prints clippy's lints as warnings on the way (see tools/test).
+lint_env() {
+  local driver
+  LINT_ENV=()
+  if driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"; then
+    LINT_ENV=(env "RUSTC_WORKSPACE_WRAPPER=$driver" "CLIPPY_ARGS=")
+  fi
+}
+
 # check_platform: the binaries we install are linux/amd64 only; fail early and
 # clearly instead of with "exec format error" later.
 check_platform() {
