@@ -30,10 +30,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// producing a provider that fails at apply.
 fn embed_handler_zip() {
     println!("cargo:rerun-if-env-changed=AUTOHEAL_HANDLER_ZIP");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     let manifest = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    // tools/build-handler writes into cargo's target directory: CARGO_TARGET_DIR when the
+    // user set one (build scripts inherit it), else the workspace's target/.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../target"));
     let path = std::env::var_os("AUTOHEAL_HANDLER_ZIP")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../target/handler/x86_64/bootstrap.zip"));
+        .unwrap_or_else(|| target_dir.join("handler/x86_64/bootstrap.zip"));
     println!("cargo:rerun-if-changed={}", path.display());
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
