@@ -16,6 +16,7 @@
 //! * [`local_aws`]: a local AWS (moto, extended, in its own process) per test, its control
 //!   API, SDK clients pointed at it, and helpers (polling, the pattern built through the SDK).
 //! * [`sweeper`]: what a test left behind in the local AWS, by tag and name prefix.
+//! * [`stack_world`]: one stack test's local AWS, clients and copies of `fixtures/stack`.
 //! * [`saved_plan`]: a plan as data (`plan -out`, then `show -json`).
 //! * [`docs`]: docs/ generated from the provider's schema and the templates in docs/templates/
 //!   (`tools/gen-docs`, checked by `tests/docs.rs`).
@@ -27,6 +28,7 @@ pub mod output;
 pub mod plugin_client;
 pub mod process;
 pub mod saved_plan;
+pub mod stack_world;
 pub mod sweeper;
 pub mod terraform;
 

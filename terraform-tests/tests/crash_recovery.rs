@@ -9,68 +9,44 @@
 //! hear the answer: the hardest case, an object made but never recorded. Terraform saves no
 //! state for a create whose provider died.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use terraform_tests::local_aws::control::Fault;
 use terraform_tests::local_aws::helpers::{address_status, group_instances, volume_status};
-use terraform_tests::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use terraform_tests::stack_world::{self, DEFAULT_STACK_COMMAND_TIMEOUT};
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 
 /// How long the local AWS holds the call the provider dies in.
 const HOLD_MS: u64 = 1500;
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
-}
+/// The stack tests' world, with the crash points.
+struct World(stack_world::World);
 
-struct World {
-    aws: LocalAws,
-    clients: Clients,
-    rt: tokio::runtime::Runtime,
+impl std::ops::Deref for World {
+    type Target = stack_world::World;
+    fn deref(&self) -> &stack_world::World {
+        &self.0
+    }
 }
 
 impl World {
     fn start() -> World {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let aws = LocalAws::start_with(AwsOptions {
-            clock_scale: 0.02,
-            ..AwsOptions::default()
-        })
-        .expect("starting the local AWS");
-        let clients = rt.block_on(aws.clients());
-        World { aws, clients, rt }
+        World(stack_world::World::start(0.02))
     }
 
+    /// The fixture for stack `name`; with `log_dir`, Terraform's and the provider's debug
+    /// logs go to `log_dir/name.log`.
     fn terraform(&self, tf: &TerraformBinary, name: &str, log_dir: Option<&str>) -> Terraform {
-        let mut options = tf
-            .options(fixture())
-            .with_var("names", format!("[{name:?}]"))
-            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
-            .with_env("AWS_REGION", self.aws.region())
-            .with_env("AWS_ACCESS_KEY_ID", "test")
-            .with_env("AWS_SECRET_ACCESS_KEY", "test")
-            .with_env("AWS_EC2_METADATA_DISABLED", "true");
-        if let Some(dir) = log_dir {
-            options = options
-                .with_env("TF_LOG", "debug")
-                .with_env("TF_LOG_PATH", format!("{dir}/{name}.log"));
-        }
-        let mut t = Terraform::new(options).unwrap();
-        t.set_timeout(Duration::from_secs(300));
-        t.init()
-            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
-        t
-    }
-
-    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        let env = match log_dir {
+            Some(dir) => vec![
+                ("TF_LOG", "debug".to_string()),
+                ("TF_LOG_PATH", format!("{dir}/{name}.log")),
+            ],
+            None => Vec::new(),
+        };
+        self.terraform_with(tf, &[name], &env, DEFAULT_STACK_COMMAND_TIMEOUT)
     }
 
     /// Runs `terraform ARGS` with the provider killed during the first call of `operation`.

@@ -8,80 +8,20 @@
 //! "snapshot"` promises.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::Value as Json;
 use terraform_tests::local_aws::control::{Fault, Transient};
 use terraform_tests::local_aws::helpers::{
     address_status, group_instances, volume_status, wait_for, Check,
 };
-use terraform_tests::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use terraform_tests::local_aws::Clients;
+use terraform_tests::stack_world::World;
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
-}
-
-/// One test's world: a local AWS, SDK clients on it, a runtime for them.
-struct World {
-    aws: LocalAws,
-    clients: Clients,
-    rt: tokio::runtime::Runtime,
-}
-
-impl World {
-    fn start() -> World {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        // 0.02: the hook's heartbeat (300 s default) is 6 s, Lambda's retries 1.2 s / 2.4 s.
-        let aws = LocalAws::start_with(AwsOptions {
-            clock_scale: 0.02,
-            ..AwsOptions::default()
-        })
-        .expect("starting the local AWS");
-        let clients = rt.block_on(aws.clients());
-        World { aws, clients, rt }
-    }
-
-    fn terraform(&self, tf: &TerraformBinary, names: &[&str]) -> Terraform {
-        let names = format!(
-            "[{}]",
-            names
-                .iter()
-                .map(|n| format!("{n:?}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let options = tf
-            .options(fixture())
-            .with_var("names", names)
-            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
-            .with_env("AWS_REGION", self.aws.region())
-            .with_env("AWS_ACCESS_KEY_ID", "test")
-            .with_env("AWS_SECRET_ACCESS_KEY", "test")
-            .with_env("AWS_EC2_METADATA_DISABLED", "true");
-        let mut t = Terraform::new(options).unwrap();
-        t.set_timeout(Duration::from_secs(300));
-        t.init()
-            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
-        t
-    }
-
-    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
-    }
-
-    fn sweep(&self, name: &str, except_final_snapshot: bool) -> Option<String> {
-        self.block(
-            Sweeper::for_stack(&self.clients, name).assert_nothing_left(except_final_snapshot),
-        )
-    }
-}
+/// The local AWS's clock: 0.02 makes the hook's heartbeat (300 s default) 6 s and Lambda's
+/// retries 1.2 s / 2.4 s.
+const CLOCK_SCALE: f64 = 0.02;
 
 /// The `stacks` output: name -> attributes.
 fn stacks(t: &Terraform) -> BTreeMap<String, Json> {
@@ -147,7 +87,7 @@ fn named(mut stack: Json, name: &str) -> Json {
 /// Apply, check every object through the SDK, empty plan, update tags and instance type
 /// (a rolling replacement through the heal path), import and compare, destroy, sweep.
 fn basic_lifecycle(tf: &TerraformBinary) {
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
     let t = world.terraform(tf, &["acc"]);
     let _guard = t.destroy_guard();
@@ -466,7 +406,7 @@ fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
 #[test]
 fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
     let t = world.terraform(&tf, &["heal"]);
     let _guard = t.destroy_guard();
@@ -578,7 +518,7 @@ async fn assert_served_soft(clients: &Clients, stack: &Json) -> Option<String> {
 #[test]
 fn drift_of_the_address_and_the_rule_is_repaired() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
     let t = world.terraform(&tf, &["drift"]);
     let _guard = t.destroy_guard();
@@ -661,7 +601,7 @@ fn drift_of_the_address_and_the_rule_is_repaired() {
 #[test]
 fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let steps: &[(&str, &str)] = &[
         ("CreateVpc", "VPC"),
         ("CreateSubnet", "subnet"),
@@ -731,7 +671,7 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
 #[test]
 fn throttling_and_iam_propagation_are_retried() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let control = world.aws.control();
     world.block(async {
         control
@@ -777,7 +717,7 @@ fn throttling_and_iam_propagation_are_retried() {
 #[test]
 fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
     let (vpc, subnet) = world.block(async {
         let vpc = c
@@ -876,7 +816,7 @@ fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
 #[test]
 fn replacing_the_stack_restores_the_volume_from_its_final_snapshot() {
     let tf = newest(&terraform_versions());
-    let world = World::start();
+    let world = World::start(CLOCK_SCALE);
     let t = world.terraform(&tf, &["repl"]);
     let _guard = t.destroy_guard();
     t.apply().unwrap();

@@ -22,23 +22,19 @@
 //! (10), `AUTOHEAL_CONCURRENT_STACKS` (5).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 use serde_json::Value as Json;
 use terraform_tests::local_aws::control::{Call, Fault};
 use terraform_tests::local_aws::helpers::{err_text, group_instances, parse_utc, GroupInstance};
-use terraform_tests::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use terraform_tests::local_aws::Clients;
+use terraform_tests::stack_world;
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{
     provider_binary, provider_version, terraform_versions, Terraform, TerraformBinary,
     PROVIDER_ADDRESS,
 };
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
-}
 
 /// The local AWS's clock scale for these tests: the hook's 300 s heartbeat timeout is 6 s, a
 /// volume's 2 s detach 40 ms, Lambda's 60 s retry delay 1.2 s.
@@ -49,13 +45,18 @@ const PROVIDER_ACCESS_KEY: &str = "AKIAPROVIDERUNDERTEST";
 /// How long one Terraform command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One test's world: a local AWS, SDK clients on it, a runtime for them, and a private copy
-/// of the provider's mirror.
+/// One test's world: the stack tests' (a local AWS, SDK clients on it, a runtime for them)
+/// and a private copy of the provider's mirror.
 struct World {
-    aws: LocalAws,
-    clients: Clients,
-    rt: tokio::runtime::Runtime,
+    base: stack_world::World,
     mirror: PrivateMirror,
+}
+
+impl std::ops::Deref for World {
+    type Target = stack_world::World;
+    fn deref(&self) -> &stack_world::World {
+        &self.base
+    }
 }
 
 /// The provider installed in the mirror, copied to a mirror of this test's own with a CLI
@@ -99,62 +100,27 @@ impl PrivateMirror {
 
 impl World {
     fn start() -> World {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let aws = LocalAws::start_with(AwsOptions {
-            clock_scale: CLOCK_SCALE,
-            ..AwsOptions::default()
-        })
-        .expect("starting the local AWS");
-        let clients = rt.block_on(aws.clients());
         World {
-            aws,
-            clients,
-            rt,
+            base: stack_world::World::start(CLOCK_SCALE),
             mirror: PrivateMirror::new(),
         }
     }
 
-    /// A copy of the fixture with one `autoheal_instance` per name, initialised; the provider
-    /// reaches this local AWS through `AWS_ENDPOINT_URL`.
+    /// A copy of the fixture with one `autoheal_instance` per name, initialised, the provider
+    /// from this test's mirror signing with [`PROVIDER_ACCESS_KEY`].
     fn terraform(
         &self,
         tf: &TerraformBinary,
         names: &[String],
         env: &[(&str, String)],
     ) -> Terraform {
-        let names = format!(
-            "[{}]",
-            names
-                .iter()
-                .map(|n| format!("{n:?}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let mut options = tf
-            .options(fixture())
-            .with_var("names", names)
-            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
-            .with_env("AWS_REGION", self.aws.region())
-            .with_env("AWS_ACCESS_KEY_ID", PROVIDER_ACCESS_KEY)
-            .with_env("AWS_SECRET_ACCESS_KEY", "test")
-            .with_env("AWS_EC2_METADATA_DISABLED", "true")
-            .with_env("TF_CLI_CONFIG_FILE", self.mirror.cli_config());
-        for (k, v) in env {
-            options = options.with_env(*k, v.clone());
-        }
-        let mut t = Terraform::new(options).unwrap();
-        t.set_timeout(COMMAND_TIMEOUT);
-        t.init()
-            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
-        t
-    }
-
-    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        let mut all = vec![
+            ("AWS_ACCESS_KEY_ID", PROVIDER_ACCESS_KEY.to_string()),
+            ("TF_CLI_CONFIG_FILE", self.mirror.cli_config()),
+        ];
+        all.extend(env.iter().cloned());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.base.terraform_with(tf, &names, &all, COMMAND_TIMEOUT)
     }
 
     /// What is left of stack `name`: only its final snapshot may be (returns the leftovers

@@ -1,0 +1,96 @@
+//! One acceptance test's world: its own local AWS, SDK clients on it, a runtime to drive
+//! them, and copies of `fixtures/stack` (one `autoheal_instance` per name in `var.names`,
+//! every setting a variable) whose provider reaches that local AWS through
+//! `AWS_ENDPOINT_URL`. Shared by the acceptance, crash-recovery and reliability suites.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use crate::sweeper::Sweeper;
+use crate::{Terraform, TerraformBinary};
+
+/// How long one Terraform command may run unless a test says otherwise.
+pub const DEFAULT_STACK_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The configuration the stack tests apply.
+pub fn stack_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stack")
+}
+
+pub struct World {
+    pub aws: LocalAws,
+    pub clients: Clients,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl World {
+    /// Starts a local AWS whose clock runs at `clock_scale` (0.02: a 300 s hook heartbeat
+    /// timeout passes in 6 s).
+    pub fn start(clock_scale: f64) -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let aws = LocalAws::start_with(AwsOptions {
+            clock_scale,
+            ..AwsOptions::default()
+        })
+        .expect("starting the local AWS");
+        let clients = rt.block_on(aws.clients());
+        World { aws, clients, rt }
+    }
+
+    pub fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A copy of the fixture with one `autoheal_instance` per name, initialised.
+    pub fn terraform(&self, tf: &TerraformBinary, names: &[&str]) -> Terraform {
+        self.terraform_with(tf, names, &[], DEFAULT_STACK_COMMAND_TIMEOUT)
+    }
+
+    /// Like [`World::terraform`], with `env` added to (and overriding) the environment
+    /// Terraform and the provider run with, and `timeout` per command.
+    pub fn terraform_with(
+        &self,
+        tf: &TerraformBinary,
+        names: &[&str],
+        env: &[(&str, String)],
+        timeout: Duration,
+    ) -> Terraform {
+        let names = format!(
+            "[{}]",
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut options = tf
+            .options(stack_fixture())
+            .with_var("names", names)
+            .with_env("AWS_ENDPOINT_URL", self.aws.endpoint())
+            .with_env("AWS_REGION", self.aws.region())
+            .with_env("AWS_ACCESS_KEY_ID", "test")
+            .with_env("AWS_SECRET_ACCESS_KEY", "test")
+            .with_env("AWS_EC2_METADATA_DISABLED", "true");
+        for (name, value) in env {
+            options = options.with_env(*name, value.clone());
+        }
+        let mut t = Terraform::new(options).expect("a copy of the stack fixture");
+        t.set_timeout(timeout);
+        t.init()
+            .unwrap_or_else(|e| panic!("{}: init: {e:#}", tf.name));
+        t
+    }
+
+    /// Panics listing what is left of stack `name`; with `except_final_snapshot`, exactly its
+    /// final snapshot must be left, and its id is returned.
+    pub fn sweep(&self, name: &str, except_final_snapshot: bool) -> Option<String> {
+        self.block(
+            Sweeper::for_stack(&self.clients, name).assert_nothing_left(except_final_snapshot),
+        )
+    }
+}
