@@ -24,7 +24,7 @@ resource "autoheal_instance" "app" {
   name              = var.name
   availability_zone = "${var.region}a"
   ami               = var.ami
-  instance_type     = "t3.micro"
+  instance_type     = var.instance_type
 
   tags = {
     Environment = "demo"

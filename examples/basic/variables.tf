@@ -15,3 +15,9 @@ variable "ami" {
   type        = string
   default     = "ami-0720cb7af233b0529"
 }
+
+variable "instance_type" {
+  description = "EC2 instance type. Changing it rolls the instance: a new launch template version, then a replacement that gets the data volume and the Elastic IP through the heal path."
+  type        = string
+  default     = "t3.micro"
+}
