@@ -18,8 +18,8 @@ use crate::backoff::Backoff;
 use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
 use crate::decide::{
     instance_step, membership_from_group, membership_from_tag, next_address_action,
-    next_volume_action, AddressAction, Failure, Holder, InstanceStep, LifecycleResult, Membership,
-    Target, VolumeAction,
+    next_volume_action, AddressAction, Failure, Holder, InstanceState, InstanceStep,
+    LifecycleResult, Membership, Target, VolumeAction,
 };
 use crate::errors::{classify, AwsError, ErrorKind};
 use crate::event::LaunchAction;
@@ -63,6 +63,8 @@ enum Stop {
     NotMember(String),
     /// The lifecycle action vanished (heartbeat said so): nothing left to complete.
     ActionGone,
+    /// The instance, confirmed ours, is shutting down or terminated: nothing to heal.
+    InstanceGone(String),
 }
 
 /// A call that failed for good, or ran out of time while retrying.
@@ -184,11 +186,18 @@ impl Healer {
         let (outcome, reason, public_ip) = match result {
             Ok(public_ip) => match self.complete(&mut run, LifecycleResult::Continue).await {
                 Ok(true) => (Outcome::Healed, None, public_ip),
-                Ok(false) => (
-                    Outcome::AlreadyCompleted,
-                    Some("the lifecycle action was already completed (a repeated event)".into()),
-                    public_ip,
-                ),
+                // No action to complete: a repeated event, unless the instance died after
+                // the heal's last look and its action ended with it.
+                Ok(false) => match self.terminated(&run).await {
+                    Some(reason) => (Outcome::InstanceTerminated, Some(reason), None),
+                    None => (
+                        Outcome::AlreadyCompleted,
+                        Some(
+                            "the lifecycle action was already completed (a repeated event)".into(),
+                        ),
+                        public_ip,
+                    ),
+                },
                 Err(e) => (Outcome::CompletionFailed, Some(e), public_ip),
             },
             Err(Stop::Abandon(f)) if !run.member => {
@@ -199,7 +208,17 @@ impl Healer {
             Err(Stop::Abandon(f)) => {
                 error!(reason = %f.reason, "abandoning: the group will replace the instance");
                 match self.complete(&mut run, LifecycleResult::Abandon).await {
-                    Ok(_) => (Outcome::Abandoned, Some(f.reason), None),
+                    Ok(true) => (Outcome::Abandoned, Some(f.reason), None),
+                    // The action had ended: if with the instance (terminated while a call
+                    // failed on it), that is no failure of the heal.
+                    Ok(false) => match self.terminated(&run).await {
+                        Some(reason) => (
+                            Outcome::InstanceTerminated,
+                            Some(format!("{reason}; the heal had stopped on: {}", f.reason)),
+                            None,
+                        ),
+                        None => (Outcome::Abandoned, Some(f.reason), None),
+                    },
                     Err(e) => (
                         Outcome::CompletionFailed,
                         Some(format!("{}; then {e}", f.reason)),
@@ -210,6 +229,15 @@ impl Healer {
             Err(Stop::NotMember(reason)) => {
                 warn!(reason = %reason, "instance is not in this function's group: nothing done");
                 (Outcome::NotMember, Some(reason), None)
+            }
+            Err(Stop::InstanceGone(reason)) => {
+                warn!(reason = %reason, "the instance is going away: nothing to heal");
+                // ABANDON ends a hold AWS may still keep on the dying instance; an action
+                // already ended with it is just as good.
+                if let Err(e) = self.complete(&mut run, LifecycleResult::Abandon).await {
+                    warn!(error = %e, "could not abandon the dying instance's action");
+                }
+                (Outcome::InstanceTerminated, Some(reason), None)
             }
             Err(Stop::ActionGone) => {
                 warn!("the lifecycle action is gone (timed out or completed elsewhere): stopping");
@@ -262,6 +290,15 @@ impl Healer {
                             self.check_membership(run, facts.group_tag.as_deref())
                                 .await?;
                             run.member = true;
+                        }
+                        if matches!(
+                            facts.state,
+                            InstanceState::ShuttingDown | InstanceState::Terminated
+                        ) {
+                            return Err(Stop::InstanceGone(format!(
+                                "instance {id} is {} (terminated before it was healed)",
+                                facts.state
+                            )));
                         }
                         match instance_step(id, &facts.state) {
                             InstanceStep::Ready => {
@@ -552,6 +589,30 @@ impl Healer {
         };
         run.hook_timeout = Some(t);
         t
+    }
+
+    /// Why the instance can no longer be healed, if it is shutting down, terminated or gone
+    /// from EC2; `None` when it lives or cannot be described (then nothing is claimed).
+    async fn terminated(&self, run: &Run<'_>) -> Option<String> {
+        let ec2 = &self.clients.ec2;
+        let id = run.action.instance_id.as_str();
+        match call(run.deadline, || aws::describe_instance(ec2, id)).await {
+            Ok(Some(facts))
+                if matches!(
+                    facts.state,
+                    InstanceState::ShuttingDown | InstanceState::Terminated
+                ) =>
+            {
+                Some(format!(
+                    "instance {id} is {}: its lifecycle action ended with it",
+                    facts.state
+                ))
+            }
+            Ok(None) => Some(format!(
+                "instance {id} is gone from EC2: its lifecycle action ended with it"
+            )),
+            _ => None,
+        }
     }
 
     /// CompleteLifecycleAction. `Ok(true)`: completed now; `Ok(false)`: it was already

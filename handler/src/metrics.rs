@@ -23,6 +23,11 @@ pub enum Outcome {
     Abandoned,
     /// The lifecycle action disappeared (timed out or completed elsewhere) while healing.
     ActionGone,
+    /// The instance was terminated (or is shutting down) before its action was completed: the
+    /// action ended with it and the group launches another. Not a failure of the heal, so
+    /// neither `Healed` nor `PermanentFailure` counts it (a relaunch-loop alarm must not fire
+    /// because someone terminated an instance mid-heal).
+    InstanceTerminated,
     /// Not our group / hook / transition / source: nothing done.
     Refused,
     /// The instance is not a member of our group (or never became visible): nothing done.
@@ -43,6 +48,7 @@ impl Outcome {
             Outcome::AlreadyCompleted => "already_completed",
             Outcome::Abandoned => "abandoned",
             Outcome::ActionGone => "action_gone",
+            Outcome::InstanceTerminated => "instance_terminated",
             Outcome::Refused => "refused",
             Outcome::NotMember => "not_member",
             Outcome::Malformed => "malformed",
@@ -204,6 +210,7 @@ mod tests {
             Outcome::AlreadyCompleted,
             Outcome::Abandoned,
             Outcome::ActionGone,
+            Outcome::InstanceTerminated,
             Outcome::Refused,
             Outcome::NotMember,
             Outcome::Malformed,

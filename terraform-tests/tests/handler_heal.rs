@@ -1219,6 +1219,80 @@ async fn a_function_timeout_shorter_than_the_work_ends_in_a_clean_abandon() {
     assert!(timeouts.is_empty(), "{timeouts:?}");
 }
 
+/// Someone terminates the instance while the handler waits for it to run: that is no failure
+/// of the heal (the group launches another), so the outcome says what happened and the
+/// PermanentFailure metric a relaunch-loop alarm watches stays at 0. Nothing is attached to
+/// or associated with the dying instance.
+#[tokio::test]
+async fn an_instance_terminated_mid_heal_is_reported_as_terminated_not_as_a_failure() {
+    let h = Heal::new("gone", |b| b.maximum_retry_attempts(0)).await;
+    h.stack.hold_function(&h.clients).await.unwrap();
+    h.scale_to(1).await;
+    let doomed = h.wait_launched(None).await;
+    h.control()
+        .add_transient(&Transient::instance_pending(&doomed.id, 100_000))
+        .await
+        .unwrap();
+    h.stack.release_function(&h.clients).await.unwrap();
+
+    // Terminate once the handler has seen it pending twice (it is waiting with back-off).
+    wait_for("the handler polling the pending instance", || async {
+        let polls = h
+            .control()
+            .calls_of("DescribeInstances")
+            .await?
+            .into_iter()
+            .filter(|c| has_param(c, "InstanceId", &doomed.id))
+            .count();
+        Ok(if polls >= 2 {
+            Check::Done(())
+        } else {
+            Check::NotYet(format!("{polls} poll(s)"))
+        })
+    })
+    .await
+    .unwrap();
+    h.clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(&doomed.id)
+        .send()
+        .await
+        .unwrap();
+
+    let inv = h
+        .invocation(&doomed.id, |i| i.outcome != Outcome::Throttled)
+        .await;
+    h.scale_to(0).await;
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    let r = response(&inv);
+    assert_eq!(r["outcome"], "instance_terminated", "{r}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains(&doomed.id) && s.contains("terminated")),
+        "{r}"
+    );
+    for op in ["AttachVolume", "AssociateAddress"] {
+        let on_doomed: Vec<Call> = h
+            .calls_of(op)
+            .await
+            .into_iter()
+            .filter(|c| c.param("InstanceId") == Some(doomed.id.as_str()))
+            .collect();
+        assert!(
+            on_doomed.is_empty(),
+            "{op} on the dying instance: {on_doomed:?}"
+        );
+    }
+    assert_emf(
+        &h.emf_of(&inv.request_id).await,
+        "instance_terminated",
+        0,
+        0,
+    );
+}
+
 #[tokio::test]
 async fn a_hook_that_would_expire_during_the_work_gets_a_heartbeat() {
     // The hook waits 3000 virtual seconds, 30 real ones at clock scale 0.01; the handler is

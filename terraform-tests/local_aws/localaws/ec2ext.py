@@ -375,7 +375,13 @@ def install(world_ref: Any) -> None:
         transients = world_ref().transients
         for reservation in reservations:
             for instance in reservation.instances:
-                if instance.id not in view.pending_instances and transients.consume("instance_pending", instance.id):
+                # Only a running instance can still look pending (AWS never shows a
+                # shutting-down or terminated instance as pending), and only then is a poll used.
+                if (
+                    instance.id not in view.pending_instances
+                    and orig_state.fget(instance) == "running"
+                    and transients.consume("instance_pending", instance.id)
+                ):
                     view.pending_instances.add(instance.id)
 
     backend_cls = inst.InstanceBackend

@@ -174,6 +174,14 @@ def test_transient_states(server):
     states = [ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["State"] for _ in range(3)]
     assert states == [{"Code": 0, "Name": "pending"}, {"Code": 0, "Name": "pending"}, {"Code": 16, "Name": "running"}]
 
+    # A terminated instance is never shown pending, and its polls are not used up.
+    other = ec2.run_instances(ImageId="ami-0720cb7af233b0529", MinCount=1, MaxCount=1, SubnetId=net["subnet"])["Instances"][0]["InstanceId"]
+    server.ctl("POST", "/transient", {"kind": "instance_pending", "id": other, "polls": 5})
+    ec2.terminate_instances(InstanceIds=[other])
+    state = ec2.describe_instances(InstanceIds=[other])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    assert [t["polls"] for t in server.ctl("GET", "/transients") if t["id"] == other] == [5]
+
     server.ctl("POST", "/transient", {"kind": "volume_detaching", "id": vol, "polls": 2})
     err = error_of(lambda: ec2.delete_volume(VolumeId=vol))  # does not use up a poll
     assert err["Error"]["Code"] == "VolumeInUse"
