@@ -1,7 +1,10 @@
 //! The provider killed (SIGKILL) in the middle of `apply` and of `destroy`, at chosen points:
 //! the next `apply` adopts what the interrupted create made (every object of an unfinished
 //! create carries `autoheal:creating`) and converges to one stack, no object twice; the next
-//! `destroy` finishes the job and the sweeper finds nothing but the final snapshot.
+//! `destroy` finishes the job and the sweeper finds nothing but the final snapshot. Killed in
+//! the middle of an update (tags and a rolling replacement), the next `apply` finishes it: the
+//! instance serving runs the configured type, carries the configured tags, and the plan is
+//! empty.
 //!
 //! A point is an AWS operation: the local AWS holds the first call of it for a moment (a
 //! latency fault), the test sees the fault fire and kills the provider process serving this
@@ -221,6 +224,79 @@ impl World {
     }
 }
 
+/// Waits (bounded) until the group of stack `name` has one instance InService with the data
+/// volume attached: after an interrupted rolling replacement the heal path may still be
+/// finishing when a no-op apply returns.
+fn wait_until_served(world: &World, name: &str, stack: &Json) {
+    let group = format!("{name}-asg");
+    let volume = stack["volume_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let served = world.block(async {
+            let instances = group_instances(&world.clients.autoscaling, &group)
+                .await
+                .unwrap();
+            let serving: Vec<_> = instances
+                .iter()
+                .filter(|i| i.lifecycle_state == "InService")
+                .collect();
+            let v = volume_status(&world.clients.ec2, &volume).await.unwrap();
+            serving.len() == 1
+                && instances.len() == 1
+                && v.attachment
+                    .as_ref()
+                    .is_some_and(|a| a.instance_id == serving[0].id && a.state == "attached")
+        });
+        if served {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no instance served within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The type and tags of the instance serving stack `name`.
+fn serving_instance(world: &World, name: &str) -> (String, Vec<(String, String)>) {
+    world.block(async {
+        let instances = group_instances(&world.clients.autoscaling, &format!("{name}-asg"))
+            .await
+            .unwrap();
+        let id = instances
+            .iter()
+            .find(|i| i.lifecycle_state == "InService")
+            .map(|i| i.id.clone())
+            .expect("an instance in service");
+        let out = world
+            .clients
+            .ec2
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let i = &out.reservations()[0].instances()[0];
+        let tags = i
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        (
+            i.instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            tags,
+        )
+    })
+}
+
 /// SIGKILLs every `terraform-provider-autoheal*` process whose environment points AWS at
 /// `endpoint` (this test's local AWS: other tests' providers are left alone). Returns how many.
 fn kill_providers_using(endpoint: &str) -> usize {
@@ -331,4 +407,59 @@ fn killed_during_the_last_create_steps_and_destroy_converges() {
         ("UpdateAutoScalingGroup", "DeleteRouteTable"),
         ("DeleteTags", "UpdateAutoScalingGroup"),
     ]);
+}
+
+/// Killed inside updates that change the tags and the instance type (a rolling replacement):
+/// before anything, with the new launch template version made but unrecorded, with the group
+/// moved to it but the old instance still serving, and with the old instance terminating.
+/// Each time the next apply finishes the update.
+#[test]
+fn killed_during_an_update_and_the_next_apply_finishes_it() {
+    let tf = newest(&terraform_versions());
+    let world = World::start();
+    let name = "crashupd";
+    let t = world.terraform(
+        &tf,
+        name,
+        std::env::var("AUTOHEAL_CRASH_TF_LOG").ok().as_deref(),
+    );
+    let _guard = t.destroy_guard();
+    t.apply().unwrap_or_else(|e| panic!("create: {e:#}"));
+    let points = [
+        "CreateTags",
+        "CreateLaunchTemplateVersion",
+        "UpdateAutoScalingGroup",
+        "TerminateInstanceInAutoScalingGroup",
+    ];
+    for (round, point) in points.iter().enumerate() {
+        let instance_type = if round % 2 == 0 {
+            "t3.small"
+        } else {
+            "t3.micro"
+        };
+        eprintln!("=== round {round}: update to {instance_type}, killed during {point}");
+        t.set_var("instance_type", instance_type);
+        t.set_var("tags", format!("{{Round = \"{round}\"}}"));
+        world.run_killed_at(&t, APPLY, point);
+        t.apply()
+            .unwrap_or_else(|e| panic!("{point}: the apply after the crash: {e:#}"));
+        let stacks = t.output("stacks").expect("output stacks");
+        let stack = &stacks[name];
+        wait_until_served(&world, name, stack);
+        world.assert_one_stack(name, stack, point);
+        let (served_type, tags) = serving_instance(&world, name);
+        assert_eq!(
+            served_type, instance_type,
+            "{point}: the serving instance's type"
+        );
+        assert!(
+            tags.contains(&("Round".to_string(), round.to_string())),
+            "{point}: the serving instance's tags: {tags:?}"
+        );
+        t.plan()
+            .map(|p| assert_eq!(p.exit_code, 0, "{point}: empty plan: {p}"))
+            .unwrap();
+    }
+    t.destroy().unwrap_or_else(|e| panic!("destroy: {e:#}"));
+    world.block(Sweeper::for_stack(&world.clients, name).assert_nothing_left(true));
 }

@@ -111,6 +111,17 @@ fn basic_lifecycle(tf: &TerraformBinary) {
         let v = &v.volumes()[0];
         assert_eq!(v.encrypted(), Some(true));
         assert_eq!(v.availability_zone(), Some("ap-southeast-2a"));
+        // AWS's gp3 baseline, in the state the create wrote (the output is read with no
+        // refresh in between), so the first refresh shows no change.
+        assert_eq!(
+            (
+                stack["volume_iops"].as_i64(),
+                stack["volume_throughput"].as_i64()
+            ),
+            (v.iops().map(i64::from), v.throughput().map(i64::from)),
+            "{stack}"
+        );
+        assert!(v.iops().is_some(), "{v:?}");
         // Launch template: IMDSv2 required, hop limit 1, the security group.
         let lt = c
             .ec2
@@ -334,7 +345,17 @@ fn basic_lifecycle(tf: &TerraformBinary) {
     assert_eq!(out.exit_code, 0, "import: {out}");
     let state_after = imp.run(&["show", "-json"], false).unwrap();
     compare_imported(&state_before, &state_after);
-    // The only difference a plan may show is the configuration-only `timeouts` block.
+    assert_import_plans_no_change(&imp);
+
+    t.destroy()
+        .unwrap_or_else(|e| panic!("{}: destroy: {e:#}", tf.name));
+    let snapshot = world.sweep("acc", true).expect("final snapshot");
+    eprintln!("{}: final snapshot {snapshot}", tf.name);
+}
+
+/// After an import, the only difference a plan may show is the configuration-only `timeouts`
+/// block.
+fn assert_import_plans_no_change(imp: &Terraform) {
     let plan = imp.plan().unwrap();
     let body = plan.stdout.split("Plan:").next().unwrap_or_default();
     let changes: Vec<&str> = body
@@ -347,11 +368,6 @@ fn basic_lifecycle(tf: &TerraformBinary) {
         changes.iter().all(|l| l.starts_with("+ timeouts")),
         "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
     );
-
-    t.destroy()
-        .unwrap_or_else(|e| panic!("{}: destroy: {e:#}", tf.name));
-    let snapshot = world.sweep("acc", true).expect("final snapshot");
-    eprintln!("{}: final snapshot {snapshot}", tf.name);
 }
 
 fn resource_values(show: &CommandOutput) -> serde_json::Map<String, Json> {
@@ -514,7 +530,8 @@ async fn assert_served_soft(clients: &Clients, stack: &Json) -> Option<String> {
 }
 
 /// Delete the Elastic IP and the rule by hand: the plan shows the repair, the apply repairs
-/// (a new address on the serving instance, named by the function and the policy).
+/// (a new address on the serving instance, named by the function and the policy); then the
+/// Lambda's invoke permission removed by hand is found and put back.
 #[test]
 fn drift_of_the_address_and_the_rule_is_repaired() {
     let tf = newest(&terraform_versions());
@@ -592,6 +609,55 @@ fn drift_of_the_address_and_the_rule_is_repaired() {
         );
     });
     assert_empty_plan(&t, "after the repair");
+
+    // The invoke permission removed by hand: EventBridge could no longer start the Lambda.
+    // The plan shows the rule's repair, which puts the permission back.
+    world.block(async {
+        c.lambda
+            .remove_permission()
+            .function_name("drift-attach")
+            .statement_id("drift-events")
+            .send()
+            .await
+            .unwrap();
+    });
+    let plan = t.plan().unwrap();
+    assert_eq!(plan.exit_code, 2, "the plan must show the repair: {plan}");
+    assert!(plan.stdout.contains("event_rule_arn"), "{plan}");
+    t.apply().unwrap();
+    world.block(async {
+        let policy = c
+            .lambda
+            .get_policy()
+            .function_name("drift-attach")
+            .send()
+            .await
+            .unwrap();
+        let policy: Json = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let statement = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["Sid"] == "drift-events")
+            .unwrap_or_else(|| panic!("the permission is back: {policy}"));
+        assert_eq!(
+            statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str(),
+            Some(s(&repaired, "event_rule_arn")),
+            "{statement}"
+        );
+    });
+    assert_empty_plan(&t, "after the permission's repair");
+
+    // Imported into a fresh state (this stack has no SSH rule: an empty list to read back),
+    // the configuration plans no change but the configuration-only `timeouts` block.
+    let imp = world.terraform(&tf, &["drift"]);
+    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
+    args.extend(imp.var_args());
+    args.extend([r#"autoheal_instance.this["drift"]"#.into(), "drift".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = imp.run(&args, false).unwrap();
+    assert_eq!(out.exit_code, 0, "import: {out}");
+    assert_import_plans_no_change(&imp);
     t.destroy().unwrap();
     world.sweep("drift", true);
 }

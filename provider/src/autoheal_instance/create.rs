@@ -45,6 +45,9 @@ pub struct Creator<'a> {
     /// The handler zip to deploy.
     pub zip: &'a [u8],
     pub stack: Mutex<Stack>,
+    /// The volume's IOPS and throughput as EBS reports them (AWS's baseline when the
+    /// configuration leaves them out), so the state has them without waiting for a read.
+    volume_performance: Mutex<Option<(Option<i32>, Option<i32>)>>,
     /// What an interrupted create of this name left (found by `run` before step 1).
     leftovers: Leftovers,
 }
@@ -60,6 +63,7 @@ impl<'a> Creator<'a> {
             spec,
             zip,
             stack: Mutex::new(Stack::default()),
+            volume_performance: Mutex::new(None),
             leftovers: Leftovers::default(),
         }
     }
@@ -70,6 +74,14 @@ impl<'a> Creator<'a> {
 
     pub fn snapshot(&self) -> Stack {
         self.stack.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// (IOPS, throughput) of the data volume, once the volume step has seen it.
+    pub fn volume_performance(&self) -> Option<(Option<i32>, Option<i32>)> {
+        *self
+            .volume_performance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs the whole create. On error the record holds what exists.
@@ -103,6 +115,12 @@ impl<'a> Creator<'a> {
         let mut errors: Vec<StepError> = Vec::new();
         let net = keep(net, &mut errors);
         let vol = keep(vol, &mut errors);
+        if let Some(v) = &vol {
+            *self
+                .volume_performance
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((v.iops, v.throughput));
+        }
         let addr = keep(addr, &mut errors);
         keep(logs, &mut errors);
         let role = keep(role, &mut errors);

@@ -139,6 +139,18 @@ impl AutohealInstance {
         }
         let mut state = planned;
         stack.write(&mut state);
+        // Left unknown by the plan when AWS picks the baseline: EBS's answer, not null (a
+        // null here would show as a change at the first refresh).
+        if let Some((iops, throughput)) = creator.volume_performance() {
+            for (name, value) in [("volume_iops", iops), ("volume_throughput", throughput)] {
+                if state.attr(name).is_unknown() {
+                    state.set_attr(
+                        name,
+                        value.map_or(Value::Null, |v| Value::from(i64::from(v))),
+                    );
+                }
+            }
+        }
         nullify_unknowns(&mut state);
         let mut diagnostics = Diagnostics::new();
         if let Err(errors) = result {

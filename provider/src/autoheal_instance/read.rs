@@ -100,19 +100,23 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     let log_name = names::LOG_GROUP.for_stack(&spec.name);
     let role_name = names::lambda_role_name(&spec.name, ctx.region());
 
+    let permission_sid = names::LAMBDA_PERMISSION_SID.for_stack(&spec.name);
+
     let opt = |id: &Option<String>| id.clone();
-    let (group, hook, function, rule, logs, role) = tokio::join!(
+    let (group, hook, function, permission, rule, logs, role) = tokio::join!(
         autoscaling_group::find(ctx, &group_name),
         autoscaling_group::find_hook(ctx, &group_name, &hook_name),
         lambda_function::find(ctx, &function_name),
+        lambda_function::find_permission(ctx, &function_name, &permission_sid),
         event_rule::find(ctx, &rule_name),
         log_group::find(ctx, &log_name),
         iam_role::find(ctx, &role_name),
     );
-    let (group, hook, function, rule, logs, role) = (
+    let (group, hook, function, permission, rule, logs, role) = (
         group.map_err(aws_err)?,
         hook.map_err(aws_err)?,
         function.map_err(aws_err)?,
+        permission.map_err(aws_err)?,
         rule.map_err(aws_err)?,
         logs.map_err(aws_err)?,
         role.map_err(aws_err)?,
@@ -241,8 +245,9 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             let mut sorted = prior.clone();
             sorted.sort();
             sorted.dedup();
-            // Keep the user's order when the set is the same (a list attribute).
-            if sorted != g.ssh_cidrs {
+            // Keep the user's order when the set is the same (a list attribute). A null (an
+            // import's state) takes AWS's list even when it is empty, or the plan would add `[]`.
+            if sorted != g.ssh_cidrs || state.attr("ssh_ingress_cidrs").is_null() {
                 state.set_attr(
                     "ssh_ingress_cidrs",
                     Value::List(
@@ -260,11 +265,13 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     // The group, its instance and its launch template.
     match &group {
         Some(g) => {
-            let serving = g.in_service().first().map(|i| i.instance_id.clone());
+            let serving = g.in_service().first().copied();
             set_str(
                 &mut state,
                 "instance_id",
-                serving.or_else(|| g.instances.first().map(|i| i.instance_id.clone())),
+                serving
+                    .or_else(|| g.instances.first())
+                    .map(|i| i.instance_id.clone()),
             );
             set_int(
                 &mut state,
@@ -279,7 +286,15 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 "launch_template_version",
                 version.map_or(Value::Null, Value::from),
             );
-            if let (Some(id), Some(v)) = (&g.launch_template_id, version) {
+            // What the serving instance runs: the version it was launched from. After an
+            // update that moved the group to a new version but died before replacing the
+            // instance, the group's version would claim the new settings while the old
+            // instance still serves; this way the next plan rolls it.
+            let serving_version = serving
+                .and_then(|i| i.launch_template_version.as_deref())
+                .and_then(|v| v.parse::<i64>().ok())
+                .or(version);
+            if let (Some(id), Some(v)) = (&g.launch_template_id, serving_version) {
                 match launch_template::find_version(ctx, id, v)
                     .await
                     .map_err(aws_err)?
@@ -352,12 +367,17 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         }
         None => set_str(&mut state, "lambda_function_arn", None),
     }
+    // The rule is whole when it matches this group's launches, targets the function, and
+    // the function lets EventBridge invoke it from this rule (without that permission the
+    // rule fires into a denial and no instance heals). Any gap nulls the rule's ARN, and the
+    // update that repairs it writes the rule, its target and the permission.
     let rule_ok = rule.as_ref().is_some_and(|r| {
         r.enabled
             && r.pattern == event_rule::launch_pattern(&group_name)
             && function
                 .as_ref()
                 .is_some_and(|f| r.targets.iter().any(|(_, arn)| *arn == f.arn))
+            && permission.as_deref() == Some(r.arn.as_str())
     });
     set_str(
         &mut state,

@@ -17,6 +17,9 @@ pub struct GroupInstance {
     pub instance_id: String,
     pub lifecycle_state: String,
     pub health_status: String,
+    /// The launch template version the instance was launched from, which lags the group's
+    /// until the instance is replaced.
+    pub launch_template_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +176,10 @@ pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<GroupInfo>, AwsE
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_default(),
                     health_status: i.health_status().unwrap_or_default().to_string(),
+                    launch_template_version: i
+                        .launch_template()
+                        .and_then(|t| t.version())
+                        .map(str::to_string),
                 })
                 .collect(),
             tags: g

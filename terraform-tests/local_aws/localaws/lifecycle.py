@@ -313,9 +313,24 @@ def install(world_ref: Any) -> None:
         before = {id(s) for s in self.instance_states}
         orig_replace(self, count_needed, propagated_tags)
         new_states = [s for s in self.instance_states if id(s) not in before]
+        # AWS reports, per instance, the launch template version it was launched from (as
+        # the group named it then); moto reports the template's current default for every
+        # instance, so an instance launched before the group moved to a new version would
+        # look as if it ran the new one.
+        launched_from = dict(self.launch_template) if self.launch_template else None
+        for state in new_states:
+            state.launched_from_template = launched_from
         manager().on_instances_launched(self, new_states)
 
     m.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+
+    orig_instance_launch_template = m.InstanceState.launch_template
+
+    def instance_launch_template(self: Any) -> Any:
+        recorded = getattr(self, "launched_from_template", None)
+        return recorded if recorded is not None else orig_instance_launch_template.fget(self)
+
+    m.InstanceState.launch_template = property(instance_launch_template)
 
     def _apply_hook_extras(hook: Any, spec: dict[str, Any]) -> None:
         hook.notification_metadata = spec.get("NotificationMetadata")

@@ -187,3 +187,27 @@ def test_delete_group_needs_force_while_it_has_instances(server, net):
     create_group(server, "g", net)
     assert asg.describe_lifecycle_hooks(AutoScalingGroupName="g")["LifecycleHooks"] == []
     assert only_instance(server, "g")["LifecycleState"] == "InService"
+
+
+def test_each_instance_reports_the_template_version_it_was_launched_from(server, net):
+    asg = server.client("autoscaling")
+    ec2 = server.client("ec2")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=net["subnet"],
+        LaunchTemplate={"LaunchTemplateId": net["launch_template"], "Version": "1"},
+    )
+    first = only_instance(server, "g")
+    assert first["LaunchTemplate"]["Version"] == "1"
+    ec2.create_launch_template_version(LaunchTemplateId=net["launch_template"], LaunchTemplateData={"InstanceType": "t3.small"})
+    asg.update_auto_scaling_group(
+        AutoScalingGroupName="g", LaunchTemplate={"LaunchTemplateId": net["launch_template"], "Version": "2"}
+    )
+    # The group launches from version 2 now; the running instance still is a version 1 one.
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["g"])["AutoScalingGroups"][0]
+    assert group["LaunchTemplate"]["Version"] == "2"
+    assert only_instance(server, "g")["LaunchTemplate"] == first["LaunchTemplate"]
+    ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+    replacement = only_instance(server, "g")
+    assert replacement["InstanceId"] != first["InstanceId"]
+    assert replacement["LaunchTemplate"]["Version"] == "2"
+    assert replacement["LaunchTemplate"]["LaunchTemplateId"] == net["launch_template"]
