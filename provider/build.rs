@@ -65,4 +65,39 @@ fn embed_handler_zip() {
         "cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_X86_64={}",
         abs.display()
     );
+    embed_arm64_zip();
+}
+
+/// The arm64 zip only when asked for by path (tools/release sets it after
+/// `tools/build-handler --arch all`): a build that merely finds target/handler/arm64 left over
+/// would ship a zip nobody rebuilt with the current handler.
+fn embed_arm64_zip() {
+    println!("cargo::rustc-check-cfg=cfg(autoheal_arm64_handler)");
+    println!("cargo:rerun-if-env-changed=AUTOHEAL_HANDLER_ZIP_ARM64");
+    let Some(path) = std::env::var_os("AUTOHEAL_HANDLER_ZIP_ARM64").filter(|p| !p.is_empty())
+    else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    println!("cargo:rerun-if-changed={}", path.display());
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "\n\nAUTOHEAL_HANDLER_ZIP_ARM64 names {} ({e}). Build it with \
+             `tools/build-handler --arch arm64`, or unset the variable to ship x86_64 only.\n\n",
+            path.display()
+        )
+    });
+    if !bytes.starts_with(b"PK\x03\x04") || bytes.len() < 100_000 {
+        panic!(
+            "\n\n{} is not a plausible handler zip ({} bytes).\n\n",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let abs = path.canonicalize().expect("arm64 handler zip path");
+    println!(
+        "cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_ARM64={}",
+        abs.display()
+    );
+    println!("cargo:rustc-cfg=autoheal_arm64_handler");
 }

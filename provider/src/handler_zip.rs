@@ -3,8 +3,16 @@
 
 use std::sync::OnceLock;
 
-/// The `bootstrap` zip for provided.al2023 on x86_64.
+/// The `bootstrap` zip for provided.al2023 on x86_64 (always embedded).
 pub static HANDLER_ZIP_X86_64: &[u8] = include_bytes!(env!("AUTOHEAL_HANDLER_ZIP_X86_64"));
+
+/// The arm64 zip, when the build was given one (`AUTOHEAL_HANDLER_ZIP_ARM64`, which
+/// tools/release sets after `tools/build-handler --arch all`). Development and test builds
+/// leave it out: building the SDKs a second time for aarch64 costs as long as the first.
+#[cfg(autoheal_arm64_handler)]
+static HANDLER_ZIP_ARM64: Option<&[u8]> = Some(include_bytes!(env!("AUTOHEAL_HANDLER_ZIP_ARM64")));
+#[cfg(not(autoheal_arm64_handler))]
+static HANDLER_ZIP_ARM64: Option<&[u8]> = None;
 
 /// Lowercase hex SHA-256 of `bytes`, the form `handler_sha256` takes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -15,16 +23,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The shipped x86_64 handler's digest, computed once per process.
-pub fn shipped_sha256() -> &'static str {
-    static DIGEST: OnceLock<String> = OnceLock::new();
-    DIGEST.get_or_init(|| sha256_hex(HANDLER_ZIP_X86_64))
+/// The zip for `architecture` (`lambda_architecture`'s values), if this build ships one.
+pub fn shipped(architecture: &str) -> Option<&'static [u8]> {
+    match architecture {
+        "x86_64" => Some(HANDLER_ZIP_X86_64),
+        "arm64" => HANDLER_ZIP_ARM64,
+        _ => None,
+    }
 }
 
-/// The zip for an architecture, if this build ships one. Only x86_64 is built here: the
-/// aarch64 standard library is not installed on the build machines.
-pub fn shipped(architecture: &str) -> Option<&'static [u8]> {
-    (architecture == "x86_64").then_some(HANDLER_ZIP_X86_64)
+/// The shipped zip's digest for `architecture`, computed once per process.
+pub fn shipped_sha256(architecture: &str) -> Option<&'static str> {
+    static X86_64: OnceLock<String> = OnceLock::new();
+    static ARM64: OnceLock<String> = OnceLock::new();
+    let cell = match architecture {
+        "x86_64" => &X86_64,
+        "arm64" => &ARM64,
+        _ => return None,
+    };
+    let zip = shipped(architecture)?;
+    Some(cell.get_or_init(|| sha256_hex(zip)).as_str())
+}
+
+/// The architectures this build ships a handler for, for diagnostics.
+pub fn shipped_architectures() -> Vec<&'static str> {
+    ["x86_64", "arm64"]
+        .into_iter()
+        .filter(|a| shipped(a).is_some())
+        .collect()
 }
 
 #[cfg(test)]
@@ -36,7 +62,15 @@ mod tests {
         assert!(HANDLER_ZIP_X86_64.starts_with(b"PK\x03\x04"));
         // The single entry's name sits right after the 30-byte local file header.
         assert_eq!(&HANDLER_ZIP_X86_64[30..39], b"bootstrap");
-        assert!(shipped("arm64").is_none());
+        // arm64 exactly when the build was given its zip, and then a real zip too.
+        let asked = option_env!("AUTOHEAL_HANDLER_ZIP_ARM64").is_some_and(|p| !p.is_empty());
+        assert_eq!(shipped("arm64").is_some(), asked);
+        assert_eq!(cfg!(autoheal_arm64_handler), asked);
+        if let Some(zip) = shipped("arm64") {
+            assert_eq!(&zip[30..39], b"bootstrap");
+            assert_ne!(zip, HANDLER_ZIP_X86_64);
+        }
+        assert!(shipped("sparc").is_none());
     }
 
     #[test]
@@ -45,6 +79,14 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(shipped_sha256().len(), 64);
+        assert_eq!(shipped_sha256("x86_64").map(str::len), Some(64));
+        assert_eq!(
+            shipped_sha256("x86_64"),
+            Some(sha256_hex(HANDLER_ZIP_X86_64).as_str())
+        );
+        assert_eq!(
+            shipped_sha256("arm64").is_some(),
+            shipped_architectures().contains(&"arm64")
+        );
     }
 }

@@ -19,7 +19,8 @@
 //!   instance gets them from the Auto Scaling group's propagated tags, so a tag change does
 //!   not roll the instance (the AWS layer must keep it that way);
 //! - `handler_sha256` is the digest of the handler that will be deployed, known at plan time:
-//!   the shipped zip's, or the file at `handler_zip`; arm64 needs `handler_zip`;
+//!   the shipped zip's for `lambda_architecture`, or the file at `handler_zip` (a build that
+//!   ships no arm64 zip needs `handler_zip` for arm64);
 //! - `tags_all` = the provider's `default_tags` merged under `tags` (unknown while either is);
 //! - `handler_zip` must exist at plan time.
 //!
@@ -195,21 +196,24 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         // A missing file (or not a file) is reported below; the digest is simply not known.
         Value::String(_) => Value::Unknown,
         Value::Null => match planned.attr("lambda_architecture").as_str() {
-            Some(arch) if crate::handler_zip::shipped(arch).is_some() => {
-                Value::String(crate::handler_zip::shipped_sha256().to_string())
-            }
-            Some(arch) => {
-                response.diagnostics.attribute_error(
-                    AttributePath::root("lambda_architecture"),
-                    "No shipped handler for this architecture",
-                    format!(
-                        "This provider build ships the attachment Lambda for x86_64 only; \
-                         `lambda_architecture` is {arch:?}. Set `handler_zip` to a bootstrap \
-                         zip built for {arch} (provided.al2023), or use \"x86_64\"."
-                    ),
-                );
-                Value::Unknown
-            }
+            Some(arch) => match crate::handler_zip::shipped_sha256(arch) {
+                Some(sha) => Value::String(sha.to_string()),
+                None => {
+                    response.diagnostics.attribute_error(
+                        AttributePath::root("lambda_architecture"),
+                        "No shipped handler for this architecture",
+                        format!(
+                            "This provider build ships the attachment Lambda for {} only; \
+                             `lambda_architecture` is {arch:?}. Set `handler_zip` to a \
+                             bootstrap zip built for {arch} (provided.al2023; \
+                             `tools/build-handler --arch {arch}` makes one), or use a release \
+                             build of the provider, which ships both.",
+                            crate::handler_zip::shipped_architectures().join(" and ")
+                        ),
+                    );
+                    Value::Unknown
+                }
+            },
             None => Value::Unknown,
         },
         _ => Value::Unknown,
@@ -670,7 +674,7 @@ mod tests {
     #[test]
     fn shipped_handler_digest_is_planned_and_stable() {
         let r = plan(&Value::Null, &config(&[]));
-        let shipped = crate::handler_zip::shipped_sha256();
+        let shipped = crate::handler_zip::shipped_sha256("x86_64").unwrap();
         assert_eq!(
             r.planned_state.attr("handler_sha256").as_str(),
             Some(shipped)
@@ -687,7 +691,15 @@ mod tests {
             &Value::Null,
             &config(&[("lambda_architecture", "arm64".into())]),
         );
-        assert_eq!(error_paths(&r.diagnostics), ["lambda_architecture"]);
+        match crate::handler_zip::shipped_sha256("arm64") {
+            // A release build: the arm64 zip's own digest.
+            Some(arm64) => {
+                assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+                assert_eq!(r.planned_state.attr("handler_sha256").as_str(), Some(arm64));
+                assert_ne!(arm64, shipped);
+            }
+            None => assert_eq!(error_paths(&r.diagnostics), ["lambda_architecture"]),
+        }
     }
 
     #[test]
