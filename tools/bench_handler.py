@@ -15,7 +15,9 @@ Where each figure comes from (all from the one local AWS run):
 * cold start: the REPORT line the local AWS's Lambda runner writes for each
   attempt. Every attempt there is a fresh process. "Init Duration" is
   Popen -> the runtime's first GET /invocation/next; "Duration" is that
-  request -> the response POST; spawn -> response is their sum.
+  request -> the response POST; spawn -> response is their sum. Measured for
+  the heal events and for empty events (`{}` by lambda:Invoke, which both
+  functions answer at once with an error, no AWS call: the cold start alone).
 * heal: the invocation record's `started` (the runner took the EventBridge
   delivery and is about to start the process) -> the `time` of the successful
   CompleteLifecycleAction CONTINUE for that instance in the server's call log.
@@ -297,6 +299,42 @@ def run(args):
                 # The Rust handler's response says how long each of its steps took.
                 "steps_ms": json.loads(attempts[-1].get("response") or "{}").get("stepsMs"),
             })
+
+        # Cold start with no work: an empty event, which neither function can act on, so each
+        # answers at once with an error and makes no AWS call. A fresh process each time, as
+        # for the heals; the same number of runs, alternating.
+        log("invoking each function with an empty event (no AWS work)")
+        calls_before = {x["seq"] for x in aws.control("/calls")}
+        for rep in range(args.reps):
+            for name in (FUNCTIONS if rep % 2 == 0 else tuple(reversed(FUNCTIONS))):
+                out = c["lambda"].invoke(FunctionName=stacks[name]["function"], Payload=b"{}")
+                if not out.get("FunctionError"):
+                    raise SystemExit(f"{name}: an empty event should be an error: {out}")
+        by_function = {stacks[name]["function"]: name for name in FUNCTIONS}
+        idle_calls = [x for x in aws.control("/calls")
+                      if x["seq"] not in calls_before and x.get("function") in by_function]
+        if idle_calls:
+            raise SystemExit(f"the functions called AWS on an empty event: {idle_calls[:3]}")
+        reports = {}
+        for name in FUNCTIONS:
+            for line in function_lines(c, stacks[name]["function"]):
+                r = parse_report(line)
+                if r:
+                    reports[r["request_id"]] = r
+        idle = []
+        for i in aws.control("/invocations"):
+            if i.get("source") != "Invoke" or i.get("function") not in by_function:
+                continue
+            r = reports.get(i["request_id"])
+            if r is None or "init_ms" not in r:
+                raise SystemExit(f"no REPORT line with an Init Duration for {i['request_id']}")
+            idle.append({"function": by_function[i["function"]],
+                         "spawn_to_response_ms": r["init_ms"] + r["duration_ms"],
+                         "init_ms": r["init_ms"]})
+        for name in FUNCTIONS:
+            got = sum(1 for x in idle if x["function"] == name)
+            if got != args.reps:
+                raise SystemExit(f"{name}: {got} empty-event invocations recorded, {args.reps} sent")
     finally:
         aws.stop()
 
@@ -304,6 +342,7 @@ def run(args):
         "clock_scale": args.clock_scale,
         "reps": args.reps,
         "heals": heals,
+        "idle": idle,
         "zip_bytes": {"rust": len(rust_zip), "python": len(peer_zip)},
     }
     json.dump(results, sys.stdout, indent=1)
@@ -335,9 +374,15 @@ def report(args):
 
     rows, met_count, target_count = [], 0, 0
 
-    def timing_row(label, key, factor):
+    idle = {name: [x for x in res["idle"] if x["function"] == name] for name in FUNCTIONS}
+
+    def timing_row(label, key, factor, source=None):
         nonlocal met_count, target_count
-        (rm, r9), (pm, p9) = stat("rust", key), stat("python", key)
+        if source is None:
+            (rm, r9), (pm, p9) = stat("rust", key), stat("python", key)
+        else:
+            rv, pv = [x[key] for x in source["rust"]], [x[key] for x in source["python"]]
+            (rm, r9), (pm, p9) = (statistics.median(rv), p90(rv)), (statistics.median(pv), p90(pv))
         ratio = pm / rm
         met = ratio >= factor
         target_count += 1
@@ -346,7 +391,9 @@ def report(args):
                     f"| Rust ≥ {factor}x faster | {'yes' if met else '**no**'} |")
 
     timing_row("cold start: spawn → first `/next`", "init_ms", 10)
-    timing_row("cold start: spawn → response", "spawn_to_response_ms", 10)
+    timing_row("cold start: spawn → response, empty event (no AWS work)", "spawn_to_response_ms", 10,
+               source=idle)
+    timing_row("cold start + heal: spawn → response, heal event", "spawn_to_response_ms", 10)
     timing_row("heal: delivered → lifecycle action completed", "heal_ms", 3)
     (rm, r9), (pm, p9) = stat("rust", "max_memory_mib"), stat("python", "max_memory_mib")
     rows.append(f"| peak RSS (Max Memory Used) | {rm:.0f} MiB / {r9:.0f} MiB | {pm:.0f} MiB / {p9:.0f} MiB "
@@ -408,10 +455,15 @@ def report(args):
         "- cold start: every Lambda attempt in the local AWS is a fresh process. The runner writes Lambda's "
         "`REPORT` line for each: `Init Duration` is from just before `Popen` of `bootstrap` to the runtime's "
         "first `GET /2018-06-01/runtime/invocation/next`; `Duration` from there to the response `POST`. "
-        "\"spawn → response\" is their sum, so it includes the heal's AWS calls; the Rust handler makes "
-        "more of them (it also reads the volume and the address back to verify), the peer makes four. "
-        "Both include the emulator's own overhead (a Python server forking the process and answering "
-        "the Runtime API), which is the same for both and shrinks the ratio.",
+        "\"spawn → response\" is their sum. With the empty event (`{}`, sent by `lambda:Invoke` to each "
+        f"function {len(idle['rust'])} times after the heals, alternating) neither function can act, so "
+        "each answers at once with an error and makes no AWS call (the run checks the call log): that "
+        "row is the cold start alone, start to a first answer. With the heal event it also holds the "
+        "heal's AWS calls: the Rust handler makes more of them (it reads the volume and the address "
+        "back to verify, and attaches before it associates so a running holder never loses its "
+        "address), the peer makes four; the heal row below measures that work apart. "
+        "All include the emulator's own overhead (a Python server forking the process and answering "
+        "the Runtime API), which is the same for both and shrinks the ratios.",
         "- heal: from the invocation record's `started` (the runner has the EventBridge delivery and is "
         "about to start the process) to the server's record of the successful `CompleteLifecycleAction` "
         "CONTINUE for the new instance: the time the group's instance waits in `Pending:Wait` because of "
