@@ -84,8 +84,10 @@ HEAL = ("heal",)
 HEAL_LABEL = "(heal)"
 
 CREATE_ORDER = seq(
-    # refuse_existing_stack: nothing is created if a stack of this name exists.
-    par("DescribeAutoScalingGroups", "GetFunction", "GetRole", "DescribeRule"),
+    # adopt::find: the named objects and every EC2 object marked `autoheal:creating` with
+    # this name (a finished stack is refused, an interrupted create's objects adopted).
+    par("DescribeAutoScalingGroups", "GetFunction", "GetRole", "DescribeRule", "DescribeLogGroups",
+        "DescribeTags"),
     # Step 1.
     par(
         seq("CreateVpc", "DescribeVpcs", "ModifyVpcAttribute", "ModifyVpcAttribute",
@@ -107,12 +109,17 @@ CREATE_ORDER = seq(
     "UpdateAutoScalingGroup",
     HEAL,
     seq("DescribeAutoScalingGroups", "DescribeVolumes", "DescribeAddresses"),
+    # unmark: the named objects' markers (group, function, role, rule, log group), then the
+    # EC2 objects' in one DeleteTags, the create's commit point.
+    par("DeleteTags", "UntagResource", "UntagRole", "UntagResource",
+        seq("DescribeLogGroups", "UntagResource")),
+    "DescribeTags", "DeleteTags",
 )
 
 # `terraform destroy` refreshes the state first (read.rs), then plans, then
 # applies the destroy (delete.rs).
 DESTROY_REFRESH = seq(
-    par("DescribeAutoScalingGroups", "DescribeLifecycleHooks", "GetFunction",
+    par("DescribeAutoScalingGroups", "DescribeLifecycleHooks", "GetFunction", "GetPolicy",
         seq("DescribeRule", "ListTargetsByRule"), "DescribeLogGroups", "GetRole"),
     par("DescribeVolumes", "DescribeAddresses", "DescribeSecurityGroups"),
     "DescribeLaunchTemplateVersions",
@@ -122,14 +129,17 @@ DESTROY_ORDER = seq(
     # 1. drain (find, size 0, wait for no instance), delete the group (find, delete, wait).
     seq("DescribeAutoScalingGroups", "UpdateAutoScalingGroup", "DescribeAutoScalingGroups"),
     seq("DescribeAutoScalingGroups", "DeleteAutoScalingGroup", "DescribeAutoScalingGroups"),
-    # 2. volume (find, wait detached, final snapshot, wait, delete), address, Lambda side.
-    par(seq("DescribeVolumes", "DescribeVolumes", "CreateSnapshot", "DescribeSnapshots", "DeleteVolume"),
-        "ReleaseAddress",
+    # 2. volume (find, wait detached, tag the snapshot's token, final snapshot, wait, delete),
+    # address (find, release), Lambda side.
+    par(seq("DescribeVolumes", "DescribeVolumes", "CreateTags", "CreateSnapshot", "DescribeSnapshots",
+            "DeleteVolume"),
+        seq("DescribeAddresses", "ReleaseAddress"),
         seq("DescribeRule", "ListTargetsByRule", "RemoveTargets", "DeleteRule", "DeleteFunction",
             "DeleteLogGroup", "ListRolePolicies", "DeleteRolePolicy", "ListAttachedRolePolicies",
             "DeleteRole")),
     # 3. template, security group, network.
-    "DeleteLaunchTemplate", "DeleteSecurityGroup",
+    # delete_vpc: gateways by the stack's tag (detached ones too), then the VPC's own.
+    "DeleteLaunchTemplate", "DeleteSecurityGroup", "DescribeInternetGateways",
     "DescribeVpcs", "DescribeInternetGateways", "DetachInternetGateway", "DeleteInternetGateway",
     "DescribeRouteTables", "DisassociateRouteTable", "DeleteRouteTable", "DescribeSubnets",
     "DeleteSubnet", "DeleteVpc",
@@ -174,6 +184,12 @@ def _min_create():
         "heal": (HEAL, ["up"]),
         "seen": ("DescribeAutoScalingGroups", ["heal"]),
         "seenv": ("DescribeVolumes", ["seen"]), "seena": ("DescribeAddresses", ["seen"]),
+        # The unmarking: once served; the EC2 objects' DeleteTags last (the commit point).
+        "ug": ("DeleteTags", ["seenv", "seena"]), "uf": ("UntagResource", ["seenv", "seena"]),
+        "ur": ("UntagRole", ["seenv", "seena"]), "ue": ("UntagResource", ["seenv", "seena"]),
+        "ul": ("UntagResource", ["seenv", "seena"]),
+        "u2": ("DescribeTags", ["seenv", "seena"]),
+        "u3": ("DeleteTags", ["ug", "uf", "ur", "ue", "ul", "u2"]),
     }
 
 
@@ -196,7 +212,8 @@ def _min_destroy():
     dag.update({
         "size0": ("UpdateAutoScalingGroup", refresh), "drained": ("DescribeAutoScalingGroups", ["size0"]),
         "delasg": ("DeleteAutoScalingGroup", ["drained"]), "asgw": ("DescribeAutoScalingGroups", ["delasg"]),
-        "detached": ("DescribeVolumes", ["drained"]), "snap": ("CreateSnapshot", ["detached"]),
+        "detached": ("DescribeVolumes", ["drained"]), "token": ("CreateTags", ["detached"]),
+        "snap": ("CreateSnapshot", ["token"]),
         "snapw": ("DescribeSnapshots", ["snap"]), "delvol": ("DeleteVolume", ["snapw"]),
         "eip": ("ReleaseAddress", ["drained"]),
         "untarget": ("RemoveTargets", ["drained"]), "delrule": ("DeleteRule", ["untarget"]),
