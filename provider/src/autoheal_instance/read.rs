@@ -289,16 +289,24 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             // What the serving instance runs: the version it was launched from. After an
             // update that moved the group to a new version but died before replacing the
             // instance, the group's version would claim the new settings while the old
-            // instance still serves; this way the next plan rolls it.
+            // instance still serves; this way the next plan rolls it. An instance's version
+            // deleted by hand falls back to the group's; only a missing group version marks
+            // the template for repair.
             let serving_version = serving
                 .and_then(|i| i.launch_template_version.as_deref())
                 .and_then(|v| v.parse::<i64>().ok())
-                .or(version);
-            if let (Some(id), Some(v)) = (&g.launch_template_id, serving_version) {
-                match launch_template::find_version(ctx, id, v)
-                    .await
-                    .map_err(aws_err)?
-                {
+                .filter(|v| Some(*v) != version);
+            if let (Some(id), Some(group_version)) = (&g.launch_template_id, version) {
+                let mut template = None;
+                for v in serving_version.into_iter().chain([group_version]) {
+                    template = launch_template::find_version(ctx, id, v)
+                        .await
+                        .map_err(aws_err)?;
+                    if template.is_some() {
+                        break;
+                    }
+                }
+                match template {
                     Some(t) => {
                         set_str(&mut state, "ami", Some(t.image_id));
                         set_str(&mut state, "instance_type", Some(t.instance_type));
