@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::local_aws::helpers::{address_status, group_instances, volume_status};
 use crate::local_aws::{Clients, LocalAws, Options as AwsOptions};
 use crate::sweeper::Sweeper;
 use crate::{Terraform, TerraformBinary};
@@ -93,4 +94,39 @@ impl World {
             Sweeper::for_stack(&self.clients, name).assert_nothing_left(except_final_snapshot),
         )
     }
+}
+
+/// The instance serving stack `name` (`stack`: its entry of the fixture's `stacks` output),
+/// when its group has exactly one instance, InService, with the data volume attached and the
+/// Elastic IP associated; `None` otherwise, or when AWS cannot be asked (for polling).
+pub async fn served_instance(
+    clients: &Clients,
+    name: &str,
+    stack: &serde_json::Value,
+) -> Option<String> {
+    let id_of = |key: &str| {
+        stack[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} missing in {stack}"))
+            .to_string()
+    };
+    let (volume_id, allocation_id) = (id_of("volume_id"), id_of("allocation_id"));
+    let group = format!("{name}-asg");
+    let instances = group_instances(&clients.autoscaling, &group).await.ok()?;
+    let serving: Vec<_> = instances
+        .iter()
+        .filter(|i| i.lifecycle_state == "InService")
+        .collect();
+    if serving.len() != 1 || instances.len() != 1 {
+        return None;
+    }
+    let id = serving[0].id.clone();
+    let v = volume_status(&clients.ec2, &volume_id).await.ok()?;
+    let a = address_status(&clients.ec2, &allocation_id).await.ok()?;
+    let ok = v
+        .attachment
+        .as_ref()
+        .is_some_and(|x| x.instance_id == id && x.state == "attached")
+        && a.instance_id.as_deref() == Some(id.as_str());
+    ok.then_some(id)
 }

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use terraform_tests::local_aws::control::Fault;
-use terraform_tests::local_aws::helpers::{address_status, group_instances, volume_status};
-use terraform_tests::stack_world::{self, DEFAULT_STACK_COMMAND_TIMEOUT};
+use terraform_tests::local_aws::helpers::{
+    address_status, group_instances, volume_status, wait_until, Check,
+};
+use terraform_tests::stack_world::{self, served_instance, DEFAULT_STACK_COMMAND_TIMEOUT};
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 
@@ -224,38 +226,23 @@ impl World {
     }
 }
 
-/// Waits (bounded) until the group of stack `name` has one instance InService with the data
-/// volume attached: after an interrupted rolling replacement the heal path may still be
+/// Waits (bounded) until stack `name` is served (one instance InService with the data volume
+/// and the address): after an interrupted rolling replacement the heal path may still be
 /// finishing when a no-op apply returns.
 fn wait_until_served(world: &World, name: &str, stack: &Json) {
-    let group = format!("{name}-asg");
-    let volume = stack["volume_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let served = world.block(async {
-            let instances = group_instances(&world.clients.autoscaling, &group)
-                .await
-                .unwrap();
-            let serving: Vec<_> = instances
-                .iter()
-                .filter(|i| i.lifecycle_state == "InService")
-                .collect();
-            let v = volume_status(&world.clients.ec2, &volume).await.unwrap();
-            serving.len() == 1
-                && instances.len() == 1
-                && v.attachment
-                    .as_ref()
-                    .is_some_and(|a| a.instance_id == serving[0].id && a.state == "attached")
-        });
-        if served {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: no instance served within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    world
+        .block(wait_until(
+            &format!("{name}: one instance served"),
+            Duration::from_secs(120),
+            Duration::from_millis(200),
+            || async {
+                Ok(match served_instance(&world.clients, name, stack).await {
+                    Some(id) => Check::Done(id),
+                    None => Check::NotYet("not served yet".into()),
+                })
+            },
+        ))
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// The type and tags of the instance serving stack `name`.

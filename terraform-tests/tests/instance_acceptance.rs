@@ -15,7 +15,7 @@ use terraform_tests::local_aws::helpers::{
     address_status, group_instances, volume_status, wait_for, Check,
 };
 use terraform_tests::local_aws::Clients;
-use terraform_tests::stack_world::World;
+use terraform_tests::stack_world::{served_instance, World};
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
 
@@ -438,7 +438,7 @@ fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
             .await
             .unwrap();
         wait_for("the replacement to be served", || async {
-            let id = assert_served_soft(c, &stack).await;
+            let id = served_instance(c, s(&stack, "name_hint"), &stack).await;
             Ok(match id.filter(|i| *i != first) {
                 Some(i) => Check::Done(i),
                 None => Check::NotYet("no replacement served yet".into()),
@@ -502,31 +502,6 @@ fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
         .unwrap();
     assert_eq!(left.len(), 1, "only the first final snapshot: {left:?}");
     assert_eq!(left[0].id, snapshot);
-}
-
-async fn assert_served_soft(clients: &Clients, stack: &Json) -> Option<String> {
-    let group = format!("{}-asg", s(stack, "name_hint"));
-    let instances = group_instances(&clients.autoscaling, &group).await.ok()?;
-    let serving: Vec<_> = instances
-        .iter()
-        .filter(|i| i.lifecycle_state == "InService")
-        .collect();
-    if serving.len() != 1 || instances.len() != 1 {
-        return None;
-    }
-    let id = serving[0].id.clone();
-    let v = volume_status(&clients.ec2, s(stack, "volume_id"))
-        .await
-        .ok()?;
-    let a = address_status(&clients.ec2, s(stack, "allocation_id"))
-        .await
-        .ok()?;
-    let ok = v
-        .attachment
-        .as_ref()
-        .is_some_and(|x| x.instance_id == id && x.state == "attached")
-        && a.instance_id.as_deref() == Some(id.as_str());
-    ok.then_some(id)
 }
 
 /// Delete the Elastic IP and the rule by hand: the plan shows the repair, the apply repairs
