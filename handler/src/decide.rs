@@ -42,6 +42,17 @@ impl InstanceState {
     }
 }
 
+impl InstanceState {
+    /// Shutting down or terminated: the instance will never run again, and its lifecycle
+    /// action ends with it.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+}
+
 impl fmt::Display for InstanceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -71,7 +82,9 @@ pub enum InstanceStep {
     Wait,
     /// Running: go on.
     Ready,
-    /// It will never run (terminating, stopped, or a state we do not know).
+    /// Shutting down or terminated: nothing to heal, and no failure of the heal.
+    Gone(String),
+    /// It will never run (stopping, stopped, or a state we do not know).
     Abandon(Failure),
 }
 
@@ -80,6 +93,9 @@ pub fn instance_step(instance_id: &str, state: &InstanceState) -> InstanceStep {
     match state {
         InstanceState::Pending => InstanceStep::Wait,
         InstanceState::Running => InstanceStep::Ready,
+        gone if gone.is_gone() => InstanceStep::Gone(format!(
+            "instance {instance_id} is {gone} (terminated before it was healed)"
+        )),
         other => InstanceStep::Abandon(Failure::new(format!(
             "instance {instance_id} is {other}, not pending or running"
         ))),
@@ -542,13 +558,16 @@ mod tests {
             instance_step(ME, &InstanceState::Running),
             InstanceStep::Ready
         );
-        for s in [
-            "shutting-down",
-            "terminated",
-            "stopping",
-            "stopped",
-            "weird",
-        ] {
+        for s in ["shutting-down", "terminated"] {
+            assert!(
+                matches!(
+                    instance_step(ME, &InstanceState::parse(s)),
+                    InstanceStep::Gone(reason) if reason.contains(s) && reason.contains(ME)
+                ),
+                "{s}"
+            );
+        }
+        for s in ["stopping", "stopped", "weird"] {
             assert!(
                 matches!(
                     instance_step(ME, &InstanceState::parse(s)),

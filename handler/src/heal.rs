@@ -18,8 +18,8 @@ use crate::backoff::Backoff;
 use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
 use crate::decide::{
     instance_step, membership_from_group, membership_from_tag, next_address_action,
-    next_volume_action, AddressAction, Failure, Holder, InstanceState, InstanceStep,
-    LifecycleResult, Membership, Target, VolumeAction,
+    next_volume_action, AddressAction, Failure, Holder, InstanceStep, LifecycleResult, Membership,
+    Target, VolumeAction,
 };
 use crate::errors::{classify, AwsError, ErrorKind};
 use crate::event::LaunchAction;
@@ -291,15 +291,6 @@ impl Healer {
                                 .await?;
                             run.member = true;
                         }
-                        if matches!(
-                            facts.state,
-                            InstanceState::ShuttingDown | InstanceState::Terminated
-                        ) {
-                            return Err(Stop::InstanceGone(format!(
-                                "instance {id} is {} (terminated before it was healed)",
-                                facts.state
-                            )));
-                        }
                         match instance_step(id, &facts.state) {
                             InstanceStep::Ready => {
                                 return facts.availability_zone.ok_or_else(|| {
@@ -308,6 +299,7 @@ impl Healer {
                                     )))
                                 })
                             }
+                            InstanceStep::Gone(reason) => return Err(Stop::InstanceGone(reason)),
                             InstanceStep::Abandon(f) => return Err(Stop::Abandon(f)),
                             InstanceStep::Wait => {
                                 format!("instance {id} to run (it is {})", facts.state)
@@ -597,17 +589,10 @@ impl Healer {
         let ec2 = &self.clients.ec2;
         let id = run.action.instance_id.as_str();
         match call(run.deadline, || aws::describe_instance(ec2, id)).await {
-            Ok(Some(facts))
-                if matches!(
-                    facts.state,
-                    InstanceState::ShuttingDown | InstanceState::Terminated
-                ) =>
-            {
-                Some(format!(
-                    "instance {id} is {}: its lifecycle action ended with it",
-                    facts.state
-                ))
-            }
+            Ok(Some(facts)) if facts.state.is_gone() => Some(format!(
+                "instance {id} is {}: its lifecycle action ended with it",
+                facts.state
+            )),
             Ok(None) => Some(format!(
                 "instance {id} is gone from EC2: its lifecycle action ended with it"
             )),
