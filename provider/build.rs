@@ -40,13 +40,41 @@ fn embed_handler_zip() {
     let path = std::env::var_os("AUTOHEAL_HANDLER_ZIP")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| target_dir.join("handler/x86_64/bootstrap.zip"));
+    let missing = "The provider embeds it. Build it first with `tools/build-handler` \
+                   (tools/test and tools/demo do this), or point AUTOHEAL_HANDLER_ZIP at a \
+                   bootstrap zip built for provided.al2023.";
+    embed_zip(&path, "AUTOHEAL_HANDLER_ZIP_X86_64", missing);
+    embed_arm64_zip();
+}
+
+/// The arm64 zip only when asked for by path (tools/release sets it after
+/// `tools/build-handler --arch all`): a build that merely finds target/handler/arm64 left over
+/// would ship a zip nobody rebuilt with the current handler.
+fn embed_arm64_zip() {
+    println!("cargo::rustc-check-cfg=cfg(autoheal_arm64_handler)");
+    println!("cargo:rerun-if-env-changed=AUTOHEAL_HANDLER_ZIP_ARM64");
+    let Some(path) = std::env::var_os("AUTOHEAL_HANDLER_ZIP_ARM64").filter(|p| !p.is_empty())
+    else {
+        return;
+    };
+    let missing = "Build it with `tools/build-handler --arch arm64`, or unset \
+                   AUTOHEAL_HANDLER_ZIP_ARM64 to ship x86_64 only.";
+    embed_zip(
+        std::path::Path::new(&path),
+        "AUTOHEAL_HANDLER_ZIP_ARM64",
+        missing,
+    );
+    println!("cargo:rustc-cfg=autoheal_arm64_handler");
+}
+
+/// Checks that `path` holds a plausible handler zip and hands its absolute path to the crate
+/// as the environment variable `env` (for `include_bytes!`); stops the build with `missing`
+/// (the fix) when it cannot be read.
+fn embed_zip(path: &std::path::Path, env: &str, missing: &str) {
     println!("cargo:rerun-if-changed={}", path.display());
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
         panic!(
-            "\n\nThe attachment Lambda's zip is missing ({}: {e}).\n\
-             The provider embeds it. Build it first with `tools/build-handler` \
-             (tools/test and tools/demo do this), or point AUTOHEAL_HANDLER_ZIP at a \
-             bootstrap zip built for provided.al2023.\n\n",
+            "\n\nThe attachment Lambda's zip is missing ({}: {e}).\n{missing}\n\n",
             path.display()
         )
     });
@@ -61,43 +89,5 @@ fn embed_handler_zip() {
         );
     }
     let abs = path.canonicalize().expect("handler zip path");
-    println!(
-        "cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_X86_64={}",
-        abs.display()
-    );
-    embed_arm64_zip();
-}
-
-/// The arm64 zip only when asked for by path (tools/release sets it after
-/// `tools/build-handler --arch all`): a build that merely finds target/handler/arm64 left over
-/// would ship a zip nobody rebuilt with the current handler.
-fn embed_arm64_zip() {
-    println!("cargo::rustc-check-cfg=cfg(autoheal_arm64_handler)");
-    println!("cargo:rerun-if-env-changed=AUTOHEAL_HANDLER_ZIP_ARM64");
-    let Some(path) = std::env::var_os("AUTOHEAL_HANDLER_ZIP_ARM64").filter(|p| !p.is_empty())
-    else {
-        return;
-    };
-    let path = std::path::PathBuf::from(path);
-    println!("cargo:rerun-if-changed={}", path.display());
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "\n\nAUTOHEAL_HANDLER_ZIP_ARM64 names {} ({e}). Build it with \
-             `tools/build-handler --arch arm64`, or unset the variable to ship x86_64 only.\n\n",
-            path.display()
-        )
-    });
-    if !bytes.starts_with(b"PK\x03\x04") || bytes.len() < 100_000 {
-        panic!(
-            "\n\n{} is not a plausible handler zip ({} bytes).\n\n",
-            path.display(),
-            bytes.len()
-        );
-    }
-    let abs = path.canonicalize().expect("arm64 handler zip path");
-    println!(
-        "cargo:rustc-env=AUTOHEAL_HANDLER_ZIP_ARM64={}",
-        abs.display()
-    );
-    println!("cargo:rustc-cfg=autoheal_arm64_handler");
+    println!("cargo:rustc-env={env}={}", abs.display());
 }
