@@ -264,6 +264,22 @@ def run(args):
             time.sleep(0.1)
         completes = [x for x in aws.control("/calls?operation=CompleteLifecycleAction")
                      if x["status"] == 200 and x["params"].get("LifecycleActionResult") == "CONTINUE"]
+        # Cold start with no work: an empty event, which neither function can act on, so each
+        # answers at once with an error and makes no AWS call. A fresh process each time, as
+        # for the heals; the same number of runs, alternating. Sent before the function logs are
+        # read, so one read has the REPORT lines of both.
+        log("invoking each function with an empty event (no AWS work)")
+        calls_before = {x["seq"] for x in aws.control("/calls")}
+        for rep in range(args.reps):
+            for name in (FUNCTIONS if rep % 2 == 0 else tuple(reversed(FUNCTIONS))):
+                out = c["lambda"].invoke(FunctionName=stacks[name]["function"], Payload=b"{}")
+                if not out.get("FunctionError"):
+                    raise SystemExit(f"{name}: an empty event should be an error: {out}")
+        by_function = {stacks[name]["function"]: name for name in FUNCTIONS}
+        idle_calls = [x for x in aws.control("/calls")
+                      if x["seq"] not in calls_before and x.get("function") in by_function]
+        if idle_calls:
+            raise SystemExit(f"the functions called AWS on an empty event: {idle_calls[:3]}")
         reports, waits = {}, set()
         for name in FUNCTIONS:
             lines = function_lines(c, stacks[name]["function"])
@@ -300,27 +316,6 @@ def run(args):
                 "steps_ms": json.loads(attempts[-1].get("response") or "{}").get("stepsMs"),
             })
 
-        # Cold start with no work: an empty event, which neither function can act on, so each
-        # answers at once with an error and makes no AWS call. A fresh process each time, as
-        # for the heals; the same number of runs, alternating.
-        log("invoking each function with an empty event (no AWS work)")
-        calls_before = {x["seq"] for x in aws.control("/calls")}
-        for rep in range(args.reps):
-            for name in (FUNCTIONS if rep % 2 == 0 else tuple(reversed(FUNCTIONS))):
-                out = c["lambda"].invoke(FunctionName=stacks[name]["function"], Payload=b"{}")
-                if not out.get("FunctionError"):
-                    raise SystemExit(f"{name}: an empty event should be an error: {out}")
-        by_function = {stacks[name]["function"]: name for name in FUNCTIONS}
-        idle_calls = [x for x in aws.control("/calls")
-                      if x["seq"] not in calls_before and x.get("function") in by_function]
-        if idle_calls:
-            raise SystemExit(f"the functions called AWS on an empty event: {idle_calls[:3]}")
-        reports = {}
-        for name in FUNCTIONS:
-            for line in function_lines(c, stacks[name]["function"]):
-                r = parse_report(line)
-                if r:
-                    reports[r["request_id"]] = r
         idle = []
         for i in aws.control("/invocations"):
             if i.get("source") != "Invoke" or i.get("function") not in by_function:
