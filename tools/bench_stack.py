@@ -105,7 +105,9 @@ CREATE_ORDER = seq(
     # Step 3.
     par(seq("CreateFunction", "GetFunctionConfiguration", "PutTargets", "AddPermission"),
         seq("CreateAutoScalingGroup", "EnableMetricsCollection")),
-    # Step 4: scale to 1, the heal, then one poll that sees it done.
+    # Step 4: the volume's unused marker off (from here an instance may write to it), scale
+    # to 1, the heal, then one poll that sees it done.
+    "DeleteTags",
     "UpdateAutoScalingGroup",
     HEAL,
     seq("DescribeAutoScalingGroups", "DescribeVolumes", "DescribeAddresses"),
@@ -179,8 +181,10 @@ def _min_create():
         "tgt": ("PutTargets", ["fn", "rule"]), "perm": ("AddPermission", ["fn", "rule"]),
         "asg": ("CreateAutoScalingGroup", ["lt", "subnet"]),
         "metrics": ("EnableMetricsCollection", ["asg"]),
+        # The volume's unused marker goes before the scale-up (delete.rs trusts only it).
+        "used": ("DeleteTags", ["vol"]),
         "up": ("UpdateAutoScalingGroup", ["asg", "fnw", "tgt", "perm", "policy", "volw", "lg",
-                                          "dns1", "dns2", "route", "assoc"]),
+                                          "dns1", "dns2", "route", "assoc", "used"]),
         "heal": (HEAL, ["up"]),
         "seen": ("DescribeAutoScalingGroups", ["heal"]),
         "seenv": ("DescribeVolumes", ["seen"]), "seena": ("DescribeAddresses", ["seen"]),

@@ -110,7 +110,7 @@ impl fmt::Display for Kind {
 pub struct Leftover {
     pub kind: Kind,
     pub id: String,
-    /// Only snapshots: it carries [`FINAL_SNAPSHOT_TAG`] = `true`.
+    /// Only snapshots: it carries [`FINAL_SNAPSHOT_TAG`] = `true` (or `ended`).
     pub final_snapshot: bool,
 }
 
@@ -419,11 +419,15 @@ impl Sweeper {
             .await
             .map_err(|e| anyhow!("DescribeSnapshots: {}", err_text(&e)))?;
         for v in snapshots.iter().filter(|v| ec2_tagged!(v, s)) {
-            let is_final = tagged(
-                v.tags().iter().map(|t| (t.key(), t.value())),
-                FINAL_SNAPSHOT_TAG,
-                "true",
-            );
+            // A live final snapshot ("true") or one of a lineage a destroy ended ("ended"):
+            // both are data the provider keeps on purpose.
+            let is_final = ["true", "ended"].iter().any(|value| {
+                tagged(
+                    v.tags().iter().map(|t| (t.key(), t.value())),
+                    FINAL_SNAPSHOT_TAG,
+                    value,
+                )
+            });
             found.push(Leftover {
                 kind: Kind::Snapshot,
                 id: v.snapshot_id().unwrap_or("?").to_string(),

@@ -332,6 +332,15 @@ impl Terraform {
             .insert(name.into(), value.into());
     }
 
+    /// Drops a step variable set with [`Self::set_var`]: the variable is back to its value in
+    /// the options, or its default.
+    pub fn unset_var(&self, name: &str) {
+        self.step_vars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
     /// `options.vars` with the step variables over them.
     fn vars(&self) -> BTreeMap<String, String> {
         let mut vars = self.options.vars.clone();

@@ -56,11 +56,18 @@ impl World {
 
     /// Runs `terraform ARGS` with the provider killed during the first call of `operation`.
     /// Returns Terraform's output; panics if the point was never reached.
+    /// Runs `args` and kills the provider inside the first call of `operation`, or of the
+    /// call `Operation[Param=Value]` names (one request parameter must match).
     fn run_killed_at(&self, t: &Terraform, args: &[&str], operation: &str) -> String {
         let control = self.aws.control();
-        let rule = self
-            .block(control.add_fault(&Fault::latency(operation, HOLD_MS).count(1)))
-            .unwrap();
+        let fault = match operation.strip_suffix(']').and_then(|p| p.split_once('[')) {
+            Some((op, matching)) => {
+                let (param, value) = matching.split_once('=').expect("Operation[Param=Value]");
+                Fault::latency(op, HOLD_MS).matching(param, value)
+            }
+            None => Fault::latency(operation, HOLD_MS),
+        };
+        let rule = self.block(control.add_fault(&fault.count(1))).unwrap();
         let endpoint = self.aws.endpoint().to_string();
         let killed = std::thread::scope(|scope| {
             let watcher = scope.spawn(|| {
@@ -340,7 +347,7 @@ fn crash_and_recover(points: &[(&str, &str)]) {
     let only = std::env::var("AUTOHEAL_CRASH_ONLY").ok();
     let log_dir = std::env::var("AUTOHEAL_CRASH_TF_LOG").ok();
     for (i, (create_point, destroy_point)) in points.iter().enumerate() {
-        if only.as_deref().is_some_and(|o| o != *create_point) {
+        if only.as_deref().is_some_and(|o| !create_point.starts_with(o)) {
             continue;
         }
         let name = format!("crash{i}");
@@ -392,7 +399,13 @@ fn killed_during_the_last_create_steps_and_destroy_converges() {
         ("AddPermission", "DeleteRolePolicy"),
         ("CreateAutoScalingGroup", "DescribeVolumes"),
         ("UpdateAutoScalingGroup", "DeleteRouteTable"),
-        ("DeleteTags", "UpdateAutoScalingGroup"),
+        // The volume's unused marker removed just before the scale-up, and the unmarking
+        // of the EC2 objects, the create's commit point.
+        ("DeleteTags[Tag.1.Key=autoheal:unused]", "CreateSnapshot"),
+        (
+            "DeleteTags[Tag.1.Key=autoheal:creating]",
+            "UpdateAutoScalingGroup",
+        ),
     ]);
 }
 

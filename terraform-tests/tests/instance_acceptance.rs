@@ -411,6 +411,29 @@ fn basic_stack_applies_updates_imports_and_destroys_with_every_terraform() {
     }
 }
 
+/// Terminates `first`, the serving instance of `stack`, and waits until the group's
+/// replacement is served (the volume and the address moved by the Lambda). Returns its id.
+fn heal(world: &World, stack: &Json, first: &str) -> String {
+    let c = &world.clients;
+    world.block(async {
+        c.ec2
+            .terminate_instances()
+            .instance_ids(first)
+            .send()
+            .await
+            .unwrap();
+        wait_for("the replacement to be served", || async {
+            let id = served_instance(c, s(stack, "name_hint"), stack).await;
+            Ok(match id.filter(|i| *i != first) {
+                Some(i) => Check::Done(i),
+                None => Check::NotYet("no replacement served yet".into()),
+            })
+        })
+        .await
+        .unwrap()
+    })
+}
+
 fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
     tf_versions.last().unwrap().clone()
 }
@@ -430,23 +453,7 @@ fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
     let stack = named(stacks(&t)["heal"].clone(), "heal");
     let first = world.block(assert_served(c, &stack));
 
-    world.block(async {
-        c.ec2
-            .terminate_instances()
-            .instance_ids(&first)
-            .send()
-            .await
-            .unwrap();
-        wait_for("the replacement to be served", || async {
-            let id = served_instance(c, s(&stack, "name_hint"), &stack).await;
-            Ok(match id.filter(|i| *i != first) {
-                Some(i) => Check::Done(i),
-                None => Check::NotYet("no replacement served yet".into()),
-            })
-        })
-        .await
-        .unwrap();
-    });
+    heal(&world, &stack, &first);
     let out = t
         .run(
             &[
@@ -692,16 +699,26 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
             text.contains("UnauthorizedOperation"),
             "{operation}: AWS's error code: {text}"
         );
-        // Once the launch template exists an instance may have used the volume, so destroy
-        // keeps a final snapshot; before, the volume holds nothing and goes without one.
+        // The volume is proven unused (its autoheal:unused marker) until the create removes
+        // the marker just before scaling the group up (UpdateAutoScalingGroup): destroy
+        // deletes it without a snapshot only until then.
         let show = t.run(&["show", "-json"], false).unwrap();
-        let template_made = !resource_values(&show)["launch_template_id"].is_null();
+        let volume = resource_values(&show)["volume_id"].as_str().map(str::to_string);
+        if let Some(volume) = &volume {
+            let v = world.block(volume_status(&world.clients.ec2, volume)).unwrap();
+            assert_eq!(
+                v.tags.contains_key("autoheal:unused"),
+                *operation != "UpdateAutoScalingGroup",
+                "{operation}: the unused marker on {volume}: {v:?}"
+            );
+        }
+        let expect_snapshot = *operation == "UpdateAutoScalingGroup";
         t.destroy()
             .unwrap_or_else(|e| panic!("{operation}: destroy: {e:#}"));
-        let kept = world.sweep(&name, template_made);
+        let kept = world.sweep(&name, expect_snapshot);
         assert_eq!(
             kept.is_some(),
-            template_made,
+            expect_snapshot,
             "{operation}: final snapshot {kept:?}"
         );
     }
@@ -902,4 +919,205 @@ fn replacing_the_stack_restores_the_volume_from_its_final_snapshot() {
         );
     });
     t.destroy().unwrap();
+}
+
+/// Apply, heal once (the volume has served two instances), delete the launch template by hand
+/// and refresh (the state loses `launch_template_id`), then destroy: the final snapshot is
+/// taken, because only the provider's marker on the volume, not the state, may prove a
+/// volume unused. The same for a stack imported after its template was deleted.
+#[test]
+fn a_used_volume_gets_its_final_snapshot_even_when_its_template_is_gone() {
+    let tf = newest(&terraform_versions());
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    for imported in [false, true] {
+        let name = if imported { "tplimp" } else { "tpl" };
+        eprintln!("=== {name}");
+        let t = world.terraform(&tf, &[name]);
+        let _guard = t.destroy_guard();
+        t.apply().unwrap();
+        let stack = named(stacks(&t)[name].clone(), name);
+        let first = world.block(assert_served(c, &stack));
+        heal(&world, &stack, &first);
+        let template = s(&stack, "launch_template_id").to_string();
+        world.block(async {
+            c.ec2
+                .delete_launch_template()
+                .launch_template_id(&template)
+                .send()
+                .await
+                .unwrap();
+        });
+        let imp = imported.then(|| world.terraform(&tf, &[name]));
+        let t = if let Some(imp) = &imp {
+            let address = format!(r#"autoheal_instance.this["{name}"]"#);
+            let mut args: Vec<String> =
+                vec!["import".into(), "-no-color".into(), "-input=false".into()];
+            args.extend(imp.var_args());
+            args.extend([address, name.to_string()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = imp.run(&args, false).unwrap();
+            assert_eq!(out.exit_code, 0, "import: {out}");
+            imp
+        } else {
+            let out = t
+                .run(
+                    &[
+                        "apply",
+                        "-refresh-only",
+                        "-auto-approve",
+                        "-no-color",
+                        "-input=false",
+                    ],
+                    true,
+                )
+                .unwrap();
+            assert_eq!(out.exit_code, 0, "{out}");
+            &t
+        };
+        let show = t.run(&["show", "-json"], false).unwrap();
+        assert!(
+            resource_values(&show)["launch_template_id"].is_null(),
+            "{name}: the state lost the deleted template: {}",
+            show.stdout
+        );
+        t.destroy().unwrap();
+        let kept = world.sweep(name, true);
+        assert!(kept.is_some(), "{name}: a final snapshot of the used volume");
+    }
+}
+
+/// Which data a new volume starts from (see provider/src/autoheal_instance/lineage.rs):
+/// a `volume_snapshot_id` set in place touches no volume; the next replacement starts from
+/// it (newly set wins over the lineage's final snapshot); the replacement after that
+/// continues from its own final snapshot (not back to the older user snapshot); after a
+/// destroy with `volume_on_destroy = "delete"` a new stack of the name starts empty.
+#[test]
+fn a_new_volume_continues_its_lineage_unless_a_snapshot_is_newly_set() {
+    let tf = newest(&terraform_versions());
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    let t = world.terraform(&tf, &["lin"]);
+    let _guard = t.destroy_guard();
+    t.apply().unwrap();
+    let first = named(stacks(&t)["lin"].clone(), "lin");
+    assert!(first["volume_source"].is_null(), "starts empty: {first}");
+
+    // A snapshot of the user's, of a volume outside the stack.
+    let user_snapshot = world.block(async {
+        let v = c
+            .ec2
+            .create_volume()
+            .availability_zone("ap-southeast-2a")
+            .size(8)
+            .encrypted(true)
+            .send()
+            .await
+            .unwrap();
+        let snap = c
+            .ec2
+            .create_snapshot()
+            .volume_id(v.volume_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let id = snap.snapshot_id().unwrap().to_string();
+        wait_for("the user's snapshot", || async {
+            let out = c.ec2.describe_snapshots().snapshot_ids(&id).send().await?;
+            let state = out.snapshots()[0].state().map(|s| s.as_str().to_string());
+            Ok(match state.as_deref() {
+                Some("completed") => Check::Done(()),
+                other => Check::NotYet(format!("{other:?}")),
+            })
+        })
+        .await
+        .unwrap();
+        id
+    });
+
+    // Set in place: the plan is an update, and the volume stays.
+    with_var(&t, "volume_snapshot_id", &user_snapshot);
+    let plan = t.plan().unwrap();
+    assert!(
+        plan.stdout.contains("update in-place") && !plan.stdout.contains("must be replaced"),
+        "volume_snapshot_id changes in place: {plan}"
+    );
+    t.apply().unwrap();
+    let updated = named(stacks(&t)["lin"].clone(), "lin");
+    assert_eq!(s(&updated, "volume_id"), s(&first, "volume_id"));
+    assert!(updated["volume_source"].is_null(), "{updated}");
+
+    // A replacement: the newly set snapshot wins over the first volume's final snapshot.
+    with_var(&t, "subnet_cidr", "10.0.2.0/24");
+    t.apply().unwrap();
+    let second = named(stacks(&t)["lin"].clone(), "lin");
+    let final_of = |volume: &str| -> String {
+        world.block(async {
+            let out = c
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("volume-id")
+                        .values(volume)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.snapshots().len(), 1, "one final snapshot of {volume}");
+            out.snapshots()[0].snapshot_id().unwrap().to_string()
+        })
+    };
+    let first_final = final_of(s(&first, "volume_id"));
+    assert_eq!(
+        second["volume_source"].as_str(),
+        Some(user_snapshot.as_str()),
+        "newly set wins over {first_final}: {second}"
+    );
+    let v = world
+        .block(volume_status(&c.ec2, s(&second, "volume_id")))
+        .unwrap();
+    assert_eq!(v.snapshot_id.as_deref(), Some(user_snapshot.as_str()), "{v:?}");
+
+    // Replaced again with the same volume_snapshot_id: the lineage continues from the second
+    // volume's final snapshot, not back to the user's snapshot.
+    with_var(&t, "subnet_cidr", "10.0.3.0/24");
+    t.apply().unwrap();
+    let third = named(stacks(&t)["lin"].clone(), "lin");
+    let second_final = final_of(s(&second, "volume_id"));
+    assert_eq!(
+        third["volume_source"].as_str(),
+        Some(second_final.as_str()),
+        "the lineage continues: {third}"
+    );
+    assert_empty_plan(&t, "after the replacements");
+
+    // `delete` ends the lineage: a new stack of the name starts empty.
+    with_var(&t, "volume_on_destroy", "delete");
+    t.apply().unwrap();
+    t.destroy().unwrap();
+    t.unset_var("volume_snapshot_id");
+    t.apply().unwrap();
+    let fresh = named(stacks(&t)["lin"].clone(), "lin");
+    assert!(
+        fresh["volume_source"].is_null(),
+        "after delete the lineage ended, no older snapshot is restored: {fresh}"
+    );
+    t.destroy().unwrap();
+    // The two final snapshots are kept (tagged ended), nothing else of the stack.
+    let mut left: Vec<String> = world
+        .block(Sweeper::for_stack(c, "lin").leftovers())
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            assert!(l.final_snapshot, "only final snapshots are left: {l}");
+            l.id
+        })
+        .collect();
+    left.sort();
+    let mut expected = vec![first_final, second_final];
+    expected.sort();
+    assert_eq!(left, expected);
 }

@@ -26,16 +26,21 @@ use std::sync::Mutex;
 
 use crate::aws::{
     address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
-    log_group, network, security_group, volume, OpContext,
+    log_group, network, volume, OpContext,
 };
 
 use super::adopt::{self, Leftovers};
+use super::converge::{Converger, Presence};
 use super::names::{self, DerivedName};
-use super::policy::{self, PolicyScope};
+use super::policy::PolicyScope;
 use super::spec::Spec;
 use super::stack::Stack;
 use super::steps::{StepError, StepResult};
-use super::tagging::{creating, object_tags, stack_tags, CREATING_TAG, FINAL_SNAPSHOT_TAG};
+use super::lineage;
+use super::tagging::{
+    creating, new_volume_tags, object_tags, stack_tags, CREATING_TAG, FINAL_SNAPSHOT_TAG,
+    LINEAGE_LIVE, UNUSED_TAG,
+};
 use super::user_data::{user_data_base64, MountParams};
 
 /// The settings and shared record of one create.
@@ -65,6 +70,15 @@ impl<'a> Creator<'a> {
             stack: Mutex::new(Stack::default()),
             volume_performance: Mutex::new(None),
             leftovers: Leftovers::default(),
+        }
+    }
+
+    /// The shared per-object steps, in create mode (new objects carry the marker).
+    fn converger(&self) -> Converger<'_> {
+        Converger {
+            ctx: self.ctx,
+            spec: self.spec,
+            creating: true,
         }
     }
 
@@ -116,6 +130,7 @@ impl<'a> Creator<'a> {
         let net = keep(net, &mut errors);
         let vol = keep(vol, &mut errors);
         if let Some(v) = &vol {
+            self.record(|s| s.volume_source_snapshot_id = v.snapshot_id.clone());
             *self
                 .volume_performance
                 .lock()
@@ -275,31 +290,14 @@ impl<'a> Creator<'a> {
                 }
             }
         };
-        let sg_name = derived(names::SECURITY_GROUP, spec);
-        let left = &self.leftovers;
-        if let Some(sg) = self.leftover("security group", &left.security_group_ids) {
-            // Adopted: its ingress may be missing (the create stopped between the calls).
-            let current = security_group::find(ctx, sg)
-                .await
-                .step("find", format!("security group {sg}"))?
-                .map(|g| g.ssh_cidrs)
-                .unwrap_or_default();
-            security_group::set_ssh_cidrs(ctx, sg, &current, &spec.ssh_ingress_cidrs)
-                .await
-                .step("set the ingress of", format!("security group {sg}"))?;
-            self.record(|s| s.security_group_id = Some(sg.clone()));
-            return Ok((subnet_id, sg.clone()));
-        }
-        let sg = security_group::create(
-            ctx,
-            &sg_name,
-            &vpc_id,
-            &spec.ssh_ingress_cidrs,
-            &creating(spec, object_tags(spec, names::SECURITY_GROUP)),
-            |id| self.record(|s| s.security_group_id = Some(id.to_string())),
-        )
-        .await
-        .step("create", format!("security group {sg_name}"))?;
+        let left = self.leftover("security group", &self.leftovers.security_group_ids);
+        let (sg, _) = self
+            .converger()
+            .security_group(left.map(String::as_str), &vpc_id, |id| {
+                self.record(|s| s.security_group_id = Some(id.to_string()))
+            })
+            .await?;
+        self.record(|s| s.security_group_id = Some(sg.clone()));
         Ok((subnet_id, sg))
     }
 
@@ -410,29 +408,23 @@ impl<'a> Creator<'a> {
                     StepError::problem("find", format!("volume {id}"), "the volume is gone")
                 });
         }
-        // The data of a previous stack of the same name wins over `volume_snapshot_id`: a
-        // replaced stack must never start empty.
-        let previous = volume::newest_final_snapshot(
+        // Which data it starts from: see `lineage`.
+        let newest = volume::newest_final_snapshot(
             ctx,
             names::STACK_TAG,
             &spec.name,
-            (FINAL_SNAPSHOT_TAG, "true"),
+            (FINAL_SNAPSHOT_TAG, LINEAGE_LIVE),
         )
         .await
         .step("find", "final snapshot of a previous stack")?;
-        let snapshot_id = match &previous {
-            Some(volume::FinalSnapshot {
-                snapshot_id: id, ..
-            }) => {
-                tracing::info!(
-                    snapshot_id = id,
-                    stack = spec.name,
-                    "restoring the data volume from the newest final snapshot of this stack's name"
-                );
-                Some(id.as_str())
-            }
-            None => spec.volume_snapshot_id.as_deref(),
-        };
+        let source = lineage::choose(spec.volume_snapshot_id.as_deref(), newest.as_ref());
+        tracing::info!(
+            stack = spec.name,
+            snapshot_id = source.snapshot_id,
+            reason = source.reason,
+            "the data volume's source"
+        );
+        let snapshot_id = source.snapshot_id.as_deref();
         let new = volume::NewVolume {
             availability_zone: &spec.availability_zone,
             size: spec.volume_size,
@@ -445,7 +437,7 @@ impl<'a> Creator<'a> {
         let id = volume::create(
             ctx,
             &new,
-            &creating(spec, object_tags(spec, names::VOLUME_NAME_TAG)),
+            &creating(spec, new_volume_tags(spec)),
             |id| self.record(|s| s.volume_id = Some(id.to_string())),
         )
         .await
@@ -463,30 +455,12 @@ impl<'a> Creator<'a> {
     }
 
     async fn address(&self) -> Result<String, StepError> {
-        let (ctx, spec) = (self.ctx, self.spec);
-        let info = match &spec.existing_allocation_id {
-            Some(id) => address::find(ctx, id)
-                .await
-                .step("find", format!("Elastic IP {id}"))?
-                .ok_or_else(|| {
-                    StepError::problem(
-                        "use",
-                        format!("Elastic IP {id}"),
-                        format!("existing_allocation_id: address {id} does not exist in this account and region"),
-                    )
-                })?,
-            None => match self.leftover("Elastic IP", &self.leftovers.allocation_ids) {
-                Some(id) => address::find(ctx, id)
-                    .await
-                    .step("find", format!("Elastic IP {id}"))?
-                    .ok_or_else(|| {
-                        StepError::problem("find", format!("Elastic IP {id}"), "the address is gone")
-                    })?,
-                None => address::allocate(ctx, &creating(spec, object_tags(spec, names::EIP_NAME_TAG)))
-                    .await
-                    .step("allocate", "Elastic IP")?,
-            },
-        };
+        let known = self.leftover("Elastic IP", &self.leftovers.allocation_ids);
+        let info = self
+            .converger()
+            .address(known.map(String::as_str))
+            .await?
+            .info;
         self.record(|s| {
             s.allocation_id = Some(info.allocation_id.clone());
             s.public_ip = Some(info.public_ip.clone());
@@ -496,54 +470,27 @@ impl<'a> Creator<'a> {
 
     async fn log_group(&self) -> Result<(), StepError> {
         let name = derived(names::LOG_GROUP, self.spec);
-        if self.leftovers.log_group {
-            self.record(|s| s.log_group_name = Some(name.clone()));
-            return log_group::set_retention(self.ctx, &name, self.spec.log_retention_days)
-                .await
-                .step("set the retention of", format!("log group {name}"));
-        }
-        log_group::create(
-            self.ctx,
-            &name,
-            self.spec.log_retention_days,
-            &creating(self.spec, stack_tags(self.spec)),
-            || self.record(|s| s.log_group_name = Some(name.clone())),
-        )
-        .await
-        .step("create", format!("log group {name}"))
+        self.converger()
+            .log_group(presence(self.leftovers.log_group), || {
+                self.record(|s| s.log_group_name = Some(name.clone()))
+            })
+            .await
     }
 
     async fn role(&self) -> Result<String, StepError> {
-        let name = names::lambda_role_name(&self.spec.name, self.ctx.region());
-        let arn = match &self.leftovers.role_arn {
-            Some(arn) => arn.clone(),
-            None => iam_role::create(
-                self.ctx,
-                &name,
-                &policy::lambda_trust_policy().to_string(),
-                "autoheal: the attachment Lambda of this stack",
-                &creating(self.spec, stack_tags(self.spec)),
-            )
-            .await
-            .step("create", format!("IAM role {name}"))?,
-        };
+        let arn = self
+            .converger()
+            .role(presence(self.leftovers.role_arn.is_some()))
+            .await?;
         self.record(|s| s.lambda_role_arn = Some(arn.clone()));
         Ok(arn)
     }
 
     async fn rule(&self) -> Result<String, StepError> {
-        let name = derived(names::EVENT_RULE, self.spec);
-        let group = derived(names::AUTOSCALING_GROUP, self.spec);
-        let arn = event_rule::put(
-            self.ctx,
-            &name,
-            &event_rule::launch_pattern(&group),
-            "autoheal: launch lifecycle actions of this stack's group, to its attachment Lambda",
-            // PutRule is an upsert: a rule left by an interrupted create is simply rewritten.
-            &creating(self.spec, stack_tags(self.spec)),
-        )
-        .await
-        .step("create", format!("EventBridge rule {name}"))?;
+        let arn = self
+            .converger()
+            .rule(presence(self.leftovers.rule))
+            .await?;
         self.record(|s| s.event_rule_arn = Some(arn.clone()));
         Ok(arn)
     }
@@ -554,21 +501,9 @@ impl<'a> Creator<'a> {
         volume: &volume::VolumeInfo,
         allocation_id: &str,
     ) -> Result<(), StepError> {
-        let spec = self.spec;
-        let scope = policy_scope(role_arn, self.ctx.region(), spec, volume, allocation_id)?;
-        let role = names::lambda_role_name(&spec.name, self.ctx.region());
-        let policy_name = derived(names::LAMBDA_POLICY, spec);
-        iam_role::put_policy(
-            self.ctx,
-            &role,
-            &policy_name,
-            &policy::attach_policy(&scope).to_string(),
-        )
-        .await
-        .step(
-            "write",
-            format!("inline policy {policy_name} of IAM role {role}"),
-        )
+        self.converger()
+            .role_policy(role_arn, volume, allocation_id)
+            .await
     }
 
     async fn launch_template(
@@ -611,39 +546,15 @@ impl<'a> Creator<'a> {
         allocation_id: &str,
         rule_arn: &str,
     ) -> Result<(), StepError> {
-        let (ctx, spec) = (self.ctx, self.spec);
-        let name = derived(names::LAMBDA_FUNCTION, spec);
-        let settings = function_settings(spec, role_arn, volume_id, allocation_id);
         let sha = crate::handler_zip::sha256_hex(self.zip);
-        let arn = if self.leftovers.function {
-            // Adopted: its configuration or code may be from before (or half written).
-            let object = format!("Lambda function {name}");
-            lambda_function::wait_ready(ctx, &name)
-                .await
-                .step("wait for", object.clone())?;
-            lambda_function::update_configuration(ctx, &name, &settings)
-                .await
-                .step("update the configuration of", object.clone())?;
-            lambda_function::update_code(ctx, &name, self.zip, &settings.architecture)
-                .await
-                .step("update the code of", object.clone())?;
-            let arn = lambda_function::find(ctx, &name)
-                .await
-                .step("find", object.clone())?
-                .ok_or_else(|| StepError::problem("find", object, "the function is gone"))?
-                .arn;
-            self.record(|s| {
-                s.lambda_function_arn = Some(arn.clone());
-                s.handler_sha256 = Some(sha);
-            });
-            arn
-        } else {
-            lambda_function::create(
-                ctx,
-                &name,
-                &settings,
+        self.converger()
+            .function(
+                presence(self.leftovers.function),
                 self.zip,
-                &creating(spec, stack_tags(spec)),
+                role_arn,
+                volume_id,
+                allocation_id,
+                rule_arn,
                 |arn| {
                     self.record(|s| {
                         s.lambda_function_arn = Some(arn.to_string());
@@ -651,32 +562,8 @@ impl<'a> Creator<'a> {
                     })
                 },
             )
-            .await
-            .step("create", format!("Lambda function {name}"))?
-        };
-        if spec.lambda_reserved_concurrency.is_some() {
-            lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
-                .await
-                .step(
-                    "set reserved concurrency of",
-                    format!("Lambda function {name}"),
-                )?;
-        }
-        let rule = derived(names::EVENT_RULE, spec);
-        event_rule::put_target(ctx, &rule, &derived(names::EVENT_TARGET_ID, spec), &arn)
-            .await
-            .step("add the target of", format!("EventBridge rule {rule}"))?;
-        lambda_function::add_permission(
-            ctx,
-            &name,
-            &derived(names::LAMBDA_PERMISSION_SID, spec),
-            rule_arn,
-        )
-        .await
-        .step(
-            "add the invoke permission of",
-            format!("Lambda function {name}"),
-        )
+            .await?;
+        Ok(())
     }
 
     async fn group(
@@ -701,9 +588,7 @@ impl<'a> Creator<'a> {
                 s.autoscaling_group_name = Some(name.clone());
                 s.lifecycle_hook_name = Some(hook.clone());
             });
-            autoscaling_group::put_hook(self.ctx, &name, &hook, spec.lifecycle_hook_timeout)
-                .await
-                .step("write the launch hook of", object.clone())?;
+            self.converger().hook().await?;
             autoscaling_group::update(
                 self.ctx,
                 &name,
@@ -747,6 +632,19 @@ impl<'a> Creator<'a> {
         allocation_id: &str,
     ) -> Result<(), StepError> {
         let name = derived(names::AUTOSCALING_GROUP, self.spec);
+        // From here an instance may write to the volume: the proof that none did goes first
+        // (a failure before the scale-up leaves a volume that gets a final snapshot, which is
+        // the safe side). A user's volume never carried it.
+        if self.spec.existing_volume_id.is_none() {
+            ec2_tags::set(
+                self.ctx,
+                &[volume_id.to_string()],
+                &Default::default(),
+                &[UNUSED_TAG.to_string()],
+            )
+            .await
+            .step("mark as used", format!("data volume {volume_id}"))?;
+        }
         autoscaling_group::set_size(self.ctx, &name, 1)
             .await
             .step("scale up", format!("Auto Scaling group {name}"))?;
@@ -763,6 +661,15 @@ impl<'a> Creator<'a> {
         );
         self.record(|s| s.instance_id = Some(instance));
         Ok(())
+    }
+}
+
+/// A leftover of an interrupted create may exist; otherwise the object is made without a look.
+fn presence(left_over: bool) -> Presence {
+    if left_over {
+        Presence::Unknown
+    } else {
+        Presence::Absent
     }
 }
 

@@ -13,6 +13,12 @@
 //! Every deleter treats "not found" as done, so destroying again, or after parts were deleted
 //! by hand, succeeds. A failed final snapshot stops the volume's deletion: the volume stays,
 //! and so does its state entry.
+//!
+//! The final snapshot is skipped only on a durable proof that it would save nothing: the
+//! volume still carries [`UNUSED_TAG`], which the create puts on it and removes before the
+//! group first scales up (and its source snapshot, if any, still exists). Nothing in the
+//! state decides it: a refresh or an import can lose any id. `delete` and `retain` end the
+//! lineage of the stack's final snapshots (see `lineage`).
 
 use crate::aws::tags::Tags;
 use crate::aws::{
@@ -24,7 +30,10 @@ use super::names;
 use super::spec::Spec;
 use super::stack::Stack;
 use super::steps::{StepError, StepResult};
-use super::tagging::{final_snapshot_tags, FINAL_SNAPSHOT_TOKEN_TAG};
+use super::tagging::{
+    final_snapshot_tags, FINAL_SNAPSHOT_TAG, FINAL_SNAPSHOT_TOKEN_TAG, LINEAGE_ENDED, LINEAGE_LIVE,
+    UNUSED_TAG,
+};
 
 /// What a destroy left behind on purpose, for the user to know.
 #[derive(Debug, Default)]
@@ -78,6 +87,7 @@ pub async fn delete(
             outcome.final_snapshot = snapshot;
             outcome.kept_volume = kept;
             left.volume_id = None;
+            left.volume_source_snapshot_id = None;
         }
         Err(e) => errors.push(e),
     }
@@ -166,26 +176,46 @@ async fn delete_volume(
         );
         return Ok((None, Some(id.clone())));
     }
-    // No launch template means no instance ever ran with this volume (a create that failed
-    // early): it holds nothing a snapshot would save, so it goes without one.
-    let never_used = stack.launch_template_id.is_none();
+    // Asked only where it decides something: `volume_on_destroy = "snapshot"`.
+    let unused = !matches!(spec.volume_on_destroy.as_str(), "retain" | "delete")
+        && never_used(ctx, spec, &info)
+            .await
+            .step("check the use of", object())?;
     match spec.volume_on_destroy.as_str() {
-        _ if never_used && spec.volume_on_destroy != "retain" => {
-            tracing::info!(
-                volume_id = id,
-                "no instance ever used the data volume: deleted without a final snapshot"
-            );
-            volume::delete(ctx, id).await.step("delete", object())?;
-            Ok((None, None))
-        }
         "retain" => {
+            // The lineage continues in this volume, not in an older final snapshot.
+            end_lineage(ctx, spec).await.step(
+                "end the final-snapshot lineage of",
+                format!("stack {}", spec.name),
+            )?;
             tracing::info!(
                 volume_id = id,
-                "volume_on_destroy = retain: the data volume is kept"
+                "volume_on_destroy = retain: the data volume is kept; a new stack of this name \
+                 starts from volume_snapshot_id or empty (give it existing_volume_id = this \
+                 volume to go on with its data)"
             );
             Ok((None, Some(id.clone())))
         }
         "delete" => {
+            end_lineage(ctx, spec).await.step(
+                "end the final-snapshot lineage of",
+                format!("stack {}", spec.name),
+            )?;
+            tracing::info!(
+                volume_id = id,
+                "volume_on_destroy = delete: deleting the data volume with no snapshot"
+            );
+            volume::delete(ctx, id).await.step("delete", object())?;
+            Ok((None, None))
+        }
+        _ if unused => {
+            tracing::info!(
+                volume_id = id,
+                source_snapshot = info.snapshot_id,
+                "the data volume still carries {UNUSED_TAG}: no instance ever used it (the \
+                 group never scaled up), so it holds nothing its source does not; deleted \
+                 without a final snapshot"
+            );
             volume::delete(ctx, id).await.step("delete", object())?;
             Ok((None, None))
         }
@@ -203,6 +233,64 @@ async fn delete_volume(
             Ok((Some(snapshot), None))
         }
     }
+}
+
+/// Whether the destroy may skip the final snapshot: only on the provider's own proof that no
+/// instance ever used the volume ([`UNUSED_TAG`], removed before the group first scales up).
+/// Anything else (no marker, a refresh that lost the launch template, an import) means a
+/// snapshot. An unused volume restored from a snapshot holds just that snapshot's data, which
+/// survives only while that snapshot does: so the source must still exist too.
+async fn never_used(
+    ctx: &OpContext,
+    spec: &Spec,
+    info: &volume::VolumeInfo,
+) -> Result<bool, AwsError> {
+    if info.tags.get(UNUSED_TAG) != Some(&spec.name) {
+        return Ok(false);
+    }
+    match &info.snapshot_id {
+        None => Ok(true),
+        Some(source) => {
+            let exists = volume::snapshot_exists(ctx, source).await?;
+            if !exists {
+                tracing::info!(
+                    volume_id = info.volume_id,
+                    source_snapshot = source,
+                    "the unused data volume's source snapshot is gone: it is the only copy of \
+                     that data, so it gets a final snapshot"
+                );
+            }
+            Ok(exists)
+        }
+    }
+}
+
+/// Ends the final-snapshot lineage of the stack's name: its final snapshots are re-tagged
+/// [`LINEAGE_ENDED`], so a later stack of the name does not silently restore older data
+/// (they are kept: the provider never deletes a snapshot). Done before the volume goes, so a
+/// destroy interrupted in between ends it on its next run.
+async fn end_lineage(ctx: &OpContext, spec: &Spec) -> Result<(), AwsError> {
+    let live = volume::final_snapshots(
+        ctx,
+        names::STACK_TAG,
+        &spec.name,
+        (FINAL_SNAPSHOT_TAG, LINEAGE_LIVE),
+    )
+    .await?;
+    let ids: Vec<String> = live.into_iter().map(|s| s.snapshot_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut ended = Tags::new();
+    ended.insert(FINAL_SNAPSHOT_TAG.to_string(), LINEAGE_ENDED.to_string());
+    ec2_tags::set(ctx, &ids, &ended, &[]).await?;
+    tracing::info!(
+        stack = spec.name,
+        snapshots = ?ids,
+        "the lineage of this stack's final snapshots ended; they are kept, and a later stack \
+         of this name no longer restores them on its own"
+    );
+    Ok(())
 }
 
 /// The final snapshot of volume `id`. A destroy tags the volume with a token before it
@@ -240,7 +328,7 @@ async fn final_snapshot(
     let mut token_tag = Tags::new();
     token_tag.insert(FINAL_SNAPSHOT_TOKEN_TAG.to_string(), token);
     ec2_tags::set(ctx, &[id.to_string()], &token_tag, &[]).await?;
-    let mut snapshot_tags = final_snapshot_tags(spec);
+    let mut snapshot_tags = final_snapshot_tags(spec, tags);
     snapshot_tags.extend(token_tag);
     volume::snapshot(
         ctx,

@@ -6,8 +6,9 @@
 //! - a VPC with an internet gateway and a public subnet, unless `subnet_id` names an existing
 //!   subnet;
 //! - a security group (SSH only from `ssh_ingress_cidrs`, if any);
-//! - an encrypted EBS data volume (or the user's `existing_volume_id`), restored on creation
-//!   from the newest final snapshot of a previous stack of the same name;
+//! - an encrypted EBS data volume (or the user's `existing_volume_id`), created from the
+//!   snapshot [`lineage`] picks: the newest final snapshot of a previous stack of the same
+//!   name, or a newly set `volume_snapshot_id`;
 //! - an Elastic IP (or the user's `existing_allocation_id`);
 //! - an IAM role and a Rust Lambda function (the attachment handler) with its log group;
 //! - an EventBridge rule that invokes the function on launch lifecycle actions;
@@ -28,9 +29,11 @@
 //! step into the diagnostic the user sees.
 
 pub mod adopt;
+pub mod converge;
 pub mod create;
 pub mod delete;
 pub mod duration;
+pub mod lineage;
 pub mod names;
 pub mod plan;
 pub mod policy;

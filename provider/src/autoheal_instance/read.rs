@@ -25,7 +25,7 @@ use crate::plugin::value::Value;
 use super::names::{self, NAME_TAG, RESERVED_TAG_PREFIXES, STACK_TAG};
 use super::spec::Spec;
 use super::stack::Stack;
-use super::tagging::FINAL_SNAPSHOT_TAG;
+use super::tagging::{FINAL_SNAPSHOT_TAG, LINEAGE_LIVE};
 
 /// Lambda reports CodeSha256 in base64; state holds the hex digest (what plan computes).
 pub fn lambda_sha_to_hex(b64: &str) -> Option<String> {
@@ -173,7 +173,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 ctx,
                 STACK_TAG,
                 &spec.name,
-                (FINAL_SNAPSHOT_TAG, "true"),
+                (FINAL_SNAPSHOT_TAG, LINEAGE_LIVE),
             )
             .await
             .ok()
@@ -216,6 +216,11 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             }
         }
         (_, Some(v)) => {
+            set_str(
+                &mut state,
+                "volume_source_snapshot_id",
+                v.snapshot_id.clone(),
+            );
             set_int(&mut state, "volume_size", Some(v.size));
             set_str(&mut state, "volume_type", Some(v.volume_type.clone()));
             set_int(&mut state, "volume_iops", v.iops);
@@ -493,6 +498,22 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                 t.security_group_ids.first().cloned().into(),
             );
             import_user_data(&mut state, &t.user_data_base64);
+        }
+    }
+    // A template deleted by hand no longer names the security group: found by its name in
+    // the stack's VPC (and its stack tag), so the state holds it and a destroy deletes it.
+    let vpc = state.attr("vpc_id").as_str().map(str::to_string);
+    if let (true, Some(vpc)) = (state.attr("security_group_id").is_null(), vpc) {
+        match security_group::find_by_name(
+            ctx,
+            &vpc,
+            &names::SECURITY_GROUP.for_stack(name),
+            (STACK_TAG, name),
+        )
+        .await
+        {
+            Ok(id) => state.set_attr("security_group_id", id.into()),
+            Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
         }
     }
     // Whether the volume and the address are the provider's or the user's: the provider's

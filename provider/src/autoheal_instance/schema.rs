@@ -285,9 +285,13 @@ fn volume_inputs(b: Block) -> Block {
         "volume_snapshot_id",
         Type::String,
         "Id (`snap-...`) of an EBS snapshot to create the data volume from. Only read when \
-         the data volume is created (first create, or a replacement of the stack): changing \
-         it afterwards is recorded but does not touch the existing volume. It takes \
-         precedence over the final snapshot of a previous stack (see `volume_on_destroy`). \
+         a data volume is created (first create, or a replacement of the stack): changing it \
+         is an in-place change that touches no volume and only decides the next one. Which \
+         data a new volume starts from: a stack replaced, or created again under the same \
+         `name`, continues its own lineage, the newest final snapshot of that name (see \
+         `volume_on_destroy`), so it never starts empty nor goes back to older data; a \
+         `volume_snapshot_id` newly set or changed since that lineage's volume was created \
+         wins over it. `volume_source_snapshot_id` reports the snapshot the volume came from. \
          Cannot be combined with `existing_volume_id`. Can be changed in place.",
     ))
     .attribute(Attribute::with_default(
@@ -401,13 +405,16 @@ fn volume_inputs(b: Block) -> Block {
             "What happens to the data volume the provider created when the stack is destroyed \
              or replaced: `snapshot` (default) takes a final snapshot, tagged with the stack's \
              name, and then deletes the volume; `retain` detaches the volume and leaves it (it \
-             keeps costing money); `delete` deletes it with no snapshot. When a stack creates \
-             its data volume without `existing_volume_id` or `volume_snapshot_id`, it restores \
-             it from the newest final snapshot tagged with the same `name`, so replacing the \
-             stack keeps the data; `delete` opts out of that, and the next stack starts from an \
-             empty volume unless older final snapshots exist. Final snapshots are never \
-             deleted by the provider. Not allowed with `existing_volume_id` (that volume is \
-             always left as it is). {IN_PLACE}"
+             keeps costing money); `delete` deletes it with no snapshot. A new stack of the \
+             same `name` restores its data volume from the newest final snapshot of that name \
+             (unless `volume_snapshot_id` was newly set or changed: see there), so replacing \
+             the stack keeps the data. `delete` and `retain` end that lineage: the stack's \
+             final snapshots are tagged `autoheal:final-snapshot = ended` and a later stack of \
+             the name starts from `volume_snapshot_id`, or empty, never from older data \
+             silently. The final snapshot is skipped only when the provider's own marker on \
+             the volume proves that no instance ever used it (a create that failed before its \
+             group scaled up). Final snapshots are never deleted by the provider. Not allowed \
+             with `existing_volume_id` (that volume is always left as it is). {IN_PLACE}"
         ),
     ))
     .attribute(Attribute::with_default(
@@ -547,6 +554,13 @@ fn computed(b: Block) -> Block {
             "volume_id",
             Type::String,
             "Id of the data volume: the one the provider created, or `existing_volume_id`.",
+        ))
+        .attribute(stable(
+            "volume_source_snapshot_id",
+            Type::String,
+            "Id of the snapshot the data volume was created from (the lineage's final \
+         snapshot, `volume_snapshot_id`, or the source of an `existing_volume_id`), as EBS \
+         reports it; null for a volume that started empty.",
         ))
         .attribute(stable(
             "allocation_id",

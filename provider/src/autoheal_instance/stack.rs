@@ -13,6 +13,7 @@ pub struct Stack {
     pub subnet_id: Option<String>,
     pub security_group_id: Option<String>,
     pub volume_id: Option<String>,
+    pub volume_source_snapshot_id: Option<String>,
     pub allocation_id: Option<String>,
     pub public_ip: Option<String>,
     pub launch_template_id: Option<String>,
@@ -34,6 +35,7 @@ macro_rules! string_fields {
         $m!(subnet_id);
         $m!(security_group_id);
         $m!(volume_id);
+        $m!(volume_source_snapshot_id);
         $m!(allocation_id);
         $m!(public_ip);
         $m!(launch_template_id);

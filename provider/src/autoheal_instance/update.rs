@@ -9,22 +9,26 @@
 //!   mount point, filesystem): a new template version, then a rolling replacement through the
 //!   heal path (the old instance is terminated first; the new one gets volume and address),
 //!   waiting until it is InService.
+//!
+//! The address, log group, role and its policy, rule, function with its target and
+//! permission, security group and hook go through the same per-object steps as create
+//! (`converge`), so a repair makes an object exactly as a create does.
 
 use crate::aws::{
-    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
-    log_group, security_group, tags as aws_tags, volume, AwsError, OpContext,
+    autoscaling_group, ec2_tags, launch_template, tags as aws_tags, volume, AwsError, OpContext,
 };
 use crate::plugin::diagnostics::Diagnostics;
 use crate::plugin::resource::ApplyResponse;
 use crate::plugin::value::Value;
 
-use super::create::{self, function_settings, policy_scope, template_data, wait_served};
+use super::converge::{Converger, Presence};
+use super::create::{self, template_data, wait_served};
 use super::names;
 use super::plan::ROLLING_ATTRIBUTES;
 use super::spec::Spec;
 use super::stack::{nullify_unknowns, Stack};
 use super::steps::{self, StepError, StepResult};
-use super::tagging::{object_tags, stack_tags};
+use super::tagging::{object_tags, stack_tags, volume_tags};
 
 pub async fn update(ctx: &OpContext, prior: Value, planned: Value) -> ApplyResponse {
     let old = Spec::from_value(&prior);
@@ -67,9 +71,6 @@ async fn run(
 ) -> Result<(), StepError> {
     let name = &new.name;
     let group = names::AUTOSCALING_GROUP.for_stack(name);
-    let function = names::LAMBDA_FUNCTION.for_stack(name);
-    let rule = names::EVENT_RULE.for_stack(name);
-    let role = names::lambda_role_name(name, ctx.region());
     let logs = names::LOG_GROUP.for_stack(name);
 
     let volume_id = stack.volume_id.clone().ok_or_else(|| {
@@ -86,202 +87,42 @@ async fn run(
             )
         })?;
 
-    // Repairs. The address first: the policy and the function name it.
-    let mut address_recreated = false;
-    if stack.allocation_id.is_none() {
-        let info = match &new.existing_allocation_id {
-            Some(id) => address::find(ctx, id)
-                .await
-                .step("find", format!("Elastic IP {id}"))?
-                .ok_or_else(|| {
-                    StepError::problem(
-                        "use",
-                        format!("Elastic IP {id}"),
-                        "existing_allocation_id: the address no longer exists",
-                    )
-                })?,
-            None => address::allocate(ctx, &object_tags(new, names::EIP_NAME_TAG))
-                .await
-                .step("allocate", "Elastic IP (it was deleted out of band)")?,
-        };
-        stack.allocation_id = Some(info.allocation_id.clone());
-        stack.public_ip = Some(info.public_ip.clone());
-        address_recreated = true;
-    }
-    let allocation_id = stack.allocation_id.clone().unwrap_or_default();
-    if address::find(ctx, &allocation_id)
-        .await
-        .step("find", "Elastic IP")?
-        .is_none()
-    {
-        return Err(StepError::problem(
-            "find",
-            format!("Elastic IP {allocation_id}"),
-            "it no longer exists",
-        ));
-    }
-    if log_group::find(ctx, &logs)
-        .await
-        .step("find", format!("log group {logs}"))?
-        .is_none()
-    {
-        log_group::create(ctx, &logs, new.log_retention_days, &stack_tags(new), || {})
-            .await
-            .step("create", format!("log group {logs}"))?;
-    }
-    stack.log_group_name = Some(logs.clone());
-    let role_arn = match iam_role::find(ctx, &role)
-        .await
-        .step("find", format!("IAM role {role}"))?
-    {
-        Some(r) => r.arn,
-        None => iam_role::create(
-            ctx,
-            &role,
-            &super::policy::lambda_trust_policy().to_string(),
-            "autoheal: the attachment Lambda of this stack",
-            &stack_tags(new),
-        )
-        .await
-        .step("create", format!("IAM role {role}"))?,
-    };
-    stack.lambda_role_arn = Some(role_arn.clone());
-    // The policy is rewritten on every update: it is cheap and follows a recreated address.
-    let scope = policy_scope(&role_arn, ctx.region(), new, &volume, &allocation_id)?;
-    let policy_name = names::LAMBDA_POLICY.for_stack(name);
-    iam_role::put_policy(
+    // Each object through the step create uses (see `converge`): made again when it was
+    // deleted out of band, converged otherwise. The address first: the policy and the
+    // function name it; the rule before the function, whose permission names it.
+    let steps = Converger {
         ctx,
-        &role,
-        &policy_name,
-        &super::policy::attach_policy(&scope).to_string(),
-    )
-    .await
-    .step("write", format!("inline policy {policy_name}"))?;
-
+        spec: new,
+        creating: false,
+    };
+    let address = steps.address(stack.allocation_id.as_deref()).await?;
+    let allocation_id = address.info.allocation_id.clone();
+    stack.allocation_id = Some(allocation_id.clone());
+    stack.public_ip = Some(address.info.public_ip.clone());
+    steps.log_group(Presence::Unknown, || {}).await?;
+    stack.log_group_name = Some(logs.clone());
+    let role_arn = steps.role(Presence::Unknown).await?;
+    stack.lambda_role_arn = Some(role_arn.clone());
+    steps
+        .role_policy(&role_arn, &volume, &allocation_id)
+        .await?;
+    let rule_arn = steps.rule(Presence::Unknown).await?;
+    stack.event_rule_arn = Some(rule_arn.clone());
     let zip =
         create::handler_zip(new).map_err(|e| StepError::problem("read", "the handler zip", e))?;
-    let settings = function_settings(new, &role_arn, &volume_id, &allocation_id);
-    let function_arn = match lambda_function::find(ctx, &function)
-        .await
-        .step("find", format!("Lambda function {function}"))?
-    {
-        None => lambda_function::create(ctx, &function, &settings, &zip, &stack_tags(new), |_| {})
-            .await
-            .step("create", format!("Lambda function {function}"))?,
-        Some(f) => {
-            if f.settings != settings {
-                lambda_function::update_configuration(ctx, &function, &settings)
-                    .await
-                    .step("update", format!("Lambda function {function}"))?;
-            }
-            let code_hex = super::read::lambda_sha_to_hex(&f.code_sha256);
-            if code_hex.as_deref() != Some(crate::handler_zip::sha256_hex(&zip).as_str())
-                || f.settings.architecture != new.lambda_architecture
-            {
-                lambda_function::update_code(ctx, &function, &zip, &new.lambda_architecture)
-                    .await
-                    .step("update the code of", format!("Lambda function {function}"))?;
-            }
-            if f.reserved_concurrency != new.lambda_reserved_concurrency {
-                lambda_function::set_reserved_concurrency(
-                    ctx,
-                    &function,
-                    new.lambda_reserved_concurrency,
-                )
-                .await
-                .step(
-                    "set reserved concurrency of",
-                    format!("Lambda function {function}"),
-                )?;
-            }
-            let (set, remove) = aws_tags::diff(&f.tags, &stack_tags(new));
-            lambda_function::set_tags(ctx, &f.arn, &set, &remove)
-                .await
-                .step("tag", format!("Lambda function {function}"))?;
-            f.arn
-        }
-    };
-    stack.lambda_function_arn = Some(function_arn.clone());
+    let function_arn = steps
+        .function(
+            Presence::Unknown,
+            &zip,
+            &role_arn,
+            &volume_id,
+            &allocation_id,
+            &rule_arn,
+            |_| {},
+        )
+        .await?;
+    stack.lambda_function_arn = Some(function_arn);
     stack.handler_sha256 = Some(crate::handler_zip::sha256_hex(&zip));
-
-    let rule_arn = event_rule::put(
-        ctx,
-        &rule,
-        &event_rule::launch_pattern(&group),
-        "autoheal: launch lifecycle actions of this stack's group, to its attachment Lambda",
-        &stack_tags(new),
-    )
-    .await
-    .step("write", format!("EventBridge rule {rule}"))?;
-    event_rule::put_target(
-        ctx,
-        &rule,
-        &names::EVENT_TARGET_ID.for_stack(name),
-        &function_arn,
-    )
-    .await
-    .step("set the target of", format!("EventBridge rule {rule}"))?;
-    let sid = names::LAMBDA_PERMISSION_SID.for_stack(name);
-    let permission = lambda_function::find_permission(ctx, &function, &sid)
-        .await
-        .step(
-            "read the permissions of",
-            format!("Lambda function {function}"),
-        )?;
-    if permission.as_deref() != Some(rule_arn.as_str()) {
-        if permission.is_some() {
-            remove_permission(ctx, &function, &sid).await.step(
-                "replace the permission of",
-                format!("Lambda function {function}"),
-            )?;
-        }
-        lambda_function::add_permission(ctx, &function, &sid, &rule_arn)
-            .await
-            .step(
-                "add the invoke permission of",
-                format!("Lambda function {function}"),
-            )?;
-    }
-    stack.event_rule_arn = Some(rule_arn.clone());
-    let (set, remove) = aws_tags::diff(
-        &event_rule::tags(ctx, &rule_arn)
-            .await
-            .step("read tags of", format!("rule {rule}"))?,
-        &stack_tags(new),
-    );
-    event_rule::set_tags(ctx, &rule_arn, &set, &remove)
-        .await
-        .step("tag", format!("rule {rule}"))?;
-
-    // Log group and role settings.
-    if let Some(l) = log_group::find(ctx, &logs)
-        .await
-        .step("find", format!("log group {logs}"))?
-    {
-        if l.retention_days != Some(new.log_retention_days) {
-            log_group::set_retention(ctx, &logs, new.log_retention_days)
-                .await
-                .step("set the retention of", format!("log group {logs}"))?;
-        }
-        if let Some(arn) = &l.arn {
-            let current = log_group::tags(ctx, arn)
-                .await
-                .step("read tags of", format!("log group {logs}"))?;
-            let (set, remove) = aws_tags::diff(&current, &stack_tags(new));
-            log_group::set_tags(ctx, arn, &set, &remove)
-                .await
-                .step("tag", format!("log group {logs}"))?;
-        }
-    }
-    if let Some(r) = iam_role::find(ctx, &role)
-        .await
-        .step("find", format!("IAM role {role}"))?
-    {
-        let (set, remove) = aws_tags::diff(&r.tags, &stack_tags(new));
-        iam_role::set_tags(ctx, &role, &set, &remove)
-            .await
-            .step("tag", format!("IAM role {role}"))?;
-    }
 
     // Volume.
     if new.existing_volume_id.is_none() {
@@ -296,23 +137,11 @@ async fn run(
                 .await
                 .step("modify", format!("data volume {volume_id}"))?;
         }
-        let (set, remove) = aws_tags::diff(&volume.tags, &object_tags(new, names::VOLUME_NAME_TAG));
+        let (set, remove) = aws_tags::diff(&volume.tags, &volume_tags(new, &volume.tags));
         ec2_tags::set(ctx, std::slice::from_ref(&volume_id), &set, &remove)
             .await
             .step("tag", format!("data volume {volume_id}"))?;
     }
-    if new.existing_allocation_id.is_none() {
-        if let Some(a) = address::find(ctx, &allocation_id)
-            .await
-            .step("find", "Elastic IP")?
-        {
-            let (set, remove) = aws_tags::diff(&a.tags, &object_tags(new, names::EIP_NAME_TAG));
-            ec2_tags::set(ctx, std::slice::from_ref(&allocation_id), &set, &remove)
-                .await
-                .step("tag", format!("Elastic IP {allocation_id}"))?;
-        }
-    }
-
     // Network tags (the objects the provider created).
     if changed(prior, planned, "tags_all") && new.creates_network() {
         if let Some(vpc) = &stack.vpc_id {
@@ -346,57 +175,15 @@ async fn run(
         }
     }
 
-    // Security group (recreated if deleted out of band; the template then needs a version).
+    // Security group (made again if deleted out of band; the template then needs a version).
     let vpc_id = stack.vpc_id.clone().unwrap_or_default();
-    let sg_name = names::SECURITY_GROUP.for_stack(name);
-    let mut template_needs_version = false;
-    let sg = match &stack.security_group_id {
-        Some(id) => security_group::find(ctx, id)
-            .await
-            .step("find", format!("security group {id}"))?,
-        None => None,
-    };
-    let sg_id = match sg {
-        Some(g) => {
-            if g.ssh_cidrs != new.ssh_ingress_cidrs {
-                security_group::set_ssh_cidrs(
-                    ctx,
-                    &g.group_id,
-                    &g.ssh_cidrs,
-                    &new.ssh_ingress_cidrs,
-                )
-                .await
-                .step(
-                    "update the SSH rules of",
-                    format!("security group {}", g.group_id),
-                )?;
-            }
-            let (set, remove) = aws_tags::diff(
-                &Default::default(),
-                &object_tags(new, names::SECURITY_GROUP),
-            );
-            ec2_tags::set(ctx, std::slice::from_ref(&g.group_id), &set, &remove)
-                .await
-                .step("tag", format!("security group {}", g.group_id))?;
-            g.group_id
-        }
-        None => {
-            template_needs_version = true;
-            security_group::create(
-                ctx,
-                &sg_name,
-                &vpc_id,
-                &new.ssh_ingress_cidrs,
-                &object_tags(new, names::SECURITY_GROUP),
-                |id| stack.security_group_id = Some(id.to_string()),
-            )
-            .await
-            .step(
-                "create",
-                format!("security group {sg_name} (it was deleted out of band)"),
-            )?
-        }
-    };
+    let known = stack.security_group_id.clone();
+    let (sg_id, sg_made) = steps
+        .security_group(known.as_deref(), &vpc_id, |id| {
+            stack.security_group_id = Some(id.to_string())
+        })
+        .await?;
+    let mut template_needs_version = sg_made;
     stack.security_group_id = Some(sg_id.clone());
 
     // Launch template and group.
@@ -473,16 +260,8 @@ async fn run(
     autoscaling_group::set_tags(ctx, &group, &set, &remove)
         .await
         .step("tag", format!("Auto Scaling group {group}"))?;
-    let hook = names::LIFECYCLE_HOOK.for_stack(name);
-    let current_hook = autoscaling_group::find_hook(ctx, &group, &hook)
-        .await
-        .step("find", format!("lifecycle hook {hook}"))?;
-    if current_hook.map(|h| h.heartbeat_timeout) != Some(new.lifecycle_hook_timeout) {
-        autoscaling_group::put_hook(ctx, &group, &hook, new.lifecycle_hook_timeout)
-            .await
-            .step("write", format!("lifecycle hook {hook}"))?;
-    }
-    stack.lifecycle_hook_name = Some(hook);
+    steps.hook().await?;
+    stack.lifecycle_hook_name = Some(names::LIFECYCLE_HOOK.for_stack(name));
     stack.autoscaling_group_name = Some(group.clone());
 
     // Instances launched from here on carry the new tags; the serving one gets them too.
@@ -516,7 +295,7 @@ async fn run(
             "replacement in service with the data volume and the Elastic IP"
         );
         stack.instance_id = Some(instance);
-    } else if address_recreated {
+    } else if address.allocated {
         // The serving instance lost its address; give it the new one.
         if let Some(i) = &serving {
             associate(ctx, &allocation_id, i)
@@ -528,18 +307,6 @@ async fn run(
         stack.instance_id = serving;
     }
     Ok(())
-}
-
-async fn remove_permission(ctx: &OpContext, function: &str, sid: &str) -> Result<(), AwsError> {
-    ctx.delete("lambda:RemovePermission", &[], || {
-        ctx.clients
-            .lambda
-            .remove_permission()
-            .function_name(function)
-            .statement_id(sid)
-            .send()
-    })
-    .await
 }
 
 async fn associate(ctx: &OpContext, allocation_id: &str, instance: &str) -> Result<(), AwsError> {

@@ -358,6 +358,25 @@ pub async fn add_permission(
     Ok(())
 }
 
+/// Removes permission statement `statement_id` (gone already is done).
+pub async fn remove_permission(
+    ctx: &OpContext,
+    name: &str,
+    statement_id: &str,
+) -> Result<(), AwsError> {
+    ctx.delete("lambda:RemovePermission", &[], || {
+        ctx.clients
+            .lambda
+            .remove_permission()
+            .function_name(name)
+            .statement_id(statement_id)
+            .send()
+    })
+    .await?;
+    tracing::info!(function = name, statement_id, "invoke permission removed");
+    Ok(())
+}
+
 /// The `AWS:SourceArn` of the permission statement `statement_id`, if the statement exists.
 pub async fn find_permission(
     ctx: &OpContext,

@@ -88,6 +88,38 @@ async fn authorize_ssh(ctx: &OpContext, group_id: &str, cidrs: &[String]) -> Res
     Ok(())
 }
 
+/// The id of the security group named `name` in VPC `vpc_id` (group names are unique in a
+/// VPC) whose tag `tag.0` is `tag.1`, if there is one.
+pub async fn find_by_name(
+    ctx: &OpContext,
+    vpc_id: &str,
+    name: &str,
+    tag: (&str, &str),
+) -> Result<Option<String>, AwsError> {
+    let filter = |n: &str, v: &str| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(n)
+            .values(v)
+            .build()
+    };
+    let out = ctx
+        .call("ec2:DescribeSecurityGroups", &[], || {
+            ctx.clients
+                .ec2
+                .describe_security_groups()
+                .filters(filter("vpc-id", vpc_id))
+                .filters(filter("group-name", name))
+                .filters(filter(&format!("tag:{}", tag.0), tag.1))
+                .send()
+        })
+        .await?;
+    Ok(out
+        .security_groups()
+        .first()
+        .and_then(|g| g.group_id())
+        .map(str::to_string))
+}
+
 pub async fn find(ctx: &OpContext, group_id: &str) -> Result<Option<SecurityGroupInfo>, AwsError> {
     let out = ctx
         .find("ec2:DescribeSecurityGroups", || {

@@ -89,22 +89,33 @@ pub async fn find(ctx: &OpContext, volume_id: &str) -> Result<Option<VolumeInfo>
     Ok(out.and_then(|o| o.volumes().first().map(info)))
 }
 
-/// The newest completed final snapshot of a stack named `stack` (tagged by
-/// [`snapshot`]), owned by this account.
-/// A completed final snapshot of a stack's data volume.
+/// A final snapshot of a stack's data volume (tagged by the destroy that took it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalSnapshot {
     pub snapshot_id: String,
     /// The volume it was taken of.
     pub volume_id: String,
+    /// `completed` once it can be restored; `pending` while the destroy that took it waits.
+    pub state: String,
+    /// (seconds, nanoseconds) since the epoch: when it was started.
+    pub start_time: (i64, u32),
+    pub tags: Tags,
 }
 
-pub async fn newest_final_snapshot(
+impl FinalSnapshot {
+    pub fn is_completed(&self) -> bool {
+        self.state == "completed"
+    }
+}
+
+/// Every snapshot of this account tagged `stack_tag = stack` and `final_tag` that has not
+/// failed (pending ones too: a lineage that ends must end for them as well).
+pub async fn final_snapshots(
     ctx: &OpContext,
     stack_tag: &str,
     stack: &str,
     final_tag: (&str, &str),
-) -> Result<Option<FinalSnapshot>, AwsError> {
+) -> Result<Vec<FinalSnapshot>, AwsError> {
     let out = ctx
         .call("ec2:DescribeSnapshots", &[], || {
             ctx.clients
@@ -123,19 +134,41 @@ pub async fn newest_final_snapshot(
                         .values(final_tag.1)
                         .build(),
                 )
-                .filters(Filter::builder().name("status").values("completed").build())
                 .send()
         })
         .await?;
     Ok(out
         .snapshots()
         .iter()
-        .filter(|s| s.snapshot_id().is_some())
-        .max_by_key(|s| s.start_time().map(|t| (t.secs(), t.subsec_nanos())))
-        .map(|s| FinalSnapshot {
-            snapshot_id: s.snapshot_id().unwrap_or_default().to_string(),
-            volume_id: s.volume_id().unwrap_or_default().to_string(),
-        }))
+        .filter_map(|s| {
+            let state = s.state().map(|s| s.as_str().to_string()).unwrap_or_default();
+            Some(FinalSnapshot {
+                snapshot_id: s.snapshot_id()?.to_string(),
+                volume_id: s.volume_id().unwrap_or_default().to_string(),
+                start_time: s
+                    .start_time()
+                    .map(|t| (t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default(),
+                tags: from_ec2(s.tags()),
+                state,
+            })
+        })
+        .filter(|s| s.state != "error")
+        .collect())
+}
+
+/// The newest completed one of [`final_snapshots`].
+pub async fn newest_final_snapshot(
+    ctx: &OpContext,
+    stack_tag: &str,
+    stack: &str,
+    final_tag: (&str, &str),
+) -> Result<Option<FinalSnapshot>, AwsError> {
+    Ok(final_snapshots(ctx, stack_tag, stack, final_tag)
+        .await?
+        .into_iter()
+        .filter(FinalSnapshot::is_completed)
+        .max_by_key(|s| s.start_time))
 }
 
 /// Creates the volume (always encrypted) and waits until it is available.
@@ -390,6 +423,20 @@ pub async fn find_snapshot(
         .iter()
         .filter(|s| s.state().map(|s| s.as_str()) != Some("error"))
         .find_map(|s| s.snapshot_id().map(str::to_string)))
+}
+
+/// Whether snapshot `id` exists (in any state but `error`).
+pub async fn snapshot_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeSnapshots", || {
+            ctx.clients.ec2.describe_snapshots().snapshot_ids(id).send()
+        })
+        .await?;
+    Ok(out.is_some_and(|o| {
+        o.snapshots()
+            .iter()
+            .any(|s| s.state().map(|s| s.as_str()) != Some("error"))
+    }))
 }
 
 /// Waits until snapshot `id` (of `volume_id`) is completed.

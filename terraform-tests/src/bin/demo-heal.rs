@@ -1158,6 +1158,8 @@ mod tests {
                 state: state.into(),
                 device: "/dev/xvdb".into(),
             }),
+            snapshot_id: None,
+            tags: Default::default(),
         }
     }
 

@@ -233,6 +233,9 @@ pub struct VolumeStatus {
     pub availability_zone: String,
     /// The instance it is attached to (or attaching, detaching), if any.
     pub attachment: Option<VolumeAttachment>,
+    /// The snapshot it was created from, if any.
+    pub snapshot_id: Option<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +285,20 @@ pub async fn volume_status(
                 .unwrap_or_default(),
             device: a.device().unwrap_or_default().to_string(),
         }),
+        snapshot_id: v
+            .snapshot_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        tags: v
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
     })
 }
 

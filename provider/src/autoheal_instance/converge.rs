@@ -1,0 +1,387 @@
+//! One step per AWS object, shared by create and update: each brings its object to what the
+//! spec says, making it when it is missing. So what a step knows (how to adopt a leftover, what
+//! to compare, which conflict is ours) lives in one place, and a fix to it holds for both.
+//!
+//! - Create calls a step with [`Presence::Absent`] for an object it is about to make, or with
+//!   [`Presence::Unknown`] for one an interrupted create left (see `adopt`); the tags it
+//!   writes carry the unfinished-create marker, which the create removes at its end.
+//! - Update calls every step with [`Presence::Unknown`]: an object deleted out of band is made
+//!   again (the repair), one that exists is converged (settings, tags).
+//!
+//! Finding, waiting and deleting stay in `crate::aws`, one module per service; this module
+//! only decides what to call.
+
+use crate::aws::tags::{self as aws_tags, Tags};
+use crate::aws::{
+    address, autoscaling_group, event_rule, iam_role, lambda_function, log_group,
+    security_group, volume, OpContext,
+};
+
+use super::create::{function_settings, policy_scope};
+use super::names;
+use super::policy;
+use super::spec::Spec;
+use super::steps::{StepError, StepResult};
+use super::tagging::{creating, object_tags, stack_tags};
+
+/// Whether the object a step is asked for may exist already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Known not to exist: made without looking first (a create's new object).
+    Absent,
+    /// May exist: looked up first, then converged, or made when it is missing.
+    Unknown,
+}
+
+/// The settings every step shares: where, for which stack, and whether a create is running
+/// (its objects carry the unfinished-create marker).
+pub struct Converger<'a> {
+    pub ctx: &'a OpContext,
+    pub spec: &'a Spec,
+    pub creating: bool,
+}
+
+/// What [`Converger::address`] found or made.
+pub struct Address {
+    pub info: address::AddressInfo,
+    /// Allocated now: an instance already serving does not have it yet.
+    pub allocated: bool,
+}
+
+impl<'a> Converger<'a> {
+    /// The tags an object should carry: `base`, plus the marker while a create runs.
+    fn tags(&self, base: Tags) -> Tags {
+        if self.creating {
+            creating(self.spec, base)
+        } else {
+            base
+        }
+    }
+
+    fn name(&self, d: names::DerivedName) -> String {
+        d.for_stack(&self.spec.name)
+    }
+
+    /// The log group of the function, with its retention and tags.
+    pub async fn log_group(
+        &self,
+        presence: Presence,
+        created: impl FnOnce(),
+    ) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let name = self.name(names::LOG_GROUP);
+        let object = || format!("log group {name}");
+        let wanted = self.tags(stack_tags(spec));
+        let found = match presence {
+            Presence::Absent => None,
+            Presence::Unknown => log_group::find(ctx, &name).await.step("find", object())?,
+        };
+        let Some(found) = found else {
+            return log_group::create(ctx, &name, spec.log_retention_days, &wanted, created)
+                .await
+                .step("create", object());
+        };
+        created();
+        if found.retention_days != Some(spec.log_retention_days) {
+            log_group::set_retention(ctx, &name, spec.log_retention_days)
+                .await
+                .step("set the retention of", object())?;
+        }
+        if let Some(arn) = &found.arn {
+            let current = log_group::tags(ctx, arn)
+                .await
+                .step("read the tags of", object())?;
+            let (set, remove) = aws_tags::diff(&current, &wanted);
+            log_group::set_tags(ctx, arn, &set, &remove)
+                .await
+                .step("tag", object())?;
+        }
+        Ok(())
+    }
+
+    /// The function's IAM role; returns its ARN.
+    pub async fn role(&self, presence: Presence) -> Result<String, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let name = names::lambda_role_name(&spec.name, ctx.region());
+        let object = || format!("IAM role {name}");
+        let wanted = self.tags(stack_tags(spec));
+        let found = match presence {
+            Presence::Absent => None,
+            Presence::Unknown => iam_role::find(ctx, &name).await.step("find", object())?,
+        };
+        match found {
+            Some(role) => {
+                let (set, remove) = aws_tags::diff(&role.tags, &wanted);
+                iam_role::set_tags(ctx, &name, &set, &remove)
+                    .await
+                    .step("tag", object())?;
+                Ok(role.arn)
+            }
+            None => iam_role::create(
+                ctx,
+                &name,
+                &policy::lambda_trust_policy().to_string(),
+                "autoheal: the attachment Lambda of this stack",
+                &wanted,
+            )
+            .await
+            .step("create", object()),
+        }
+    }
+
+    /// The role's inline policy, naming this stack's volume, address, group and log group.
+    /// Written every time: it is one cheap call, and it follows a re-created address.
+    pub async fn role_policy(
+        &self,
+        role_arn: &str,
+        volume: &volume::VolumeInfo,
+        allocation_id: &str,
+    ) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let scope = policy_scope(role_arn, ctx.region(), spec, volume, allocation_id)?;
+        let role = names::lambda_role_name(&spec.name, ctx.region());
+        let policy_name = self.name(names::LAMBDA_POLICY);
+        iam_role::put_policy(
+            ctx,
+            &role,
+            &policy_name,
+            &policy::attach_policy(&scope).to_string(),
+        )
+        .await
+        .step(
+            "write",
+            format!("inline policy {policy_name} of IAM role {role}"),
+        )
+    }
+
+    /// The EventBridge rule (PutRule is an upsert, so a leftover is simply rewritten; it
+    /// ignores the tags of a rule that exists, so those are converged apart). Returns its ARN.
+    pub async fn rule(&self, presence: Presence) -> Result<String, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let name = self.name(names::EVENT_RULE);
+        let object = || format!("EventBridge rule {name}");
+        let wanted = self.tags(stack_tags(spec));
+        let arn = event_rule::put(
+            ctx,
+            &name,
+            &event_rule::launch_pattern(&self.name(names::AUTOSCALING_GROUP)),
+            "autoheal: launch lifecycle actions of this stack's group, to its attachment Lambda",
+            &wanted,
+        )
+        .await
+        .step("write", object())?;
+        if presence == Presence::Unknown {
+            let current = event_rule::tags(ctx, &arn)
+                .await
+                .step("read the tags of", object())?;
+            let (set, remove) = aws_tags::diff(&current, &wanted);
+            event_rule::set_tags(ctx, &arn, &set, &remove)
+                .await
+                .step("tag", object())?;
+        }
+        Ok(arn)
+    }
+
+    /// The function (settings, code, reserved concurrency, tags), the rule's target on it and
+    /// its invoke permission for the rule. `created` is told the ARN as soon as it is known.
+    /// Returns the ARN.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn function(
+        &self,
+        presence: Presence,
+        zip: &[u8],
+        role_arn: &str,
+        volume_id: &str,
+        allocation_id: &str,
+        rule_arn: &str,
+        created: impl FnOnce(&str),
+    ) -> Result<String, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let name = self.name(names::LAMBDA_FUNCTION);
+        let object = || format!("Lambda function {name}");
+        let settings = function_settings(spec, role_arn, volume_id, allocation_id);
+        let wanted = self.tags(stack_tags(spec));
+        let found = match presence {
+            Presence::Absent => None,
+            Presence::Unknown => lambda_function::find(ctx, &name)
+                .await
+                .step("find", object())?,
+        };
+        let (arn, new) = match found {
+            None => {
+                let arn = lambda_function::create(ctx, &name, &settings, zip, &wanted, created)
+                    .await
+                    .step("create", object())?;
+                if spec.lambda_reserved_concurrency.is_some() {
+                    lambda_function::set_reserved_concurrency(
+                        ctx,
+                        &name,
+                        spec.lambda_reserved_concurrency,
+                    )
+                    .await
+                    .step("set the reserved concurrency of", object())?;
+                }
+                (arn, true)
+            }
+            Some(f) => {
+                created(&f.arn);
+                // An interrupted create may have left it mid-update; Lambda refuses a
+                // second update until the first is done.
+                lambda_function::wait_ready(ctx, &name)
+                    .await
+                    .step("wait for", object())?;
+                if f.settings != settings {
+                    lambda_function::update_configuration(ctx, &name, &settings)
+                        .await
+                        .step("update the configuration of", object())?;
+                }
+                let deployed = super::read::lambda_sha_to_hex(&f.code_sha256);
+                if deployed.as_deref() != Some(crate::handler_zip::sha256_hex(zip).as_str())
+                    || f.settings.architecture != spec.lambda_architecture
+                {
+                    lambda_function::update_code(ctx, &name, zip, &spec.lambda_architecture)
+                        .await
+                        .step("update the code of", object())?;
+                }
+                if f.reserved_concurrency != spec.lambda_reserved_concurrency {
+                    lambda_function::set_reserved_concurrency(
+                        ctx,
+                        &name,
+                        spec.lambda_reserved_concurrency,
+                    )
+                    .await
+                    .step("set the reserved concurrency of", object())?;
+                }
+                let (set, remove) = aws_tags::diff(&f.tags, &wanted);
+                lambda_function::set_tags(ctx, &f.arn, &set, &remove)
+                    .await
+                    .step("tag", object())?;
+                (f.arn, false)
+            }
+        };
+        let rule = self.name(names::EVENT_RULE);
+        event_rule::put_target(ctx, &rule, &self.name(names::EVENT_TARGET_ID), &arn)
+            .await
+            .step("set the target of", format!("EventBridge rule {rule}"))?;
+        self.permission(new, rule_arn).await?;
+        Ok(arn)
+    }
+
+    /// The function's permission for `events.amazonaws.com` to invoke it from `rule_arn`: a
+    /// statement of our id that names another source is replaced.
+    async fn permission(&self, new_function: bool, rule_arn: &str) -> Result<(), StepError> {
+        let ctx = self.ctx;
+        let function = self.name(names::LAMBDA_FUNCTION);
+        let object = || format!("Lambda function {function}");
+        let sid = self.name(names::LAMBDA_PERMISSION_SID);
+        if !new_function {
+            let current = lambda_function::find_permission(ctx, &function, &sid)
+                .await
+                .step("read the permissions of", object())?;
+            match current {
+                Some(source) if source == rule_arn => return Ok(()),
+                Some(_) => lambda_function::remove_permission(ctx, &function, &sid)
+                    .await
+                    .step("replace the invoke permission of", object())?,
+                None => {}
+            }
+        }
+        lambda_function::add_permission(ctx, &function, &sid, rule_arn)
+            .await
+            .step("add the invoke permission of", object())
+    }
+
+    /// The Elastic IP: the user's (`existing_allocation_id`), the one `known` names (the
+    /// state's, or an interrupted create's; it must still exist), or a new one.
+    pub async fn address(&self, known: Option<&str>) -> Result<Address, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let (id, gone) = match (&spec.existing_allocation_id, known) {
+            (Some(id), _) => (
+                id.as_str(),
+                format!("existing_allocation_id: address {id} does not exist in this account and region"),
+            ),
+            (None, Some(id)) => (id, "the address no longer exists".to_string()),
+            (None, None) => {
+                let info = address::allocate(ctx, &self.tags(object_tags(spec, names::EIP_NAME_TAG)))
+                    .await
+                    .step("allocate", "Elastic IP")?;
+                return Ok(Address {
+                    info,
+                    allocated: true,
+                });
+            }
+        };
+        let object = || format!("Elastic IP {id}");
+        let info = address::find(ctx, id)
+            .await
+            .step("find", object())?
+            .ok_or_else(|| StepError::problem("use", object(), gone))?;
+        if spec.existing_allocation_id.is_none() {
+            let wanted = self.tags(object_tags(spec, names::EIP_NAME_TAG));
+            let (set, remove) = aws_tags::diff(&info.tags, &wanted);
+            crate::aws::ec2_tags::set(ctx, std::slice::from_ref(&info.allocation_id), &set, &remove)
+                .await
+                .step("tag", object())?;
+        }
+        Ok(Address {
+            info,
+            allocated: false,
+        })
+    }
+
+    /// The instance's security group in `vpc_id`: the one `known` names, converged (SSH
+    /// ingress, tags), or a new one when there is none or it is gone. `created` is told a new
+    /// group's id at once. Returns (id, made now).
+    pub async fn security_group(
+        &self,
+        known: Option<&str>,
+        vpc_id: &str,
+        created: impl FnOnce(&str),
+    ) -> Result<(String, bool), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let wanted = self.tags(object_tags(spec, names::SECURITY_GROUP));
+        let found = match known {
+            Some(id) => security_group::find(ctx, id)
+                .await
+                .step("find", format!("security group {id}"))?,
+            None => None,
+        };
+        if let Some(g) = found {
+            let object = || format!("security group {}", g.group_id);
+            if g.ssh_cidrs != spec.ssh_ingress_cidrs {
+                security_group::set_ssh_cidrs(ctx, &g.group_id, &g.ssh_cidrs, &spec.ssh_ingress_cidrs)
+                    .await
+                    .step("update the SSH rules of", object())?;
+            }
+            // DescribeSecurityGroups' tags are not read back here: set them all (CreateTags
+            // overwrites), removing none.
+            crate::aws::ec2_tags::set(ctx, std::slice::from_ref(&g.group_id), &wanted, &[])
+                .await
+                .step("tag", object())?;
+            return Ok((g.group_id, false));
+        }
+        let name = self.name(names::SECURITY_GROUP);
+        let id = security_group::create(ctx, &name, vpc_id, &spec.ssh_ingress_cidrs, &wanted, created)
+            .await
+            .step("create", format!("security group {name}"))?;
+        Ok((id, true))
+    }
+
+    /// The group's launch hook, with the configured heartbeat timeout (the group is made with
+    /// it; an existing one is rewritten only when it differs).
+    pub async fn hook(&self) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let group = self.name(names::AUTOSCALING_GROUP);
+        let hook = self.name(names::LIFECYCLE_HOOK);
+        let object = || format!("lifecycle hook {hook} of Auto Scaling group {group}");
+        let current = autoscaling_group::find_hook(ctx, &group, &hook)
+            .await
+            .step("find", object())?;
+        if current.map(|h| h.heartbeat_timeout) != Some(spec.lifecycle_hook_timeout) {
+            autoscaling_group::put_hook(ctx, &group, &hook, spec.lifecycle_hook_timeout)
+                .await
+                .step("write", object())?;
+        }
+        Ok(())
+    }
+}
