@@ -397,6 +397,18 @@ fn never_reformats_a_volume_that_has_a_file_system() {
     );
 }
 
+/// Says that a test checked less than its name says: on stderr, and as a line of the
+/// tools/test summary (through `$AUTOHEAL_SKIP_FILE`), so it never passes as a full check.
+fn report_skip(what: &str) {
+    use std::io::Write;
+    eprintln!("NOT VERIFIED HERE: {what}");
+    if let Some(file) = std::env::var_os("AUTOHEAL_SKIP_FILE") {
+        if let Ok(mut f) = fs::OpenOptions::new().append(true).open(file) {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+}
+
 /// Whether this process may use CAP_SYS_RESOURCE, which ext4's online resize ioctl needs.
 /// Some sandboxes (this project's development machines among them) drop it from root's
 /// bounding set; an EC2 instance's boot scripts always have it.
@@ -427,9 +439,10 @@ fn grows_ext4_when_the_volume_grew() {
     } else {
         // Without the capability the kernel refuses the resize; the script must then go on
         // with the volume mounted at its old size, saying so.
-        eprintln!(
-            "NOT VERIFIED HERE: ext4 growth (this process lacks CAP_SYS_RESOURCE, which \
-             ext4's online resize needs); checked the fallback instead"
+        report_skip(
+            "ext4 online growth: this process lacks CAP_SYS_RESOURCE, which ext4's online \
+             resize needs; only the fallback (mounted at the old size, with a warning) was \
+             checked",
         );
         assert!(
             boot.log.contains("Permission denied to resize filesystem"),
