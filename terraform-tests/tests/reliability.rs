@@ -811,6 +811,144 @@ fn chaos_heal_soak() {
     assert!(leaked.is_empty(), "leaked: {leaked:?}");
 }
 
+/// Two instances, a volume in their zone and an address, made directly (no stack): the
+/// pieces the soak's watcher looks at, for its control case.
+async fn control_pieces(c: &Clients) -> (String, String, String, String) {
+    let run = c
+        .ec2
+        .run_instances()
+        .image_id("ami-0720cb7af233b0529")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(2)
+        .max_count(2)
+        .send()
+        .await
+        .unwrap();
+    let (a, b) = match run.instances() {
+        [a, b] => (
+            a.instance_id().unwrap().to_string(),
+            b.instance_id().unwrap().to_string(),
+        ),
+        other => panic!("two instances: {other:?}"),
+    };
+    let zone = run.instances()[0]
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .unwrap()
+        .to_string();
+    let volume = c
+        .ec2
+        .create_volume()
+        .availability_zone(zone)
+        .size(8)
+        .encrypted(true)
+        .send()
+        .await
+        .unwrap();
+    let address = c
+        .ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .unwrap();
+    (
+        a,
+        b,
+        volume.volume_id().unwrap().to_string(),
+        address.allocation_id().unwrap().to_string(),
+    )
+}
+
+/// Attaches the volume to `a` then to `b`, associates the address with `b`, terminates `b`,
+/// looking after each move; returns what the watcher reported and whether the second attach
+/// went through.
+async fn violate(c: &Clients, pieces: &(String, String, String, String)) -> (Vec<String>, bool) {
+    let (a, b, volume, allocation) = pieces;
+    let mut watcher = Watcher {
+        clients: c,
+        target: Target {
+            group: "no-such-group".into(),
+            volume: volume.clone(),
+            allocation: allocation.clone(),
+        },
+        looks: 0,
+        violations: Vec::new(),
+        open: None,
+        healed: Vec::new(),
+        last: None,
+        recent_victims: vec![a.clone(), b.clone()],
+    };
+    let attach = |instance: &str| {
+        c.ec2
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(instance)
+            .device("/dev/sdf")
+            .send()
+    };
+    attach(a).await.unwrap();
+    let second = attach(b).await.is_ok();
+    watcher.look().await.unwrap();
+    c.ec2
+        .associate_address()
+        .allocation_id(allocation)
+        .instance_id(b)
+        .send()
+        .await
+        .unwrap();
+    c.ec2
+        .terminate_instances()
+        .instance_ids(b)
+        .send()
+        .await
+        .unwrap();
+    watcher.look().await.unwrap();
+    (watcher.violations, second)
+}
+
+/// Control case of the chaos soak's invariants. The local AWS refuses what they forbid, as
+/// AWS does, so a soak that reports none proves little unless the checker is known to catch
+/// them: here the local AWS is deliberately broken (`set_breaks`) to let each violation
+/// through, and the soak's own watcher must report all three; with AWS's rules the same moves
+/// are refused or undone and it must report none.
+#[test]
+fn soak_invariant_violations_are_detected() {
+    let world = World::start();
+    let c = &world.clients;
+    world.block(async {
+        let faithful = violate(c, &control_pieces(c).await).await;
+        assert_eq!(
+            faithful,
+            (Vec::new(), false),
+            "with AWS's rules: the second attach refused, nothing reported"
+        );
+        world
+            .aws
+            .control()
+            .set_breaks(&[
+                "double_attach",
+                "volume_stays_on_terminated",
+                "address_stays_on_terminated",
+            ])
+            .await
+            .unwrap();
+        let (found, second) = violate(c, &control_pieces(c).await).await;
+        world.aws.control().set_breaks(&[]).await.unwrap();
+        assert!(second, "the break let the second attach through");
+        for expected in [
+            "volume attached to two instances",
+            "to terminated instance",
+            "address associated with terminated instance",
+        ] {
+            assert!(
+                found.iter().any(|v| v.contains(expected)),
+                "the watcher reports {expected:?}: {found:?}"
+            );
+        }
+    });
+}
+
 // --- throttling storm -----------------------------------------------------------------------
 
 /// Each service's own throttling error (code, HTTP status), as AWS answers it.

@@ -39,6 +39,15 @@
   instance's id and device; the control API refuses it for a volume that has
   never been attached (``check_detaching_transient``).
 
+Deliberate infidelities, for control cases only (``POST /_localaws/breaks``,
+cleared by a reset): each makes this local AWS allow one thing AWS refuses, so a
+test can prove that a checker of that invariant catches it when it happens.
+``double_attach`` lets AttachVolume attach an in-use volume to a second
+instance (both attachments are listed); ``volume_stays_on_terminated`` keeps a
+surviving volume attached to its terminated instance; ``address_stays_on_terminated``
+leaves an Elastic IP associated with its terminated instance (moto's own
+behaviour). Nothing but a control test sets them.
+
 The detach window is a virtual deadline per volume, read lazily by the
 patched ``Volume.status``/``Volume.attachments`` properties, so no timer is
 needed and a clock-scale change applies at once.
@@ -67,10 +76,29 @@ class Ec2Extensions:
         # volume id -> (attachment shown while detaching, virtual deadline)
         self.detaching: dict[str, tuple[Any, float]] = {}
         self.last_attachment: dict[str, Any] = {}
+        # Deliberate infidelities in force (see the module documentation).
+        self.breaks: set[str] = set()
+        # volume id -> the earlier attachment a double_attach break keeps listed.
+        self.extra_attachments: dict[str, Any] = {}
+
+    BREAKS = frozenset({"double_attach", "volume_stays_on_terminated", "address_stays_on_terminated"})
 
     def reset(self) -> None:
         self.detaching.clear()
         self.last_attachment.clear()
+        self.breaks.clear()
+        self.extra_attachments.clear()
+
+    def set_breaks(self, names: Any) -> list[str]:
+        """Replaces the breaks in force (lock held); refuses unknown names."""
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequest('expected {"breaks": ["double_attach", ...]}')
+        unknown = sorted(set(names) - self.BREAKS)
+        if unknown:
+            raise BadRequest(f"unknown breaks {unknown}; known: {sorted(self.BREAKS)}")
+        self.breaks = set(names)
+        log.warning("local AWS deliberately broken for a control case: %s", sorted(self.breaks))
+        return sorted(self.breaks)
 
     def start_detaching(self, attachment: Any) -> None:
         shown = copy.copy(attachment)
@@ -171,7 +199,8 @@ def install(world_ref: Any) -> None:
             shown.status = "detaching"
             return [shown]
         if self.attachment is not None:
-            return [self.attachment]
+            extra = ext().extra_attachments.get(self.id)
+            return [extra, self.attachment] if extra is not None else [self.attachment]
         shown = ext().detaching_attachment(self.id)
         return [shown] if shown is not None else []
 
@@ -201,7 +230,11 @@ def install(world_ref: Any) -> None:
     def attach_volume(self: Any, volume_id: str, instance_id: str, device_path: str, delete_on_termination: bool = False) -> Any:
         volume = self.get_volume(volume_id)
         instance = self.get_instance(instance_id)
-        if volume.attachment is not None or ext().in_detach_window(volume_id):
+        if "double_attach" in ext().breaks and volume.attachment is not None:
+            # Deliberately wrong (a control case): keep the first attachment listed too.
+            ext().extra_attachments[volume_id] = volume.attachment
+            volume.attachment = None
+        elif volume.attachment is not None or ext().in_detach_window(volume_id):
             raise EC2ClientError("VolumeInUse", f"{volume_id} is already attached to an instance")
         vol_zone = _zone_name(volume.zone)
         inst_zone = _zone_name(instance.placement.zone)
@@ -285,6 +318,9 @@ def install(world_ref: Any) -> None:
             if block.delete_on_termination:
                 orig_detach(self.ec2_backend, volume_id, self.id, device_path)
                 orig_delete(self.ec2_backend, volume_id)
+            elif "volume_stays_on_terminated" in ext().breaks:
+                # Deliberately wrong (a control case): the volume stays attached.
+                log.warning("break: volume %s stays attached to terminated %s", volume_id, self.id)
             else:
                 detach_volume(self.ec2_backend, volume_id, self.id, device_path)
 
@@ -311,7 +347,7 @@ def install(world_ref: Any) -> None:
 
     def terminate(self: Any) -> Any:
         live = self._state.name != "terminated"
-        if live:
+        if live and "address_stays_on_terminated" not in ext().breaks:
             nics = list(getattr(self, "nics", {}).values())
             for eip in list(self.ec2_backend.addresses):
                 if (eip.instance is not None and eip.instance.id == self.id) or (eip.eni is not None and eip.eni in nics):

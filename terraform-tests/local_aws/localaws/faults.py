@@ -9,7 +9,13 @@ by their own lock (they are touched by request threads concurrently):
   optional service and key parameters. A rule fires ``count`` times (or for
   ever), each time with probability ``fraction``; it answers the given error
   in the service's own format (see ``awserrors``), after an optional delay.
-  Latency-only rules delay the call and let it through.
+  Latency-only rules delay the call and let it through. ``lose_response``
+  rules let the call through, so it takes effect, and then reset the
+  connection before any byte of the answer is sent: AWS's "the request
+  succeeded but the client never heard" (a dropped connection, a proxy or
+  load balancer reset), which is why EC2 offers ClientToken ("Ensuring
+  idempotency in Amazon EC2 API requests": "If you repeat the request, ...
+  the same response is returned"). Not a timeout: the client learns at once.
 * ``Transients``: "the next K polls look like this" states (volume detaching,
   instance pending, Lambda update in progress), consumed as they are observed.
 * ``CallLog``: every AWS call with its key parameters, status, error code and
@@ -50,9 +56,12 @@ class Fault:
         self.message = spec.get("message") or (self.error_code or "")
         self.latency_ms = float(spec.get("latency_ms", 0) or 0)
         self.match = dict(spec.get("match") or {})
+        self.lose_response = bool(spec.get("lose_response", False))
         self.fired = 0
-        if not self.error_code and not self.latency_ms:
-            raise BadRequest("a fault needs error_code or latency_ms")
+        if self.lose_response and self.error_code:
+            raise BadRequest("a fault either answers an error or loses the response, not both")
+        if not self.error_code and not self.latency_ms and not self.lose_response:
+            raise BadRequest("a fault needs error_code, latency_ms or lose_response")
         if not 0.0 <= self.fraction <= 1.0:
             raise BadRequest("fraction must be within [0, 1]")
 
@@ -84,6 +93,7 @@ class Fault:
             "message": self.message,
             "latency_ms": self.latency_ms,
             "match": self.match,
+            "lose_response": self.lose_response,
             "fired": self.fired,
         }
 
@@ -111,10 +121,12 @@ class FaultStore:
         with self._lock:
             return [f.describe() for f in self._faults]
 
-    def pick(self, info: RequestInfo) -> tuple[float, Fault | None, list[str]]:
-        """Decide this call's fate: (delay seconds, error fault or None, ids of fired faults)."""
+    def pick(self, info: RequestInfo) -> tuple[float, Fault | None, list[str], bool]:
+        """Decide this call's fate: (delay seconds, error fault or None, ids of fired faults,
+        whether its response is to be lost)."""
         delay = 0.0
         fired: list[str] = []
+        lose = False
         with self._lock:
             for fault in self._faults:
                 if not fault.applies_to(info):
@@ -126,9 +138,10 @@ class FaultStore:
                 fault.fired += 1
                 fired.append(fault.id)
                 delay += fault.latency_ms / 1000.0
+                lose = lose or fault.lose_response
                 if fault.error_code:
-                    return delay, fault, fired
-        return delay, None, fired
+                    return delay, fault, fired, False
+        return delay, None, fired, lose
 
 
 class Transients:
@@ -188,6 +201,7 @@ class CallLog:
         fault: str | None,
         started: float,
         caller: dict[str, Any] | None = None,
+        response_lost: bool = False,
     ) -> None:
         entry = {
             "seq": 0,
@@ -204,6 +218,8 @@ class CallLog:
             # The Lambda attempt whose credentials signed the call (None: anyone else).
             "function": caller["function"] if caller else None,
             "request_id": caller["request_id"] if caller else None,
+            # Performed, but the connection was reset before the answer (a lose_response fault).
+            "response_lost": response_lost,
         }
         with self._lock:
             entry["seq"] = next(self._seq)

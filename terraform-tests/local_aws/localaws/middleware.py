@@ -26,6 +26,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import struct
 import time
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
@@ -94,6 +96,8 @@ class LocalAWSMiddleware:
         except Exception as exc:  # never let a bug in here look like a hang
             log.exception("internal error serving %s %s", environ.get("REQUEST_METHOD"), path)
             status, headers, body = _json_response(500, {"error": f"localaws internal error: {exc}"})
+        if environ.get("localaws.lose_response"):
+            return _LostResponse(environ.get("werkzeug.socket"))
         start_response(_status_line(status), headers)
         return [body]
 
@@ -104,7 +108,7 @@ class LocalAWSMiddleware:
         started = time.monotonic()
         body = _read_body(environ)
         info = classify(environ, body, world.region)
-        delay, fault, fired = world.faults.pick(info)
+        delay, fault, fired, lose = world.faults.pick(info)
         if delay > 0:
             time.sleep(delay)
         fault_id = fault.id if fault else (fired[0] if fired else None)
@@ -115,16 +119,23 @@ class LocalAWSMiddleware:
             response = self._special(info, environ)
             if response is None:
                 with world.lock:
-                    view.clear()
-                    view.operation = info.operation
-                    try:
-                        response = self._call_moto(environ)
-                        response = self._post_process(info, response)
-                    finally:
+                    # A repeated ClientToken gets the first answer (see idempotency).
+                    response = world.tokens.replay(info, _default_account())
+                    if response is None:
                         view.clear()
+                        view.operation = info.operation
+                        try:
+                            response = self._call_moto(environ)
+                            response = self._post_process(info, response)
+                        finally:
+                            view.clear()
+                        world.tokens.keep(info, _default_account(), response)
         status, headers, data = response
         caller = world.lambdas.identity(info.access_key_id)
-        world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started, caller)
+        world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started, caller, lose)
+        if lose:
+            log.info("fault %s: %s %s performed, its response is lost", fault_id, info.service, info.operation)
+            environ["localaws.lose_response"] = True
         if status >= 400:
             log.debug("%s %s -> %s %s", info.service, info.operation, status, data[:300])
         return response
@@ -243,6 +254,29 @@ RESERVED_ENV_KEYS = frozenset({
     "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
 })
+
+
+class _LostResponse:
+    """The answer to a call whose response is lost: before anything is written, the
+    connection is shut down both ways (the client reads end-of-stream where the status line
+    should be; with SO_LINGER 0 the final close, when werkzeug lets go of the socket, sends
+    RST), and werkzeug is told the client went away. ``close()`` alone would not do: the
+    request handler's buffered reader and writer keep the socket open."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.sock is not None:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise ConnectionResetError("localaws: response lost on purpose (lose_response fault)")
 
 
 def _default_account() -> str:
@@ -369,6 +403,15 @@ class ControlAPI:
                     except Exception:
                         return _json_response(404, {"error": f"no function {parts[3]} in {parts[2]}"})
                 return 200, [("Content-Type", "application/zip"), ("Content-Length", str(len(data)))], data
+        if route == "/breaks":
+            # Deliberate infidelities for control cases (see ec2ext): never for other tests.
+            if method == "POST":
+                if not isinstance(data, dict):
+                    raise BadRequest('expected {"breaks": [...]}')
+                with w.lock:
+                    return _json_response(200, {"breaks": w.ec2.set_breaks(data.get("breaks"))})
+            if method == "GET":
+                return _json_response(200, {"breaks": sorted(w.ec2.breaks)})
         if route == "/reset" and method == "POST":
             w.reset()
             return _json_response(200, {"ok": True})

@@ -24,6 +24,7 @@ from .clock import Clock, Scheduler
 from .ec2ext import Ec2Extensions
 from .events import EventRouter
 from .faults import CallLog, FaultStore, Transients
+from .idempotency import ClientTokens
 from .lambda_runner import LambdaRunner
 from .lifecycle import LifecycleManager
 
@@ -51,6 +52,7 @@ class World:
         self.faults = FaultStore()
         self.transients = Transients()
         self.calls = CallLog()
+        self.tokens = ClientTokens()
         self.lifecycle = LifecycleManager(self)
         self.ec2 = Ec2Extensions(self)
         self.events = EventRouter(self)
@@ -71,6 +73,7 @@ class World:
             self.faults.clear()
             self.transients.clear()
             self.calls.clear()
+            self.tokens.reset()
             moto_api_backend.reset()
         log.info("reset: moto and localaws state cleared")
 

@@ -289,3 +289,35 @@ def test_a_group_launches_from_a_second_template_version_with_user_data(server, 
     assert state in ("shutting-down", "terminated")
     data = ec2.describe_launch_template_versions(LaunchTemplateId=lt, Versions=[str(v2)])["LaunchTemplateVersions"][0]
     assert data["LaunchTemplateData"]["UserData"] == "IyEvYmluL2Jhc2gK"
+
+
+def test_breaks_allow_what_aws_refuses_and_a_reset_clears_them(server, net):
+    """The deliberate infidelities a control case asks for (POST /breaks): each lets
+    through exactly the violation it names; unknown names are refused; a reset restores
+    AWS's rules."""
+    ec2 = server.client("ec2")
+    with pytest.raises(AssertionError, match="unknown breaks"):
+        server.ctl("POST", "/breaks", {"breaks": ["no_such_break"]})
+    server.ctl(
+        "POST",
+        "/breaks",
+        {"breaks": ["double_attach", "volume_stays_on_terminated", "address_stays_on_terminated"]},
+    )
+    a, b = run(server, net), run(server, net)
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=a, Device="/dev/sdf")
+    ec2.attach_volume(VolumeId=vol, InstanceId=b, Device="/dev/sdf")
+    assert describe(server, vol) == ("in-use", [(a, "attached"), (b, "attached")])
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, InstanceId=b)
+    ec2.terminate_instances(InstanceIds=[b])
+    assert (a, "attached") in describe(server, vol)[1] and (b, "attached") in describe(server, vol)[1]
+    assert ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]["InstanceId"] == b
+
+    server.reset()
+    assert server.ctl("GET", "/breaks") == {"breaks": []}
+    net = network(server)
+    a, b = run(server, net), run(server, net)
+    vol = volume(server)
+    ec2.attach_volume(VolumeId=vol, InstanceId=a, Device="/dev/sdf")
+    assert error_of(lambda: ec2.attach_volume(VolumeId=vol, InstanceId=b, Device="/dev/sdf"))["Error"]["Code"] == "VolumeInUse"

@@ -407,6 +407,22 @@ impl Control {
         self.delete("/faults").await
     }
 
+    /// Puts deliberate infidelities in force (see terraform-tests/local_aws/localaws/ec2ext.py:
+    /// `double_attach`, `volume_stays_on_terminated`, `address_stays_on_terminated`), replacing
+    /// those before; a reset clears them. For control cases only: each lets through one
+    /// violation AWS refuses, so a test can prove its checker catches it.
+    pub async fn set_breaks(&self, breaks: &[&str]) -> anyhow::Result<Vec<String>> {
+        #[derive(Serialize, Deserialize)]
+        struct Breaks {
+            breaks: Vec<String>,
+        }
+        let body = Breaks {
+            breaks: breaks.iter().map(|b| b.to_string()).collect(),
+        };
+        let set: Breaks = self.send(Method::POST, "/breaks", Some(&body)).await?;
+        Ok(set.breaks)
+    }
+
     pub async fn add_transient(&self, transient: &Transient) -> anyhow::Result<Transient> {
         self.send(Method::POST, "/transient", Some(transient)).await
     }
