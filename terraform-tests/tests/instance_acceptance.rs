@@ -703,9 +703,13 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
         // the marker just before scaling the group up (UpdateAutoScalingGroup): destroy
         // deletes it without a snapshot only until then.
         let show = t.run(&["show", "-json"], false).unwrap();
-        let volume = resource_values(&show)["volume_id"].as_str().map(str::to_string);
+        let volume = resource_values(&show)["volume_id"]
+            .as_str()
+            .map(str::to_string);
         if let Some(volume) = &volume {
-            let v = world.block(volume_status(&world.clients.ec2, volume)).unwrap();
+            let v = world
+                .block(volume_status(&world.clients.ec2, volume))
+                .unwrap();
             assert_eq!(
                 v.tags.contains_key("autoheal:unused"),
                 *operation != "UpdateAutoScalingGroup",
@@ -983,7 +987,10 @@ fn a_used_volume_gets_its_final_snapshot_even_when_its_template_is_gone() {
         );
         t.destroy().unwrap();
         let kept = world.sweep(name, true);
-        assert!(kept.is_some(), "{name}: a final snapshot of the used volume");
+        assert!(
+            kept.is_some(),
+            "{name}: a final snapshot of the used volume"
+        );
     }
 }
 
@@ -1079,7 +1086,11 @@ fn a_new_volume_continues_its_lineage_unless_a_snapshot_is_newly_set() {
     let v = world
         .block(volume_status(&c.ec2, s(&second, "volume_id")))
         .unwrap();
-    assert_eq!(v.snapshot_id.as_deref(), Some(user_snapshot.as_str()), "{v:?}");
+    assert_eq!(
+        v.snapshot_id.as_deref(),
+        Some(user_snapshot.as_str()),
+        "{v:?}"
+    );
 
     // Replaced again with the same volume_snapshot_id: the lineage continues from the second
     // volume's final snapshot, not back to the user's snapshot.

@@ -13,8 +13,8 @@
 
 use crate::aws::tags::{self as aws_tags, Tags};
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, log_group,
-    security_group, volume, OpContext,
+    address, autoscaling_group, event_rule, iam_role, lambda_function, log_group, security_group,
+    volume, OpContext,
 };
 
 use super::create::{function_settings, policy_scope};
@@ -268,7 +268,7 @@ impl<'a> Converger<'a> {
     }
 
     /// The function's permission for `events.amazonaws.com` to invoke it from `rule_arn`: a
-    /// statement of our id that names another source is replaced.
+    /// statement of our id that grants anything else is replaced.
     async fn permission(&self, new_function: bool, rule_arn: &str) -> Result<(), StepError> {
         let ctx = self.ctx;
         let function = self.name(names::LAMBDA_FUNCTION);
@@ -279,7 +279,9 @@ impl<'a> Converger<'a> {
                 .await
                 .step("read the permissions of", object())?;
             match current {
-                Some(source) if source == rule_arn => return Ok(()),
+                Some(p) if p.grants(rule_arn) => return Ok(()),
+                // Ours by its id, but granting something else (another rule, another
+                // principal or action): replaced.
                 Some(_) => lambda_function::remove_permission(ctx, &function, &sid)
                     .await
                     .step("replace the invoke permission of", object())?,
@@ -319,9 +321,14 @@ impl<'a> Converger<'a> {
         if spec.existing_allocation_id.is_none() {
             let wanted = self.tags(object_tags(spec, names::EIP_NAME_TAG));
             let (set, remove) = aws_tags::diff(&info.tags, &wanted);
-            crate::aws::ec2_tags::set(ctx, std::slice::from_ref(&info.allocation_id), &set, &remove)
-                .await
-                .step("tag", object())?;
+            crate::aws::ec2_tags::set(
+                ctx,
+                std::slice::from_ref(&info.allocation_id),
+                &set,
+                &remove,
+            )
+            .await
+            .step("tag", object())?;
         }
         Ok(Address {
             info,
@@ -349,9 +356,14 @@ impl<'a> Converger<'a> {
         if let Some(g) = found {
             let object = || format!("security group {}", g.group_id);
             if g.ssh_cidrs != spec.ssh_ingress_cidrs {
-                security_group::set_ssh_cidrs(ctx, &g.group_id, &g.ssh_cidrs, &spec.ssh_ingress_cidrs)
-                    .await
-                    .step("update the SSH rules of", object())?;
+                security_group::set_ssh_cidrs(
+                    ctx,
+                    &g.group_id,
+                    &g.ssh_cidrs,
+                    &spec.ssh_ingress_cidrs,
+                )
+                .await
+                .step("update the SSH rules of", object())?;
             }
             // DescribeSecurityGroups' tags are not read back here: set them all (CreateTags
             // overwrites), removing none.
@@ -361,9 +373,16 @@ impl<'a> Converger<'a> {
             return Ok((g.group_id, false));
         }
         let name = self.name(names::SECURITY_GROUP);
-        let id = security_group::create(ctx, &name, vpc_id, &spec.ssh_ingress_cidrs, &wanted, created)
-            .await
-            .step("create", format!("security group {name}"))?;
+        let id = security_group::create(
+            ctx,
+            &name,
+            vpc_id,
+            &spec.ssh_ingress_cidrs,
+            &wanted,
+            created,
+        )
+        .await
+        .step("create", format!("security group {name}"))?;
         Ok((id, true))
     }
 

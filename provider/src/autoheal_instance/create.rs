@@ -31,12 +31,12 @@ use crate::aws::{
 
 use super::adopt::{self, Leftovers};
 use super::converge::{Converger, Presence};
+use super::lineage;
 use super::names::{self, DerivedName};
 use super::policy::PolicyScope;
 use super::spec::Spec;
 use super::stack::Stack;
 use super::steps::{StepError, StepResult};
-use super::lineage;
 use super::tagging::{
     creating, new_volume_tags, object_tags, stack_tags, CREATING_TAG, FINAL_SNAPSHOT_TAG,
     LINEAGE_LIVE, UNUSED_TAG,
@@ -204,7 +204,11 @@ impl<'a> Creator<'a> {
     /// a failed create (which would make Terraform replace the stack).
     async fn unmark(&self) {
         let (ctx, spec) = (self.ctx, self.spec);
-        let key = vec![CREATING_TAG.to_string()];
+        // The marker, and the create token a create without ClientToken put on its objects.
+        let key = vec![
+            CREATING_TAG.to_string(),
+            crate::aws::context::CREATE_TOKEN_TAG.to_string(),
+        ];
         let none = Default::default();
         let stack = self.snapshot();
         let group = derived(names::AUTOSCALING_GROUP, spec);
@@ -434,12 +438,9 @@ impl<'a> Creator<'a> {
             kms_key_id: spec.volume_kms_key_id.as_deref(),
             snapshot_id,
         };
-        let id = volume::create(
-            ctx,
-            &new,
-            &creating(spec, new_volume_tags(spec)),
-            |id| self.record(|s| s.volume_id = Some(id.to_string())),
-        )
+        let id = volume::create(ctx, &new, &creating(spec, new_volume_tags(spec)), |id| {
+            self.record(|s| s.volume_id = Some(id.to_string()))
+        })
         .await
         .step("create", "data volume")?;
         volume::find(ctx, &id)
@@ -487,10 +488,7 @@ impl<'a> Creator<'a> {
     }
 
     async fn rule(&self) -> Result<String, StepError> {
-        let arn = self
-            .converger()
-            .rule(presence(self.leftovers.rule))
-            .await?;
+        let arn = self.converger().rule(presence(self.leftovers.rule)).await?;
         self.record(|s| s.event_rule_arn = Some(arn.clone()));
         Ok(arn)
     }

@@ -127,13 +127,19 @@ mod tests {
         assert_eq!(chosen(None, Some(&last)).as_deref(), Some("snap-f"));
         // Created under snap-u, still configured: the final snapshot has the newer data.
         let last = final_snapshot("snap-f2", Some("snap-u"));
-        assert_eq!(chosen(Some("snap-u"), Some(&last)).as_deref(), Some("snap-f2"));
+        assert_eq!(
+            chosen(Some("snap-u"), Some(&last)).as_deref(),
+            Some("snap-f2")
+        );
     }
 
     #[test]
     fn a_newly_set_or_changed_snapshot_wins() {
         let last = final_snapshot("snap-f", Some("none"));
-        assert_eq!(chosen(Some("snap-u"), Some(&last)).as_deref(), Some("snap-u"));
+        assert_eq!(
+            chosen(Some("snap-u"), Some(&last)).as_deref(),
+            Some("snap-u")
+        );
         let last = final_snapshot("snap-f", Some("snap-u"));
         let s = choose(Some("snap-v"), Some(&last));
         assert_eq!(s.snapshot_id.as_deref(), Some("snap-v"));

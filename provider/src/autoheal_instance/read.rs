@@ -390,7 +390,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             && function
                 .as_ref()
                 .is_some_and(|f| r.targets.iter().any(|(_, arn)| *arn == f.arn))
-            && permission.as_deref() == Some(r.arn.as_str())
+            && permission.as_ref().is_some_and(|p| p.grants(&r.arn))
     });
     set_str(
         &mut state,

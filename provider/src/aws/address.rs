@@ -16,21 +16,41 @@ pub struct AddressInfo {
 }
 
 pub async fn allocate(ctx: &OpContext, tags: &Tags) -> Result<AddressInfo, AwsError> {
-    let out = ctx
-        .call("ec2:AllocateAddress", &[], || {
-            ctx.clients
-                .ec2
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(ec2_spec(ResourceType::ElasticIp, tags))
-                .send()
-        })
-        .await?;
-    let allocation_id = out
-        .allocation_id()
-        .ok_or_else(|| AwsError::other("ec2:AllocateAddress", "no allocation id in the answer"))?
-        .to_string();
-    let public_ip = out.public_ip().unwrap_or_default().to_string();
+    let (with_token, token) = super::context::with_create_token(tags);
+    let (allocation_id, public_ip) = ctx
+        .create(
+            "ec2:AllocateAddress",
+            &[],
+            || async {
+                // An address allocated by an attempt whose answer was lost: its IP from EC2.
+                Ok(
+                    match super::ec2_tags::find_created(ctx, &token).await?.flatten() {
+                        Some(id) => find(ctx, &id)
+                            .await?
+                            .map(|a| Some((a.allocation_id, a.public_ip))),
+                        None => None,
+                    },
+                )
+            },
+            || async {
+                let out = ctx
+                    .clients
+                    .ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(ec2_spec(ResourceType::ElasticIp, &with_token))
+                    .send()
+                    .await?;
+                Ok(out.allocation_id().map(|id| {
+                    (
+                        id.to_string(),
+                        out.public_ip().unwrap_or_default().to_string(),
+                    )
+                }))
+            },
+        )
+        .await?
+        .ok_or_else(|| AwsError::other("ec2:AllocateAddress", "no allocation id in the answer"))?;
     tracing::info!(allocation_id, public_ip, "allocated Elastic IP");
     Ok(AddressInfo {
         allocation_id,

@@ -88,22 +88,38 @@ pub async fn create(
         .heartbeat_timeout(g.hook_timeout)
         .default_result("ABANDON")
         .build();
-    ctx.call("autoscaling:CreateAutoScalingGroup", &[], || {
-        ctx.clients
-            .autoscaling
-            .create_auto_scaling_group()
-            .auto_scaling_group_name(g.name)
-            .launch_template(template(g.launch_template_id, g.launch_template_version))
-            .min_size(0)
-            .max_size(0)
-            .desired_capacity(0)
-            .vpc_zone_identifier(g.subnet_id)
-            .health_check_type("EC2")
-            .health_check_grace_period(g.health_check_grace_period)
-            .lifecycle_hook_specification_list(hook.clone())
-            .set_tags(Some(group_tags(g.name, tags, own_tags)))
-            .send()
-    })
+    // The token stays on the group (not propagated): it tells the group this create made
+    // from any other when its answer was lost.
+    let (own_tags, token) = super::context::with_create_token(own_tags);
+    let own_tags = &own_tags;
+    ctx.create(
+        "autoscaling:CreateAutoScalingGroup",
+        &[],
+        || async {
+            Ok(find(ctx, g.name)
+                .await?
+                .filter(|found| super::context::made_by(&found.tags, &token))
+                .map(|_| ()))
+        },
+        || async {
+            ctx.clients
+                .autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(g.name)
+                .launch_template(template(g.launch_template_id, g.launch_template_version))
+                .min_size(0)
+                .max_size(0)
+                .desired_capacity(0)
+                .vpc_zone_identifier(g.subnet_id)
+                .health_check_type("EC2")
+                .health_check_grace_period(g.health_check_grace_period)
+                .lifecycle_hook_specification_list(hook.clone())
+                .set_tags(Some(group_tags(g.name, tags, own_tags)))
+                .send()
+                .await
+                .map(|_| ())
+        },
+    )
     .await?;
     tracing::info!(
         group = g.name,
@@ -323,19 +339,30 @@ pub async fn set_tags(
 /// Terminates the group's instance without lowering the desired size: the group launches a
 /// replacement, which goes through the launch hook (the heal path).
 pub async fn replace_instance(ctx: &OpContext, instance_id: &str) -> Result<(), AwsError> {
-    ctx.call(
-        "autoscaling:TerminateInstanceInAutoScalingGroup",
-        &[],
-        || {
-            ctx.clients
-                .autoscaling
-                .terminate_instance_in_auto_scaling_group()
-                .instance_id(instance_id)
-                .should_decrement_desired_capacity(false)
-                .send()
-        },
-    )
-    .await?;
+    let result = ctx
+        .call(
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            &[],
+            || {
+                ctx.clients
+                    .autoscaling
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance_id)
+                    .should_decrement_desired_capacity(false)
+                    .send()
+            },
+        )
+        .await;
+    match result {
+        Ok(_) => {}
+        // The group no longer manages it ("No managed instance found for instance ID"): it is
+        // already on its way out (an attempt whose answer was lost, or a heal); the
+        // replacement comes all the same, and the caller waits for it.
+        Err(e) if e.is_code(&["ValidationError"]) && e.message.contains("No managed instance") => {
+            tracing::info!(instance_id, "the group had already let the instance go");
+        }
+        Err(e) => return Err(e),
+    }
     tracing::info!(instance_id, "instance terminated for a rolling replacement");
     Ok(())
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::AwsError;
-use super::retry::{aws_classifier, retry, Retry, RetryPolicy};
+use super::retry::{aws_classifier, outcome_unknown, retry, Retry, RetryError, RetryPolicy};
 use crate::config::AwsContext;
 
 /// One client per service the stack uses, built from the provider's SDK configuration (which
@@ -32,6 +32,42 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The region the clients call (resolved by aws-config from the provider or environment).
     pub region: String,
+}
+
+/// Tag key every object made without a ClientToken carries: a token unique to the create that
+/// made it ([`OpContext::create`]), by which a create whose answer was lost finds its object
+/// instead of making a second one. The create's unmarking removes it.
+pub const CREATE_TOKEN_TAG: &str = "autoheal:create-token";
+
+/// `tags` with a fresh create token: (the tags to create with, the token).
+pub fn with_create_token(tags: &super::tags::Tags) -> (super::tags::Tags, String) {
+    let token = unique_token();
+    let mut tags = tags.clone();
+    tags.insert(CREATE_TOKEN_TAG.to_string(), token.clone());
+    (tags, token)
+}
+
+/// Whether `tags` carry the create token `token`.
+pub fn made_by(tags: &super::tags::Tags, token: &str) -> bool {
+    tags.get(CREATE_TOKEN_TAG).is_some_and(|t| t == token)
+}
+
+/// A token unique to one logical create, for a ClientToken or a create-token tag: never
+/// derived from the stack's name alone (a token reused by a later create returns the earlier,
+/// possibly deleted, object). At most 64 ASCII characters, as EC2's ClientToken allows.
+pub fn unique_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "ah-{nanos:x}-{:x}-{:x}-{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        super::retry::random_u64()
+    )
 }
 
 impl Clients {
@@ -137,6 +173,88 @@ impl OpContext {
         retry(op, self.deadline, &self.policy, classify, &self.cancel, f)
             .await
             .map_err(AwsError::from_retry)
+    }
+
+    /// A create whose answer may be lost after it took effect (a connection reset, a timeout,
+    /// an unreadable response): before it is sent again, `lookup` looks for what the lost
+    /// attempt may have made (by the create's own token tag, or by a unique name and our
+    /// marker), and what it finds is the answer. So a retry never makes a second object, and
+    /// the first is never orphaned. Every other failure is retried (or not) as
+    /// [`OpContext::call`] does. For APIs with a ClientToken, pass the token instead and use
+    /// `call`: the same token returns the first object.
+    pub async fn create<T, E, F, Fut, L, LFut>(
+        &self,
+        op: &str,
+        extra: &[&str],
+        lookup: L,
+        f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        L: FnMut() -> LFut,
+        LFut: Future<Output = Result<Option<T>, AwsError>>,
+    {
+        self.create_with(op, aws_classifier(extra), lookup, f).await
+    }
+
+    /// [`OpContext::create`] with the operation's own verdict on which errors to retry (as
+    /// [`OpContext::call_with`]).
+    pub async fn create_with<T, E, F, Fut, L, LFut>(
+        &self,
+        op: &str,
+        classify: impl Fn(&SdkError<E, HttpResponse>) -> Retry,
+        mut lookup: L,
+        mut f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        L: FnMut() -> LFut,
+        LFut: Future<Output = Result<Option<T>, AwsError>>,
+    {
+        let mut lost = 0u32;
+        loop {
+            // An unknown outcome ends this series of attempts, so the lookup runs first.
+            let result = retry(
+                op,
+                self.deadline,
+                &self.policy,
+                |e: &SdkError<E, HttpResponse>| {
+                    if outcome_unknown(e) {
+                        Retry::Permanent
+                    } else {
+                        classify(e)
+                    }
+                },
+                &self.cancel,
+                &mut f,
+            )
+            .await;
+            let error = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let unknown =
+                matches!(error, RetryError::Permanent { ref error, .. } if outcome_unknown(error));
+            if !unknown || lost >= self.policy.max_attempts.max(1) {
+                return Err(AwsError::from_retry(error));
+            }
+            lost += 1;
+            tracing::warn!(
+                op,
+                lost,
+                error = %error,
+                "the answer of a create was lost: looking for what it may have made before \
+                 sending it again"
+            );
+            if let Some(found) = lookup().await? {
+                tracing::info!(op, "the lost create had taken effect: using what it made");
+                return Ok(found);
+            }
+        }
     }
 
     /// Like [`OpContext::call`], with "not found" turned into `Ok(None)`.

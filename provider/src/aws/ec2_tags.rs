@@ -8,6 +8,19 @@ use super::context::OpContext;
 use super::error::AwsError;
 use super::tags::{ec2, Tags};
 
+/// The id of the EC2 object made by the create with `token`, if there is one (the lookup of
+/// `OpContext::create`, shaped as the create's own answer).
+pub async fn find_created(
+    ctx: &OpContext,
+    token: &str,
+) -> Result<Option<Option<String>>, AwsError> {
+    Ok(find_tagged(ctx, super::context::CREATE_TOKEN_TAG, token)
+        .await?
+        .into_iter()
+        .next()
+        .map(|t| Some(t.id)))
+}
+
 /// Sets `set` and removes the keys `remove` on every object of `ids` (one call each way:
 /// EC2 takes many resources per call).
 pub async fn set(

@@ -77,6 +77,9 @@ impl AwsError {
     pub fn is_not_found(&self) -> bool {
         self.code().is_some_and(|c| {
             c.ends_with(".NotFound")
+                // EC2's answer for a launch template version deleted by hand (its template
+                // still exists): the version is simply gone.
+                || c == "InvalidLaunchTemplateId.VersionNotFound"
                 || c.ends_with("NotFoundException")
                 || c == "NoSuchEntity"
                 || c == "InvalidAllocationID.NotFound"
@@ -189,6 +192,7 @@ mod tests {
             "ResourceNotFoundException",
             "InvalidLaunchTemplateId.NotFound",
             "InvalidLaunchTemplateName.NotFoundException",
+            "InvalidLaunchTemplateId.VersionNotFound",
         ] {
             let mut e = AwsError::other("x", "y");
             e.code = Some(code.into());

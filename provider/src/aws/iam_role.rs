@@ -18,21 +18,33 @@ pub async fn create(
     description: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call("iam:CreateRole", &[], || {
-            ctx.clients
-                .iam
-                .create_role()
-                .role_name(name)
-                .assume_role_policy_document(trust_policy)
-                .description(description)
-                .set_tags(Some(iam(tags)))
-                .send()
-        })
-        .await?;
-    let arn = out
-        .role()
-        .map(|r| r.arn().to_string())
+    let (tags, token) = super::context::with_create_token(tags);
+    let arn = ctx
+        .create(
+            "iam:CreateRole",
+            &[],
+            || async {
+                // Made by the attempt whose answer was lost: it carries this create's token.
+                Ok(find(ctx, name)
+                    .await?
+                    .filter(|r| super::context::made_by(&r.tags, &token))
+                    .map(|r| Some(r.arn)))
+            },
+            || async {
+                let out = ctx
+                    .clients
+                    .iam
+                    .create_role()
+                    .role_name(name)
+                    .assume_role_policy_document(trust_policy)
+                    .description(description)
+                    .set_tags(Some(iam(&tags)))
+                    .send()
+                    .await?;
+                Ok(out.role().map(|r| r.arn().to_string()))
+            },
+        )
+        .await?
         .ok_or_else(|| AwsError::other("iam:CreateRole", "no role in the answer"))?;
     tracing::info!(role = name, arn, "created IAM role");
     Ok(arn)

@@ -30,6 +30,17 @@ const IAM_PROPAGATION_MESSAGES: &[&str] = &[
 /// Retries throttling and 5xx as usual, plus IAM propagation (by message) and
 /// ResourceConflictException (an update still in progress).
 fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Retry {
+    // ResourceConflictException is transient while an update is in progress ("The operation
+    // cannot be performed at this time"), final for a name in use ("Function already exist"),
+    // which no wait fixes: read by its message.
+    if let SdkError::ServiceError(ctx) = err {
+        let e = ctx.err();
+        if e.code() == Some("ResourceConflictException")
+            && e.message().is_some_and(|m| m.contains("already exist"))
+        {
+            return Retry::Permanent;
+        }
+    }
     let generic = classify_sdk_error(err, &["ResourceConflictException"]);
     if generic.is_retryable() {
         return generic;
@@ -82,39 +93,50 @@ pub async fn create(
     tags: &Tags,
     created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call_with("lambda:CreateFunction", classify, || {
-            let mut req = ctx
-                .clients
-                .lambda
-                .create_function()
-                .function_name(name)
-                .runtime(Runtime::from(RUNTIME))
-                .handler("bootstrap")
-                .role(&settings.role_arn)
-                .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
-                .memory_size(settings.memory_size)
-                .timeout(settings.timeout)
-                .architectures(Architecture::from(settings.architecture.as_str()))
-                .environment(environment(&settings.environment))
-                .description(
-                    "autoheal: attaches the data volume and the Elastic IP to a new instance",
-                )
-                .set_tags(Some(tags.clone().into_iter().collect()));
-            if let Some(group) = &settings.log_group {
-                req = req.logging_config(
-                    aws_sdk_lambda::types::LoggingConfig::builder()
-                        .log_group(group)
-                        .build(),
-                );
-            }
-            req.send()
-        })
-        .await?;
-    let arn = out
-        .function_arn()
-        .ok_or_else(|| AwsError::other("lambda:CreateFunction", "no function ARN in the answer"))?
-        .to_string();
+    let (tags, token) = super::context::with_create_token(tags);
+    let tags = &tags;
+    let arn = ctx
+        .create_with(
+            "lambda:CreateFunction",
+            classify,
+            || async {
+                // Made by the attempt whose answer was lost: it carries this create's token.
+                Ok(find(ctx, name)
+                    .await?
+                    .filter(|f| super::context::made_by(&f.tags, &token))
+                    .map(|f| Some(f.arn)))
+            },
+            || async {
+                let mut req = ctx
+                    .clients
+                    .lambda
+                    .create_function()
+                    .function_name(name)
+                    .runtime(Runtime::from(RUNTIME))
+                    .handler("bootstrap")
+                    .role(&settings.role_arn)
+                    .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+                    .memory_size(settings.memory_size)
+                    .timeout(settings.timeout)
+                    .architectures(Architecture::from(settings.architecture.as_str()))
+                    .environment(environment(&settings.environment))
+                    .description(
+                        "autoheal: attaches the data volume and the Elastic IP to a new instance",
+                    )
+                    .set_tags(Some(tags.clone().into_iter().collect()));
+                if let Some(group) = &settings.log_group {
+                    req = req.logging_config(
+                        aws_sdk_lambda::types::LoggingConfig::builder()
+                            .log_group(group)
+                            .build(),
+                    );
+                }
+                let out = req.send().await?;
+                Ok(out.function_arn().map(str::to_string))
+            },
+        )
+        .await?
+        .ok_or_else(|| AwsError::other("lambda:CreateFunction", "no function ARN in the answer"))?;
     tracing::info!(function = name, arn, "created Lambda function");
     // Recorded before the wait: a failed wait must not lose the function.
     created(&arn);
@@ -319,34 +341,72 @@ pub async fn set_tags(
     Ok(())
 }
 
-/// Lets `events.amazonaws.com` invoke the function, only from `rule_arn`.
+/// The principal the invoke permission is for.
+const EVENTS_PRINCIPAL: &str = "events.amazonaws.com";
+const INVOKE_ACTION: &str = "lambda:InvokeFunction";
+
+/// One statement of the function's resource policy, as far as the provider reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    pub principal: String,
+    pub action: String,
+    /// The `AWS:SourceArn` condition (empty: none).
+    pub source_arn: String,
+}
+
+impl Permission {
+    /// Whether it lets EventBridge invoke the function from `rule_arn`, and only that.
+    pub fn grants(&self, rule_arn: &str) -> bool {
+        self.principal == EVENTS_PRINCIPAL
+            && self.action == INVOKE_ACTION
+            && self.source_arn == rule_arn
+    }
+}
+
+/// Lets `events.amazonaws.com` invoke the function, only from `rule_arn`. A statement of that
+/// id already there (AWS: ResourceConflictException, "The statement id (..) provided already
+/// exists"; an attempt whose answer was lost) is accepted only when it grants exactly this:
+/// a statement that grants anything else is reported, never taken for ours.
 pub async fn add_permission(
     ctx: &OpContext,
     name: &str,
     statement_id: &str,
     rule_arn: &str,
 ) -> Result<(), AwsError> {
+    // `classify`: "an update is in progress" is waited out; "already exists" is read below.
     match ctx
-        .call(
-            "lambda:AddPermission",
-            &["ResourceConflictException"],
-            || {
-                ctx.clients
-                    .lambda
-                    .add_permission()
-                    .function_name(name)
-                    .statement_id(statement_id)
-                    .action("lambda:InvokeFunction")
-                    .principal("events.amazonaws.com")
-                    .source_arn(rule_arn)
-                    .send()
-            },
-        )
+        .call_with("lambda:AddPermission", classify, || {
+            ctx.clients
+                .lambda
+                .add_permission()
+                .function_name(name)
+                .statement_id(statement_id)
+                .action(INVOKE_ACTION)
+                .principal(EVENTS_PRINCIPAL)
+                .source_arn(rule_arn)
+                .send()
+        })
         .await
     {
         Ok(_) => {}
-        // The same statement already there (a retried create): check it is ours below.
-        Err(e) if e.message.contains("already exists") => {}
+        Err(e)
+            if e.is_code(&["ResourceConflictException"]) && e.message.contains("already exist") =>
+        {
+            match find_permission(ctx, name, statement_id).await? {
+                Some(p) if p.grants(rule_arn) => {}
+                other => {
+                    return Err(AwsError::other(
+                        "lambda:AddPermission",
+                        format!(
+                            "function {name} already has a statement {statement_id} that is not \
+                             this stack's (events.amazonaws.com, lambda:InvokeFunction from \
+                             {rule_arn}): {other:?}; remove it (aws lambda remove-permission) \
+                             and apply again"
+                        ),
+                    ))
+                }
+            }
+        }
         Err(e) => return Err(e),
     }
     tracing::info!(
@@ -377,12 +437,12 @@ pub async fn remove_permission(
     Ok(())
 }
 
-/// The `AWS:SourceArn` of the permission statement `statement_id`, if the statement exists.
+/// Statement `statement_id` of the function's resource policy, if it exists.
 pub async fn find_permission(
     ctx: &OpContext,
     name: &str,
     statement_id: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<Permission>, AwsError> {
     let Some(out) = ctx
         .find("lambda:GetPolicy", || {
             ctx.clients.lambda.get_policy().function_name(name).send()
@@ -400,14 +460,19 @@ pub async fn find_permission(
         s @ serde_json::Value::Object(_) => vec![s.clone()],
         _ => Vec::new(),
     };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     Ok(statements
         .iter()
         .find(|s| s["Sid"] == statement_id)
-        .map(|s| {
-            s["Condition"]["ArnLike"]["AWS:SourceArn"]
+        .map(|s| Permission {
+            // `"Principal": {"Service": ".."}`, or a bare string.
+            principal: s["Principal"]["Service"]
                 .as_str()
+                .or_else(|| s["Principal"].as_str())
                 .unwrap_or_default()
-                .to_string()
+                .to_string(),
+            action: text(&s["Action"]),
+            source_arn: text(&s["Condition"]["ArnLike"]["AWS:SourceArn"]),
         }))
 }
 

@@ -70,6 +70,8 @@ pub async fn create(
     data: &TemplateData,
     tags: &Tags,
 ) -> Result<(String, i64), AwsError> {
+    // One token for this create, kept across its retries: a repeat returns the first answer.
+    let token = super::context::unique_token();
     let out = ctx
         .call(
             "ec2:CreateLaunchTemplate",
@@ -78,6 +80,7 @@ pub async fn create(
                 ctx.clients
                     .ec2
                     .create_launch_template()
+                    .client_token(&token)
                     .launch_template_name(name)
                     .version_description("autoheal")
                     .launch_template_data(request_data(data))
@@ -104,11 +107,13 @@ pub async fn create_version(
     template_id: &str,
     data: &TemplateData,
 ) -> Result<i64, AwsError> {
+    let token = super::context::unique_token();
     let out = ctx
         .call("ec2:CreateLaunchTemplateVersion", &[], || {
             ctx.clients
                 .ec2
                 .create_launch_template_version()
+                .client_token(&token)
                 .launch_template_id(template_id)
                 .version_description("autoheal")
                 .launch_template_data(request_data(data))

@@ -21,14 +21,28 @@ pub async fn create(
     tags: &Tags,
     created: impl FnOnce(),
 ) -> Result<(), AwsError> {
-    ctx.call("logs:CreateLogGroup", &[], || {
-        ctx.clients
-            .logs
-            .create_log_group()
-            .log_group_name(name)
-            .set_tags(Some(tags.clone().into_iter().collect()))
-            .send()
-    })
+    let (tags, token) = super::context::with_create_token(tags);
+    ctx.create(
+        "logs:CreateLogGroup",
+        &[],
+        || async {
+            // Made by the attempt whose answer was lost: it carries this create's token.
+            let Some(arn) = find(ctx, name).await?.and_then(|l| l.arn) else {
+                return Ok(None);
+            };
+            Ok(super::context::made_by(&self::tags(ctx, &arn).await?, &token).then_some(()))
+        },
+        || async {
+            ctx.clients
+                .logs
+                .create_log_group()
+                .log_group_name(name)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map(|_| ())
+        },
+    )
     .await?;
     tracing::info!(log_group = name, "created log group");
     created();

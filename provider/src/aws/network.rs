@@ -4,7 +4,9 @@
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 
+use super::context::with_create_token;
 use super::context::{OpContext, Poll};
+use super::ec2_tags::find_created;
 use super::error::AwsError;
 use super::tags::{ec2_spec, Tags};
 
@@ -76,21 +78,26 @@ pub async fn create_vpc(
     tags: &Tags,
     created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call("ec2:CreateVpc", &[], || {
-            ctx.clients
-                .ec2
-                .create_vpc()
-                .cidr_block(cidr)
-                .tag_specifications(ec2_spec(ResourceType::Vpc, tags))
-                .send()
-        })
-        .await?;
-    let vpc_id = out
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .ok_or_else(|| AwsError::other("ec2:CreateVpc", "no VPC id in the answer"))?
-        .to_string();
+    let (tags, token) = with_create_token(tags);
+    let vpc_id = ctx
+        .create(
+            "ec2:CreateVpc",
+            &[],
+            || find_created(ctx, &token),
+            || async {
+                let out = ctx
+                    .clients
+                    .ec2
+                    .create_vpc()
+                    .cidr_block(cidr)
+                    .tag_specifications(ec2_spec(ResourceType::Vpc, &tags))
+                    .send()
+                    .await?;
+                Ok(out.vpc().and_then(|v| v.vpc_id()).map(str::to_string))
+            },
+        )
+        .await?
+        .ok_or_else(|| AwsError::other("ec2:CreateVpc", "no VPC id in the answer"))?;
     tracing::info!(vpc_id, cidr, "created VPC");
     // Recorded before the wait and the attribute calls, which may fail.
     created(&vpc_id);
@@ -135,23 +142,28 @@ pub async fn create_subnet(
     availability_zone: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call("ec2:CreateSubnet", &["InvalidVpcID.NotFound"], || {
-            ctx.clients
-                .ec2
-                .create_subnet()
-                .vpc_id(vpc_id)
-                .cidr_block(cidr)
-                .availability_zone(availability_zone)
-                .tag_specifications(ec2_spec(ResourceType::Subnet, tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .subnet()
-        .and_then(|s| s.subnet_id())
-        .ok_or_else(|| AwsError::other("ec2:CreateSubnet", "no subnet id in the answer"))?
-        .to_string();
+    let (tags, token) = with_create_token(tags);
+    let id = ctx
+        .create(
+            "ec2:CreateSubnet",
+            &["InvalidVpcID.NotFound"],
+            || find_created(ctx, &token),
+            || async {
+                let out = ctx
+                    .clients
+                    .ec2
+                    .create_subnet()
+                    .vpc_id(vpc_id)
+                    .cidr_block(cidr)
+                    .availability_zone(availability_zone)
+                    .tag_specifications(ec2_spec(ResourceType::Subnet, &tags))
+                    .send()
+                    .await?;
+                Ok(out.subnet().and_then(|s| s.subnet_id()).map(str::to_string))
+            },
+        )
+        .await?
+        .ok_or_else(|| AwsError::other("ec2:CreateSubnet", "no subnet id in the answer"))?;
     tracing::info!(
         subnet_id = id,
         vpc_id,
@@ -167,34 +179,61 @@ pub async fn create_internet_gateway(
     vpc_id: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call("ec2:CreateInternetGateway", &[], || {
-            ctx.clients
-                .ec2
-                .create_internet_gateway()
-                .tag_specifications(ec2_spec(ResourceType::InternetGateway, tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .internet_gateway()
-        .and_then(|g| g.internet_gateway_id())
-        .ok_or_else(|| AwsError::other("ec2:CreateInternetGateway", "no gateway id in the answer"))?
-        .to_string();
+    let (tags, token) = with_create_token(tags);
+    let id = ctx
+        .create(
+            "ec2:CreateInternetGateway",
+            &[],
+            || find_created(ctx, &token),
+            || async {
+                let out = ctx
+                    .clients
+                    .ec2
+                    .create_internet_gateway()
+                    .tag_specifications(ec2_spec(ResourceType::InternetGateway, &tags))
+                    .send()
+                    .await?;
+                Ok(out
+                    .internet_gateway()
+                    .and_then(|g| g.internet_gateway_id())
+                    .map(str::to_string))
+            },
+        )
+        .await?
+        .ok_or_else(|| {
+            AwsError::other("ec2:CreateInternetGateway", "no gateway id in the answer")
+        })?;
     tracing::info!(internet_gateway_id = id, "created internet gateway");
-    ctx.call(
-        "ec2:AttachInternetGateway",
-        &["InvalidInternetGatewayID.NotFound", "InvalidVpcID.NotFound"],
-        || {
-            ctx.clients
-                .ec2
-                .attach_internet_gateway()
-                .internet_gateway_id(&id)
-                .vpc_id(vpc_id)
-                .send()
-        },
-    )
-    .await?;
+    match ctx
+        .call(
+            "ec2:AttachInternetGateway",
+            &["InvalidInternetGatewayID.NotFound", "InvalidVpcID.NotFound"],
+            || {
+                ctx.clients
+                    .ec2
+                    .attach_internet_gateway()
+                    .internet_gateway_id(&id)
+                    .vpc_id(vpc_id)
+                    .send()
+            },
+        )
+        .await
+    {
+        Ok(_) => {}
+        // An attempt whose answer was lost attached it already (EC2: "resource igw-.. is
+        // already attached to network vpc-.."): checked, not assumed.
+        Err(e) if e.is_code(&["Resource.AlreadyAssociated"]) => {
+            if find_network(ctx, vpc_id)
+                .await?
+                .internet_gateway_id
+                .as_deref()
+                != Some(id.as_str())
+            {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
     Ok(id)
 }
 
@@ -206,12 +245,15 @@ pub async fn create_route_table(
     internet_gateway_id: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
+    // One token for this create, kept across its retries: a repeat returns the first table.
+    let token = super::context::unique_token();
     let out = ctx
         .call("ec2:CreateRouteTable", &["InvalidVpcID.NotFound"], || {
             ctx.clients
                 .ec2
                 .create_route_table()
                 .vpc_id(vpc_id)
+                .client_token(&token)
                 .tag_specifications(ec2_spec(ResourceType::RouteTable, tags))
                 .send()
         })
@@ -222,37 +264,48 @@ pub async fn create_route_table(
         .ok_or_else(|| AwsError::other("ec2:CreateRouteTable", "no route table id in the answer"))?
         .to_string();
     tracing::info!(route_table_id = id, "created route table");
-    ctx.call(
-        "ec2:CreateRoute",
-        &[
-            "InvalidRouteTableID.NotFound",
-            "InvalidInternetGatewayID.NotFound",
-        ],
-        || {
-            ctx.clients
-                .ec2
-                .create_route()
-                .route_table_id(&id)
-                .destination_cidr_block("0.0.0.0/0")
-                .gateway_id(internet_gateway_id)
-                .send()
-        },
-    )
-    .await?;
-    ctx.call(
-        "ec2:AssociateRouteTable",
-        &["InvalidRouteTableID.NotFound", "InvalidSubnetID.NotFound"],
-        || {
-            ctx.clients
-                .ec2
-                .associate_route_table()
-                .route_table_id(&id)
-                .subnet_id(subnet_id)
-                .send()
-        },
-    )
-    .await?;
-    Ok(id)
+    // Both on a table and a subnet only this create has: "already there" after a retry is
+    // the answer of an attempt that was lost, not somebody else's object.
+    let route = ctx
+        .call(
+            "ec2:CreateRoute",
+            &[
+                "InvalidRouteTableID.NotFound",
+                "InvalidInternetGatewayID.NotFound",
+            ],
+            || {
+                ctx.clients
+                    .ec2
+                    .create_route()
+                    .route_table_id(&id)
+                    .destination_cidr_block("0.0.0.0/0")
+                    .gateway_id(internet_gateway_id)
+                    .send()
+            },
+        )
+        .await;
+    match route {
+        Err(e) if !e.is_code(&["RouteAlreadyExists"]) => return Err(e),
+        _ => {}
+    }
+    let association = ctx
+        .call(
+            "ec2:AssociateRouteTable",
+            &["InvalidRouteTableID.NotFound", "InvalidSubnetID.NotFound"],
+            || {
+                ctx.clients
+                    .ec2
+                    .associate_route_table()
+                    .route_table_id(&id)
+                    .subnet_id(subnet_id)
+                    .send()
+            },
+        )
+        .await;
+    match association {
+        Err(e) if !e.is_code(&["Resource.AlreadyAssociated"]) => Err(e),
+        _ => Ok(id),
+    }
 }
 
 fn vpc_filter(vpc_id: &str) -> Filter {

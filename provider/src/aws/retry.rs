@@ -491,6 +491,19 @@ pub fn classify_sdk_error<E: ProvideErrorMetadata>(
     classify_aws(AwsFailure::from(err), extra)
 }
 
+/// Whether a failed call may nevertheless have taken effect: no answer came (a dispatch
+/// failure after the request may have been sent, a timeout) or it could not be read. A
+/// create that fails this way must look for its object before it is sent again (see
+/// `OpContext::create`); a service's error answer says the call did not happen.
+pub fn outcome_unknown<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(
+        AwsFailure::from(err),
+        AwsFailure::Dispatch(DispatchKind::Io | DispatchKind::Timeout | DispatchKind::Transient)
+            | AwsFailure::Timeout
+            | AwsFailure::Response { .. }
+    )
+}
+
 /// A `classify` argument for [`retry`] over SDK operation errors:
 /// `retry(op, deadline, &policy, aws_classifier(&["VolumeInUse"]), &cancel, || ...)`.
 pub fn aws_classifier<'a, E: ProvideErrorMetadata>(
@@ -499,9 +512,9 @@ pub fn aws_classifier<'a, E: ProvideErrorMetadata>(
     move |err| classify_sdk_error(err, extra)
 }
 
-/// A uniform sample from `[0, 1)`: xorshift64* per thread, seeded from the clock and the
-/// thread. Jitter only needs to decorrelate callers, not to be unpredictable.
-fn random_unit() -> f64 {
+/// A pseudo-random 64-bit value: xorshift64* per thread, seeded from the clock and the
+/// thread. Jitter and tokens only need to decorrelate callers, not to be unpredictable.
+pub fn random_u64() -> u64 {
     thread_local! {
         static STATE: Cell<u64> = Cell::new(seed());
     }
@@ -511,9 +524,13 @@ fn random_unit() -> f64 {
         x ^= x << 25;
         x ^= x >> 27;
         state.set(x);
-        // The top 53 bits of the scrambled state, as a fraction.
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     })
+}
+
+/// A uniform sample from `[0, 1)`: the top 53 bits of [`random_u64`], as a fraction.
+fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn seed() -> u64 {

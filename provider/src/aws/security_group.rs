@@ -42,26 +42,28 @@ pub async fn create(
     tags: &Tags,
     created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call(
+    let (tags, token) = super::context::with_create_token(tags);
+    let id = ctx
+        .create(
             "ec2:CreateSecurityGroup",
             &["InvalidVpcID.NotFound"],
-            || {
-                ctx.clients
+            || super::ec2_tags::find_created(ctx, &token),
+            || async {
+                let out = ctx
+                    .clients
                     .ec2
                     .create_security_group()
                     .group_name(name)
                     .description("autoheal instance: SSH only from ssh_ingress_cidrs")
                     .vpc_id(vpc_id)
-                    .tag_specifications(ec2_spec(ResourceType::SecurityGroup, tags))
+                    .tag_specifications(ec2_spec(ResourceType::SecurityGroup, &tags))
                     .send()
+                    .await?;
+                Ok(out.group_id().map(str::to_string))
             },
         )
-        .await?;
-    let id = out
-        .group_id()
-        .ok_or_else(|| AwsError::other("ec2:CreateSecurityGroup", "no group id in the answer"))?
-        .to_string();
+        .await?
+        .ok_or_else(|| AwsError::other("ec2:CreateSecurityGroup", "no group id in the answer"))?;
     tracing::info!(security_group_id = id, "created security group");
     // Recorded before the ingress call, which may fail.
     created(&id);
@@ -72,20 +74,25 @@ pub async fn create(
 }
 
 async fn authorize_ssh(ctx: &OpContext, group_id: &str, cidrs: &[String]) -> Result<(), AwsError> {
-    ctx.call(
-        "ec2:AuthorizeSecurityGroupIngress",
-        &["InvalidGroup.NotFound"],
-        || {
-            ctx.clients
-                .ec2
-                .authorize_security_group_ingress()
-                .group_id(group_id)
-                .ip_permissions(ssh_permission(cidrs))
-                .send()
-        },
-    )
-    .await?;
-    Ok(())
+    match ctx
+        .call(
+            "ec2:AuthorizeSecurityGroupIngress",
+            &["InvalidGroup.NotFound"],
+            || {
+                ctx.clients
+                    .ec2
+                    .authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(ssh_permission(cidrs))
+                    .send()
+            },
+        )
+        .await
+    {
+        // The rules are there: an attempt whose answer was lost added them.
+        Err(e) if e.is_code(&["InvalidPermission.Duplicate"]) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// The id of the security group named `name` in VPC `vpc_id` (group names are unique in a

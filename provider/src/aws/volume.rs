@@ -141,7 +141,10 @@ pub async fn final_snapshots(
         .snapshots()
         .iter()
         .filter_map(|s| {
-            let state = s.state().map(|s| s.as_str().to_string()).unwrap_or_default();
+            let state = s
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
             Some(FinalSnapshot {
                 snapshot_id: s.snapshot_id()?.to_string(),
                 volume_id: s.volume_id().unwrap_or_default().to_string(),
@@ -178,11 +181,14 @@ pub async fn create(
     tags: &Tags,
     created: impl FnOnce(&str),
 ) -> Result<String, AwsError> {
+    // One token for this create, kept across its retries: a repeat returns the first volume.
+    let token = super::context::unique_token();
     let out = ctx
         .call("ec2:CreateVolume", &[], || {
             ctx.clients
                 .ec2
                 .create_volume()
+                .client_token(&token)
                 .availability_zone(spec.availability_zone)
                 .size(spec.size)
                 .volume_type(VolumeType::from(spec.volume_type))
@@ -370,21 +376,33 @@ pub async fn snapshot(
     description: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
-    let out = ctx
-        .call("ec2:CreateSnapshot", &["IncorrectState"], || {
-            ctx.clients
-                .ec2
-                .create_snapshot()
-                .volume_id(volume_id)
-                .description(description)
-                .tag_specifications(ec2_spec(ResourceType::Snapshot, tags))
-                .send()
-        })
-        .await?;
-    let id = out
-        .snapshot_id()
-        .ok_or_else(|| AwsError::other("ec2:CreateSnapshot", "no snapshot id in the answer"))?
-        .to_string();
+    let (tags, token) = super::context::with_create_token(tags);
+    let id = ctx
+        .create(
+            "ec2:CreateSnapshot",
+            &["IncorrectState"],
+            || async {
+                Ok(
+                    find_snapshot(ctx, volume_id, super::context::CREATE_TOKEN_TAG, &token)
+                        .await?
+                        .map(Some),
+                )
+            },
+            || async {
+                let out = ctx
+                    .clients
+                    .ec2
+                    .create_snapshot()
+                    .volume_id(volume_id)
+                    .description(description)
+                    .tag_specifications(ec2_spec(ResourceType::Snapshot, &tags))
+                    .send()
+                    .await?;
+                Ok(out.snapshot_id().map(str::to_string))
+            },
+        )
+        .await?
+        .ok_or_else(|| AwsError::other("ec2:CreateSnapshot", "no snapshot id in the answer"))?;
     tracing::info!(snapshot_id = id, volume_id, "final snapshot started");
     wait_snapshot(ctx, &id, volume_id).await?;
     Ok(id)

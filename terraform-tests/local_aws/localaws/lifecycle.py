@@ -387,6 +387,26 @@ def install(world_ref: Any) -> None:
 
     r.AutoScalingResponse.create_auto_scaling_group = create_auto_scaling_group
 
+    # TerminateInstanceInAutoScalingGroup for an instance no group manages (any more): AWS
+    # answers "ValidationError: Instance Id not found - No managed instance found for instance
+    # ID: i-.."; moto crashed (StopIteration, HTTP 500), which a retried call meets when its
+    # first attempt's answer was lost after the group had let the instance go.
+    orig_terminate_instance = m.AutoScalingBackend.terminate_instance
+
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        managed = any(
+            state.instance.id == instance_id
+            for group in self.autoscaling_groups.values()
+            for state in group.instance_states
+        )
+        if not managed:
+            raise ValidationError(
+                f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+            )
+        return orig_terminate_instance(self, instance_id, should_decrement)
+
+    m.AutoScalingBackend.terminate_instance = terminate_instance
+
     orig_put_hook = r.AutoScalingResponse.put_lifecycle_hook
 
     def put_lifecycle_hook(self: Any) -> Any:

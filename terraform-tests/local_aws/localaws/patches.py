@@ -32,12 +32,13 @@ def install() -> None:
             "run tools/install-tools (or set LOCALAWS_ALLOW_MOTO_VERSION=1 to try anyway)"
         )
     _import_moto_ec2_faster()
-    from . import ec2ext, events, lifecycle
+    from . import ec2ext, events, lambdaext, lifecycle
     from .world import current
 
     lifecycle.install(current)
     ec2ext.install(current)
     events.install(current)
+    lambdaext.install(current)
     _installed = True
     log.debug("moto %s patched", moto.__version__)
 

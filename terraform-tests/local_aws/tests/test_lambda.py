@@ -374,3 +374,26 @@ def _alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_conflicts_answer_aws_messages(server, fresh):
+    """AddPermission with a statement id already in the policy and CreateFunction of a name in
+    use answer ResourceConflictException (HTTP 409) with AWS's messages; the policy keeps one
+    statement of that id (moto appended a second)."""
+    arn = create_function(server, "conflict", "ok")
+    allow_rule(server, "conflict", "arn:aws:events:ap-southeast-2:123456789012:rule/r1", sid="dup")
+    with pytest.raises(ClientError) as exc:
+        allow_rule(server, "conflict", "arn:aws:events:ap-southeast-2:123456789012:rule/r2", sid="dup")
+    err = exc.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ResourceConflictException", 409)
+    assert err["Error"]["Message"] == (
+        "The statement id (dup) provided already exists. Please provide a new statement id, or remove the existing statement."
+    )
+    policy = json.loads(server.client("lambda").get_policy(FunctionName="conflict")["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["dup"]
+    assert policy["Statement"][0]["Condition"]["ArnLike"]["AWS:SourceArn"].endswith("rule/r1")
+    with pytest.raises(ClientError) as exc:
+        create_function(server, "conflict", "ok")
+    err = exc.value.response
+    assert (err["Error"]["Code"], err["Error"]["Message"]) == ("ResourceConflictException", "Function already exist: conflict")
+    assert arn

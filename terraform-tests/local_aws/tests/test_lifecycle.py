@@ -211,3 +211,19 @@ def test_each_instance_reports_the_template_version_it_was_launched_from(server,
     assert replacement["InstanceId"] != first["InstanceId"]
     assert replacement["LaunchTemplate"]["Version"] == "2"
     assert replacement["LaunchTemplate"]["LaunchTemplateId"] == net["launch_template"]
+
+
+def test_terminating_an_instance_no_group_manages_answers_validation_error(server, net):
+    """TerminateInstanceInAutoScalingGroup for an instance the group already let go (a retry
+    whose first answer was lost): AWS's ValidationError "Instance Id not found - No managed
+    instance found for instance ID: i-.."; moto crashed with HTTP 500."""
+    create_group(server, "gone", net)
+    first = wait_for(lambda: group_instances(server, "gone"), what="an instance")[0]["InstanceId"]
+    asg = server.client("autoscaling")
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=first, ShouldDecrementDesiredCapacity=False)
+    with pytest.raises(ClientError) as exc:
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=first, ShouldDecrementDesiredCapacity=False)
+    err = exc.value.response
+    assert err["Error"]["Code"] == "ValidationError"
+    assert err["Error"]["Message"] == f"Instance Id not found - No managed instance found for instance ID: {first}"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400

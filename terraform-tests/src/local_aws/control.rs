@@ -74,6 +74,10 @@ pub struct Fault {
     /// Key parameters the call must have (list-valued parameters: must contain the value).
     #[serde(rename = "match", skip_serializing_if = "BTreeMap::is_empty")]
     pub matching: BTreeMap<String, Value>,
+    /// Perform the call, then reset the connection before its answer (see
+    /// [`Fault::lose_response`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lose_response: bool,
 }
 
 impl Fault {
@@ -89,6 +93,17 @@ impl Fault {
             message: None,
             latency_ms: None,
             matching: BTreeMap::new(),
+            lose_response: false,
+        }
+    }
+
+    /// Calls of `operation` are performed (they take effect) and then the connection is reset
+    /// before any byte of the answer: the client learns at once that it heard nothing.
+    pub fn lose_response(operation: &str) -> Self {
+        Self {
+            error_code: None,
+            lose_response: true,
+            ..Self::error(operation, "")
         }
     }
 
