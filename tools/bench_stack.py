@@ -863,9 +863,13 @@ def report(args):
 
     tf_a = median([tf_only(t) for t in tl_a])
     tf_d = median([tf_only(t) for t in tl_d])
-    ratio_a, ratio_d = wall_a[base] / floor_a, wall_d[base] / floor_d
-    prov_ratio_a = (wall_a[base] - tf_a) / floor_a
-    prov_ratio_d = (wall_d[base] - tf_d) / floor_d
+    # The headline: against the strict floor, the chain only AWS's own dependencies (and the
+    # pattern's "nothing launches before hook, rule, target, permission and function") make
+    # sequential. The provider's own order of calls is a floor of its own making, shown beside.
+    ratio_a, ratio_d = wall_a[base] / min_a, wall_d[base] / min_d
+    order_ratio_a, order_ratio_d = wall_a[base] / floor_a, wall_d[base] / floor_d
+    prov_ratio_a = (wall_a[base] - tf_a) / min_a
+    prov_ratio_d = (wall_d[base] - tf_d) / min_d
 
     met = []
     w("### Results")
@@ -885,34 +889,39 @@ def report(args):
           f"| {hand_a[n]:.0f} ({hand_a[n] / n:.1f}) | {calls_d[n]:.0f} ({calls_d[n] / n:.1f}) "
           f"| {wall_a[n] / n / wall_a[base]:.2f}x | {wall_d[n] / n / wall_d[base]:.2f}x |")
     w("")
-    w(f"Critical-path floor, N={base} (the provider's own order of calls; per-call latency = median server-side "
-      f"duration of that operation in the N={base} runs):")
+    w(f"Critical-path floor, N={base}: the strict floor is the longest chain that only AWS's own "
+      f"dependencies make sequential (ids, attachments, and the pattern's rule that nothing launches before "
+      f"the hook, rule, target, permission, policy and an Active function); the provider's own order of calls "
+      f"is a floor of its own making, shown beside it. Per-call latency = median server-side duration of "
+      f"that operation in the N={base} runs.")
     w("")
     w("| | apply | destroy | target | met? |")
     w("| --- | ---: | ---: | --- | --- |")
     n_calls_a = sum(1 for op in chain_a if op != HEAL_LABEL)
     n_calls_d = len(chain_d)
-    w(f"| calls on the longest chain | {n_calls_a} + the heal | {n_calls_d} | | |")
-    w(f"| their latency (sum of medians) | {fmt_ms(floor_a - heal_s)} | {fmt_ms(floor_d)} | | |")
-    w(f"| the heal (scale-up answered → CONTINUE answered), median | {fmt_ms(heal_s)} | – | | |")
-    w(f"| **floor** | **{fmt_ms(floor_a)}** | **{fmt_ms(floor_d)}** | | |")
+    w(f"| **strict floor** (AWS's dependencies only) | **{fmt_ms(min_a)}** ({len(min_chain_a) - 1} calls + "
+      f"the heal) | **{fmt_ms(min_d)}** ({len(min_chain_d)} calls) | | |")
+    w(f"| the heal in it (scale-up answered → CONTINUE answered), median | {fmt_ms(heal_s)} | – | | |")
     w(f"| wall time, median | {fmt_ms(wall_a[base])} | {fmt_ms(wall_d[base])} | | |")
     ok_a, ok_d = ratio_a <= 2.0, ratio_d <= 2.0
     met += [ok_a, ok_d]
-    w(f"| **wall / floor** | **{ratio_a:.2f}x** | **{ratio_d:.2f}x** | ≤ 2x | "
+    w(f"| **wall / strict floor** | **{ratio_a:.2f}x** | **{ratio_d:.2f}x** | ≤ 2x | "
       f"{'yes' if ok_a and ok_d else ('apply only' if ok_a else ('destroy only' if ok_d else '**no**'))} |")
-    w(f"| of which Terraform alone (before the first and after the last AWS call; in the destroy also "
-      f"between its refresh and its destroy), median | {fmt_ms(tf_a)} | {fmt_ms(tf_d)} | | |")
-    w(f"| (wall − Terraform alone) / floor | {prov_ratio_a:.2f}x | {prov_ratio_d:.2f}x | (the provider's part) | |")
-    w(f"| floor if only AWS's own dependencies were sequential | {fmt_ms(min_a)} ({len(min_chain_a) - 1} calls + "
-      f"the heal) | {fmt_ms(min_d)} ({len(min_chain_d)} calls) | (for comparison) | |")
+    w(f"| beside it: the provider's own order, longest chain | {fmt_ms(floor_a)} ({n_calls_a} calls + the heal) "
+      f"| {fmt_ms(floor_d)} ({n_calls_d} calls) | | |")
+    w(f"| wall / the provider's own order | {order_ratio_a:.2f}x | {order_ratio_d:.2f}x | | |")
+    w(f"| Terraform and the provider's processes with no AWS call in flight (before the first and after the "
+      f"last AWS call; in the destroy also between its refresh and its destroy), median; this still includes "
+      f"the provider's starts and configuration, not yet measured apart here | {fmt_ms(tf_a)} | {fmt_ms(tf_d)} "
+      f"| | |")
+    w(f"| (wall − that) / strict floor | {prov_ratio_a:.2f}x | {prov_ratio_d:.2f}x | | |")
     w("")
     # The verdict, from the run with the median apply wall time.
     med_i = sorted(range(len(good[base])), key=lambda i: good[base][i]["apply"]["wall_s"])[len(good[base]) // 2]
     for name, ratio, prov_ratio, tf, tls in (("apply", ratio_a, prov_ratio_a, tf_a, tl_a),
                                              ("destroy", ratio_d, prov_ratio_d, tf_d, tl_d)):
         if ratio <= 2.0:
-            w(f"- {name}: within 2x of the floor ({ratio:.2f}x).")
+            w(f"- {name}: within 2x of the strict floor ({ratio:.2f}x).")
             continue
         # The provider's own gaps on the chain, as a mean over the runs: a wait's
         # back-off lands differently in each run.
@@ -927,14 +936,14 @@ def report(args):
         wall = (wall_a if name == "apply" else wall_d)[base]
         share = "most" if tf >= 0.5 * (wall - wall / ratio) else "part"
         if prov_ratio <= 2.0:
-            w(f"- {name}: {ratio:.2f}x the floor, over the target. The time with no AWS call in flight before "
+            w(f"- {name}: {ratio:.2f}x the strict floor, over the target. The time with no AWS call in flight before "
               f"the first call and after the last{', and between the refresh and the destroy' if name == 'destroy' else ''} "
               f"({fmt_ms(tf)}: Terraform starting, planning and saving state, and starting and configuring the "
               f"provider, whose share the plugin benchmark above measures) is {share} of the excess: without it "
               f"the ratio is {prov_ratio:.2f}x, within 2x. The largest waits of the provider's own on the chain: "
               f"{top}.")
         else:
-            w(f"- {name}: {ratio:.2f}x the floor, over the target, and {prov_ratio:.2f}x even without "
+            w(f"- {name}: {ratio:.2f}x the strict floor, over the target, and {prov_ratio:.2f}x even without "
               f"Terraform's own time ({fmt_ms(tf)}). The largest waits of the provider's own on the chain: "
               f"{top}.")
     w("")
@@ -959,7 +968,7 @@ def report(args):
         w("| --- | ---: | ---: | --- | ---: | ---: | --- | --- |")
         lines.extend(lin_rows)
         w("")
-    w(f"Targets met: {sum(met)} of {len(met)} (wall / floor ≤ 2x for the apply and for the destroy; for each "
+    w(f"Targets met: {sum(met)} of {len(met)} (wall / strict floor ≤ 2x for the apply and for the destroy; for each "
       f"larger N, wall time and calls growing at most N×).")
     w("")
 

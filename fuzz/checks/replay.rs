@@ -41,6 +41,12 @@ pub fn assert_a_failing_property_fails_the_replay() {
     let result = std::panic::catch_unwind(|| replay(std::slice::from_ref(&dir), broken));
     std::fs::remove_dir_all(&dir).unwrap();
     let message = result.expect_err("a failing property fails the replay");
-    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(text.contains("the-input"), "the failing input is named: {text}");
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        text.contains("the-input"),
+        "the failing input is named: {text}"
+    );
 }
