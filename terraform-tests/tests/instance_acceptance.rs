@@ -726,6 +726,50 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
             "{operation}: final snapshot {kept:?}"
         );
     }
+
+    // A region's quotas (AWS's default 5 VPCs, 5 Elastic IPs): the diagnostic names the
+    // quota and what to change, with AWS's own error.
+    for (name, operation, code, message, says) in [
+        (
+            "quotavpc",
+            "CreateVpc",
+            "VpcLimitExceeded",
+            "The maximum number of VPCs has been reached.",
+            "subnet_id",
+        ),
+        (
+            "quotaeip",
+            "AllocateAddress",
+            "AddressLimitExceeded",
+            "The maximum number of addresses has been reached.",
+            "existing_allocation_id",
+        ),
+    ] {
+        let t = world.terraform(&tf, &[name]);
+        world
+            .block(
+                world
+                    .aws
+                    .control()
+                    .add_fault(&Fault::error(operation, code).message(message)),
+            )
+            .unwrap();
+        let out = t
+            .run(
+                &["apply", "-no-color", "-input=false", "-auto-approve"],
+                true,
+            )
+            .unwrap();
+        world.block(world.aws.control().clear_faults()).unwrap();
+        let text = out.combined().replace('\n', " ");
+        assert_eq!(out.exit_code, 1, "{operation}: {out}");
+        assert!(
+            text.contains(code) && text.contains("Service Quotas") && text.contains(says),
+            "{code}: the quota and what to change: {text}"
+        );
+        t.destroy().unwrap();
+        world.sweep(name, false);
+    }
 }
 
 /// Throttling on a third of the calls and Lambda's IAM-propagation error at first: apply

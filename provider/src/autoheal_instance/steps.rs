@@ -48,9 +48,33 @@ impl StepError {
 
     pub fn detail(&self) -> String {
         match &self.error {
-            StepCause::Aws(e) => format!("AWS answered: {e}"),
+            StepCause::Aws(e) => match quota_hint(e) {
+                Some(hint) => format!("AWS answered: {e}\n\n{hint}"),
+                None => format!("AWS answered: {e}"),
+            },
             StepCause::Problem(p) => p.clone(),
         }
+    }
+}
+
+/// What to do about an account quota AWS reports: the quotas that limit how many stacks a
+/// region holds (each stack without `subnet_id` makes a VPC; each without
+/// `existing_allocation_id` an Elastic IP). AWS's default is 5 of each per region.
+fn quota_hint(e: &AwsError) -> Option<&'static str> {
+    match e.code()? {
+        "VpcLimitExceeded" => Some(
+            "This account has reached its VPC quota in this region (AWS's default: 5 per \
+             region; \"VPCs per Region\" in Service Quotas). Each stack without `subnet_id` \
+             makes one: give the stacks a `subnet_id` of an existing VPC, or request a higher \
+             quota.",
+        ),
+        "AddressLimitExceeded" => Some(
+            "This account has reached its Elastic IP quota in this region (AWS's default: 5 \
+             per region; \"EC2-VPC Elastic IPs\" in Service Quotas). Each stack without \
+             `existing_allocation_id` allocates one: release unused addresses, or request a \
+             higher quota.",
+        ),
+        _ => None,
     }
 }
 
@@ -69,5 +93,35 @@ pub trait StepResult<T> {
 impl<T> StepResult<T> for Result<T, AwsError> {
     fn step(self, action: &'static str, object: impl Into<String>) -> Result<T, StepError> {
         self.map_err(|e| StepError::aws(action, object, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> AwsError {
+        let mut e = AwsError::other(
+            "ec2:CreateVpc",
+            "The maximum number of VPCs has been reached.",
+        );
+        e.code = Some(code.into());
+        e
+    }
+
+    #[test]
+    fn quota_errors_say_which_quota_and_what_to_do() {
+        let vpc = StepError::aws("create", "VPC", aws("VpcLimitExceeded")).detail();
+        assert!(
+            vpc.contains("VPC quota") && vpc.contains("subnet_id"),
+            "{vpc}"
+        );
+        let eip = StepError::aws("allocate", "Elastic IP", aws("AddressLimitExceeded")).detail();
+        assert!(
+            eip.contains("Elastic IP quota") && eip.contains("existing_allocation_id"),
+            "{eip}"
+        );
+        let other = StepError::aws("create", "VPC", aws("UnauthorizedOperation")).detail();
+        assert!(!other.contains("quota"), "{other}");
     }
 }

@@ -25,7 +25,20 @@ const IAM_PROPAGATION_MESSAGES: &[&str] = &[
     "cannot be assumed by Lambda",
     "execution role does not have permissions",
     "role defined for the function",
+    // The grant on the environment variables' KMS key names the role's principal, which a
+    // role made a moment ago may not be yet: "Lambda was unable to configure access to your
+    // environment variables because the KMS key is invalid for CreateGrant. ... KMS Message:
+    // ARN does not refer to a valid principal" (CreateFunction, UpdateFunctionConfiguration;
+    // terraform-provider-aws retries it the same way).
+    "unable to configure access to your environment variables",
 ];
+
+/// Whether Lambda's answer says the function's role (or its KMS grant) has not propagated
+/// yet: InvalidParameterValueException with one of [`IAM_PROPAGATION_MESSAGES`].
+fn is_propagation(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("InvalidParameterValueException")
+        && message.is_some_and(|m| IAM_PROPAGATION_MESSAGES.iter().any(|p| m.contains(p)))
+}
 
 /// Retries throttling and 5xx as usual, plus IAM propagation (by message) and
 /// ResourceConflictException (an update still in progress).
@@ -47,10 +60,7 @@ fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Retry {
     }
     if let SdkError::ServiceError(ctx) = err {
         let e = ctx.err();
-        if e.code() == Some("InvalidParameterValueException")
-            && e.message()
-                .is_some_and(|m| IAM_PROPAGATION_MESSAGES.iter().any(|p| m.contains(p)))
-        {
+        if is_propagation(e.code(), e.message()) {
             return Retry::retryable("the IAM role is still propagating to Lambda");
         }
     }
@@ -491,4 +501,33 @@ pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
     .await?;
     tracing::info!(function = name, "deleted Lambda function");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_messages_are_told_from_real_refusals() {
+        let code = Some("InvalidParameterValueException");
+        for message in [
+            "The role defined for the function cannot be assumed by Lambda.",
+            "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+            "Lambda was unable to configure access to your environment variables because the KMS \
+             key is invalid for CreateGrant. Please check your KMS key settings. KMS Exception: \
+             InvalidArnException KMS Message: ARN does not refer to a valid principal: \
+             arn:aws:iam::123456789012:role/web-ap-southeast-2-attach",
+        ] {
+            assert!(is_propagation(code, Some(message)), "{message}");
+        }
+        assert!(!is_propagation(
+            code,
+            Some("Unzipped size must be smaller than 262144000 bytes")
+        ));
+        assert!(!is_propagation(
+            Some("AccessDeniedException"),
+            Some("The role defined for the function cannot be assumed by Lambda.")
+        ));
+        assert!(!is_propagation(code, None));
+    }
 }
