@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
-use terraform_tests::local_aws::control::{Fault, Transient};
+use terraform_tests::local_aws::control::{Fault, Outcome, Transient};
 use terraform_tests::local_aws::helpers::{
     address_status, group_instances, volume_status, wait_for, Check,
 };
@@ -629,6 +629,51 @@ fn drift_of_the_address_and_the_rule_is_repaired() {
         );
     });
     assert_empty_plan(&t, "after the permission's repair");
+
+    // The role deleted by hand (its inline policy first, as IAM requires): the apply makes it
+    // again and writes the function's configuration, so Lambda's grant on the environment
+    // variables names the new role (the local AWS, like Lambda, fails the function at init
+    // with KMSAccessDeniedException until then); a heal afterwards works.
+    let role = format!("drift-{}-attach", "ap-southeast-2");
+    world.block(async {
+        let policies = c
+            .iam
+            .list_role_policies()
+            .role_name(&role)
+            .send()
+            .await
+            .unwrap();
+        for p in policies.policy_names() {
+            c.iam
+                .delete_role_policy()
+                .role_name(&role)
+                .policy_name(p)
+                .send()
+                .await
+                .unwrap();
+        }
+        c.iam.delete_role().role_name(&role).send().await.unwrap();
+    });
+    let plan = t.plan().unwrap();
+    assert_eq!(
+        plan.exit_code, 2,
+        "the plan must show the role's repair: {plan}"
+    );
+    t.apply().unwrap();
+    assert_empty_plan(&t, "after the role's repair");
+    let served = named(stacks(&t)["drift"].clone(), "drift");
+    let before = world.block(assert_served(c, &served));
+    heal(&world, &served, &before);
+    let failed_inits: Vec<_> = world
+        .block(world.aws.control().invocations_of("drift-attach"))
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.outcome != Outcome::Success)
+        .collect();
+    assert!(
+        failed_inits.is_empty(),
+        "no attempt failed after the role was made again: {failed_inits:?}"
+    );
 
     // Imported into a fresh state (this stack has no SSH rule: an empty list to read back),
     // the configuration plans no change but the configuration-only `timeouts` block.

@@ -99,8 +99,10 @@ impl<'a> Converger<'a> {
         Ok(())
     }
 
-    /// The function's IAM role; returns its ARN.
-    pub async fn role(&self, presence: Presence) -> Result<String, StepError> {
+    /// The function's IAM role; returns its ARN, and whether it was made now (a function
+    /// that already exists must then have its configuration written again: see
+    /// [`Converger::function`]).
+    pub async fn role(&self, presence: Presence) -> Result<(String, bool), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let name = names::lambda_role_name(&spec.name, ctx.region());
         let object = || format!("IAM role {name}");
@@ -115,7 +117,7 @@ impl<'a> Converger<'a> {
                 iam_role::set_tags(ctx, &name, &set, &remove)
                     .await
                     .step("tag", object())?;
-                Ok(role.arn)
+                Ok((role.arn, false))
             }
             None => iam_role::create(
                 ctx,
@@ -125,7 +127,8 @@ impl<'a> Converger<'a> {
                 &wanted,
             )
             .await
-            .step("create", object()),
+            .step("create", object())
+            .map(|arn| (arn, true)),
         }
     }
 
@@ -184,13 +187,18 @@ impl<'a> Converger<'a> {
 
     /// The function (settings, code, reserved concurrency, tags), the rule's target on it and
     /// its invoke permission for the rule. `created` is told the ARN as soon as it is known.
-    /// Returns the ARN.
+    /// Returns the ARN. `role_made`: the role was made (again) just now; an existing
+    /// function's configuration is then written even if it reads the same, because Lambda's
+    /// grant on its environment variables' key names the old role's principal, and the
+    /// function fails at init ("unable to decrypt the environment variables because KMS
+    /// access was denied") until its configuration is updated.
     #[allow(clippy::too_many_arguments)]
     pub async fn function(
         &self,
         presence: Presence,
         zip: &[u8],
         role_arn: &str,
+        role_made: bool,
         volume_id: &str,
         allocation_id: &str,
         rule_arn: &str,
@@ -230,7 +238,7 @@ impl<'a> Converger<'a> {
                 lambda_function::wait_ready(ctx, &name)
                     .await
                     .step("wait for", object())?;
-                if f.settings != settings {
+                if f.settings != settings || role_made {
                     lambda_function::update_configuration(ctx, &name, &settings)
                         .await
                         .step("update the configuration of", object())?;

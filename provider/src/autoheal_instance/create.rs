@@ -144,7 +144,7 @@ impl<'a> Creator<'a> {
             Some((subnet_id, security_group_id)),
             Some(volume),
             Some(allocation_id),
-            Some(role_arn),
+            Some((role_arn, role_made)),
             Some(rule_arn),
         ) = (net, vol, addr, role, rule)
         else {
@@ -167,7 +167,12 @@ impl<'a> Creator<'a> {
 
         // Step 3.
         let (function, group) = tokio::join!(
-            self.function(&role_arn, &volume.volume_id, &allocation_id, &rule_arn),
+            self.function(
+                (&role_arn, role_made),
+                &volume.volume_id,
+                &allocation_id,
+                &rule_arn
+            ),
             self.group(&template_id, version, &subnet_id),
         );
         keep(function, &mut errors);
@@ -478,13 +483,14 @@ impl<'a> Creator<'a> {
             .await
     }
 
-    async fn role(&self) -> Result<String, StepError> {
-        let arn = self
+    /// The role's ARN, and whether it was made now.
+    async fn role(&self) -> Result<(String, bool), StepError> {
+        let (arn, made) = self
             .converger()
             .role(presence(self.leftovers.role_arn.is_some()))
             .await?;
         self.record(|s| s.lambda_role_arn = Some(arn.clone()));
-        Ok(arn)
+        Ok((arn, made))
     }
 
     async fn rule(&self) -> Result<String, StepError> {
@@ -537,9 +543,11 @@ impl<'a> Creator<'a> {
         Ok((id, version))
     }
 
+    /// `role`: the role's ARN, and whether it was made now (an adopted function's grant must
+    /// then be renewed).
     async fn function(
         &self,
-        role_arn: &str,
+        (role_arn, role_made): (&str, bool),
         volume_id: &str,
         allocation_id: &str,
         rule_arn: &str,
@@ -550,6 +558,7 @@ impl<'a> Creator<'a> {
                 presence(self.leftovers.function),
                 self.zip,
                 role_arn,
+                role_made,
                 volume_id,
                 allocation_id,
                 rule_arn,

@@ -101,7 +101,7 @@ async fn run(
     stack.public_ip = Some(address.info.public_ip.clone());
     steps.log_group(Presence::Unknown, || {}).await?;
     stack.log_group_name = Some(logs.clone());
-    let role_arn = steps.role(Presence::Unknown).await?;
+    let (role_arn, role_made) = steps.role(Presence::Unknown).await?;
     stack.lambda_role_arn = Some(role_arn.clone());
     steps
         .role_policy(&role_arn, &volume, &allocation_id)
@@ -115,6 +115,7 @@ async fn run(
             Presence::Unknown,
             &zip,
             &role_arn,
+            role_made,
             &volume_id,
             &allocation_id,
             &rule_arn,

@@ -116,6 +116,9 @@ class FunctionSnapshot:
     reserved: int | None
     max_retries: int
     max_event_age: float
+    # The role was made after the function's configuration was last written: see
+    # ``LambdaRunner.grant_is_stale``.
+    stale_grant: bool = False
 
 
 @dataclass
@@ -210,6 +213,32 @@ class LambdaRunner:
         # Access key id -> the attempt it was issued to (see ``identity``).
         self._issued: dict[str, dict[str, str]] = {}
         self._issued_lock = threading.Lock()
+        # Role name -> when it was made; (region, function) -> when its configuration was
+        # last written (see ``grant_is_stale``). Touched with the world lock held.
+        self._roles_made: dict[str, float] = {}
+        self._configured: dict[tuple[str, str], float] = {}
+
+    # -- the environment variables' KMS grant -----------------------------------
+    #
+    # Lambda encrypts a function's environment variables and grants the function's role
+    # access to the key when the function is created or its configuration updated. The grant
+    # names the role's principal, not its name: a role deleted and made again under the same
+    # name is a new principal, and the function fails at init ("Lambda was unable to decrypt
+    # the environment variables because KMS access was denied", KMSAccessDeniedException)
+    # until its configuration is updated, which makes a new grant. Times are this server's
+    # monotonic clock, noted for the calls that succeeded (lock held).
+
+    def role_created(self, role_name: str) -> None:
+        self._roles_made[role_name] = time.monotonic()
+
+    def function_configured(self, region: str, name: str) -> None:
+        self._configured[(region, name)] = time.monotonic()
+
+    def grant_is_stale(self, region: str, name: str, role_arn: str) -> bool:
+        role_name = role_arn.rsplit("/", 1)[-1]
+        made = self._roles_made.get(role_name)
+        configured = self._configured.get((region, name))
+        return made is not None and configured is not None and made > configured
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -228,6 +257,8 @@ class LambdaRunner:
             self._waiting.clear()
         with self._issued_lock:
             self._issued.clear()
+        self._roles_made.clear()
+        self._configured.clear()
         self.clear()
 
     def issue_credentials(self, function: str, request_id: str) -> str:
@@ -312,6 +343,7 @@ class LambdaRunner:
             reserved=int(reserved) if reserved is not None else None,
             max_retries=max_retries,
             max_event_age=max_age,
+            stale_grant=self.grant_is_stale(region, fn.function_name, str(fn.role or "")),
         )
 
     # -- asynchronous invocations -------------------------------------------------
@@ -542,6 +574,17 @@ class LambdaRunner:
             log.info("%s attempt %s of %s: %s%s", meta.get("source"), meta.get("attempt", 1), snap.name,
                      outcome, f" ({error_type})" if error_type else "")
             return result
+
+        if snap.stale_grant:
+            kind = "KMSAccessDeniedException"
+            emit(f"INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: {kind}")
+            return finish("init_error", kind, 0.0, json.dumps({
+                "errorType": kind,
+                "errorMessage": "Lambda was unable to decrypt the environment variables because KMS access was "
+                                "denied. Please check the function's KMS key settings. KMS Exception: "
+                                "InvalidGrantTokenException KMS Message: the grant is for a role principal "
+                                "that no longer exists",
+            }).encode())
 
         if snap.runtime not in PROVIDED_RUNTIMES:
             emit("INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.Unsupported")

@@ -194,7 +194,14 @@ class LocalAWSMiddleware:
 
     def _post_process(self, info: RequestInfo, response: Response) -> Response:
         """Adjust a moto answer (lock held): GetFunction's code location and
-        the "update in progress" transient."""
+        the "update in progress" transient; note when roles are made and functions
+        configured (see ``LambdaRunner.grant_is_stale``)."""
+        if response[0] < 400:
+            if info.service == "iam" and info.operation == "CreateRole":
+                self.world.lambdas.role_created(str(info.get("RoleName", "")))
+            elif info.service == "lambda" and info.operation in ("CreateFunction", "UpdateFunctionConfiguration"):
+                name = info.get("FunctionName") or info.path_params.get("FunctionName", "")
+                self.world.lambdas.function_configured(info.region, _function_name(str(name)))
         if info.service == "lambda" and info.operation in ("GetFunction", "GetFunctionConfiguration"):
             status, headers, data = response
             if status != 200:

@@ -397,3 +397,34 @@ def test_conflicts_answer_aws_messages(server, fresh):
     err = exc.value.response
     assert (err["Error"]["Code"], err["Error"]["Message"]) == ("ResourceConflictException", "Function already exist: conflict")
     assert arn
+
+
+def test_a_role_made_again_leaves_the_function_failing_at_init_until_its_configuration_is_updated(server, fresh):
+    """Lambda's environment-variable grant names the role's principal: deleted and made again
+    under the same name, the role is a new principal and the function fails at init with
+    KMSAccessDeniedException ("Lambda was unable to decrypt the environment variables because
+    KMS access was denied") until UpdateFunctionConfiguration makes a new grant."""
+    from conftest import ROLE_TRUST
+
+    create_function(server, "grant", "echo")
+    lam, iam = server.client("lambda"), server.client("iam")
+    assert "FunctionError" not in lam.invoke(FunctionName="grant", Payload=b"{}")
+    iam.delete_role(RoleName="fn-role")
+    iam.create_role(RoleName="fn-role", AssumeRolePolicyDocument=ROLE_TRUST)
+    resp = lam.invoke(FunctionName="grant", Payload=b"{}")
+    assert resp["FunctionError"] == "Unhandled"
+    body = json.loads(resp["Payload"].read())
+    assert body["errorType"] == "KMSAccessDeniedException"
+    assert body["errorMessage"].startswith("Lambda was unable to decrypt the environment variables because KMS access was denied")
+    lam.update_function_configuration(FunctionName="grant", MemorySize=256)
+    assert "FunctionError" not in lam.invoke(FunctionName="grant", Payload=b"{}")
+
+
+def test_logging_config_is_kept_and_answered(server, fresh):
+    """LoggingConfig given at CreateFunction and UpdateFunctionConfiguration is answered by
+    GetFunction and GetFunctionConfiguration, as Lambda does (moto dropped it)."""
+    create_function(server, "logged", "echo")
+    lam = server.client("lambda")
+    lam.update_function_configuration(FunctionName="logged", LoggingConfig={"LogGroup": "/custom/logged"})
+    assert lam.get_function_configuration(FunctionName="logged")["LoggingConfig"]["LogGroup"] == "/custom/logged"
+    assert lam.get_function(FunctionName="logged")["Configuration"]["LoggingConfig"]["LogGroup"] == "/custom/logged"
