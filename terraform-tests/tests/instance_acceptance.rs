@@ -334,15 +334,7 @@ fn basic_lifecycle(tf: &TerraformBinary) {
     with_var(&imp, "tags", r#"{Team = "storage", Tier = "gold"}"#);
     with_var(&imp, "instance_type", "t3.small");
     with_var(&imp, "ssh_ingress_cidrs", r#"["203.0.113.0/24"]"#);
-    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
-    args.extend(imp.var_args());
-    args.extend([
-        r#"autoheal_instance.this["acc"]"#.to_string(),
-        "acc".to_string(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = imp.run(&args, false).unwrap();
-    assert_eq!(out.exit_code, 0, "import: {out}");
+    import(&imp, "acc");
     let state_after = imp.run(&["show", "-json"], false).unwrap();
     compare_imported(&state_before, &state_after);
     assert_import_plans_no_change(&imp);
@@ -434,6 +426,36 @@ fn heal(world: &World, stack: &Json, first: &str) -> String {
     })
 }
 
+/// `terraform apply -refresh-only`: the state (and the outputs) follow AWS.
+fn refresh(t: &Terraform) {
+    let out = t
+        .run(
+            &[
+                "apply",
+                "-refresh-only",
+                "-auto-approve",
+                "-no-color",
+                "-input=false",
+            ],
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{out}");
+}
+
+/// `terraform import` of stack `name` into the fresh state of `imp`.
+fn import(imp: &Terraform, name: &str) {
+    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
+    args.extend(imp.var_args());
+    args.extend([
+        format!(r#"autoheal_instance.this["{name}"]"#),
+        name.to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = imp.run(&args, false).unwrap();
+    assert_eq!(out.exit_code, 0, "import: {out}");
+}
+
 fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
     tf_versions.last().unwrap().clone()
 }
@@ -454,19 +476,7 @@ fn heal_destroy_with_a_slow_detach_and_restore_from_the_final_snapshot() {
     let first = world.block(assert_served(c, &stack));
 
     heal(&world, &stack, &first);
-    let out = t
-        .run(
-            &[
-                "apply",
-                "-refresh-only",
-                "-auto-approve",
-                "-no-color",
-                "-input=false",
-            ],
-            true,
-        )
-        .unwrap();
-    assert_eq!(out.exit_code, 0, "{out}");
+    refresh(&t);
     let healed = named(stacks(&t)["heal"].clone(), "heal");
     assert_ne!(
         s(&healed, "instance_id"),
@@ -678,12 +688,7 @@ fn drift_of_the_address_and_the_rule_is_repaired() {
     // Imported into a fresh state (this stack has no SSH rule: an empty list to read back),
     // the configuration plans no change but the configuration-only `timeouts` block.
     let imp = world.terraform(&tf, &["drift"]);
-    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
-    args.extend(imp.var_args());
-    args.extend([r#"autoheal_instance.this["drift"]"#.into(), "drift".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = imp.run(&args, false).unwrap();
-    assert_eq!(out.exit_code, 0, "import: {out}");
+    import(&imp, "drift");
     assert_import_plans_no_change(&imp);
     t.destroy().unwrap();
     world.sweep("drift", true);
@@ -1043,29 +1048,10 @@ fn a_used_volume_gets_its_final_snapshot_even_when_its_template_is_gone() {
         });
         let imp = imported.then(|| world.terraform(&tf, &[name]));
         let t = if let Some(imp) = &imp {
-            let address = format!(r#"autoheal_instance.this["{name}"]"#);
-            let mut args: Vec<String> =
-                vec!["import".into(), "-no-color".into(), "-input=false".into()];
-            args.extend(imp.var_args());
-            args.extend([address, name.to_string()]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = imp.run(&args, false).unwrap();
-            assert_eq!(out.exit_code, 0, "import: {out}");
+            import(imp, name);
             imp
         } else {
-            let out = t
-                .run(
-                    &[
-                        "apply",
-                        "-refresh-only",
-                        "-auto-approve",
-                        "-no-color",
-                        "-input=false",
-                    ],
-                    true,
-                )
-                .unwrap();
-            assert_eq!(out.exit_code, 0, "{out}");
+            refresh(&t);
             &t
         };
         let show = t.run(&["show", "-json"], false).unwrap();

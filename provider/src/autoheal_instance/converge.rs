@@ -215,21 +215,13 @@ impl<'a> Converger<'a> {
                 .await
                 .step("find", object())?,
         };
-        let (arn, new) = match found {
+        // (ARN, made now, its reserved concurrency: none on a new function).
+        let (arn, new, concurrency) = match found {
             None => {
                 let arn = lambda_function::create(ctx, &name, &settings, zip, &wanted, created)
                     .await
                     .step("create", object())?;
-                if spec.lambda_reserved_concurrency.is_some() {
-                    lambda_function::set_reserved_concurrency(
-                        ctx,
-                        &name,
-                        spec.lambda_reserved_concurrency,
-                    )
-                    .await
-                    .step("set the reserved concurrency of", object())?;
-                }
-                (arn, true)
+                (arn, true, None)
             }
             Some(f) => {
                 created(&f.arn);
@@ -251,22 +243,18 @@ impl<'a> Converger<'a> {
                         .await
                         .step("update the code of", object())?;
                 }
-                if f.reserved_concurrency != spec.lambda_reserved_concurrency {
-                    lambda_function::set_reserved_concurrency(
-                        ctx,
-                        &name,
-                        spec.lambda_reserved_concurrency,
-                    )
-                    .await
-                    .step("set the reserved concurrency of", object())?;
-                }
                 let (set, remove) = aws_tags::diff(&f.tags, &wanted);
                 lambda_function::set_tags(ctx, &f.arn, &set, &remove)
                     .await
                     .step("tag", object())?;
-                (f.arn, false)
+                (f.arn, false, f.reserved_concurrency)
             }
         };
+        if concurrency != spec.lambda_reserved_concurrency {
+            lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
+                .await
+                .step("set the reserved concurrency of", object())?;
+        }
         let rule = self.name(names::EVENT_RULE);
         event_rule::put_target(ctx, &rule, &self.name(names::EVENT_TARGET_ID), &arn)
             .await

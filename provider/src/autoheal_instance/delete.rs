@@ -181,13 +181,15 @@ async fn delete_volume(
         && never_used(ctx, spec, &info)
             .await
             .step("check the use of", object())?;
+    if matches!(spec.volume_on_destroy.as_str(), "retain" | "delete") {
+        // The data goes with the volume, or stays in it: never back to an older snapshot.
+        end_lineage(ctx, spec).await.step(
+            "end the final-snapshot lineage of",
+            format!("stack {}", spec.name),
+        )?;
+    }
     match spec.volume_on_destroy.as_str() {
         "retain" => {
-            // The lineage continues in this volume, not in an older final snapshot.
-            end_lineage(ctx, spec).await.step(
-                "end the final-snapshot lineage of",
-                format!("stack {}", spec.name),
-            )?;
             tracing::info!(
                 volume_id = id,
                 "volume_on_destroy = retain: the data volume is kept; a new stack of this name \
@@ -197,10 +199,6 @@ async fn delete_volume(
             Ok((None, Some(id.clone())))
         }
         "delete" => {
-            end_lineage(ctx, spec).await.step(
-                "end the final-snapshot lineage of",
-                format!("stack {}", spec.name),
-            )?;
             tracing::info!(
                 volume_id = id,
                 "volume_on_destroy = delete: deleting the data volume with no snapshot"
