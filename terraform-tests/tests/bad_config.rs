@@ -479,3 +479,62 @@ fn bad_configurations_fail_at_plan_pointing_at_the_attribute_without_calling_aws
         failures.join("\n\n")
     );
 }
+
+/// What is deployed is what was planned: a `handler_zip` file changed between `plan -out` and
+/// the apply of that saved plan is refused before any AWS call, so nothing is made from bytes
+/// nobody reviewed. Terraform plans again when it applies a saved plan, the provider's digest
+/// of the file then differs from the saved one, and Terraform itself stops ("produced an
+/// invalid new value for .handler_sha256"); if the file changes after that second plan, the
+/// provider's own check at apply refuses it ("handler_zip: ... changed since the plan", unit
+/// test in create.rs). Either refusal counts; the digests must be named.
+#[test]
+fn a_handler_zip_changed_after_the_plan_is_refused_before_any_aws_call() {
+    for tf in terraform_versions() {
+        let counter = ConnectionCounter::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let zip = dir.path().join("handler.zip");
+        std::fs::write(&zip, b"PK the planned handler").unwrap();
+        let case = Case {
+            name: "changed zip",
+            resource: vec![("handler_zip", format!("{:?}", zip.display().to_string()))],
+            resource_blocks: "",
+            endpoints: Vec::new(),
+            points_at: &[],
+        };
+        std::fs::write(dir.path().join("main.tf"), main_tf(&case, &counter)).unwrap();
+        let terraform =
+            Terraform::new(tf.options(dir.path()).with_envs(counter.aws_env())).unwrap();
+        terraform.init().unwrap();
+        let plan = terraform
+            .run(
+                &["plan", "-input=false", "-no-color", "-out=saved.tfplan"],
+                false,
+            )
+            .unwrap();
+        assert_eq!(plan.exit_code, 0, "{}: plan: {plan}", tf.name);
+        std::fs::write(&zip, b"PK other bytes").unwrap();
+        let apply = terraform
+            .run(
+                &["apply", "-input=false", "-no-color", "saved.tfplan"],
+                false,
+            )
+            .unwrap();
+        let text = apply.combined().replace('\n', " ");
+        assert_eq!(apply.exit_code, 1, "{}: apply: {apply}", tf.name);
+        let ours = text.contains("handler_zip:") && text.contains("changed since the plan");
+        let terraforms =
+            text.contains(".handler_sha256") && text.contains("inconsistent final plan");
+        assert!(
+            ours || terraforms,
+            "{}: the refusal names the changed handler: {text}",
+            tf.name
+        );
+        assert_eq!(
+            counter.connections(),
+            0,
+            "{}: no AWS call: {:?}",
+            tf.name,
+            counter.requests()
+        );
+    }
+}

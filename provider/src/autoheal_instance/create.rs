@@ -819,8 +819,23 @@ pub fn function_settings(
     }
 }
 
-/// The handler zip this spec deploys: the user's `handler_zip`, else the shipped one.
+/// The handler zip this spec deploys: the user's `handler_zip`, else the shipped one. What is
+/// deployed is what was planned: a zip whose digest differs from the planned
+/// `handler_sha256` (the file changed between plan and apply) is refused.
 pub fn handler_zip(spec: &Spec) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+    let zip = read_handler_zip(spec)?;
+    match &spec.handler_sha256 {
+        Some(planned) if *planned != crate::handler_zip::sha256_hex(&zip) => Err(format!(
+            "handler_zip: {} changed since the plan (planned SHA-256 {planned}, now {}); nothing \
+             was deployed from it. Run `terraform apply` again to plan with the new file.",
+            spec.handler_zip.as_deref().unwrap_or("the shipped handler"),
+            crate::handler_zip::sha256_hex(&zip)
+        )),
+        _ => Ok(zip),
+    }
+}
+
+fn read_handler_zip(spec: &Spec) -> Result<std::borrow::Cow<'static, [u8]>, String> {
     match &spec.handler_zip {
         Some(path) => std::fs::read(path)
             .map(std::borrow::Cow::Owned)
@@ -833,5 +848,41 @@ pub fn handler_zip(spec: &Spec) -> Result<std::borrow::Cow<'static, [u8]>, Strin
                     spec.lambda_architecture
                 )
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoheal_instance::schema::schema;
+    use crate::plugin::value::Value;
+
+    /// A spec whose handler is the file at `path`, planned with digest `planned`.
+    fn spec_with(path: &std::path::Path, planned: Option<&str>) -> Spec {
+        let mut v = Value::null_object(&schema().value_type());
+        v.set_attr("handler_zip", path.display().to_string().into());
+        if let Some(p) = planned {
+            v.set_attr("handler_sha256", p.to_string().into());
+        }
+        Spec::from_value(&v)
+    }
+
+    #[test]
+    fn a_handler_zip_changed_since_the_plan_is_refused() {
+        let dir = std::env::temp_dir().join(format!("autoheal-zip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("handler.zip");
+        std::fs::write(&path, b"the planned bytes").unwrap();
+        let planned = crate::handler_zip::sha256_hex(b"the planned bytes");
+        assert!(handler_zip(&spec_with(&path, Some(&planned))).is_ok());
+        std::fs::write(&path, b"other bytes").unwrap();
+        let err = handler_zip(&spec_with(&path, Some(&planned))).unwrap_err();
+        assert!(
+            err.starts_with("handler_zip:") && err.contains("changed since the plan"),
+            "{err}"
+        );
+        // No planned digest (not known at plan time): nothing to compare.
+        assert!(handler_zip(&spec_with(&path, None)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

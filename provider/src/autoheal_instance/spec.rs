@@ -44,6 +44,8 @@ pub struct Spec {
     pub lambda_reserved_concurrency: Option<i32>,
     pub log_retention_days: i32,
     pub handler_zip: Option<String>,
+    /// The digest of the handler the plan promised (`handler_sha256`, known at plan time).
+    pub handler_sha256: Option<String>,
     /// `tags` merged over the provider's `default_tags` (the planned `tags_all`).
     pub tags_all: BTreeMap<String, String>,
     pub create_timeout: Duration,
@@ -113,6 +115,7 @@ impl Spec {
             lambda_reserved_concurrency: int(v, "lambda_reserved_concurrency"),
             log_retention_days: n("log_retention_days", schema::DEFAULT_LOG_RETENTION_DAYS),
             handler_zip: string(v, "handler_zip"),
+            handler_sha256: string(v, "handler_sha256"),
             tags_all: v
                 .attr("tags_all")
                 .entries()
