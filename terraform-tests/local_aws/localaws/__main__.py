@@ -3,7 +3,8 @@
 Usage::
 
     python -m localaws [--host 127.0.0.1] [--port 0] [--clock-scale 1.0]
-                       [--region ap-southeast-2] [--log-level info]
+                       [--profile realistic|fast] [--region ap-southeast-2]
+                       [--log-level info]
 
 When it is ready it prints exactly one line on stdout,
 ``LOCALAWS_READY http://127.0.0.1:PORT``, and flushes it; everything else
@@ -25,14 +26,18 @@ process, in three ways:
   (``moto.server.DomainDispatcherApplication`` over ``create_backend_app``),
   served by werkzeug's threaded server bound to 127.0.0.1 only
   (``middleware``): the ``/_localaws/`` control API, fault injection in each
-  service's error format, the call log, Lambda ``Invoke``, and one lock
-  (``world``) that serialises every access to moto's unlocked models;
+  service's error format, the call log, Lambda ``Invoke``, IAM's propagation
+  delay (``iam_propagation``), and one lock (``world``) that serialises every
+  access to moto's unlocked models;
 * patches of moto's model and response classes where AWS behaviour must
   live inside a moto call (``patches``): launch lifecycle hooks and
-  CompleteLifecycleAction (``lifecycle``), Elastic IP disassociation on
-  termination, AttachVolume's zone/in-use checks, DetachVolume by VolumeId
-  and the time a detach takes (``ec2ext``), EventBridge delivery to Lambda
-  with AWS's pattern semantics (``events``, ``patterns``);
+  CompleteLifecycleAction (``lifecycle``), launch failures with their
+  retries and the scaling activity history (``launches``, ``activities``),
+  instance states pending and shutting-down and what a termination releases
+  (``instancelife``), AttachVolume's zone/in-use checks, DetachVolume by
+  VolumeId and the time a detach takes (``ec2ext``), EventBridge delivery to Lambda
+  with AWS's pattern semantics (``events``, ``patterns``), Lambda's
+  asynchronous invocation configuration (``event_invoke_config``);
 * background machinery moto has none of: a scaled clock and timer thread
   (``clock``) for heartbeat timeouts, Lambda retry delays and detach
   durations; an event router thread; and a Lambda runner (``lambda_runner``,
@@ -70,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
     parser.add_argument("--clock-scale", type=float, default=1.0,
                         help="multiplier for emulated AWS delays (0.01: 30 s -> 0.3 s; default 1.0)")
+    parser.add_argument("--profile", default="realistic", choices=["realistic", "fast"],
+                        help="how hard the emulated AWS is (localaws/profile.py; default realistic)")
     parser.add_argument("--region", default="ap-southeast-2", help="default region (default ap-southeast-2)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default info)")
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     from .middleware import LocalAWSMiddleware
     from .world import World
 
-    world = World(clock_scale=args.clock_scale, region=args.region)
+    world = World(clock_scale=args.clock_scale, region=args.region, profile=args.profile)
     patches.install()
     app = LocalAWSMiddleware(world, DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
 
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="localaws-http", daemon=True)
     serving.start()
-    log.info("serving on http://%s:%d (clock scale %s, region %s)", args.host, port, args.clock_scale, args.region)
+    log.info("serving on http://%s:%d (clock scale %s, region %s, profile %s)", args.host, port, args.clock_scale, args.region, args.profile)
     ready_out.write(f"LOCALAWS_READY http://{args.host}:{port}\n")
     ready_out.flush()
 

@@ -1,27 +1,26 @@
 """EC2 behaviour that moto skips and the autoheal handler depends on.
 
-* Terminating an instance (TerminateInstances, an Auto Scaling termination, an
-  ABANDONed launch) disassociates its Elastic IPs, as AWS does; moto leaves
-  them pointing at the dead instance, so a handler would never have to move
-  the address. An unassociated address has no ``InstanceId`` and
+* An instance's states (pending, shutting-down) and what its termination
+  releases (Elastic IPs, private IPs, its volumes at ``terminated``) are
+  ``instancelife``'s. An unassociated address has no ``InstanceId`` and
   ``NetworkInterfaceId`` (moto answers empty strings). AssociateAddress with
-  a terminated or shutting-down instance fails as on AWS (``InvalidInstanceID``,
-  ``The terminated instance 'i-..' is not in a valid state for this
-  operation.``); moto associated it.
-* A terminated instance's private IPv4 addresses return to its subnet, as
-  on AWS; moto never freed them, so a group replacing instances in a /24
-  failed at about the 250th launch.
+  a pending, shutting-down or terminated instance fails as on AWS
+  (``InvalidInstanceID``, ``The terminated instance 'i-..' is not in a valid
+  state for this operation.``); moto associated it.
 * AttachVolume checks what AWS checks: the volume must be in the instance's
   Availability Zone (``InvalidVolume.ZoneMismatch``) and not in use
-  (``VolumeInUse``, also while a previous detach is still in progress).
+  (``VolumeInUse``, also while a previous detach is still in progress), and
+  the instance must not be pending, shutting-down or terminated
+  (``IncorrectState``, ``Instance 'i-..' is not 'running'.``).
 * DetachVolume works with only ``VolumeId`` (moto answers HTTP 500), filling
   the instance and device from the attachment, and answers ``IncorrectState``
   for a volume that is not attached.
-* Detaching takes time: after DetachVolume, or the termination of the instance
-  holding a volume that survives it, the volume shows ``in-use`` with its
-  attachment ``detaching`` for 2 s on the scaled clock, then ``available``.
-  Meanwhile AttachVolume and DeleteVolume answer ``VolumeInUse``. Volumes
-  deleted on termination (root volumes) go away at once, as moto has them.
+* Detaching takes time: after DetachVolume, or once the instance holding a
+  volume that survives it is ``terminated`` (not while it is shutting down), the
+  volume shows ``in-use`` with its attachment ``detaching`` for 2 s on the
+  scaled clock, then ``available``. Meanwhile AttachVolume and DeleteVolume
+  answer ``VolumeInUse``. Volumes deleted on termination (root volumes) go away
+  when the instance is terminated.
 * DescribeSnapshots honours ``OwnerIds`` (moto ignores it): ``self`` is the
   caller's account, ``amazon`` the snapshots whose owner alias is ``amazon``,
   anything else an account id. Moto seeds hundreds of snapshots owned by
@@ -31,10 +30,9 @@
   as moto has it (AWS lists all the caller may use, public ones included).
   The snapshot of a moto AMI has that AMI's owner alias (moto marks all its
   default AMIs ``amazon``), also for the ``owner-alias`` filter moto lacks.
-* Transient states injected through the control API (volume detaching /
-  instance pending for the next K polls) are shown through the per-request
-  view in ``context``. A volume can only be ``detaching`` from an instance,
-  so the transient shows the volume's attachment, or the last one it had
+* The volume detaching transient (control API, the next K polls) is shown
+  through the per-request view in ``context``. A volume can only be
+  ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
   (the old, terminated instance still letting go of it), with that
   instance's id and device; the control API refuses it for a volume that has
   never been attached (``check_detaching_transient``).
@@ -243,7 +241,8 @@ def install(world_ref: Any) -> None:
                 "InvalidVolume.ZoneMismatch",
                 f"The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'",
             )
-        if instance.state in ("terminated", "shutting-down"):
+        if instance.state in ("pending", "terminated", "shutting-down"):
+            # AWS: "IncorrectState: Instance 'i-..' is not 'running'." (also while pending).
             raise EC2ClientError("IncorrectState", f"Instance '{instance_id}' is not 'running'.")
         return orig_attach(self, volume_id, instance_id, device_path, delete_on_termination)
 
@@ -308,10 +307,11 @@ def install(world_ref: Any) -> None:
 
     ElasticBlockStore.describe_snapshots = describe_snapshots_response
 
-    # --- instances ----------------------------------------------------------
+    # --- a terminated instance's volumes (the instance states are instancelife's) ---
 
     def teardown_defaults(self: Any) -> None:
-        # Same as moto's, except that surviving volumes detach over time.
+        # Same as moto's, except that surviving volumes detach over time. Called when the
+        # instance reaches `terminated` (after its shutting-down time, see instancelife).
         for device_path in list(self.block_device_mapping.keys()):
             block = self.block_device_mapping[device_path]
             volume_id = block.volume_id
@@ -326,41 +326,6 @@ def install(world_ref: Any) -> None:
 
     inst.Instance.teardown_defaults = teardown_defaults
 
-    orig_terminate = inst.Instance.terminate
-
-    def release_private_ips(instance: Any) -> None:
-        # The private IPv4 addresses of a terminated instance return to its subnet (AWS
-        # deletes the primary network interface made at launch with the instance). moto frees
-        # them only when the Instance object is garbage collected, which never happens since
-        # terminated instances stay listed: a /24 ran out after about 250 launches and the
-        # group's next replacement failed (StopIteration, HTTP 500 on TerminateInstances).
-        # The set is emptied so that a later collection cannot free them a second time.
-        try:
-            subnet = instance.ec2_backend.get_subnet(instance.subnet_id) if instance.subnet_id else None
-        except Exception:
-            subnet = None
-        if subnet is None:
-            return
-        for ip in list(instance._private_ips):
-            subnet.del_subnet_ip(ip)
-        instance._private_ips.clear()
-
-    def terminate(self: Any) -> Any:
-        live = self._state.name != "terminated"
-        if live and "address_stays_on_terminated" not in ext().breaks:
-            nics = list(getattr(self, "nics", {}).values())
-            for eip in list(self.ec2_backend.addresses):
-                if (eip.instance is not None and eip.instance.id == self.id) or (eip.eni is not None and eip.eni in nics):
-                    log.info("instance %s terminating: disassociating %s", self.id, eip.public_ip)
-                    self.ec2_backend.disassociate_address(address=eip.public_ip)
-        previous = orig_terminate(self)
-        if live:
-            release_private_ips(self)
-        world_ref().lifecycle.on_instance_terminated(self.id)
-        return previous
-
-    inst.Instance.terminate = terminate
-
     # An unassociated address has no InstanceId/NetworkInterfaceId on AWS;
     # moto answers empty strings, which an SDK reads as "associated with ''".
     from moto.ec2.models import elastic_ip_addresses as eips
@@ -369,13 +334,14 @@ def install(world_ref: Any) -> None:
 
     # AWS refuses to associate an address with an instance that is going away (the error
     # Terraform users meet as "InvalidInstanceID: The terminated instance 'i-..' is not in a
-    # valid state for this operation."); moto associated it, and a late AssociateAddress
-    # (AllowReassociation) could then pull the address off the live replacement onto a
-    # terminated instance, which no AWS call can do.
+    # valid state for this operation."), or that is not running yet ("The pending instance
+    # 'i-..' is not in a valid state for this operation."); moto associated it, and a late
+    # AssociateAddress (AllowReassociation) could then pull the address off the live
+    # replacement onto a terminated instance, which no AWS call can do.
     orig_associate = eips.ElasticAddressBackend.associate_address
 
     def associate_address(self: Any, instance: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if instance is not None and instance.state in ("terminated", "shutting-down"):
+        if instance is not None and instance.state in ("pending", "terminated", "shutting-down"):
             raise EC2ClientError(
                 "InvalidInstanceID",
                 f"The {instance.state} instance '{instance.id}' is not in a valid state for this operation.",
@@ -384,55 +350,3 @@ def install(world_ref: Any) -> None:
 
     eips.ElasticAddressBackend.associate_address = associate_address
     eips.ElasticAddress.network_interface_id = property(lambda self: self.eni.id if self.eni else None)
-
-    # Transient "pending" view for DescribeInstances.
-    orig_state = inst.Instance.state
-    orig_state_code = inst.Instance.state_code
-    orig_instance_state = inst.Instance.instance_state
-
-    def state(self: Any) -> str:
-        return "pending" if self.id in view.pending_instances else orig_state.fget(self)
-
-    def state_code(self: Any) -> int:
-        return 0 if self.id in view.pending_instances else orig_state_code.fget(self)
-
-    def instance_state(self: Any) -> Any:
-        if self.id in view.pending_instances:
-            return inst.InstanceState("pending", 0)
-        return orig_instance_state.fget(self)
-
-    inst.Instance.state = property(state)
-    inst.Instance.state_code = property(state_code)
-    inst.Instance.instance_state = property(instance_state)
-
-    def _mark_pending(reservations: list[Any]) -> None:
-        if view.operation != "DescribeInstances":
-            return
-        transients = world_ref().transients
-        for reservation in reservations:
-            for instance in reservation.instances:
-                # Only a running instance can still look pending (AWS never shows a
-                # shutting-down or terminated instance as pending), and only then is a poll used.
-                if (
-                    instance.id not in view.pending_instances
-                    and orig_state.fget(instance) == "running"
-                    and transients.consume("instance_pending", instance.id)
-                ):
-                    view.pending_instances.add(instance.id)
-
-    backend_cls = inst.InstanceBackend
-    orig_by_ids = backend_cls.get_reservations_by_instance_ids
-    orig_describe_instances = backend_cls.describe_instances
-
-    def get_reservations_by_instance_ids(self: Any, instance_ids: list[str], filters: Any = None) -> Any:
-        reservations = orig_by_ids(self, instance_ids, filters=filters)
-        _mark_pending(reservations)
-        return reservations
-
-    def describe_instances(self: Any, filters: Any = None) -> Any:
-        reservations = orig_describe_instances(self, filters=filters)
-        _mark_pending(reservations)
-        return reservations
-
-    backend_cls.get_reservations_by_instance_ids = get_reservations_by_instance_ids
-    backend_cls.describe_instances = describe_instances

@@ -29,12 +29,20 @@ are no warm sandboxes), which is slower but keeps attempts independent.
 
 Asynchronous invocations (EventBridge targets, ``InvocationType=Event``)
 follow Lambda's async rules: a failed attempt (function error, timeout, init
-failure) is retried twice, after 60 s and 120 s of virtual time
-(``MaximumRetryAttempts`` from PutFunctionEventInvokeConfig is honoured);
-reserved concurrency (PutFunctionConcurrency) is enforced: with 0 nothing runs
-and the event is throttled and retried with backoff (1 s doubling to 5 min,
-for up to MaximumEventAgeInSeconds, default 6 h, all virtual), with N at most
-N attempts run at once and the others wait for a slot.
+failure) is retried twice, after 60 s and 120 s of virtual time ("If the
+function returns an error, Lambda attempts to run it two more times, with a
+one-minute wait between the first two attempts, and two minutes between the
+second and third attempts", Lambda Developer Guide, "Error handling and
+automatic retries"); ``MaximumRetryAttempts`` (``event_invoke_config``) caps
+the retries. ``MaximumEventAgeInSeconds`` (default 6 h) caps how long the
+event is kept, counted in virtual seconds from when it was first queued: a
+retry or throttled event that would run later is discarded when it reaches
+that age ("When an event ... stays in the asynchronous invocation queue for
+too long, Lambda discards it", PutFunctionEventInvokeConfig) and recorded as
+``expired``. Reserved concurrency (PutFunctionConcurrency) is enforced: with 0
+nothing runs and the event is throttled and retried with backoff (1 s doubling
+to 5 min, virtual), with N at most N attempts run at once and the others wait
+for a slot.
 
 EventBridge may only invoke a function whose resource policy (AddPermission,
 kept by moto) allows principal ``events.amazonaws.com`` the action
@@ -69,6 +77,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .event_invoke_config import async_settings
 from .runtime_api import Invocation, RuntimeAPIServer
 
 if TYPE_CHECKING:
@@ -81,7 +90,6 @@ LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 RETRY_DELAYS = (60.0, 120.0)  # virtual seconds before the 2nd and 3rd attempt
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit (real seconds)
 THROTTLE_BACKOFF_MAX = 300.0
-DEFAULT_MAX_EVENT_AGE = 21600.0
 
 
 def iso_ms(epoch: float) -> str:
@@ -108,6 +116,7 @@ class FunctionSnapshot:
     region: str
     runtime: str | None
     handler: str | None
+    role: str  # the execution role's ARN
     env: dict[str, str]
     timeout: float
     memory: int
@@ -261,17 +270,18 @@ class LambdaRunner:
         self._configured.clear()
         self.clear()
 
-    def issue_credentials(self, function: str, request_id: str) -> str:
+    def issue_credentials(self, function: str, request_id: str, role: str) -> str:
         """A fresh access key id for one attempt. Lambda gives each execution environment
         its own temporary credentials of the function's role, so CloudTrail names the
-        function behind every call; the call log does the same through ``identity``."""
+        function behind every call; the call log does the same through ``identity``, and
+        ``iam_propagation`` judges the call by the role."""
         key = "ASIA" + secrets.token_hex(8).upper()
         with self._issued_lock:
-            self._issued[key] = {"function": function, "request_id": request_id}
+            self._issued[key] = {"function": function, "request_id": request_id, "role": role}
         return key
 
     def identity(self, access_key_id: str | None) -> dict[str, str] | None:
-        """The function and attempt an access key id was issued to, or None."""
+        """The function, attempt and role an access key id was issued to, or None."""
         if not access_key_id:
             return None
         with self._issued_lock:
@@ -320,14 +330,7 @@ class LambdaRunner:
         except Exception:
             return None
         reserved = fn.reserved_concurrency
-        max_retries = 2
-        max_age = DEFAULT_MAX_EVENT_AGE
-        for cfg in getattr(fn, "event_invoke_config", []) or []:
-            conf = getattr(cfg, "config", {}) or {}
-            if conf.get("MaximumRetryAttempts") is not None:
-                max_retries = int(conf["MaximumRetryAttempts"])
-            if conf.get("MaximumEventAgeInSeconds") is not None:
-                max_age = float(conf["MaximumEventAgeInSeconds"])
+        max_retries, max_age = async_settings(fn)
         return FunctionSnapshot(
             name=fn.function_name,
             arn=fn.function_arn,
@@ -335,6 +338,7 @@ class LambdaRunner:
             region=region,
             runtime=fn.run_time,
             handler=fn.handler,
+            role=str(fn.role or ""),
             env=dict(fn.environment_vars or {}),
             timeout=float(fn.timeout or 3),
             memory=int(fn.memory_size or 128),
@@ -389,6 +393,9 @@ class LambdaRunner:
         if snap is None:
             self._record(job.generation, self._base_record(job, "error", "ResourceNotFoundException"))
             return
+        if self.world.clock.now() - job.first_seen > snap.max_event_age:
+            self._expire(job)  # it waited for a concurrency slot for too long
+            return
         key = (job.account, job.region, job.name)
         if snap.reserved == 0:
             self._throttled(job, snap)
@@ -402,13 +409,27 @@ class LambdaRunner:
 
     def _throttled(self, job: AsyncJob, snap: FunctionSnapshot) -> None:
         self._record(job.generation, self._base_record(job, "throttled", "TooManyRequestsException"))
-        age = self.world.clock.now() - job.first_seen
         delay = min(2.0 ** job.throttles, THROTTLE_BACKOFF_MAX)
-        if age + delay > snap.max_event_age:
-            log.warning("event for %s dropped: throttled for longer than %ss", job.name, snap.max_event_age)
-            return
         job.throttles += 1
-        self.world.scheduler.call_later(delay, lambda: self._dispatch(job), name=f"throttle retry {job.request_id}")
+        self._requeue(job, snap, delay, "throttle retry")
+
+    def _requeue(self, job: AsyncJob, snap: FunctionSnapshot, delay: float, why: str) -> None:
+        """Run the event again in ``delay`` virtual seconds, unless it is older than
+        MaximumEventAgeInSeconds by then: then it is discarded when it reaches that age."""
+        age = self.world.clock.now() - job.first_seen
+        if age + delay > snap.max_event_age:
+            self.world.scheduler.call_later(max(0.0, snap.max_event_age - age), lambda: self._expire(job),
+                                            name=f"expire {job.request_id}")
+            return
+        self.world.scheduler.call_later(delay, lambda: self._dispatch(job), name=f"{why} {job.request_id}")
+
+    def _expire(self, job: AsyncJob) -> None:
+        """The event reached its maximum age unprocessed: Lambda discards it. ``attempt`` is
+        the attempt not made; ``condition`` is what Lambda's invocation record for an
+        on-failure destination says ("EventAgeExceeded", Lambda Developer Guide, "Capturing
+        records of Lambda asynchronous invocations")."""
+        self._record(job.generation, {**self._base_record(job, "expired"), "condition": "EventAgeExceeded"})
+        log.info("event %s for %s discarded: older than its maximum event age", job.request_id, job.name)
 
     def _release_slot(self, key: tuple[str, str, str]) -> None:
         nxt = None
@@ -440,7 +461,7 @@ class LambdaRunner:
         job.attempt += 1
         log.info("invocation %s of %s failed (%s): attempt %d in %ss (virtual)",
                  job.request_id, job.name, result.error_type, job.attempt, delay)
-        self.world.scheduler.call_later(delay, lambda: self._dispatch(job), name=f"retry {job.request_id}")
+        self._requeue(job, snap, delay, "retry")
 
     # -- synchronous Invoke -----------------------------------------------------
 
@@ -609,7 +630,7 @@ class LambdaRunner:
             "_HANDLER": snap.handler or "",
             "LAMBDA_TASK_ROOT": task_root,
             "AWS_EXECUTION_ENV": "AWS_Lambda_" + (snap.runtime or "provided.al2023"),
-            "AWS_ACCESS_KEY_ID": self.issue_credentials(snap.name, request_id),
+            "AWS_ACCESS_KEY_ID": self.issue_credentials(snap.name, request_id, snap.role),
             "AWS_SECRET_ACCESS_KEY": "localaws-secret-access-key",
             "AWS_SESSION_TOKEN": "localaws-session-token",
             "AWS_ENDPOINT_URL": self.world.endpoint,

@@ -14,7 +14,11 @@ on exactly this hook, so it is emulated here:
   ``FakeAutoScalingGroup.replace_autoscaling_group_instances``) that has an
   ``autoscaling:EC2_INSTANCE_LAUNCHING`` hook goes to ``Pending:Wait`` with one
   lifecycle action (a uuid token) per hook, and an "EC2 Instance-launch
-  Lifecycle Action" event is emitted to EventBridge for each;
+  Lifecycle Action" event is emitted to EventBridge for each, at launch, while
+  EC2 still shows the instance ``pending`` (``instancelife``): a handler must
+  wait for ``running``, as on AWS. A launch that cannot be made never gets
+  here (``launches``); the launch's scaling activity follows the hook
+  (``activities``);
 * CompleteLifecycleAction (by token or instance id) with CONTINUE moves the
   instance to ``InService`` once no hook is left pending; ABANDON terminates it
   and the group launches a replacement (which waits again);
@@ -204,7 +208,7 @@ class LifecycleManager:
                 "lifecycle action %s for %s timed out: DefaultResult %s",
                 token, action.instance_id, action.default_result,
             )
-            self._finish(action, action.default_result)
+            self._finish(action, action.default_result, "Heartbeat Timeout")
 
     # -- API -------------------------------------------------------------------
 
@@ -239,14 +243,15 @@ class LifecycleManager:
             )
         action = self._find(group_name, hook_name, token, instance_id)
         log.info("CompleteLifecycleAction %s for %s: %s", action.token, action.instance_id, result)
-        self._finish(action, result)
+        self._finish(action, result, f"Lifecycle Action Completed with {result} Result")
 
     def heartbeat(self, group_name: str, hook_name: str, token: str | None, instance_id: str | None) -> None:
         action = self._find(group_name, hook_name, token, instance_id)
         action.deadline = self.world.clock.now() + action.heartbeat_timeout
         self._arm(action)
 
-    def _finish(self, action: LifecycleAction, result: str) -> None:
+    def _finish(self, action: LifecycleAction, result: str, why: str) -> None:
+        """Apply ``result``; ``why`` ends the launch activity's message on ABANDON."""
         from moto.autoscaling import autoscaling_backends
 
         self._drop(action)
@@ -260,10 +265,17 @@ class LifecycleManager:
         if result == "ABANDON":
             for other in self._for_instance(action.instance_id):
                 self._drop(other)
+            # The launch's scaling activity, as AWS words it.
+            self.world.activities.launch_finished(
+                action.instance_id, "Cancelled",
+                "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token "
+                f"{action.token} was abandoned: {why}",
+            )
             self._abandon(backend, action.instance_id)
             return
         if not self._for_instance(action.instance_id):
             state.lifecycle_state = "InService"
+            self.world.activities.launch_finished(action.instance_id, "Successful")
             log.info("instance %s of %s is InService", action.instance_id, action.group_name)
 
     def _abandon(self, backend: Any, instance_id: str) -> None:
@@ -274,8 +286,12 @@ class LifecycleManager:
         backend.notify_terminate_instances([instance_id])
 
     def on_instance_terminated(self, instance_id: str) -> None:
-        for action in self._for_instance(instance_id):
+        """The instance's termination started: a launch it was held in ends."""
+        actions = self._for_instance(instance_id)
+        for action in actions:
             self._drop(action)
+        if actions:
+            self.world.activities.launch_finished(instance_id, "Cancelled")
 
     def on_group_deleted(self, group_name: str) -> None:
         for action in [a for a in self.actions.values() if a.group_name == group_name]:

@@ -11,7 +11,9 @@ Every HTTP request to the server passes through ``LocalAWSMiddleware``:
    own format without reaching moto.
 3. Calls that moto cannot serve are answered here: Lambda ``Invoke`` runs the
    real code (``lambda_runner``); reserved environment variable keys are
-   refused as Lambda refuses them; the "function update in progress"
+   refused as Lambda refuses them; so are a function configuration naming a
+   role, and a function's own calls, while IAM propagates a change of that
+   role (``iam_propagation``); the "function update in progress"
    transient answers ResourceConflictException / shows
    ``LastUpdateStatus: InProgress``; GetFunction's ``Code.Location`` points at
    this server, which serves the stored zip.
@@ -112,11 +114,15 @@ class LocalAWSMiddleware:
         if delay > 0:
             time.sleep(delay)
         fault_id = fault.id if fault else (fired[0] if fired else None)
+        caller = world.lambdas.identity(info.access_key_id)
         if fault is not None:
             log.info("fault %s answers %s %s with %s", fault.id, info.service, info.operation, fault.error_code)
             response = render_error(info.protocol, info.service, fault.error_code, fault.message, fault.status)
         else:
-            response = self._special(info, environ)
+            # A function's call while its role's new permissions propagate (iam_propagation).
+            response = world.iam_propagation.refuse_call(info, caller)
+            if response is None:
+                response = self._special(info, environ)
             if response is None:
                 with world.lock:
                     # A repeated ClientToken gets the first answer (see idempotency).
@@ -131,7 +137,6 @@ class LocalAWSMiddleware:
                             view.clear()
                         world.tokens.keep(info, _default_account(), response)
         status, headers, data = response
-        caller = world.lambdas.identity(info.access_key_id)
         world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started, caller, lose)
         if lose:
             log.info("fault %s: %s %s performed, its response is lost", fault_id, info.service, info.operation)
@@ -190,13 +195,19 @@ class LocalAWSMiddleware:
                     f"The operation cannot be performed at this time. An update is in progress for resource: {arn}",
                     409,
                 )
+        if info.operation in ("CreateFunction", "UpdateFunctionConfiguration"):
+            # Lambda cannot use a role that has not propagated yet (iam_propagation).
+            return self.world.iam_propagation.refuse_function_config(info)
         return None
 
     def _post_process(self, info: RequestInfo, response: Response) -> Response:
         """Adjust a moto answer (lock held): GetFunction's code location and
         the "update in progress" transient; note when roles are made and functions
-        configured (see ``LambdaRunner.grant_is_stale``)."""
+        configured (see ``LambdaRunner.grant_is_stale``) and which roles must propagate
+        (``iam_propagation``)."""
         if response[0] < 400:
+            if info.service == "iam":
+                self.world.iam_propagation.role_changed(info, _default_account())
             if info.service == "iam" and info.operation == "CreateRole":
                 self.world.lambdas.role_created(str(info.get("RoleName", "")))
             elif info.service == "lambda" and info.operation in ("CreateFunction", "UpdateFunctionConfiguration"):
@@ -419,6 +430,25 @@ class ControlAPI:
                     return _json_response(200, {"breaks": w.ec2.set_breaks(data.get("breaks"))})
             if method == "GET":
                 return _json_response(200, {"breaks": sorted(w.ec2.breaks)})
+        if route == "/profile":
+            # How hard the emulated AWS is (profile.py): a name and/or single settings.
+            if method == "POST":
+                return _json_response(200, w.profile.update(data))
+            if method == "GET":
+                return _json_response(200, w.profile.current.describe())
+        if route == "/launch-failures":
+            # AWS-side launch failures of Auto Scaling groups (launches.py).
+            with w.lock:
+                if method == "POST":
+                    return _json_response(200, w.launches.inject(data))
+                if method == "GET":
+                    return _json_response(200, w.launches.list_injected())
+                if method == "DELETE":
+                    w.launches.clear_injected()
+                    return _json_response(200, {"ok": True})
+        if route == "/iam-propagation" and method == "GET":
+            # Roles whose change IAM is still propagating, with the virtual seconds left.
+            return _json_response(200, w.iam_propagation.list())
         if route == "/reset" and method == "POST":
             w.reset()
             return _json_response(200, {"ok": True})

@@ -32,13 +32,17 @@ def install() -> None:
             "run tools/install-tools (or set LOCALAWS_ALLOW_MOTO_VERSION=1 to try anyway)"
         )
     _import_moto_ec2_faster()
-    from . import ec2ext, events, lambdaext, lifecycle
+    from . import activities, ec2ext, event_invoke_config, events, instancelife, lambdaext, launches, lifecycle
     from .world import current
 
     lifecycle.install(current)
+    launches.install(current)  # wraps lifecycle's launch patch: checks come first
+    activities.install(current)
     ec2ext.install(current)
+    instancelife.install(current)
     events.install(current)
     lambdaext.install(current)
+    event_invoke_config.install(current)
     _installed = True
     log.debug("moto %s patched", moto.__version__)
 

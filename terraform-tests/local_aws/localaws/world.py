@@ -20,13 +20,18 @@ import logging
 import threading
 from typing import Any
 
+from .activities import ScalingActivities
 from .clock import Clock, Scheduler
 from .ec2ext import Ec2Extensions
 from .events import EventRouter
 from .faults import CallLog, FaultStore, Transients
+from .iam_propagation import IamPropagation
 from .idempotency import ClientTokens
+from .instancelife import InstanceLife
 from .lambda_runner import LambdaRunner
+from .launches import Launches
 from .lifecycle import LifecycleManager
+from .profile import ProfileStore
 
 log = logging.getLogger("localaws")
 
@@ -40,7 +45,7 @@ def current() -> "World":
 
 
 class World:
-    def __init__(self, clock_scale: float = 1.0, region: str = "ap-southeast-2") -> None:
+    def __init__(self, clock_scale: float = 1.0, region: str = "ap-southeast-2", profile: str = "realistic") -> None:
         global _current
         self.lock = threading.RLock()
         self.generation = 0
@@ -48,6 +53,7 @@ class World:
         self.port: int | None = None
         self.endpoint = "http://127.0.0.1"  # http://HOST:PORT once bound
         self.clock = Clock(clock_scale)
+        self.profile = ProfileStore(profile)
         self.scheduler = Scheduler(self.clock)
         self.faults = FaultStore()
         self.transients = Transients()
@@ -55,8 +61,12 @@ class World:
         self.tokens = ClientTokens()
         self.lifecycle = LifecycleManager(self)
         self.ec2 = Ec2Extensions(self)
+        self.instances = InstanceLife(self)
+        self.launches = Launches(self)
+        self.activities = ScalingActivities(self)
         self.events = EventRouter(self)
         self.lambdas = LambdaRunner(self)
+        self.iam_propagation = IamPropagation(self)
         _current = self
 
     def reset(self) -> None:
@@ -68,12 +78,17 @@ class World:
             self.scheduler.cancel_all()
             self.lifecycle.reset()
             self.lambdas.reset()
+            self.iam_propagation.reset()
             self.events.reset()
             self.ec2.reset()
+            self.instances.reset()
+            self.launches.reset()
+            self.activities.reset()
             self.faults.clear()
             self.transients.clear()
             self.calls.clear()
             self.tokens.reset()
+            self.profile.reset()
             moto_api_backend.reset()
         log.info("reset: moto and localaws state cleared")
 
@@ -83,4 +98,5 @@ class World:
         self.lambdas.close()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"clock_scale": self.clock.scale, "region": self.region, "port": self.port, "endpoint": self.endpoint}
+        return {"clock_scale": self.clock.scale, "region": self.region, "port": self.port, "endpoint": self.endpoint,
+                "profile": self.profile.current.name}

@@ -69,12 +69,15 @@ class Server:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_server(tmp_dir: Path, scale: str = "0.01") -> Server:
+def start_server(tmp_dir: Path, scale: str = "0.01", profile: str = "fast") -> Server:
+    """A server of its own. Layer tests default to the `fast` profile (instant state changes)
+    so each one checks its own behaviour; tests of the realistic profile ask for it."""
     stderr_path = tmp_dir / "localaws.stderr"
     env = dict(os.environ)
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localaws", "--port", "0", "--clock-scale", scale, "--log-level", "info"],
+        [sys.executable, "-m", "localaws", "--port", "0", "--clock-scale", scale, "--profile", profile,
+         "--log-level", "info"],
         cwd=PACKAGE_ROOT,
         stdout=subprocess.PIPE,
         stderr=open(stderr_path, "w"),
@@ -171,6 +174,18 @@ while True:
         import boto3
         boto3.client("ec2").describe_availability_zones()
         post(API + "/invocation/" + request_id + "/response", {{"key": os.environ["AWS_ACCESS_KEY_ID"]}})
+    elif MODE == "try":
+        # The AWS call the event names ({{"service", "method", "args"}}), made with the
+        # attempt's credentials; the answer says how AWS took it.
+        import boto3, botocore.config, botocore.exceptions
+        client = boto3.client(event["service"], config=botocore.config.Config(retries={{"total_max_attempts": 1}}))
+        try:
+            getattr(client, event["method"])(**event.get("args", {{}}))
+            outcome = {{"code": None}}
+        except botocore.exceptions.ClientError as exc:
+            outcome = {{"code": exc.response["Error"]["Code"], "message": exc.response["Error"]["Message"],
+                        "status": exc.response["ResponseMetadata"]["HTTPStatusCode"]}}
+        post(API + "/invocation/" + request_id + "/response", outcome)
     elif MODE == "complete":
         import boto3
         detail = event["detail"]

@@ -1,0 +1,95 @@
+"""How hard the local AWS is: the timings and refusals AWS shows and tests must survive.
+
+Two profiles, chosen with ``--profile`` and changed at run time with
+``POST /_localaws/profile``:
+
+* ``realistic`` (the default; the acceptance, crash, chaos and demo runs use it): every
+  setting below at a value AWS users meet. All durations are AWS seconds on the scaled
+  clock (``clock.py``).
+* ``fast``: every setting at zero, state changes instant (the layer tests and the
+  benchmarks that compare code paths, where AWS's waits would only add noise).
+
+Each setting names the AWS behaviour it follows; the module that applies it cites the
+documentation or error text. A setting can be changed alone (``{"shutdown_s": 300}`` is the
+"hung guest": an instance that takes minutes to shut down).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Profile:
+    name: str = "realistic"
+    # An instance is `pending` this long after RunInstances before it is `running`
+    # (EC2 User Guide, "Instance state changes": pending, typically seconds).
+    pending_s: float = 8.0
+    # A terminated instance is `shutting-down` this long before it is `terminated`; its
+    # EBS volumes stay attached (`in-use`) until then (EC2 User Guide, "Terminate Amazon
+    # EC2 instances": shutting-down can take minutes when the guest hangs).
+    shutdown_s: float = 45.0
+    # IAM is eventually consistent: for this long after CreateRole or PutRolePolicy the
+    # role cannot be assumed by Lambda and its new permissions are not yet in force
+    # (IAM User Guide, "Changes that I make are not always immediately visible").
+    iam_propagation_s: float = 10.0
+    # Auto Scaling's back-off between failed launch attempts: first delay, doubled up to
+    # the cap (Auto Scaling User Guide, "Troubleshoot Amazon EC2 Auto Scaling").
+    launch_retry_s: float = 10.0
+    launch_retry_cap_s: float = 300.0
+
+    @classmethod
+    def named(cls, name: str) -> "Profile":
+        if name == "realistic":
+            return cls()
+        if name == "fast":
+            return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
+                       launch_retry_s=0.0, launch_retry_cap_s=0.0)
+        raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+NAMES = ("realistic", "fast")
+
+
+class ProfileStore:
+    """The current profile; read by the emulation at the moment each behaviour applies."""
+
+    def __init__(self, name: str = "realistic") -> None:
+        self._lock = threading.Lock()
+        self._initial = name
+        self._profile = Profile.named(name)
+
+    @property
+    def current(self) -> Profile:
+        with self._lock:
+            return self._profile
+
+    def update(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``{"name": "fast"}`` switches profile; other keys override single settings."""
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        known = {f.name for f in fields(Profile)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown profile settings {unknown}: known are {sorted(known)}")
+        with self._lock:
+            base = Profile.named(str(data["name"])) if "name" in data else self._profile
+            values = base.describe()
+            for key, value in data.items():
+                if key == "name":
+                    continue
+                number = float(value)
+                if not number >= 0 or number == float("inf"):
+                    raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
+                values[key] = number
+            self._profile = Profile(**values)
+            return self._profile.describe()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._profile = Profile.named(self._initial)
