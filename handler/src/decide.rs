@@ -220,8 +220,17 @@ pub enum VolumeAction {
     AttachedHere,
     /// Available: call AttachVolume.
     Attach,
-    /// Something is in progress (detach from the old instance, attach here, creation): poll.
+    /// Something is in progress (attach here, creation, EC2's views settling): poll.
     Wait(String),
+    /// Another instance still holds the volume and is going away (shutting down, stopped,
+    /// or its attachment detaching): poll, for as long as it takes — across invocations if
+    /// need be — since the new instance can be healed once it lets go. `known_departing`:
+    /// the holder itself was seen going away (not only its attachment detaching), so its
+    /// address may be taken over now.
+    WaitForHolder {
+        why: String,
+        known_departing: bool,
+    },
     /// Attached to this other instance: look up its state, then decide again with it.
     CheckHolder(String),
     Abandon(Failure),
@@ -292,10 +301,13 @@ pub fn next_volume_action(
             | Some(InstanceState::Stopping)
             | Some(InstanceState::Stopped) => {
                 let state = holder.state.as_ref().map_or("gone", InstanceState::as_str);
-                return VolumeAction::Wait(format!(
-                    "held by instance {} which is {state}: waiting for the volume to be released",
-                    other.instance_id
-                ));
+                return VolumeAction::WaitForHolder {
+                    why: format!(
+                        "held by instance {} which is {state}: waiting for the volume to be released",
+                        other.instance_id
+                    ),
+                    known_departing: true,
+                };
             }
             Some(state) => {
                 return VolumeAction::Abandon(Failure::new(format!(
@@ -313,7 +325,10 @@ pub fn next_volume_action(
             .iter()
             .map(|a| a.instance_id.as_str())
             .collect();
-        return VolumeAction::Wait(format!("detaching from {}", who.join(", ")));
+        return VolumeAction::WaitForHolder {
+            why: format!("detaching from {}", who.join(", ")),
+            known_departing: false,
+        };
     }
     match vol.state {
         VolumeState::Available => VolumeAction::Attach,
@@ -409,6 +424,11 @@ mod tests {
         matches!(a, VolumeAction::Wait(_))
     }
 
+    /// The wait that may outlast the invocation (and hands the address over first).
+    fn is_wait_for_holder(a: &VolumeAction, departing: bool) -> bool {
+        matches!(a, VolumeAction::WaitForHolder { known_departing, .. } if *known_departing == departing)
+    }
+
     #[test]
     fn available_volume_is_attached() {
         assert_eq!(
@@ -460,7 +480,7 @@ mod tests {
             None,
         ] {
             let a = next_volume_action(&v, &target(), Some(&holder(state)));
-            assert!(is_wait(&a), "{state:?}: {a:?}");
+            assert!(is_wait_for_holder(&a, true), "{state:?}: {a:?}");
         }
     }
 
@@ -471,7 +491,7 @@ mod tests {
             volume("in-use", &[(OLD, "detached")]),
         ] {
             let a = next_volume_action(&v, &target(), None);
-            assert!(is_wait(&a), "{a:?}");
+            assert!(is_wait_for_holder(&a, false), "{a:?}");
         }
     }
 

@@ -44,6 +44,11 @@ pub enum ErrorKind {
     /// CompleteLifecycleAction / heartbeat: "No active Lifecycle Action found" — someone
     /// (an earlier delivery of the same event, or the hook's timeout) already finished it.
     NoActiveLifecycleAction,
+    /// `UnauthorizedOperation` / `AccessDenied`: the function's role may not do this. IAM is
+    /// eventually consistent ("Changes that I make are not always immediately visible", IAM
+    /// User Guide), so a grant a deploy made moments ago may still be refused: retried for
+    /// a bounded window, then permanent.
+    AccessRefused,
     /// Anything else: permissions, wrong zone, unknown ids. Retrying cannot help.
     Permanent,
 }
@@ -75,6 +80,12 @@ const TRANSIENT: &[&str] = &[
     "ResourceContention",
 ];
 
+const ACCESS_REFUSED: &[&str] = &[
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "AccessDeniedException",
+];
+
 const CONFLICT: &[&str] = &[
     "IncorrectState",
     "IncorrectInstanceState",
@@ -99,6 +110,9 @@ pub fn classify(err: &AwsError) -> ErrorKind {
     }
     if CONFLICT.contains(&code) {
         return ErrorKind::Conflict;
+    }
+    if ACCESS_REFUSED.contains(&code) {
+        return ErrorKind::AccessRefused;
     }
     match err.http_status {
         Some(429) => ErrorKind::Retry,
@@ -154,9 +168,20 @@ mod tests {
                 Some("UnauthorizedOperation"),
                 None,
                 Some(403),
-                ErrorKind::Permanent,
+                ErrorKind::AccessRefused,
             ),
-            (Some("AccessDenied"), None, Some(403), ErrorKind::Permanent),
+            (
+                Some("AccessDenied"),
+                None,
+                Some(403),
+                ErrorKind::AccessRefused,
+            ),
+            (
+                Some("AccessDeniedException"),
+                None,
+                Some(403),
+                ErrorKind::AccessRefused,
+            ),
             (
                 Some("InvalidVolume.ZoneMismatch"),
                 None,

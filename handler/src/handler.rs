@@ -19,6 +19,9 @@ pub enum HandlerError {
     Event(#[from] EventError),
     #[error("could not complete the lifecycle action of {instance}: {reason}")]
     Completion { instance: String, reason: String },
+    /// Not a failure of the heal: the error makes Lambda deliver the event again.
+    #[error("still waiting to heal {instance}: {reason}")]
+    StillWaiting { instance: String, reason: String },
 }
 
 impl HandlerError {
@@ -27,6 +30,7 @@ impl HandlerError {
         match self {
             HandlerError::Event(_) => "Autoheal.MalformedEvent",
             HandlerError::Completion { .. } => "Autoheal.CompletionFailed",
+            HandlerError::StillWaiting { .. } => "Autoheal.StillWaiting",
         }
     }
 }
@@ -126,11 +130,20 @@ impl Healer {
             .collect();
         let metric_seconds = report.outcome.healed().then_some(heal_seconds);
         metrics::emit(&record(report.outcome, metric_seconds, properties));
-        if report.outcome == Outcome::CompletionFailed {
-            return Err(HandlerError::Completion {
-                instance: action.instance_id,
-                reason: report.reason.unwrap_or_default(),
-            });
+        match report.outcome {
+            Outcome::CompletionFailed => {
+                return Err(HandlerError::Completion {
+                    instance: action.instance_id,
+                    reason: report.reason.unwrap_or_default(),
+                })
+            }
+            Outcome::Waiting => {
+                return Err(HandlerError::StillWaiting {
+                    instance: action.instance_id,
+                    reason: report.reason.unwrap_or_default(),
+                })
+            }
+            _ => {}
         }
         Ok(response)
     }

@@ -34,6 +34,11 @@ pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(20);
 pub const FALLBACK_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Re-associations tolerated when something else keeps moving the address away.
 const MAX_ASSOCIATIONS: u32 = 3;
+/// How long one call keeps retrying an access refusal before it counts as permanent. IAM is
+/// eventually consistent: a policy the deploy just put may not be in force for seconds
+/// ("Changes that I make are not always immediately visible", IAM User Guide); a refusal
+/// that outlasts this is a real gap in the role's policy.
+pub const ACCESS_REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 
 /// What a heal did, for the logs, the metric and the function's response.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +70,21 @@ enum Stop {
     ActionGone,
     /// The instance, confirmed ours, is shutting down or terminated: nothing to heal.
     InstanceGone(String),
+    /// Out of this invocation's time while the volume's holder is still going away: the
+    /// instance can be healed, only later. The hook gets a heartbeat and the invocation
+    /// fails, so Lambda delivers the event again (one and two minutes later, as many times
+    /// as the function's event-invoke configuration allows) instead of a healthy instance
+    /// being abandoned.
+    Waiting(String),
+}
+
+/// What a wait does when the invocation runs out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenOutOfTime {
+    /// Give up on the instance (ABANDON).
+    Abandon,
+    /// Keep the hook and hand over to Lambda's next delivery ([`Stop::Waiting`]).
+    YieldToRetry,
 }
 
 /// A call that failed for good, or ran out of time while retrying.
@@ -91,13 +111,15 @@ impl CallError {
 }
 
 /// Calls `f` until it succeeds, fails with something other than throttling/5xx/transport
-/// trouble, or the deadline comes. Each attempt is cut off at the deadline.
+/// trouble, or the deadline comes. Each attempt is cut off at the deadline. An access
+/// refusal is retried like throttling for [`ACCESS_REFUSAL_WINDOW`], then returned.
 async fn call<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
 {
     let mut backoff = Backoff::new();
+    let mut refused_since: Option<Instant> = None;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -109,7 +131,12 @@ where
             Ok(Err(e)) => e,
         };
         let kind = classify(&err);
-        if kind != ErrorKind::Retry {
+        if kind == ErrorKind::AccessRefused {
+            let since = *refused_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= ACCESS_REFUSAL_WINDOW {
+                return Err(CallError::Aws(err, kind));
+            }
+        } else if kind != ErrorKind::Retry {
             return Err(CallError::Aws(err, kind));
         }
         match sleep_within(Instant::now(), deadline, backoff.next_delay()) {
@@ -135,6 +162,9 @@ struct Run<'a> {
     hook_timeout: Option<Duration>,
     hook_expires: Option<Instant>,
     heartbeats_off: bool,
+    /// Set once the address is on the instance (early, during the hand-off, or after the
+    /// volume): the public IP it showed.
+    address: Option<Option<String>>,
     steps: Vec<(&'static str, Duration)>,
 }
 
@@ -180,6 +210,7 @@ impl Healer {
             hook_timeout: None,
             hook_expires: None,
             heartbeats_off: false,
+            address: None,
             steps: Vec::new(),
         };
         let result = self.heal_steps(&mut run).await;
@@ -239,6 +270,19 @@ impl Healer {
                 }
                 (Outcome::InstanceTerminated, Some(reason), None)
             }
+            Err(Stop::Waiting(reason)) => match self.keep_hook(&mut run).await {
+                Ok(()) => {
+                    warn!(reason = %reason, "out of time while the volume's holder goes away: the hook is kept, Lambda's retry goes on waiting");
+                    (Outcome::Waiting, Some(reason), None)
+                }
+                Err(()) => (
+                    Outcome::ActionGone,
+                    Some(format!(
+                        "no active lifecycle action any more (while waiting: {reason})"
+                    )),
+                    None,
+                ),
+            },
             Err(Stop::ActionGone) => {
                 warn!("the lifecycle action is gone (timed out or completed elsewhere): stopping");
                 (
@@ -269,9 +313,18 @@ impl Healer {
         self.ensure_volume(run, &target).await?;
         run.step_done("attach_volume", t, "volume attached");
 
+        if let Some(public_ip) = run.address.clone() {
+            return Ok(public_ip);
+        }
+        self.address_step(run).await
+    }
+
+    /// Associates the address and records the step.
+    async fn address_step(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
         let t = Instant::now();
         let public_ip = self.ensure_address(run).await?;
         run.step_done("associate_address", t, "address associated");
+        run.address = Some(public_ip.clone());
         Ok(public_ip)
     }
 
@@ -415,6 +468,29 @@ impl Healer {
                     }
                     last_wait = why;
                 }
+                VolumeAction::WaitForHolder {
+                    why,
+                    known_departing,
+                } => {
+                    if why != last_wait {
+                        info!(waiting_for = %why, "waiting on the volume");
+                    }
+                    // Egress first: the holder is going away (its address goes with it), so
+                    // the new instance can reach out while the volume is let go. Never while
+                    // the holder's state is unknown: a running holder keeps its address.
+                    if known_departing && run.address.is_none() {
+                        self.address_step(run).await?;
+                    }
+                    self.pause_or(
+                        run,
+                        &mut backoff,
+                        &format!("volume {volume_id}: {why}"),
+                        WhenOutOfTime::YieldToRetry,
+                    )
+                    .await?;
+                    last_wait = why;
+                    continue;
+                }
                 VolumeAction::CheckHolder(id) => {
                     // Only after a lookup that did not settle it: treat as still held.
                     last_wait = format!("instance {id} to release the volume");
@@ -499,12 +575,28 @@ impl Healer {
         backoff: &mut Backoff,
         waiting_for: &str,
     ) -> Result<(), Stop> {
+        self.pause_or(run, backoff, waiting_for, WhenOutOfTime::Abandon)
+            .await
+    }
+
+    /// [`Self::pause`], with what running out of time means for this wait.
+    async fn pause_or(
+        &self,
+        run: &mut Run<'_>,
+        backoff: &mut Backoff,
+        waiting_for: &str,
+        out_of_time: WhenOutOfTime,
+    ) -> Result<(), Stop> {
         let Some(delay) = sleep_within(Instant::now(), run.work_deadline, backoff.next_delay())
         else {
-            return Err(Stop::Abandon(Failure::new(format!(
+            let why = format!(
                 "out of time after {:.1}s waiting for {waiting_for}",
                 run.started.elapsed().as_secs_f64()
-            ))));
+            );
+            return Err(match out_of_time {
+                WhenOutOfTime::Abandon => Stop::Abandon(Failure::new(why)),
+                WhenOutOfTime::YieldToRetry => Stop::Waiting(why),
+            });
         };
         if run.member {
             self.maybe_heartbeat(run).await?;
@@ -547,6 +639,26 @@ impl Healer {
                 let f = e.failure("RecordLifecycleActionHeartbeat");
                 warn!(error = %f.reason, "heartbeat failed; no more heartbeats in this invocation");
                 run.heartbeats_off = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// A heartbeat now, whatever the hook's expiry, so that Lambda's next delivery (a minute
+    /// or two away) finds the action alive. `Err` when the action is gone.
+    async fn keep_hook(&self, run: &mut Run<'_>) -> Result<(), ()> {
+        let asg = &self.clients.autoscaling;
+        let action = run.action_ref();
+        match call(run.deadline, || aws::heartbeat(asg, action)).await {
+            Ok(()) => {
+                info!("lifecycle heartbeat sent before handing over to Lambda's retry");
+                Ok(())
+            }
+            Err(CallError::Aws(_, ErrorKind::NoActiveLifecycleAction)) => Err(()),
+            Err(e) => {
+                // The retry still comes; the hook's own timeout may end the action first.
+                let f = e.failure("RecordLifecycleActionHeartbeat");
+                warn!(error = %f.reason, "heartbeat before the retry failed");
                 Ok(())
             }
         }

@@ -36,6 +36,10 @@ pub enum Outcome {
     Malformed,
     /// The heal needed to complete the action but could not reach Auto Scaling.
     CompletionFailed,
+    /// Out of time while the volume's previous holder was still going away: the hook got a
+    /// heartbeat and the invocation failed so that Lambda delivers the event again. Neither a
+    /// heal nor a permanent failure.
+    Waiting,
     /// The heal failed before the instance was confirmed as the group's (say, no permission
     /// to describe it): nothing was completed, the hook's default result applies.
     Failed,
@@ -54,6 +58,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::CompletionFailed => "completion_failed",
             Outcome::Failed => "failed",
+            Outcome::Waiting => "waiting",
         }
     }
 
@@ -216,6 +221,7 @@ mod tests {
             Outcome::Malformed,
             Outcome::CompletionFailed,
             Outcome::Failed,
+            Outcome::Waiting,
         ];
         let healed: Vec<_> = all.iter().filter(|o| o.healed()).collect();
         assert_eq!(healed, [&Outcome::Healed]);
