@@ -121,7 +121,20 @@ pub async fn find(ctx: &OpContext, spec: &Spec) -> Result<Leftovers, StepError> 
         log_group::find(ctx, &logs),
     );
     let mut left = Leftovers::default();
-    left.add_ec2(ec2.step("look for", object.clone())?);
+    // Only what still exists: the tags of an object deleted a moment ago (a destroy just
+    // before this create, as in a replacement) can outlive it in DescribeTags.
+    let mut existing = Vec::new();
+    for t in ec2.step("look for", object.clone())? {
+        if ec2_tags::still_exists(ctx, &t.id)
+            .await
+            .step("look for", object.clone())?
+        {
+            existing.push(t);
+        } else {
+            tracing::info!(id = t.id, "a marked object no longer exists: not adopted");
+        }
+    }
+    left.add_ec2(existing);
     // The create was not finished while any EC2 object still carries the marker.
     let unfinished = !left.is_empty();
     let creating = |tags: &Tags| unfinished || is_creating(tags, &spec.name);

@@ -20,6 +20,7 @@ use crate::aws::{
 use super::create::{function_settings, policy_scope};
 use super::names;
 use super::policy;
+use super::retry_budget::retry_budget;
 use super::spec::Spec;
 use super::steps::{StepError, StepResult};
 use super::tagging::{creating, object_tags, stack_tags};
@@ -254,6 +255,22 @@ impl<'a> Converger<'a> {
             lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
                 .await
                 .step("set the reserved concurrency of", object())?;
+        }
+        let budget = retry_budget(
+            i64::from(spec.lifecycle_hook_timeout),
+            i64::from(spec.lambda_timeout),
+        );
+        let current = if new {
+            None
+        } else {
+            lambda_function::find_retry_budget(ctx, &name)
+                .await
+                .step("read the event-invoke configuration of", object())?
+        };
+        if current != Some(budget) {
+            lambda_function::set_retry_budget(ctx, &name, budget)
+                .await
+                .step("set the event-invoke configuration of", object())?;
         }
         let rule = self.name(names::EVENT_RULE);
         event_rule::put_target(ctx, &rule, &self.name(names::EVENT_TARGET_ID), &arn)

@@ -38,6 +38,7 @@ pub mod names;
 pub mod plan;
 pub mod policy;
 pub mod read;
+pub mod retry_budget;
 pub mod schema;
 pub mod spec;
 pub mod stack;
@@ -156,6 +157,9 @@ impl AutohealInstance {
         }
         nullify_unknowns(&mut state);
         let mut diagnostics = Diagnostics::new();
+        for (summary, detail) in ctx.take_warnings() {
+            diagnostics.warning(summary, detail);
+        }
         if let Err(errors) = result {
             steps::report(
                 &mut diagnostics,
@@ -262,7 +266,14 @@ impl Resource for AutohealInstance {
         } else {
             let spec = Spec::from_value(&request.planned_state);
             match self.context(spec.update_timeout, request.cancel).await {
-                Ok(ctx) => update::update(&ctx, request.prior_state, request.planned_state).await,
+                Ok(ctx) => {
+                    let mut response =
+                        update::update(&ctx, request.prior_state, request.planned_state).await;
+                    for (summary, detail) in ctx.take_warnings() {
+                        response.diagnostics.warning(summary, detail);
+                    }
+                    response
+                }
                 Err(diagnostics) => ApplyResponse {
                     new_state: request.prior_state,
                     diagnostics,

@@ -274,9 +274,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             set_str(
                 &mut state,
                 "instance_id",
-                serving
-                    .or_else(|| g.instances.first())
-                    .map(|i| i.instance_id.clone()),
+                g.current_instance().map(|i| i.instance_id.clone()),
             );
             set_int(
                 &mut state,

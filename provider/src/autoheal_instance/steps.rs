@@ -48,7 +48,7 @@ impl StepError {
 
     pub fn detail(&self) -> String {
         match &self.error {
-            StepCause::Aws(e) => match quota_hint(e) {
+            StepCause::Aws(e) => match quota_hint(e).or_else(|| launch_hint(e)) {
                 Some(hint) => format!("AWS answered: {e}\n\n{hint}"),
                 None => format!("AWS answered: {e}"),
             },
@@ -76,6 +76,27 @@ fn quota_hint(e: &AwsError) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// Which attribute to change when Auto Scaling cannot launch the instance, from the Failed
+/// scaling activity's StatusMessage (AWS's wording for each cause).
+fn launch_hint(e: &AwsError) -> Option<&'static str> {
+    if e.code()? != crate::aws::error::LAUNCH_FAILED {
+        return None;
+    }
+    let m = e.message.as_str();
+    Some(if m.contains("image id") && m.contains("does not exist") {
+        "Change `ami` to an AMI that exists in this region and that this account may launch."
+    } else if m.contains("architecture") {
+        "Change `ami` or `instance_type` so that their architectures match (an arm64 type \
+         such as t4g needs an arm64 AMI)."
+    } else if m.contains("not supported in your requested Availability Zone") {
+        "Change `instance_type` to one offered in the stack's zone, or move the stack: \
+         `availability_zone`, or `subnet_id` in a zone that offers it."
+    } else {
+        "Check `ami`, `instance_type`, `key_name` and the subnet against AWS's message; \
+         the group retries the same launch and fails the same way until one changes."
+    })
 }
 
 /// Adds one error diagnostic per failed step.
@@ -107,6 +128,34 @@ mod tests {
         );
         e.code = Some(code.into());
         e
+    }
+
+    #[test]
+    fn launch_failures_name_the_attribute_to_change() {
+        let detail = |message: &str| {
+            StepError::aws(
+                "wait for",
+                "Auto Scaling group g",
+                AwsError::launch_failed("g", message),
+            )
+            .detail()
+        };
+        let d = detail("The image id '[ami-0123]' does not exist. Launching EC2 instance failed.");
+        assert!(d.contains("ami-0123") && d.contains("Change `ami`"), "{d}");
+        let d = detail(
+            "The architecture 'arm64' of the specified instance type does not match the \
+             architecture 'x86_64' of the specified AMI.",
+        );
+        assert!(d.contains("`instance_type`"), "{d}");
+        let d = detail(
+            "Your requested instance type (t4g.nano) is not supported in your requested \
+             Availability Zone (ap-southeast-2c).",
+        );
+        assert!(d.contains("`availability_zone`"), "{d}");
+        // Not a launch failure: no launch hint.
+        assert!(!StepError::aws("create", "x", aws("Throttling"))
+            .detail()
+            .contains("Change"));
     }
 
     #[test]

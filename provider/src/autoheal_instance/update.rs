@@ -267,7 +267,10 @@ async fn run(
 
     // Instances launched from here on carry the new tags; the serving one gets them too.
     let serving = g.in_service().first().map(|i| i.instance_id.clone());
-    if let Some(i) = &serving {
+    // What read reports (and the plan kept): the serving instance, or the one a heal is
+    // bringing in.
+    let current = g.current_instance().map(|i| i.instance_id.clone());
+    if let Some(i) = &current {
         // The instance's own tags are not read back: set all of the group's, and remove
         // only the user's tags that left `tags_all` (EC2 keeps aws:* and launch tags).
         let removed: Vec<String> = old
@@ -303,9 +306,9 @@ async fn run(
                 .await
                 .step("associate", format!("Elastic IP {allocation_id}"))?;
         }
-        stack.instance_id = serving;
+        stack.instance_id = current;
     } else {
-        stack.instance_id = serving;
+        stack.instance_id = current;
     }
     Ok(())
 }

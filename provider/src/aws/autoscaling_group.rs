@@ -45,6 +45,16 @@ impl GroupInfo {
             .filter(|i| i.lifecycle_state == "InService")
             .collect()
     }
+
+    /// The instance the stack's `instance_id` names: the one in service, else the one being
+    /// launched (held by the hook while the heal runs). Read and update agree on it, so a
+    /// refresh during a heal and the apply after it report the same instance.
+    pub fn current_instance(&self) -> Option<&GroupInstance> {
+        self.in_service()
+            .first()
+            .copied()
+            .or_else(|| self.instances.first())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,9 +377,83 @@ pub async fn replace_instance(ctx: &OpContext, instance_id: &str) -> Result<(), 
     Ok(())
 }
 
+/// A launch Auto Scaling tried and failed (a `Failed` scaling activity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedLaunch {
+    pub activity_id: String,
+    /// AWS's StatusMessage ("The image id '[ami-..]' does not exist. Launching EC2 instance
+    /// failed.").
+    pub message: String,
+}
+
+/// What a failed launch means for a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaunchFailure {
+    /// AWS is out of this capacity for now; the group retries with back-off and usually
+    /// succeeds later ("We currently do not have sufficient t3.micro capacity ...").
+    Capacity,
+    /// The launch configuration itself is wrong (missing AMI, architectures that do not
+    /// match, a type the zone does not offer, ...): every retry fails the same way.
+    Permanent,
+}
+
+/// Capacity shortages by AWS's StatusMessage (the error code, InsufficientInstanceCapacity,
+/// is not part of it); anything else fails every retry alike.
+pub fn launch_failure(message: &str) -> LaunchFailure {
+    const CAPACITY: &[&str] = &[
+        "do not have sufficient",
+        "InsufficientInstanceCapacity",
+        "Insufficient capacity",
+    ];
+    if CAPACITY.iter().any(|c| message.contains(c)) {
+        LaunchFailure::Capacity
+    } else {
+        LaunchFailure::Permanent
+    }
+}
+
+/// The group's Failed scaling activities that started at or after `since_epoch_s`, newest
+/// first (DescribeScalingActivities lists the group's activities newest first).
+pub async fn failed_launches(
+    ctx: &OpContext,
+    name: &str,
+    since_epoch_s: i64,
+) -> Result<Vec<FailedLaunch>, AwsError> {
+    let out = ctx
+        .call("autoscaling:DescribeScalingActivities", &[], || {
+            ctx.clients
+                .autoscaling
+                .describe_scaling_activities()
+                .auto_scaling_group_name(name)
+                .max_records(20)
+                .send()
+        })
+        .await?;
+    Ok(out
+        .activities()
+        .iter()
+        .filter(|a| {
+            a.status_code().map(|c| c.as_str()) == Some("Failed")
+                && a.start_time().is_some_and(|t| t.secs() >= since_epoch_s)
+        })
+        .map(|a| FailedLaunch {
+            activity_id: a.activity_id().unwrap_or_default().to_string(),
+            message: a
+                .status_message()
+                .or(a.description())
+                .unwrap_or("no status message")
+                .to_string(),
+        })
+        .collect())
+}
+
 /// Waits until the group has exactly one instance, InService, for which `ready` (volume and
 /// address checks) holds, and no other instance. Returns its id. `not` excludes an instance
 /// being replaced.
+///
+/// While no launch has produced an instance yet, the group's scaling activities are read: a
+/// launch that failed for good ends the wait with AWS's message (each retry would fail the
+/// same way), a capacity shortage becomes a warning and the wait goes on.
 pub async fn wait_in_service<F, Fut>(
     ctx: &OpContext,
     name: &str,
@@ -380,6 +464,13 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<Option<String>, AwsError>>,
 {
+    // Activities from a little before the wait (clocks differ; a scale-up just before it
+    // belongs to it): an older failure was fixed or is not ours to report.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        - 5;
+    let reported = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
     ctx.wait_for(
         &format!("group {name} to have its instance in service"),
         || async {
@@ -405,6 +496,31 @@ where
                     None => Poll::Ready(id),
                     Some(missing) => Poll::Waiting(format!("{id} InService, {missing}")),
                 });
+            }
+            let launched = group
+                .instances
+                .iter()
+                .any(|i| Some(i.instance_id.as_str()) != not);
+            if !launched {
+                for failed in failed_launches(ctx, name, since).await? {
+                    let new = reported
+                        .lock()
+                        .is_ok_and(|mut r| r.insert(failed.activity_id.clone()));
+                    match launch_failure(&failed.message) {
+                        LaunchFailure::Permanent => {
+                            return Err(AwsError::launch_failed(name, &failed.message));
+                        }
+                        LaunchFailure::Capacity if new => ctx.warn(
+                            format!("Group {name} could not launch its instance yet"),
+                            format!(
+                                "Auto Scaling reports: {}\n\nThe group retries with back-off; \
+                                 the apply keeps waiting within its timeout.",
+                                failed.message
+                            ),
+                        ),
+                        LaunchFailure::Capacity => {}
+                    }
+                }
             }
             Ok(Poll::Waiting(if states.is_empty() {
                 "no instance yet".into()
@@ -472,4 +588,30 @@ pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
     .await?;
     tracing::info!(group = name, "deleted Auto Scaling group");
     Ok(())
+}
+
+#[cfg(test)]
+mod launch_failure_tests {
+    use super::*;
+
+    #[test]
+    fn capacity_shortages_are_told_from_permanent_failures() {
+        let capacity = "We currently do not have sufficient t3.micro capacity in the \
+            Availability Zone you requested (ap-southeast-2a). Our system will be working on \
+            provisioning additional capacity. Launching EC2 instance failed.";
+        assert_eq!(launch_failure(capacity), LaunchFailure::Capacity);
+        for permanent in [
+            "The image id '[ami-0123]' does not exist. Launching EC2 instance failed.",
+            "The architecture 'arm64' of the specified instance type does not match the \
+             architecture 'x86_64' of the specified AMI. Launching EC2 instance failed.",
+            "Your requested instance type (t4g.nano) is not supported in your requested \
+             Availability Zone (ap-southeast-2c). Launching EC2 instance failed.",
+        ] {
+            assert_eq!(
+                launch_failure(permanent),
+                LaunchFailure::Permanent,
+                "{permanent}"
+            );
+        }
+    }
 }

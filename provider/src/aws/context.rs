@@ -111,6 +111,9 @@ pub struct OpContext {
     pub cancel: CancellationToken,
     /// The operation's whole budget, for messages ("within 30m0s").
     pub budget: Duration,
+    /// Things the user should know that did not stop the operation (summary, detail): the
+    /// resource turns them into warning diagnostics. Shared by the clones of a context.
+    warnings: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
 impl OpContext {
@@ -126,7 +129,25 @@ impl OpContext {
             deadline: Instant::now() + budget,
             cancel,
             budget,
+            warnings: Default::default(),
         }
+    }
+
+    /// Records a warning for the user (logged at once too).
+    pub fn warn(&self, summary: impl Into<String>, detail: impl Into<String>) {
+        let (summary, detail) = (summary.into(), detail.into());
+        tracing::warn!(summary = %summary, detail = %detail, "warning for the user");
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push((summary, detail));
+        }
+    }
+
+    /// The warnings recorded so far, in order; the list is emptied.
+    pub fn take_warnings(&self) -> Vec<(String, String)> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 
     /// Calls an SDK operation with retries. `op` is `service:Operation`; `extra` lists error

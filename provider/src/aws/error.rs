@@ -22,6 +22,9 @@ pub enum FailureKind {
     Cancelled,
 }
 
+/// The code of [`AwsError::launch_failed`] (ours, not AWS's: the scaling activity has none).
+pub const LAUNCH_FAILED: &str = "LaunchFailed";
+
 /// One failed AWS operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsError {
@@ -49,6 +52,18 @@ impl AwsError {
     }
 
     /// A wait that ran out of time.
+    /// Auto Scaling could not launch the group's instance, for a reason no retry fixes
+    /// (`message`: the Failed scaling activity's StatusMessage).
+    pub fn launch_failed(group: &str, message: &str) -> Self {
+        AwsError {
+            code: Some(LAUNCH_FAILED.into()),
+            ..Self::other(
+                "autoscaling:DescribeScalingActivities",
+                format!("group {group} cannot launch its instance: {message}"),
+            )
+        }
+    }
+
     pub fn timeout(what: impl Into<String>, message: impl Into<String>) -> Self {
         AwsError {
             kind: FailureKind::Timeout,

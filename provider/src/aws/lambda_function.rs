@@ -284,6 +284,59 @@ pub async fn update_code(
     wait_ready(ctx, name).await
 }
 
+/// The function's event-invoke configuration: how often and for how long Lambda retries an
+/// asynchronous invocation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudget {
+    pub maximum_retry_attempts: i32,
+    pub maximum_event_age_seconds: i32,
+}
+
+/// The function's event-invoke configuration (`None`: none set, Lambda's defaults apply).
+pub async fn find_retry_budget(
+    ctx: &OpContext,
+    name: &str,
+) -> Result<Option<RetryBudget>, AwsError> {
+    let found = ctx
+        .find("lambda:GetFunctionEventInvokeConfig", || {
+            ctx.clients
+                .lambda
+                .get_function_event_invoke_config()
+                .function_name(name)
+                .send()
+        })
+        .await?;
+    Ok(found.map(|c| RetryBudget {
+        maximum_retry_attempts: c.maximum_retry_attempts().unwrap_or(2),
+        maximum_event_age_seconds: c.maximum_event_age_in_seconds().unwrap_or(21600),
+    }))
+}
+
+/// Sets the function's event-invoke configuration (replacing any: Put, not Update).
+pub async fn set_retry_budget(
+    ctx: &OpContext,
+    name: &str,
+    budget: RetryBudget,
+) -> Result<(), AwsError> {
+    ctx.call_with("lambda:PutFunctionEventInvokeConfig", classify, || {
+        ctx.clients
+            .lambda
+            .put_function_event_invoke_config()
+            .function_name(name)
+            .maximum_retry_attempts(budget.maximum_retry_attempts)
+            .maximum_event_age_in_seconds(budget.maximum_event_age_seconds)
+            .send()
+    })
+    .await?;
+    tracing::info!(
+        function = name,
+        retries = budget.maximum_retry_attempts,
+        max_event_age_s = budget.maximum_event_age_seconds,
+        "event-invoke configuration set"
+    );
+    Ok(())
+}
+
 /// Sets reserved concurrency, or removes it with `None`.
 pub async fn set_reserved_concurrency(
     ctx: &OpContext,
