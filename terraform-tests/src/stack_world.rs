@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::local_aws::helpers::{address_status, group_instances, volume_status};
-use crate::local_aws::{Clients, LocalAws, Options as AwsOptions};
+use crate::local_aws::{Clients, LocalAws, Options as AwsOptions, Profile};
 use crate::sweeper::Sweeper;
 use crate::{Terraform, TerraformBinary};
 
@@ -36,6 +36,7 @@ impl World {
             .expect("a tokio runtime");
         let aws = LocalAws::start_with(AwsOptions {
             clock_scale,
+            profile: Profile::Realistic,
             ..AwsOptions::default()
         })
         .expect("starting the local AWS");

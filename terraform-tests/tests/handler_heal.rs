@@ -35,7 +35,7 @@ use terraform_tests::local_aws::helpers::{
     GroupInstance, Stack, StackBuilder, HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID,
     POLL_INTERVAL,
 };
-use terraform_tests::local_aws::{Clients, LocalAws};
+use terraform_tests::local_aws::{Clients, LocalAws, Options};
 
 /// The device the tests configure (the provider's default is the same kind of name).
 const DEVICE: &str = "/dev/sdf";
@@ -90,7 +90,21 @@ impl Heal {
         extra_env: &[(&str, &str)],
         configure: impl FnOnce(StackBuilder) -> StackBuilder,
     ) -> Heal {
-        let aws = LocalAws::start().expect("starting the local AWS");
+        Heal::with_clock(name, Options::default().clock_scale, extra_env, configure).await
+    }
+
+    /// A local AWS whose clock runs at `clock_scale`.
+    async fn with_clock(
+        name: &str,
+        clock_scale: f64,
+        extra_env: &[(&str, &str)],
+        configure: impl FnOnce(StackBuilder) -> StackBuilder,
+    ) -> Heal {
+        let aws = LocalAws::start_with(Options {
+            clock_scale,
+            ..Options::default()
+        })
+        .expect("starting the local AWS");
         let clients = aws.clients().await;
         let stack = create_stack(&clients, name, extra_env, configure).await;
         Heal {
@@ -1353,4 +1367,137 @@ async fn a_hook_that_would_expire_during_the_work_gets_a_heartbeat() {
     .await
     .unwrap();
     h.assert_volume_attached_to(&instance.id).await;
+}
+
+// --- 10. a holder slow to go away -------------------------------------------------------------
+
+/// The old instance takes three times the function's timeout to shut down, keeping the data
+/// volume attached all along (the realistic profile's instance life with a hung guest). The
+/// handler gives the new instance its address at once (egress during the hand-off), keeps the
+/// hook alive and fails each invocation that runs out of time while the holder goes away, so
+/// that Lambda's retries (one and two minutes later, scaled) go on waiting: the new instance
+/// is healed by a later attempt, and no healthy instance is abandoned.
+#[tokio::test]
+async fn a_holder_slow_to_go_away_costs_no_healthy_instance() {
+    // The function's timeout is real seconds while Lambda's retry delays (60 s, 120 s) run on
+    // the scaled clock: at 0.1 they take 6 s and 12 s, twice the function's 3 s, about the
+    // ratio of AWS's delays to the 20-30 s timeouts such functions have.
+    const SCALE: f64 = 0.1;
+    const FUNCTION_TIMEOUT_S: i32 = 3;
+    // 3 x the function's timeout, in real seconds.
+    const SHUTDOWN_REAL_S: f64 = 3.0 * FUNCTION_TIMEOUT_S as f64;
+    // The hook outlives every retry delay: 400 virtual seconds, 40 real ones (the handler is
+    // told in real seconds, as in the heartbeat test).
+    const HOOK_REAL_S: f64 = 40.0;
+    let h = Heal::with_clock(
+        "slowholder",
+        SCALE,
+        &[(HANDLER_HOOK_TIMEOUT_SECONDS, "40")],
+        |b| {
+            b.function_timeout(FUNCTION_TIMEOUT_S)
+                .heartbeat_timeout((HOOK_REAL_S / SCALE) as i32)
+        },
+    )
+    .await;
+    let old = h.first_launch().await;
+    h.assert_volume_attached_to(&old.id).await;
+    h.control()
+        .set_profile(&json!({"shutdown_s": SHUTDOWN_REAL_S / SCALE}))
+        .await
+        .unwrap();
+    h.control().clear_calls().await.unwrap();
+    h.clients
+        .ec2
+        .terminate_instances()
+        .instance_ids(&old.id)
+        .send()
+        .await
+        .unwrap();
+
+    let new = wait_for_single_instance(
+        &h.clients.autoscaling,
+        &h.stack.group_name,
+        "InService",
+        Some(&old.id),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    h.assert_volume_attached_to(&new.id).await;
+    h.assert_address_on(&new.id).await;
+
+    // Every attempt for the new instance: the early ones yielded to Lambda's retry, the last
+    // healed; none abandoned it.
+    let healed = h
+        .invocation(&new.id, |i| i.outcome == Outcome::Success)
+        .await;
+    assert_eq!(response(&healed)["outcome"], "healed", "{healed:?}");
+    let attempts: Vec<Invocation> = h
+        .control()
+        .invocations_of(&h.stack.function_name)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.event_id == healed.event_id)
+        .collect();
+    let waiting: Vec<&Invocation> = attempts
+        .iter()
+        .filter(|i| i.error_type.as_deref() == Some("Autoheal.StillWaiting"))
+        .collect();
+    assert!(
+        !waiting.is_empty() && healed.attempt as usize == waiting.len() + 1,
+        "attempts: {attempts:?}"
+    );
+    let abandons: Vec<Call> = h
+        .calls_of("CompleteLifecycleAction")
+        .await
+        .into_iter()
+        .filter(|c| c.param("LifecycleActionResult") == Some("ABANDON"))
+        .collect();
+    assert!(abandons.is_empty(), "abandoned: {abandons:?}");
+    // Each yielding attempt sent a heartbeat first, so the retry found the action alive.
+    let heartbeats = h.calls_of("RecordLifecycleActionHeartbeat").await;
+    assert!(
+        heartbeats.iter().filter(|c| c.succeeded()).count() >= waiting.len(),
+        "{heartbeats:?}"
+    );
+    // Egress during the hand-off: the address moved to the new instance while the old one
+    // still held the volume, before the volume could be attached.
+    let associate = h
+        .calls_of("AssociateAddress")
+        .await
+        .into_iter()
+        .find(|c| c.succeeded() && has_param(c, "InstanceId", &new.id))
+        .expect("AssociateAddress for the new instance");
+    let attach = h
+        .calls_of("AttachVolume")
+        .await
+        .into_iter()
+        .find(|c| c.succeeded() && has_param(c, "InstanceId", &new.id))
+        .expect("AttachVolume for the new instance");
+    assert!(associate.seq < attach.seq, "{associate:?} {attach:?}");
+    let first = attempts.iter().find(|i| i.attempt == 1).unwrap();
+    assert_eq!(
+        associate.request_id.as_deref(),
+        Some(first.request_id.as_str()),
+        "the address moved within the first attempt: {associate:?}"
+    );
+    // One metric line per attempt (Lambda keeps the request id across its retries): the
+    // waiting ones count neither as heals nor as permanent failures.
+    let lines = h.logs().await;
+    let records: Vec<Value> = emf_records(&lines)
+        .into_iter()
+        .filter(|r| r["requestId"] == json!(healed.request_id))
+        .collect();
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("?"))
+        .collect();
+    let mut expected = vec!["waiting"; waiting.len()];
+    expected.push("healed");
+    assert_eq!(outcomes, expected, "{}", lines.join("\n"));
+    for r in &records[..waiting.len()] {
+        assert_emf(r, "waiting", 0, 0);
+    }
+    assert_emf(records.last().unwrap(), "healed", 1, 0);
 }

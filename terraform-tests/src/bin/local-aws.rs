@@ -2,25 +2,28 @@
 //! until Ctrl-C or SIGTERM, for the demo and for poking at it by hand.
 //!
 //! ```text
-//! cargo run --release -p terraform-tests --bin local-aws -- [--clock-scale F] [--region R]
+//! cargo run --release -p terraform-tests --bin local-aws -- [--clock-scale F] [--profile P] [--region R]
 //! ```
 //!
 //! It prints `endpoint=http://127.0.0.1:PORT` and an `export AWS_ENDPOINT_URL=...` line on
 //! stdout (everything else goes to stderr), then waits. Clock scale 1 (AWS's own delays)
-//! unless told otherwise.
+//! and the `realistic` profile unless told otherwise.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use terraform_tests::local_aws::{LocalAws, Options, DEFAULT_REGION};
+use terraform_tests::local_aws::{LocalAws, Options, Profile, DEFAULT_REGION};
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "usage: local-aws [--clock-scale F] [--region REGION] [--log-level LEVEL]";
+const USAGE: &str =
+    "usage: local-aws [--clock-scale F] [--profile realistic|fast] [--region REGION] [--log-level LEVEL]";
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         clock_scale: 1.0,
         region: DEFAULT_REGION.to_string(),
+        // A local AWS for people (the demo): as hard as AWS.
+        profile: Profile::Realistic,
         ..Options::default()
     };
     let mut args = std::env::args().skip(1);
@@ -45,6 +48,15 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or_else(|| format!("--clock-scale {v:?}: expected a number > 0"))?;
             }
             "--region" => options.region = value()?,
+            "--profile" => {
+                options.profile = match value()?.as_str() {
+                    "realistic" => Profile::Realistic,
+                    "fast" => Profile::Fast,
+                    other => {
+                        return Err(format!("--profile {other:?}: expected realistic or fast"))
+                    }
+                }
+            }
             "--log-level" => options.log_level = value()?,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),

@@ -287,6 +287,8 @@ pub enum Outcome {
     Denied,
     /// Reserved concurrency refused it.
     Throttled,
+    /// Not run: the event reached the function's MaximumEventAgeInSeconds before this attempt.
+    Expired,
     #[serde(other)]
     Other,
 }
@@ -526,6 +528,19 @@ impl Control {
             .send(Method::POST, "/clock", Some(&Body { scale }))
             .await?;
         Ok(clock.scale)
+    }
+
+    /// Changes settings of the profile (localaws/profile.py), e.g. `{"shutdown_s": 900}` for
+    /// a hung guest, or `{"name": "fast"}`; returns the profile now in force.
+    pub async fn set_profile(&self, settings: &Value) -> anyhow::Result<Value> {
+        self.send(Method::POST, "/profile", Some(settings)).await
+    }
+
+    /// Injects launch failures AWS's side causes (`{"error": "InsufficientInstanceCapacity",
+    /// "group": .., "count": N}`): the group's launches fail with AWS's message.
+    pub async fn add_launch_failure(&self, spec: &Value) -> anyhow::Result<Value> {
+        self.send(Method::POST, "/launch-failures", Some(spec))
+            .await
     }
 
     /// Forgets every AWS object and all of the server's own state (faults, calls, ...).

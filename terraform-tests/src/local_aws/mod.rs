@@ -90,14 +90,39 @@ pub struct Options {
     pub region: String,
     /// The server's `--log-level` (debug, info, warning, error).
     pub log_level: String,
+    /// How hard the server is (`--profile`, localaws/profile.py).
+    pub profile: Profile,
+}
+
+/// The local AWS's profiles (terraform-tests/local_aws/localaws/profile.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// AWS's timings and refusals: instances pending for seconds and shutting down for tens
+    /// of seconds with their volumes attached, IAM propagation windows, launch back-off. The
+    /// acceptance, crash, chaos and demo runs use it.
+    Realistic,
+    /// Every state change instant: layer tests, which check one behaviour each, and
+    /// benchmarks that compare code paths.
+    Fast,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Realistic => "realistic",
+            Profile::Fast => "fast",
+        }
+    }
 }
 
 impl Default for Options {
+    /// The layer tests' server: clock scale 0.01, the `fast` profile.
     fn default() -> Self {
         Self {
             clock_scale: 0.01,
             region: DEFAULT_REGION.to_string(),
             log_level: "info".to_string(),
+            profile: Profile::Fast,
         }
     }
 }
@@ -151,6 +176,8 @@ impl LocalAws {
             .arg(&options.region)
             .arg("--log-level")
             .arg(&options.log_level)
+            .arg("--profile")
+            .arg(options.profile.as_str())
             .current_dir(&package_root)
             .env("PYTHONPATH", &package_root)
             .env("PYTHONUNBUFFERED", "1")
