@@ -108,23 +108,24 @@ pub async fn find_tagged(ctx: &OpContext, key: &str, value: &str) -> Result<Vec<
 /// object deleted a moment ago (and the local AWS keeps them, as moto does), so what it
 /// names is looked up by id before anything is built on it. Unknown prefixes: `true`.
 pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
-    let ec2 = &ctx.clients.ec2;
     let found = match id.split('-').next().unwrap_or_default() {
         "vpc" => ctx
             .find("ec2:DescribeVpcs", || {
-                ec2.describe_vpcs().vpc_ids(id).send()
+                ctx.clients.ec2.describe_vpcs().vpc_ids(id).send()
             })
             .await?
             .is_some_and(|o| !o.vpcs().is_empty()),
         "subnet" => ctx
             .find("ec2:DescribeSubnets", || {
-                ec2.describe_subnets().subnet_ids(id).send()
+                ctx.clients.ec2.describe_subnets().subnet_ids(id).send()
             })
             .await?
             .is_some_and(|o| !o.subnets().is_empty()),
         "igw" => ctx
             .find("ec2:DescribeInternetGateways", || {
-                ec2.describe_internet_gateways()
+                ctx.clients
+                    .ec2
+                    .describe_internet_gateways()
                     .internet_gateway_ids(id)
                     .send()
             })
@@ -132,19 +133,27 @@ pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
             .is_some_and(|o| !o.internet_gateways().is_empty()),
         "rtb" => ctx
             .find("ec2:DescribeRouteTables", || {
-                ec2.describe_route_tables().route_table_ids(id).send()
+                ctx.clients
+                    .ec2
+                    .describe_route_tables()
+                    .route_table_ids(id)
+                    .send()
             })
             .await?
             .is_some_and(|o| !o.route_tables().is_empty()),
         "sg" => ctx
             .find("ec2:DescribeSecurityGroups", || {
-                ec2.describe_security_groups().group_ids(id).send()
+                ctx.clients
+                    .ec2
+                    .describe_security_groups()
+                    .group_ids(id)
+                    .send()
             })
             .await?
             .is_some_and(|o| !o.security_groups().is_empty()),
         "vol" => ctx
             .find("ec2:DescribeVolumes", || {
-                ec2.describe_volumes().volume_ids(id).send()
+                ctx.clients.ec2.describe_volumes().volume_ids(id).send()
             })
             .await?
             .is_some_and(|o| {
@@ -157,13 +166,19 @@ pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
             }),
         "eipalloc" => ctx
             .find("ec2:DescribeAddresses", || {
-                ec2.describe_addresses().allocation_ids(id).send()
+                ctx.clients
+                    .ec2
+                    .describe_addresses()
+                    .allocation_ids(id)
+                    .send()
             })
             .await?
             .is_some_and(|o| !o.addresses().is_empty()),
         "lt" => ctx
             .find("ec2:DescribeLaunchTemplates", || {
-                ec2.describe_launch_templates()
+                ctx.clients
+                    .ec2
+                    .describe_launch_templates()
                     .launch_template_ids(id)
                     .send()
             })
