@@ -450,7 +450,10 @@ fn lambda_inputs(b: Block) -> Block {
             "Seconds a new instance is held by the launch lifecycle hook while the Lambda \
              function attaches the data volume and the Elastic IP: 30 to 7200 (AWS's range), \
              default {DEFAULT_LIFECYCLE_HOOK_TIMEOUT}. If the hook times out, the instance is \
-             abandoned and the group launches another. {IN_PLACE}"
+             abandoned and the group launches another. While the previous instance still \
+             shuts down holding the volume, the function keeps the hook alive and waits across \
+             Lambda's retries (one and two minutes apart): a hook of at least 90 seconds \
+             allows one retry, 150 both. {IN_PLACE}"
         ),
     ))
     .attribute(Attribute::with_default(
@@ -469,7 +472,8 @@ fn lambda_inputs(b: Block) -> Block {
         &format!(
             "Timeout of the attachment Lambda function in seconds: 1 to 900, default \
              {DEFAULT_LAMBDA_TIMEOUT}. It should not exceed `lifecycle_hook_timeout`. \
-             {IN_PLACE}"
+             With it, the provider sizes the function's event-invoke configuration (the \
+             maximum event age covers every retry the hook allows). {IN_PLACE}"
         ),
     ))
     .attribute(Attribute::with_default(
