@@ -1501,3 +1501,70 @@ async fn a_holder_slow_to_go_away_costs_no_healthy_instance() {
     }
     assert_emf(records.last().unwrap(), "healed", 1, 0);
 }
+
+// --- 11. permissions still propagating ------------------------------------------------------
+
+/// A policy was put on the function's role just before the launch, and IAM has not
+/// propagated it yet (the local AWS refuses the function's calls with AWS's
+/// UnauthorizedOperation / AccessDenied for `iam_propagation_s`). The handler retries an
+/// access refusal for a bounded window before it treats it as permanent, so the launch heals
+/// in the first attempt instead of being left to the hook's timeout or abandoned.
+#[tokio::test]
+async fn access_refused_while_the_policy_propagates_is_retried_not_final() {
+    // 3 s real at clock scale 0.01: well inside the handler's 60 s window and its 10 s timeout.
+    const WINDOW_AWS_S: f64 = 300.0;
+    let h = Heal::new("propagating", |b| b.maximum_retry_attempts(0)).await;
+    h.control()
+        .set_profile(&json!({"iam_propagation_s": WINDOW_AWS_S}))
+        .await
+        .unwrap();
+    // A deploy that has just put a policy on the role (a second one, say for logs): the
+    // role's permissions are in flux until IAM has propagated the change.
+    let extra = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}],
+    });
+    h.clients
+        .iam
+        .put_role_policy()
+        .role_name(&h.stack.role_name)
+        .policy_name("extra")
+        .policy_document(extra.to_string())
+        .send()
+        .await
+        .unwrap();
+    h.control().clear_calls().await.unwrap();
+    let instance = h.first_launch().await;
+
+    let inv = h.invocation(&instance.id, |_| true).await;
+    assert_eq!(inv.outcome, Outcome::Success, "{inv:?}");
+    assert_eq!(inv.attempt, 1, "healed by the first attempt: {inv:?}");
+    assert_eq!(response(&inv)["outcome"], "healed", "{inv:?}");
+    let refused: Vec<Call> = h
+        .control()
+        .calls()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.function.is_some()
+                && matches!(
+                    c.error_code.as_deref(),
+                    Some("UnauthorizedOperation" | "AccessDenied")
+                )
+        })
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "the function's calls were refused while the policy propagated"
+    );
+    let abandons: Vec<Call> = h
+        .calls_of("CompleteLifecycleAction")
+        .await
+        .into_iter()
+        .filter(|c| c.param("LifecycleActionResult") == Some("ABANDON"))
+        .collect();
+    assert!(abandons.is_empty(), "{abandons:?}");
+    h.assert_volume_attached_to(&instance.id).await;
+    h.assert_address_on(&instance.id).await;
+}
