@@ -39,7 +39,51 @@ pub struct Envelope {
     #[serde(default)]
     pub time: Option<String>,
     #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
     pub detail: Value,
+}
+
+/// The function's own account and region, from the ARN Lambda invoked it by
+/// (`arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub region: String,
+}
+
+impl Identity {
+    pub fn from_function_arn(arn: &str) -> Option<Identity> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", _, "lambda", region, account, "function", ..]
+                if !region.is_empty() && account.len() == 12 =>
+            {
+                Some(Identity {
+                    account: account.to_string(),
+                    region: region.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether `arn` is the ARN of Auto Scaling group `group` in `identity`'s account and
+/// region (`arn:PARTITION:autoscaling:REGION:ACCOUNT:autoScalingGroup:UUID:autoScalingGroupName/NAME`).
+fn is_own_group_arn(arn: &str, identity: &Identity, group: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(8, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", _, "autoscaling", region, account, "autoScalingGroup", _, name]
+            if *region == identity.region
+                && *account == identity.account
+                && name.strip_prefix("autoScalingGroupName/") == Some(group)
+    )
 }
 
 /// `detail` of a lifecycle action event.
@@ -96,8 +140,21 @@ pub fn classify_json(text: &str, settings: &Settings) -> Result<Classification, 
     classify(&value, settings)
 }
 
-/// Decides whether `event` is a launch of our group through our hook.
+/// Decides whether `event` is a launch of our group through our hook, without knowing the
+/// function's own account and region (see [`classify_for`]).
 pub fn classify(event: &Value, settings: &Settings) -> Result<Classification, EventError> {
+    classify_for(event, settings, None)
+}
+
+/// Decides whether `event` is a launch of our group through our hook; with `identity` (the
+/// function's own account and region), also that the event comes from that account and
+/// region and names our group's ARN: a group of the same name elsewhere (an event bus shared
+/// across accounts, a rule copied to another region) is not ours.
+pub fn classify_for(
+    event: &Value,
+    settings: &Settings,
+    identity: Option<&Identity>,
+) -> Result<Classification, EventError> {
     let envelope = Envelope::deserialize(event).map_err(|e| EventError::Envelope(e.to_string()))?;
     if envelope.source != SOURCE {
         return Ok(Classification::Refuse(format!(
@@ -124,6 +181,30 @@ pub fn classify(event: &Value, settings: &Settings) -> Result<Classification, Ev
             "hook {:?} is not this function's hook {:?}",
             detail.lifecycle_hook_name, settings.hook_name
         )));
+    }
+    if let Some(me) = identity {
+        if envelope.account.as_deref() != Some(me.account.as_str()) {
+            return Ok(Classification::Refuse(format!(
+                "account {:?} is not this function's account {:?}",
+                envelope.account, me.account
+            )));
+        }
+        if envelope.region.as_deref() != Some(me.region.as_str()) {
+            return Ok(Classification::Refuse(format!(
+                "region {:?} is not this function's region {:?}",
+                envelope.region, me.region
+            )));
+        }
+        if !envelope
+            .resources
+            .iter()
+            .any(|arn| is_own_group_arn(arn, me, &settings.group_name))
+        {
+            return Ok(Classification::Refuse(format!(
+                "resources {:?} do not name group {:?} of account {} in {}",
+                envelope.resources, settings.group_name, me.account, me.region
+            )));
+        }
     }
     if detail.lifecycle_transition != LAUNCHING {
         return Ok(Classification::Refuse(format!(
@@ -179,7 +260,7 @@ mod tests {
             "account": "123456789012",
             "time": "2024-05-01T12:00:00Z",
             "region": "eu-west-1",
-            "resources": ["arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:x"],
+            "resources": ["arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-123456789012:autoScalingGroupName/web"],
             "detail": {
                 "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
                 "AutoScalingGroupName": "web",
@@ -343,5 +424,65 @@ mod tests {
             panic!("refused")
         };
         assert_eq!(a.event_time_ms, None);
+    }
+
+    fn me() -> Identity {
+        Identity::from_function_arn("arn:aws:lambda:eu-west-1:123456789012:function:web-attach")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_invoked_function_arn() {
+        assert_eq!(
+            me(),
+            Identity {
+                account: "123456789012".into(),
+                region: "eu-west-1".into()
+            }
+        );
+        let qualified = Identity::from_function_arn(
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:f:$LATEST",
+        );
+        assert_eq!(qualified.map(|i| i.region), Some("cn-north-1".to_string()));
+        for bad in [
+            "",
+            "arn:aws:s3:::bucket",
+            "arn:aws:lambda:eu-west-1:12:function:f",
+        ] {
+            assert_eq!(Identity::from_function_arn(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn events_of_another_account_region_or_group_arn_are_refused() {
+        let s = settings();
+        assert!(matches!(
+            classify_for(&launch(), &s, Some(&me())).unwrap(),
+            Classification::Accept(_)
+        ));
+        let other_group_arn = "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:0f1e2d3c-aaaa-bbbb-cccc-123456789012:autoScalingGroupName/web-2";
+        for (event, why) in [
+            (with(&["account"], json!("210987654321")), "account"),
+            (with(&["region"], json!("us-east-1")), "region"),
+            (with(&["resources"], json!([other_group_arn])), "resources"),
+            (with(&["resources"], json!([])), "resources"),
+            (
+                with(
+                    &["resources"],
+                    json!(["arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:u:autoScalingGroupName/web"]),
+                ),
+                "resources",
+            ),
+        ] {
+            match classify_for(&event, &s, Some(&me())).unwrap() {
+                Classification::Refuse(reason) => assert!(reason.starts_with(why), "{reason}"),
+                other => panic!("{why}: {other:?}"),
+            }
+            // Without the identity (unknown), only the group, hook and transition count.
+            assert!(matches!(
+                classify(&event, &s).unwrap(),
+                Classification::Accept(_)
+            ));
+        }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use tracing::{error, info, info_span, Instrument};
 
 use crate::deadline::{deadline_instant, epoch_ms};
-use crate::event::{classify, Classification, EventError};
+use crate::event::{classify_for, Classification, EventError, Identity};
 use crate::heal::{HealReport, Healer};
 use crate::metrics::{self, Outcome, Record};
 
@@ -50,16 +50,25 @@ impl Healer {
         let deadline = deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
         // Boxed: the SDK's futures nest deeply, and inlining them all into the runtime's
         // future overflows the compiler's layout query depth.
-        Box::pin(self.handle(&event.payload, deadline, &event.context.request_id)).await
+        let identity = Identity::from_function_arn(&event.context.invoked_function_arn);
+        Box::pin(self.handle(
+            &event.payload,
+            deadline,
+            &event.context.request_id,
+            identity.as_ref(),
+        ))
+        .await
     }
 
     /// Handles `payload` before `deadline`: the whole invocation minus the Lambda runtime, so
-    /// tests can drive it directly.
+    /// tests can drive it directly. `identity`: the function's own account and region (from
+    /// the invoked function's ARN; events of another account, region or group ARN are refused).
     pub async fn handle(
         &self,
         payload: &Value,
         deadline: Instant,
         request_id: &str,
+        identity: Option<&Identity>,
     ) -> Result<Value, HandlerError> {
         let started = Instant::now();
         let group = self.settings.group_name.as_str();
@@ -70,7 +79,7 @@ impl Healer {
             heal_seconds,
             properties,
         };
-        let action = match classify(payload, &self.settings) {
+        let action = match classify_for(payload, &self.settings, identity) {
             Ok(Classification::Accept(action)) => action,
             Ok(Classification::Refuse(reason)) => {
                 info!(request_id, reason = %reason, "event refused: not a launch of this group through this hook");

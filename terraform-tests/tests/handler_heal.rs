@@ -771,11 +771,51 @@ async fn events_not_for_this_group_are_refused_without_any_mutating_call() {
     let calls = h.control().calls().await.unwrap();
     assert_eq!(ec2_or_asg(&calls), Vec::<String>::new(), "no AWS call");
 
-    // An event naming our group and hook but their instance (forged, or a stale copy): only
-    // read calls, then refused as not ours.
-    let mut forged = their_event.clone();
-    forged["detail"]["AutoScalingGroupName"] = json!(h.stack.group_name);
-    forged["detail"]["LifecycleHookName"] = json!(h.stack.hook_name);
+    // Our group's name and hook, but their group's ARN in `resources` (or another account,
+    // or another region): not an event of our group, refused with no AWS call at all.
+    let our_group_arn = h
+        .clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&h.stack.group_name)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .auto_scaling_group_arn()
+        .unwrap()
+        .to_string();
+    let mut renamed = their_event.clone();
+    renamed["detail"]["AutoScalingGroupName"] = json!(h.stack.group_name);
+    renamed["detail"]["LifecycleHookName"] = json!(h.stack.hook_name);
+    let mut other_account = renamed.clone();
+    other_account["resources"] = json!([our_group_arn]);
+    other_account["account"] = json!("210987654321");
+    let mut other_region = renamed.clone();
+    other_region["resources"] = json!([our_group_arn]);
+    other_region["region"] = json!("us-east-1");
+    for (event, why) in [
+        (&renamed, "resources"),
+        (&other_account, "account"),
+        (&other_region, "region"),
+    ] {
+        h.control().clear_calls().await.unwrap();
+        let out = h.stack.invoke(&h.clients, event).await.unwrap();
+        assert_eq!(out.payload["outcome"], "refused", "{why}: {}", out.payload);
+        let reason = out.payload["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with(why), "{why}: {reason}");
+        let calls = h.control().calls().await.unwrap();
+        assert_eq!(
+            ec2_or_asg(&calls),
+            Vec::<String>::new(),
+            "{why}: no AWS call"
+        );
+    }
+
+    // An event of our group (name, hook and ARN) but their instance (forged, or a stale
+    // copy): only read calls, then refused as not ours.
+    let mut forged = renamed.clone();
+    forged["resources"] = json!([our_group_arn]);
     h.control().clear_calls().await.unwrap();
     let not_member = h.stack.invoke(&h.clients, &forged).await.unwrap();
     assert_eq!(not_member.function_error, None, "{}", not_member.payload);
@@ -827,15 +867,26 @@ async fn events_not_for_this_group_are_refused_without_any_mutating_call() {
         .invocations_of(&h.stack.function_name)
         .await
         .unwrap();
-    assert_eq!(ours.len(), 3, "{ours:?}");
+    // Their event, the three of another group ARN, account or region, the forged one, the
+    // malformed one.
+    assert_eq!(ours.len(), 6, "{ours:?}");
     assert_eq!(
         ours.iter().map(|i| i.outcome).collect::<Vec<_>>(),
-        [Outcome::Success, Outcome::Success, Outcome::Error]
+        [
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Error
+        ]
     );
     let lines = h.logs().await;
-    assert_emf(&h.emf_of(&ours[0].request_id).await, "refused", 0, 0);
-    assert_emf(&h.emf_of(&ours[1].request_id).await, "not_member", 0, 0);
-    assert_emf(&h.emf_of(&ours[2].request_id).await, "malformed", 0, 0);
+    for refused in &ours[..4] {
+        assert_emf(&h.emf_of(&refused.request_id).await, "refused", 0, 0);
+    }
+    assert_emf(&h.emf_of(&ours[4].request_id).await, "not_member", 0, 0);
+    assert_emf(&h.emf_of(&ours[5].request_id).await, "malformed", 0, 0);
     assert!(
         !lines.iter().any(|l| l.contains("panicked")),
         "{}",
