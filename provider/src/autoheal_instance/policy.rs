@@ -11,7 +11,7 @@
 //! | `ec2:AssociateAddress` | this allocation's elastic-ip ARN, and the same instances |
 //! | `autoscaling:CompleteLifecycleAction`, `autoscaling:RecordLifecycleActionHeartbeat` | this group's ARN |
 //! | `logs:CreateLogStream`, `logs:PutLogEvents` | the function's own log group and its streams |
-//! | `kms:CreateGrant` (only for AWS resources), `kms:Decrypt`, `kms:DescribeKey` | the volume's KMS key, when there is one |
+//! | `kms:CreateGrant` (only for AWS resources), `kms:Decrypt`, `kms:DescribeKey`, each only via EC2 in the stack's region and from its account | the volume's KMS key, when there is one |
 //!
 //! No `ec2:DetachVolume` and no `ec2:DisassociateAddress`: the handler never calls them. It
 //! waits for the old instance to terminate, which detaches the volume, and moves the address
@@ -224,19 +224,30 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     if let Some(key) = &scope.kms_key_arn {
         // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf;
         // GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so
-        // the role cannot hand the key to a principal of its choosing.
+        // the role cannot hand the key to a principal of its choosing. Every use of the key
+        // must come through EC2 in this stack's region (kms:ViaService) and from this
+        // stack's account (kms:CallerAccount): the role's credentials, if they leaked, could
+        // not call KMS with the key directly.
+        let via_ec2 = json!({
+            "kms:ViaService": format!("ec2.{}.amazonaws.com", scope.region),
+            "kms:CallerAccount": scope.account_id,
+        });
         statements.push(json!({
             "Sid": "GrantVolumeKeyToEc2",
             "Effect": "Allow",
             "Action": "kms:CreateGrant",
             "Resource": key,
-            "Condition": { "Bool": { "kms:GrantIsForAWSResource": "true" } }
+            "Condition": {
+                "Bool": { "kms:GrantIsForAWSResource": "true" },
+                "StringEquals": via_ec2.clone()
+            }
         }));
         statements.push(json!({
             "Sid": "UseVolumeKey",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:DescribeKey"],
-            "Resource": key
+            "Resource": key,
+            "Condition": { "StringEquals": via_ec2 }
         }));
     }
     json!({ "Version": POLICY_VERSION, "Statement": statements })
@@ -734,7 +745,13 @@ mod tests {
                 "Effect": "Allow",
                 "Action": "kms:CreateGrant",
                 "Resource": KEY_ARN,
-                "Condition": { "Bool": { "kms:GrantIsForAWSResource": "true" } }
+                "Condition": {
+                    "Bool": { "kms:GrantIsForAWSResource": "true" },
+                    "StringEquals": {
+                        "kms:ViaService": "ec2.ap-southeast-2.amazonaws.com",
+                        "kms:CallerAccount": "111122223333"
+                    }
+                }
             })
         );
         assert_eq!(
@@ -743,7 +760,13 @@ mod tests {
                 "Sid": "UseVolumeKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:DescribeKey"],
-                "Resource": KEY_ARN
+                "Resource": KEY_ARN,
+                "Condition": {
+                    "StringEquals": {
+                        "kms:ViaService": "ec2.ap-southeast-2.amazonaws.com",
+                        "kms:CallerAccount": "111122223333"
+                    }
+                }
             })
         );
         // No KMS action anywhere else.
@@ -792,13 +815,16 @@ mod tests {
                 tag_conditions_outside_instance_statements(&doc),
                 Vec::<String>::new()
             );
-            // Conditions appear only on the instance-only statement and on CreateGrant.
+            // Conditions appear only on the instance-only statement and on the KMS
+            // statements (which may be used only through EC2, from the stack's account).
             for s in statements(&doc) {
                 if s.get("Condition").is_some() {
                     let resources = string_list(s.get("Resource"));
                     let instance_only = resources.iter().all(|r| is_instance_arn(r));
-                    let create_grant = string_list(s.get("Action")) == ["kms:CreateGrant"];
-                    assert!(instance_only || create_grant, "{s}");
+                    let kms = string_list(s.get("Action"))
+                        .iter()
+                        .all(|a| a.starts_with("kms:"));
+                    assert!(instance_only || kms, "{s}");
                 }
             }
         }
