@@ -28,6 +28,10 @@ Where each figure comes from:
   reported as drift. MIN_CREATE / MIN_DESTROY are a second, looser order: only
   what AWS itself (and the pattern's "no launch before hook, rule, target,
   permission and function" rule) forces to be sequential.
+* the provider's starts and configuration: every Terraform command logs at
+  TF_LOG=TRACE to a file; per provider process, the intervals between its
+  lines listed in `provider_parts`, within the time with no AWS call in flight
+  (see `provider_share`). "Terraform alone" is that time less them.
 """
 
 import argparse
@@ -35,11 +39,13 @@ import datetime
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -103,7 +109,10 @@ CREATE_ORDER = seq(
     # Step 2.
     par("PutRolePolicy", "CreateLaunchTemplate"),
     # Step 3.
-    par(seq("CreateFunction", "GetFunctionConfiguration", "PutTargets", "AddPermission"),
+    # converge.rs's function: create, wait until Active, its event-invoke configuration (the
+    # retry budget, sized from the hook's timeout), the rule's target, the permission.
+    par(seq("CreateFunction", "GetFunctionConfiguration", "PutFunctionEventInvokeConfig", "PutTargets",
+            "AddPermission"),
         seq("CreateAutoScalingGroup", "EnableMetricsCollection")),
     # Step 4: the volume's unused marker off (from here an instance may write to it), scale
     # to 1, the heal, then one poll that sees it done.
@@ -149,11 +158,16 @@ DESTROY_ORDER = seq(
 # The refresh's last call: the gap after it is Terraform's (planning the
 # destroy, starting the provider again to apply it).
 REFRESH_LAST_OP = "DescribeLaunchTemplateVersions"
+# Calls the provider makes only in some runs, so in no order: the wait for the
+# instance reads the group's scaling activities while no instance has launched
+# (autoscaling_group.rs). Not reported as drift; counted in "beyond the order's".
+CONDITIONAL_OPS = {"DescribeScalingActivities"}
 
 # Looser orders, as DAGs {node: (operation, [dependencies])}: only what AWS
 # needs (ids, attachments) and what the pattern needs (nothing launches before
-# the hook, rule, target, permission, policy and an Active function; the
-# network is complete before the launch). Redundant reads are left out (the
+# the hook, rule, target, permission, policy and an Active function with its
+# event-invoke configuration, which bounds the heal's retries; the network is
+# complete before the launch). Redundant reads are left out (the
 # wait for the volume returns what the later find reads; the refresh already
 # read the rule's targets and the group).
 
@@ -179,11 +193,12 @@ def _min_create():
         "lt": ("CreateLaunchTemplate", ["sg", "vol"]),
         "fn": ("CreateFunction", ["role", "vol", "eip"]), "fnw": ("GetFunctionConfiguration", ["fn"]),
         "tgt": ("PutTargets", ["fn", "rule"]), "perm": ("AddPermission", ["fn", "rule"]),
+        "retries": ("PutFunctionEventInvokeConfig", ["fn"]),
         "asg": ("CreateAutoScalingGroup", ["lt", "subnet"]),
         "metrics": ("EnableMetricsCollection", ["asg"]),
         # The volume's unused marker goes before the scale-up (delete.rs trusts only it).
         "used": ("DeleteTags", ["vol"]),
-        "up": ("UpdateAutoScalingGroup", ["asg", "fnw", "tgt", "perm", "policy", "volw", "lg",
+        "up": ("UpdateAutoScalingGroup", ["asg", "fnw", "tgt", "perm", "retries", "policy", "volw", "lg",
                                           "dns1", "dns2", "route", "assoc", "used"]),
         "heal": (HEAL, ["up"]),
         "seen": ("DescribeAutoScalingGroups", ["heal"]),
@@ -280,6 +295,10 @@ def dag_critical_path(dag, latency, heal_s):
 
 # --- the local AWS and Terraform ---------------------------------------------
 
+# The local AWS's profile: `fast`, not its default `realistic` (pending instances, IAM
+# propagation and the like): a benchmark comparing code paths keeps AWS's waits out.
+PROFILE = "fast"
+
 
 class StackAws(LocalAws):
     """bench-handler's local AWS (`python -m localaws` on a free port), with
@@ -344,35 +363,47 @@ def leftovers(c):
 
 def run_terraform(tf, workdir, args, env, timeout, out_path):
     """Runs one Terraform command in its own session; on timeout interrupts it
-    (Terraform then stops the provider), then kills the session."""
+    (Terraform then stops the provider), 30 s later kills the session.
+
+    The exit is awaited in a blocking waitpid, the limits kept by timers:
+    Popen.wait(timeout=...) polls with sleeps of up to 50 ms, which added up to
+    50 ms to each wall time (and to the time after the last AWS call)."""
+
+    def signal_session(sig):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
     with open(out_path, "wb") as out:
         started_epoch = time.time()
         started = time.monotonic()
         proc = subprocess.Popen([tf, *args], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        timed_out = False
+        timed_out = threading.Event()
+
+        def interrupt():
+            timed_out.set()
+            signal_session(signal.SIGINT)
+
+        timers = [threading.Timer(timeout, interrupt), threading.Timer(timeout + 30, signal_session,
+                                                                       (signal.SIGKILL,))]
+        for t in timers:
+            t.daemon = True
+            t.start()
         try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
+            rc = proc.wait()
+            wall = time.monotonic() - started
+            ended_epoch = time.time()
         finally:
+            for t in timers:
+                t.cancel()
             # Whatever is left in Terraform's session (a provider it could not
             # stop, or everything if we are being stopped ourselves).
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wall = time.monotonic() - started
-        ended_epoch = time.time()
+            signal_session(signal.SIGKILL)
     with open(out_path, "rb") as f:
         tail = f.read().decode(errors="replace").splitlines()[-40:]
-    return {"rc": rc, "timed_out": timed_out, "wall_s": wall, "t_start": started_epoch,
+    return {"rc": rc, "timed_out": timed_out.is_set(), "wall_s": wall, "t_start": started_epoch,
             "t_end": ended_epoch, "output_tail": tail}
 
 
@@ -392,32 +423,99 @@ def state_stacks(workdir):
     return out
 
 
-def parse_trace(path):
-    """From a TF_LOG=TRACE log: when Terraform started the provider and sent
-    the requests that make AWS calls, and when the provider began and ended
-    its work (its own log lines)."""
+TFLOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(\w+)\]\s+(.*)$")
+# Terraform's request lines: "GRPCProvider.v6: ConfigureProvider" (protocol 6) or
+# "GRPCProvider: ConfigureProvider" (protocol 5).
+REQUEST = re.compile(r"^GRPCProvider(?:\.v\d)?: (\w+)$")
+
+
+def parse_tflog(path):
+    """From one command's TF_LOG=TRACE log (Terraform's lines and the provider's, which
+    go-plugin relays): each provider process Terraform started, with the times that
+    bound its start, its schema and its configuration, and the requests that make AWS
+    calls. Timestamps are Terraform's, to the millisecond."""
     marks = {"plugin_starts": [], "plugin_exits": [], "read": [], "apply": [], "op_begin": [], "op_end": []}
-    patterns = (("plugin_starts", "provider: starting plugin"), ("plugin_exits", "provider: plugin exited"),
-                ("read", "GRPCProvider.v6: ReadResource"),
-                ("apply", "GRPCProvider.v6: ApplyResourceChange"), ("op_begin", "creating the stack"),
-                ("op_begin", "destroying the stack"), ("op_end", "stack created"), ("op_end", "stack destroyed"))
+    procs = []
+    overlap = False
+    mtls = None  # the last "configuring client automatic mTLS" not yet followed by a start
+    if not os.path.exists(path):  # Terraform failed before it logged anything
+        marks.update(procs=procs, overlap=overlap)
+        return marks
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            if len(line) < 24 or line[23] != "Z":
+            m = TFLOG_LINE.match(line.rstrip("\n"))
+            if not m:
+                continue  # a continuation of a multi-line entry
+            t, msg = epoch(m.group(1)), m.group(3)
+            cur = procs[-1] if procs and procs[-1]["exit"] is None else None
+            if msg.startswith("provider.terraform-provider-"):
+                # The provider's own line, relayed by go-plugin.
+                if "provider configured" in msg and cur and cur["configure"] and cur["configured"] is None:
+                    cur["configured"] = t
+                for key, text in (("op_begin", "creating the stack"), ("op_begin", "destroying the stack"),
+                                  ("op_end", "stack created"), ("op_end", "stack destroyed")):
+                    if f": {text}" in msg:
+                        marks[key].append(t)
                 continue
-            for key, text in patterns:
-                if text in line:
-                    marks[key].append(epoch(line[:23] + "Z"))
+            if msg.startswith("provider: configuring client automatic mTLS"):
+                mtls = t
+            elif msg.startswith("provider: starting plugin:"):
+                if cur:
+                    overlap = True
+                marks["plugin_starts"].append(t)
+                procs.append({"start": t, "mtls": mtls, "using": None, "first_request": None,
+                              "schema": None, "schema_end": None, "configure": None,
+                              "configured": None, "close": None, "exit": None, "requests": 0,
+                              "last": None})
+                mtls = None
+            elif msg.startswith("provider: using plugin:") and cur:
+                cur["using"] = t
+            elif msg.startswith("provider: plugin exited") and cur:
+                cur["exit"] = t
+                marks["plugin_exits"].append(t)
+            elif msg.startswith("No provider meta schema returned") and cur \
+                    and cur["schema"] is not None and cur["schema_end"] is None:
+                cur["schema_end"] = t
+            else:
+                r = REQUEST.match(msg)
+                if not (r and cur):
+                    continue
+                req = r.group(1)
+                cur["requests"] += 1
+                if cur["first_request"] is None:
+                    cur["first_request"] = t
+                if req == "GetProviderSchema":
+                    if cur["schema"] is None:
+                        cur["schema"] = t
+                    continue  # later ones are answered from Terraform's cache
+                if cur["schema"] is not None and cur["schema_end"] is None:
+                    # No meta-schema line (a provider that has one): the next request ends it.
+                    cur["schema_end"] = t
+                if req == "ConfigureProvider" and cur["configure"] is None:
+                    # From the check of the provider block that comes right before it.
+                    prev = cur["last"]
+                    cur["configure"] = prev[1] if prev and prev[0] == "ValidateProviderConfig" else t
+                elif req == "Close":
+                    cur["close"] = t
+                elif req == "ReadResource":
+                    marks["read"].append(t)
+                elif req == "ApplyResourceChange":
+                    marks["apply"].append(t)
+                cur["last"] = (req, t)
+    marks["procs"] = procs
+    marks["overlap"] = overlap
     return marks
 
 
-def one_run(args, n, run_index, work, trace=False):
-    """apply + destroy of N stacks against a fresh local AWS. With `trace`,
-    Terraform logs at TRACE level (slower: used to split Terraform's own time
-    from the provider's, never for the timed figures)."""
+def one_run(args, n, run_index, work, tf_log=True):
+    """apply + destroy of N stacks against a fresh local AWS. With `tf_log`
+    (every timed run), Terraform logs at TRACE level to a file, the provider's
+    lines included: the provider's starts and configuration are measured apart
+    from Terraform's own time in the same run. Without it: the run that shows
+    what the logging costs."""
     width = max(2, len(str(n)))
     names = [f"b{i:0{width}d}" for i in range(1, n + 1)]
-    workdir = os.path.join(work, f"n{n}-{'trace' if trace else 'run'}{run_index}")
+    workdir = os.path.join(work, f"n{n}-{'run' if tf_log else 'nolog'}{run_index}")
     os.makedirs(workdir)
     shutil.copy(os.path.join(args.fixture, "main.tf"), workdir)
     base_env = {k: v for k, v in os.environ.items()
@@ -439,7 +537,7 @@ def one_run(args, n, run_index, work, trace=False):
                "-var", f"lifecycle_hook_timeout={args.hook_timeout}",
                "-var", f"create_timeout={create_timeout}s"]
     result = {"n": n, "run": run_index, "names": names}
-    aws = StackAws(args.python, args.local_aws, args.clock_scale, os.path.join(workdir, "localaws.log"))
+    aws = StackAws(args.python, args.local_aws, args.clock_scale, os.path.join(workdir, "localaws.log"), PROFILE)
     try:
         env = dict(base_env, AWS_ENDPOINT_URL=aws.endpoint)
         c = clients(aws.endpoint)
@@ -447,14 +545,14 @@ def one_run(args, n, run_index, work, trace=False):
         result["warmup_calls"] = aws.control("/calls")
         for phase, command in (("apply", "apply"), ("destroy", "destroy")):
             aws.clear_logs()
-            log(f"N={n} {'trace run' if trace else 'run'} {run_index}: terraform {command}")
-            trace_path = os.path.join(workdir, f"{phase}.trace")
-            cmd_env = dict(env, TF_LOG="TRACE", TF_LOG_PATH=trace_path) if trace else env
+            log(f"N={n} {'run' if tf_log else 'run without logging'} {run_index}: terraform {command}")
+            tflog_path = os.path.join(workdir, f"{phase}.tflog")
+            cmd_env = dict(env, TF_LOG="TRACE", TF_LOG_PATH=tflog_path) if tf_log else env
             r = run_terraform(args.terraform, workdir,
                               [command, "-auto-approve", "-input=false", "-no-color", *tf_vars],
                               cmd_env, args.timeout, os.path.join(workdir, f"{phase}.log"))
-            if trace:
-                r["trace"] = parse_trace(trace_path)
+            if tf_log:
+                r["tflog"] = parse_tflog(tflog_path)
             r["calls"] = aws.control("/calls")
             r["invocations"] = aws.control("/invocations")
             r["state"] = state_stacks(workdir)
@@ -479,13 +577,14 @@ def stop_on_sigterm(signum, frame):
 def run(args):
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = {"sizes": sizes, "clock_scale": args.clock_scale, "hook_timeout": args.hook_timeout,
-               "timeout": args.timeout, "runs": []}
+    results = {"sizes": sizes, "profile": PROFILE, "clock_scale": args.clock_scale,
+               "hook_timeout": args.hook_timeout, "timeout": args.timeout, "runs": []}
     for n in sizes:
         reps = args.runs if n <= args.large_above else args.large_runs
         for i in range(1, reps + 1):
             results["runs"].append(one_run(args, n, i, args.work))
-    results["trace_run"] = one_run(args, sizes[0], 1, args.work, trace=True)
+    # What the logging costs: one run of the smallest size without it.
+    results["nolog_run"] = one_run(args, sizes[0], 1, args.work, tf_log=False)
     json.dump(results, sys.stdout)
 
 
@@ -622,7 +721,7 @@ def timeline(phase, order, provider_calls, all_calls):
     end, path = match_order(order, all_calls if order is CREATE_ORDER else provider_calls,
                             phase["t_start"], set(), entries)
     missing = [e["op"] for e in entries if not e["found"]]
-    known = set(order_ops(order))
+    known = set(order_ops(order)) | CONDITIONAL_OPS
     drift = sorted({c["operation"] for c in provider_calls} - known)
     segments = []
     prev = None
@@ -636,11 +735,12 @@ def timeline(phase, order, provider_calls, all_calls):
             extra = sum(1 for c in all_calls if c["operation"] == prev["op"]
                         and prev["end"] + TOLERANCE_S < call_span(c)[0] < e["start"])
             label = f"{prev['op']} → {e['op']}" + (f" (incl. {extra} more {prev['op']})" if extra else "")
-        segments.append({"kind": "gap", "label": label, "s": gap})
+        segments.append({"kind": "gap", "label": label, "s": gap, "t0": e["ready"], "t1": e["start"]})
         segments.append({"kind": "heal" if e["op"] == HEAL_LABEL else "call", "label": e["op"],
-                         "s": e["end"] - e["start"]})
+                         "s": e["end"] - e["start"], "t0": e["start"], "t1": e["end"]})
         prev = e
-    segments.append({"kind": "gap", "label": "Terraform after the last AWS call", "s": phase["t_end"] - end})
+    segments.append({"kind": "gap", "label": "Terraform after the last AWS call", "s": phase["t_end"] - end,
+                     "t0": end, "t1": phase["t_end"]})
     return {"segments": segments, "missing": missing, "drift": drift,
             "order_violations": [e["op"] for e in entries if e["found"] and e["start"] < e["ready"] - TOLERANCE_S]}
 
@@ -720,57 +820,222 @@ def analyse(results):
     return by_n
 
 
-def trace_split(run, w):
-    """The time with no AWS call in flight, split by a TF_LOG=TRACE run."""
-    if not run or run["apply"]["rc"] != 0 or run["destroy"]["rc"] != 0:
-        w("(The TF_LOG=TRACE run failed: no split of Terraform's own time.)")
-        w("")
-        return
-    a, d = run["apply"], run["destroy"]
-    ma, md = a["trace"], d["trace"]
-    if not (ma["apply"] and ma["op_end"] and md["read"] and md["apply"] and md["op_end"]):
-        w("(The TF_LOG=TRACE run's log lacks the expected lines: no split of Terraform's own time.)")
-        w("")
-        return
-    provider_a, _ = split_handler_calls(a["calls"])
-    spans_a = [call_span(c) for c in provider_a]
-    spans_d = [call_span(c) for c in d["calls"]]
-    a_rpc, d_read, d_rpc = ma["apply"][0], md["read"][0], md["apply"][0]
-    refresh_end = max((e for s_, e in spans_d if e <= d_rpc), default=d_read)
-    first_delete = min((s_ for s_, e in spans_d if s_ >= d_rpc), default=d_rpc)
+# --- the provider's starts and configuration, from Terraform's log -------------
 
-    def starts(m, before):
-        return sum(1 for t in m["plugin_starts"] if t <= before)
+# The intervals counted as the provider's, per process (see provider_parts).
+COUNTED = ("exec", "connect", "schema", "configure")
 
-    def alive(m, before):
-        """Time provider processes (each started, asked, then stopped by
-        Terraform) were alive before `before`."""
-        exits = sorted(m.get("plugin_exits", []))
-        total = 0.0
-        for start in sorted(t for t in m["plugin_starts"] if t <= before):
-            end = next((e for e in exits if e >= start), before)
-            total += min(end, before) - start
-        return total
 
-    w(f"A separate N=1 run with `TF_LOG=TRACE` (apply {a['wall_s']:.2f} s, destroy {d['wall_s']:.2f} s: the "
-      f"logging adds work to Terraform, so this run is not counted above) splits the time with no AWS call in flight:")
+def union(intervals):
+    """The intervals merged, sorted: [(t0, t1)]."""
+    out = []
+    for a, b in sorted(i for i in intervals if i[1] > i[0]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def within(intervals, windows):
+    """Seconds of the intervals' union that fall in the (disjoint) windows."""
+    return sum(max(0.0, min(b, wb) - max(a, wa)) for a, b in union(intervals) for wa, wb in windows)
+
+
+def provider_parts(tflog):
+    """Per kind, the intervals of every provider process of one command (parse_tflog):
+    counted as the provider's start and configuration:
+      exec       `starting plugin` -> `using plugin` (its handshake line read)
+      connect    `using plugin` -> Terraform's first request (the mTLS gRPC connection)
+      schema     its first GetProviderSchema -> `No provider meta schema returned`
+      configure  ValidateProviderConfig right before ConfigureProvider (else the latter)
+                 -> the provider's `provider configured` line
+    and not counted (Terraform's, or not a start or configuration):
+      mtls       `configuring client automatic mTLS` -> `starting plugin` (Terraform's
+                 client certificate for this start)
+      stop       Close -> `plugin exited`"""
+    parts = {k: [] for k in (*COUNTED, "mtls", "stop")}
+    incomplete = 0
+    for p in tflog["procs"]:
+        first = p["first_request"]
+        if p["using"] is not None:
+            parts["exec"].append((p["start"], p["using"]))
+            if first is not None:
+                parts["connect"].append((p["using"], first))
+        elif first is not None:
+            parts["exec"].append((p["start"], first))
+        if p["schema"] is not None and p["schema_end"] is not None:
+            parts["schema"].append((p["schema"], p["schema_end"]))
+        if p["configure"] is not None and p["configured"] is not None:
+            parts["configure"].append((p["configure"], p["configured"]))
+        if p["mtls"] is not None:
+            parts["mtls"].append((p["mtls"], p["start"]))
+        if p["close"] is not None and p["exit"] is not None:
+            parts["stop"].append((p["close"], p["exit"]))
+        if first is None or p["using"] is None or p["schema_end"] is None \
+                or (p["configure"] is not None and p["configured"] is None):
+            incomplete += 1
+    return parts, incomplete
+
+
+def no_call_time(tl):
+    """Seconds of one command with no AWS call in flight along its chain: before the
+    first call, after the last, and in the destroy between the refresh and the destroy."""
+    return sum(s["s"] for s in tl["segments"] if s["kind"] == "gap" and s["label"].startswith("Terraform"))
+
+
+def terraform_windows(tl):
+    return [(s["t0"], s["t1"]) for s in tl["segments"]
+            if s["kind"] == "gap" and s["label"].startswith("Terraform")]
+
+
+def provider_share(phase, tl):
+    """The provider's starts and configuration within the time with no AWS call in
+    flight (the timeline's Terraform gaps) of one command."""
+    parts, incomplete = provider_parts(phase["tflog"])
+    windows = terraform_windows(tl)
+    counted = [i for k in COUNTED for i in parts[k]]
+    share = within(counted, windows)
+    return {
+        "starts": len(phase["tflog"]["procs"]),
+        "configured": len(parts["configure"]),
+        "s": share,
+        "kinds": {k: within(v, windows) for k, v in parts.items()},
+        "outside_s": sum(b - a for a, b in union(counted)) - share,
+        "incomplete": incomplete,
+        "overlap": phase["tflog"]["overlap"],
+    }
+
+
+def has_tflog(runs):
+    return bool(runs) and all("tflog" in r["apply"] and "tflog" in r["destroy"] for r in runs)
+
+
+def count_text(values):
+    """`4`, or `4 (3–5)` when the runs differ: the median, and the range."""
+    lo, hi, mid = min(values), max(values), median(values)
+    mid = f"{mid:.0f}" if mid == int(mid) else f"{mid:.1f}"
+    return mid + ("" if lo == hi else f" ({lo}–{hi})")
+
+
+def provider_split(runs, tl_a, tl_d, share_a, share_d, med_i, nolog, w):
+    """The section on the provider's starts and configuration, from the N=base runs' logs."""
+    w("### The provider's starts and configuration, apart from Terraform's own time")
     w("")
-    w(f"- apply: Terraform starts the provider {starts(ma, a_rpc)} times (schema, validate, plan, apply; "
-      f"provider processes alive {fmt_ms(alive(ma, a_rpc))} in all, exec to exit, Terraform's use of them "
-      f"included) and sends `ApplyResourceChange` {fmt_ms(a_rpc - a['t_start'])} after its own start; the "
-      f"provider's first "
-      f"AWS call starts {fmt_ms(min(s_ for s_, e in spans_a) - a_rpc)} after that request; its last ends "
-      f"{fmt_ms(ma['op_end'][0] - max(e for s_, e in spans_a))} before it logs the stack created; Terraform "
-      f"exits {fmt_ms(a['t_end'] - ma['op_end'][0])} later.")
-    w(f"- destroy: Terraform starts the provider {starts(md, d_read)} times (alive "
-      f"{fmt_ms(alive(md, d_read))} in all) before the refresh's "
-      f"`ReadResource`, {fmt_ms(d_read - d['t_start'])} after its own start (first AWS call "
-      f"{fmt_ms(min(s_ for s_, e in spans_d) - d_read)} later); from the refresh's last call to "
-      f"`ApplyResourceChange` {fmt_ms(d_rpc - refresh_end)} (Terraform plans the destroy and starts the "
-      f"provider {starts(md, d_rpc) - starts(md, d_read)} more time(s)); the first delete call starts "
-      f"{fmt_ms(first_delete - d_rpc)} after that request; the last call ends "
-      f"{fmt_ms(md['op_end'][0] - max(e for s_, e in spans_d))} before the provider logs the stack destroyed; "
-      f"Terraform exits {fmt_ms(d['t_end'] - md['op_end'][0])} later.")
+    if not share_a:
+        w("(The runs' Terraform logs are missing: the provider's starts and configuration are not measured "
+          "apart, and the rows above count them in Terraform alone.)")
+        w("")
+        return
+    w(f"Every Terraform command of every run above writes its log at `TF_LOG=TRACE` to a file "
+      f"(`TF_LOG_PATH`); the provider's own lines (hclog-shaped JSON on its stderr) come through it. For each "
+      f"provider process Terraform starts, these intervals are counted, each between two lines of that log "
+      f"(Terraform's timestamps, to the millisecond):")
+    w("")
+    w("- start, exec → handshake: `provider: starting plugin` (logged just before Terraform executes the "
+      "provider) → `provider: using plugin` (Terraform has read and accepted its handshake line);")
+    w("- start, connection: `provider: using plugin` → Terraform's first request to that process (its first "
+      "`GRPCProvider.v6: …` line): the mTLS gRPC connection, whose TLS handshake both sides work on;")
+    w("- schema: the process's first `GRPCProvider.v6: GetProviderSchema` (later ones in the same process are "
+      "answered from Terraform's cache) → `No provider meta schema returned` (Terraform has the answer);")
+    w("- configuration: `GRPCProvider.v6: ValidateProviderConfig` right before `GRPCProvider.v6: "
+      "ConfigureProvider` (or the latter) → the provider's `provider configured (…)` line, the last thing it "
+      "does before it answers.")
+    w("")
+    w("Their union, within the time with no AWS call in flight along the chain (the windows the rows above "
+      "call Terraform's), is the row \"the provider's starts and configuration\"; \"Terraform alone\" is that "
+      "time less it. Not counted, so left in Terraform alone: Terraform making a client certificate for each "
+      "start (`provider: configuring client automatic mTLS` → `provider: starting plugin`: go-plugin's "
+      "AutoMTLS, the same for any provider); stopping each process (`GRPCProvider.v6: Close` → `provider: "
+      "plugin exited`); and the provider's answers to the requests that make no AWS call "
+      "(`ValidateProviderConfig` where no `ConfigureProvider` follows, `ValidateResourceConfig`, "
+      "`UpgradeResourceState`, `PlanResourceChange`), which no line of either log ends.")
+    w("")
+
+    def med_of(shares, fn):
+        return median([fn(x) for x in shares])
+
+    w(f"| N={runs[0]['n']}, medians over the {len(runs)} runs | apply | destroy |")
+    w("| --- | ---: | ---: |")
+    w("| provider processes started; of them configured | "
+      + " | ".join(f"{count_text([x['starts'] for x in sh])}; {count_text([x['configured'] for x in sh])}"
+                   for sh in (share_a, share_d)) + " |")
+    for key, label in (("exec", "start: exec → handshake"), ("connect", "start: connection"),
+                       ("schema", "schema (GetProviderSchema)"),
+                       ("configure", "configuration (ValidateProviderConfig, ConfigureProvider)")):
+        w(f"| {label} | {fmt_ms(med_of(share_a, lambda x: x['kinds'][key]))} "
+          f"| {fmt_ms(med_of(share_d, lambda x: x['kinds'][key]))} |")
+    w(f"| **counted: the provider's starts and configuration** (their union) "
+      f"| **{fmt_ms(med_of(share_a, lambda x: x['s']))}** | **{fmt_ms(med_of(share_d, lambda x: x['s']))}** |")
+    w(f"| not counted: Terraform's client certificates, one per start "
+      f"| {fmt_ms(med_of(share_a, lambda x: x['kinds']['mtls']))} "
+      f"| {fmt_ms(med_of(share_d, lambda x: x['kinds']['mtls']))} |")
+    w(f"| not counted: stopping the processes | {fmt_ms(med_of(share_a, lambda x: x['kinds']['stop']))} "
+      f"| {fmt_ms(med_of(share_d, lambda x: x['kinds']['stop']))} |")
+    w(f"| the time with no AWS call in flight they are measured in "
+      f"| {fmt_ms(median([no_call_time(t) for t in tl_a]))} | {fmt_ms(median([no_call_time(t) for t in tl_d]))} |")
+    w(f"| **Terraform alone** (that less the counted) "
+      f"| **{fmt_ms(median([no_call_time(t) - x['s'] for t, x in zip(tl_a, share_a)]))}** "
+      f"| **{fmt_ms(median([no_call_time(t) - x['s'] for t, x in zip(tl_d, share_d)]))}** |")
+    w("")
+    notes = []
+    outside = max(x["outside_s"] for x in share_a + share_d)
+    if outside > 0.0005:
+        notes.append(f"**counted intervals outside the time with no AWS call in flight (not subtracted): up to "
+                     f"{fmt_ms(outside)} in a command**")
+    incomplete = sum(x["incomplete"] for x in share_a + share_d)
+    if incomplete:
+        notes.append(f"**{incomplete} provider process(es) lack one of the lines above: their missing "
+                     f"intervals are not counted**")
+    if any(x["overlap"] for x in share_a + share_d):
+        notes.append("**a provider process started while another was alive: requests were attributed to the "
+                     "newest**")
+    if notes:
+        w("Caveats: " + "; ".join(notes) + ".")
+        w("")
+
+    # The run with the median apply wall time, request by request.
+    r = runs[med_i]
+    a, d = r["apply"], r["destroy"]
+    ma, md = a["tflog"], d["tflog"]
+    if ma["apply"] and ma["op_end"] and md["read"] and md["apply"] and md["op_end"]:
+        provider_a, _ = split_handler_calls(a["calls"])
+        spans_a = [call_span(c) for c in provider_a]
+        spans_d = [call_span(c) for c in d["calls"]]
+        a_rpc, d_read, d_rpc = ma["apply"][0], md["read"][0], md["apply"][0]
+        refresh_end = max((e for s_, e in spans_d if e <= d_rpc), default=d_read)
+        first_delete = min((s_ for s_, e in spans_d if s_ >= d_rpc), default=d_rpc)
+
+        def starts(m, before):
+            return sum(1 for t in m["plugin_starts"] if t <= before)
+
+        w(f"In the run with the median apply wall time (apply {a['wall_s']:.2f} s, destroy {d['wall_s']:.2f} s):")
+        w("")
+        w(f"- apply: Terraform starts the provider {starts(ma, a_rpc)} times before it sends "
+          f"`ApplyResourceChange`, {fmt_ms(a_rpc - a['t_start'])} after its own start; the provider's first AWS "
+          f"call starts {fmt_ms(min(s_ for s_, e in spans_a) - a_rpc)} after that request; its last ends "
+          f"{fmt_ms(ma['op_end'][0] - max(e for s_, e in spans_a))} before it logs the stack created; Terraform "
+          f"exits {fmt_ms(a['t_end'] - ma['op_end'][0])} later.")
+        w(f"- destroy: Terraform starts the provider {starts(md, d_read)} times before the refresh's "
+          f"`ReadResource`, {fmt_ms(d_read - d['t_start'])} after its own start (first AWS call "
+          f"{fmt_ms(min(s_ for s_, e in spans_d) - d_read)} later); from the refresh's last call to "
+          f"`ApplyResourceChange` {fmt_ms(d_rpc - refresh_end)} (Terraform plans the destroy and starts the "
+          f"provider {starts(md, d_rpc) - starts(md, d_read)} more time(s)); the first delete call starts "
+          f"{fmt_ms(first_delete - d_rpc)} after that request; the last call ends "
+          f"{fmt_ms(md['op_end'][0] - max(e for s_, e in spans_d))} before the provider logs the stack "
+          f"destroyed; Terraform exits {fmt_ms(d['t_end'] - md['op_end'][0])} later.")
+        w("")
+    if nolog and nolog["apply"]["rc"] == 0 and nolog["destroy"]["rc"] == 0:
+        def against(phase):
+            walls = [x[phase]["wall_s"] for x in runs]
+            v = nolog[phase]["wall_s"]
+            where = "within" if min(walls) <= v <= max(walls) else ("below" if v < min(walls) else "above")
+            return (f"{phase} {v:.2f} s ({where} the logged runs' {min(walls):.2f}–{max(walls):.2f} s, median "
+                    f"{median(walls):.2f} s)")
+        w(f"What the logging costs: one N={nolog['n']} run without it, run last, took {against('apply')} and "
+          f"{against('destroy')}; one run, so an indication only.")
+    else:
+        w("(The run without logging failed: what the logging costs is not shown.)")
     w("")
 
 
@@ -794,7 +1059,9 @@ def report(args):
     w(f"- Terraform v{args.terraform_version} (`{args.terraform}`), default `-parallelism=10`; "
       f"provider autoheal {args.provider_version} (sha256 {args.provider_sha[:12]}…, copied to a private "
       f"mirror for the run), handler zip embedded in it.")
-    w(f"- One fresh local AWS per run (`terraform-tests/local_aws`, clock scale {scale}: emulated AWS delays "
+    w(f"- One fresh local AWS per run (`terraform-tests/local_aws`, profile `{results.get('profile', '?')}`, not "
+      f"its default `realistic`: a benchmark comparing code paths keeps AWS's emulated waits, such as pending "
+      f"instances and IAM propagation, out; clock scale {scale}: emulated AWS delays "
       f"are {1 / scale:.0f} times shorter), warmed with one read per service before timing "
       f"(moto initialises a service on its first request: up to "
       f"{max(c['duration_ms'] for r in results['runs'] for c in r['warmup_calls']):.0f} ms here; "
@@ -806,7 +1073,10 @@ def report(args):
       f"instances at N=50).")
     w(f"- Runs: {', '.join(f'N={n}: {len(by_n[n])}' for n in sizes)}; each run is apply then destroy on "
       f"its own local AWS; medians over runs. Every Terraform command is bounded by "
-      f"{results['timeout']:.0f} s (the provider's create timeout is set a minute shorter).")
+      f"{results['timeout']:.0f} s (the provider's create timeout is set a minute shorter)"
+      + (f" and writes its log at `TF_LOG=TRACE` to a file, from which the provider's starts and configuration "
+         f"are measured apart (below); one more N={base} run without logging shows what the logging costs."
+         if has_tflog(runs_1) else "."))
     failed = [r for r in results["runs"] if not r["ok"]]
     if failed:
         w(f"- **{len(failed)} run(s) failed** (not counted below): "
@@ -858,11 +1128,21 @@ def report(args):
     tl_d = [timeline(r["destroy"], DESTROY_ORDER, r["destroy"]["calls"], r["destroy"]["calls"])
             for r in good[base]]
 
-    def tf_only(tl):
-        return sum(s["s"] for s in tl["segments"] if s["kind"] == "gap" and s["label"].startswith("Terraform"))
-
-    tf_a = median([tf_only(t) for t in tl_a])
-    tf_d = median([tf_only(t) for t in tl_d])
+    # The time with no AWS call in flight, split into the provider's starts and configuration
+    # (from each run's Terraform log) and Terraform alone.
+    logged = has_tflog(good[base])
+    share_a = [provider_share(r["apply"], t) for r, t in zip(good[base], tl_a)] if logged else []
+    share_d = [provider_share(r["destroy"], t) for r, t in zip(good[base], tl_d)] if logged else []
+    nocall_a = median([no_call_time(t) for t in tl_a])
+    nocall_d = median([no_call_time(t) for t in tl_d])
+    if logged:
+        pshare_a = median([x["s"] for x in share_a])
+        pshare_d = median([x["s"] for x in share_d])
+        tf_a = median([no_call_time(t) - x["s"] for t, x in zip(tl_a, share_a)])
+        tf_d = median([no_call_time(t) - x["s"] for t, x in zip(tl_d, share_d)])
+    else:
+        pshare_a = pshare_d = None
+        tf_a, tf_d = nocall_a, nocall_d
     # The headline: against the strict floor, the chain only AWS's own dependencies (and the
     # pattern's "nothing launches before hook, rule, target, permission and function") make
     # sequential. The provider's own order of calls is a floor of its own making, shown beside.
@@ -891,7 +1171,8 @@ def report(args):
     w("")
     w(f"Critical-path floor, N={base}: the strict floor is the longest chain that only AWS's own "
       f"dependencies make sequential (ids, attachments, and the pattern's rule that nothing launches before "
-      f"the hook, rule, target, permission, policy and an Active function); the provider's own order of calls "
+      f"the hook, rule, target, permission, policy and an Active function with its event-invoke "
+      f"configuration); the provider's own order of calls "
       f"is a floor of its own making, shown beside it. Per-call latency = median server-side duration of "
       f"that operation in the N={base} runs.")
     w("")
@@ -910,16 +1191,27 @@ def report(args):
     w(f"| beside it: the provider's own order, longest chain | {fmt_ms(floor_a)} ({n_calls_a} calls + the heal) "
       f"| {fmt_ms(floor_d)} ({n_calls_d} calls) | | |")
     w(f"| wall / the provider's own order | {order_ratio_a:.2f}x | {order_ratio_d:.2f}x | | |")
-    w(f"| Terraform and the provider's processes with no AWS call in flight (before the first and after the "
-      f"last AWS call; in the destroy also between its refresh and its destroy), median; this still includes "
-      f"the provider's starts and configuration, not yet measured apart here | {fmt_ms(tf_a)} | {fmt_ms(tf_d)} "
-      f"| | |")
-    w(f"| (wall − that) / strict floor | {prov_ratio_a:.2f}x | {prov_ratio_d:.2f}x | | |")
+    no_call = ("no AWS call in flight (before the first and after the last AWS call; in the destroy also "
+               "between its refresh and its destroy)")
+    if logged:
+        starts_a = count_text([x["starts"] for x in share_a])
+        starts_d = count_text([x["starts"] for x in share_d])
+        w(f"| **Terraform alone**: {no_call}, less the provider's starts and configuration (next row), median "
+          f"| {fmt_ms(tf_a)} | {fmt_ms(tf_d)} | | |")
+        w(f"| the provider's starts and configuration in that time, measured apart from Terraform's log of the "
+          f"same runs (below), median | {starts_a} starts, {fmt_ms(pshare_a)} | {starts_d} starts, "
+          f"{fmt_ms(pshare_d)} | | |")
+    else:
+        w(f"| Terraform and the provider's processes with {no_call}, median; the provider's starts and "
+          f"configuration are not measured apart (the runs have no Terraform log) | {fmt_ms(tf_a)} "
+          f"| {fmt_ms(tf_d)} | | |")
+    w(f"| (wall − {'Terraform alone' if logged else 'that'}) / strict floor | {prov_ratio_a:.2f}x "
+      f"| {prov_ratio_d:.2f}x | | |")
     w("")
     # The verdict, from the run with the median apply wall time.
     med_i = sorted(range(len(good[base])), key=lambda i: good[base][i]["apply"]["wall_s"])[len(good[base]) // 2]
-    for name, ratio, prov_ratio, tf, tls in (("apply", ratio_a, prov_ratio_a, tf_a, tl_a),
-                                             ("destroy", ratio_d, prov_ratio_d, tf_d, tl_d)):
+    for name, ratio, prov_ratio, tf, tls, shares in (("apply", ratio_a, prov_ratio_a, tf_a, tl_a, share_a),
+                                                     ("destroy", ratio_d, prov_ratio_d, tf_d, tl_d, share_d)):
         if ratio <= 2.0:
             w(f"- {name}: within 2x of the strict floor ({ratio:.2f}x).")
             continue
@@ -935,16 +1227,23 @@ def report(args):
         top += f" (means over the {len(tls)} N={base} runs)"
         wall = (wall_a if name == "apply" else wall_d)[base]
         share = "most" if tf >= 0.5 * (wall - wall / ratio) else "part"
+        where = ("before the first AWS call and after the last"
+                 + (", and between the refresh and the destroy" if name == "destroy" else ""))
+        if shares:
+            apart = (f"the provider's {count_text([x['starts'] for x in shares])} starts and configuration, "
+                     f"{fmt_ms(median([x['s'] for x in shares]))}, counted on the provider's side")
+            alone = "Terraform alone"
+        else:
+            apart = "the provider's starts and configuration included: not measured apart in these runs"
+            alone = "the time with no AWS call in flight"
         if prov_ratio <= 2.0:
-            w(f"- {name}: {ratio:.2f}x the strict floor, over the target. The time with no AWS call in flight before "
-              f"the first call and after the last{', and between the refresh and the destroy' if name == 'destroy' else ''} "
-              f"({fmt_ms(tf)}: Terraform starting, planning and saving state, and starting and configuring the "
-              f"provider, whose share the plugin benchmark above measures) is {share} of the excess: without it "
-              f"the ratio is {prov_ratio:.2f}x, within 2x. The largest waits of the provider's own on the chain: "
-              f"{top}.")
+            w(f"- {name}: {ratio:.2f}x the strict floor, over the target. {alone[0].upper() + alone[1:]} "
+              f"({fmt_ms(tf)} {where}: Terraform starting, planning and saving state; {apart}) is {share} of the "
+              f"excess: without it the ratio is {prov_ratio:.2f}x, within 2x. The largest waits of the provider's "
+              f"own on the chain: {top}.")
         else:
             w(f"- {name}: {ratio:.2f}x the strict floor, over the target, and {prov_ratio:.2f}x even without "
-              f"Terraform's own time ({fmt_ms(tf)}). The largest waits of the provider's own on the chain: "
+              f"{alone} ({fmt_ms(tf)} {where}; {apart}). The largest waits of the provider's own on the chain: "
               f"{top}.")
     w("")
     lin_rows = []
@@ -1013,7 +1312,8 @@ def report(args):
       f"waits 30-60 s for the instance alone).")
     w("- It counts one poll per wait and the server's time per call only: not the client side of each call "
       "(SDK, HTTP on loopback), not the provider's sleeps between polls, not Terraform's own work (start, "
-      "plan, state). The wall time has all of them; the rows above separate Terraform's part.")
+      "plan, state). The wall time has all of them; the rows above separate Terraform alone and the provider's "
+      "starts and configuration.")
     w("- The local AWS is one Python process: calls served at the same time share one interpreter lock, so "
       "a call's server time includes waiting for its concurrent neighbours (in step 1 of the create, six "
       "calls run together and the slowest, DescribeSnapshots over every snapshot of the account, holds the "
@@ -1023,15 +1323,35 @@ def report(args):
     # --- where the time goes (N = base) ---
     w(f"### Where the time goes (N={base}, the run with the median apply wall time)")
     w("")
-    for name, tl, wall in (("apply", tl_a[med_i], good[base][med_i]["apply"]["wall_s"]),
-                           ("destroy", tl_d[med_i], good[base][med_i]["destroy"]["wall_s"])):
-        segs = tl["segments"]
-        tf = sum(s["s"] for s in segs if s["kind"] == "gap" and s["label"].startswith("Terraform"))
-        gaps = sum(s["s"] for s in segs if s["kind"] == "gap") - tf
+    for name, tl, phase in (("apply", tl_a[med_i], good[base][med_i]["apply"]),
+                            ("destroy", tl_d[med_i], good[base][med_i]["destroy"])):
+        wall = phase["wall_s"]
+        counted = [i for k in COUNTED for i in provider_parts(phase["tflog"])[0][k]] if logged else []
+        # Each stretch with no AWS call in flight, split into the provider's starts and
+        # configuration and Terraform alone.
+        segs = []
+        for s in tl["segments"]:
+            if s["kind"] == "gap" and s["label"].startswith("Terraform") and logged:
+                mine = within(counted, [(s["t0"], s["t1"])])
+                where = s["label"][len("Terraform "):]
+                segs.append(dict(s, kind="tf", label=f"Terraform alone {where}", s=s["s"] - mine))
+                if mine > 0:
+                    starts = sum(1 for p in phase["tflog"]["procs"] if s["t0"] <= p["start"] < s["t1"])
+                    segs.append(dict(s, kind="starts", s=mine,
+                                     label=f"the provider's starts ({starts}) and configuration {where}"))
+            elif s["kind"] == "gap" and s["label"].startswith("Terraform"):
+                segs.append(dict(s, kind="tf"))
+            else:
+                segs.append(s)
+        tf = sum(s["s"] for s in segs if s["kind"] == "tf")
+        starts_s = sum(s["s"] for s in segs if s["kind"] == "starts")
+        gaps = sum(s["s"] for s in segs if s["kind"] == "gap")
         calls_s = sum(s["s"] for s in segs if s["kind"] == "call")
         heal = sum(s["s"] for s in segs if s["kind"] == "heal")
-        w(f"{name} ({wall:.2f} s), along the chain of calls that ended last: Terraform alone {fmt_ms(tf)}, "
-          f"server time of the chain's calls {fmt_ms(calls_s)}"
+        w(f"{name} ({wall:.2f} s), along the chain of calls that ended last: "
+          + (f"Terraform alone {fmt_ms(tf)}, the provider's starts and configuration {fmt_ms(starts_s)}, "
+             if logged else f"Terraform and the provider's starts {fmt_ms(tf)}, ")
+          + f"server time of the chain's calls {fmt_ms(calls_s)}"
           + (f", the heal {fmt_ms(heal)}" if heal else "")
           + f", between the chain's calls (transport and client side, the provider's waits and sleeps) "
           f"{fmt_ms(gaps)}. "
@@ -1040,13 +1360,11 @@ def report(args):
         w("| part | time | share of wall |")
         w("| --- | ---: | ---: |")
         for s in sorted(segs, key=lambda s: -s["s"])[:8]:
-            kind = {"gap": "between calls: ", "call": "call: ", "heal": ""}[s["kind"]]
-            if s["label"].startswith("Terraform"):
-                kind = ""
+            kind = {"gap": "between calls: ", "call": "call: ", "heal": "", "tf": "", "starts": ""}[s["kind"]]
             w(f"| {kind}{s['label']} | {fmt_ms(s['s'])} | {100 * s['s'] / wall:.0f}% |")
         w("")
 
-    trace_split(results.get("trace_run"), w)
+    provider_split(good[base], tl_a, tl_d, share_a, share_d, med_i, results.get("nolog_run"), w)
 
     # --- scaling ---
     w("### How it scales")
