@@ -266,7 +266,41 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
             &response.planned_state,
             &mut response.requires_replace,
         );
+        warn_of_data_loss(prior, response);
     }
+}
+
+/// A replacement destroys the stack first, and that destroy follows the *prior* state's
+/// `volume_on_destroy`: with `delete`, the data volume goes without a snapshot. Said at plan
+/// time, naming what forces the replacement and how to keep the data.
+fn warn_of_data_loss(prior: &Value, response: &mut PlanResponse) {
+    if response.requires_replace.is_empty()
+        || prior.attr("volume_on_destroy").as_str() != Some("delete")
+    {
+        return;
+    }
+    let forced_by: Vec<String> = response
+        .requires_replace
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect();
+    let volume = prior
+        .attr("volume_id")
+        .as_str()
+        .unwrap_or("the data volume");
+    let name = prior.attr("name").as_str().unwrap_or("this stack");
+    response.diagnostics.attribute_warning(
+        AttributePath::root("volume_on_destroy"),
+        format!("Replacing stack {name:?} deletes its data"),
+        format!(
+            "{} forces a replacement, which destroys the current stack first. Its \
+             `volume_on_destroy` is \"delete\", so {volume} is deleted without a final \
+             snapshot. To keep the data, apply `volume_on_destroy = \"snapshot\"` (an in-place \
+             change) before the replacement; `lifecycle {{ prevent_destroy = true }}` makes \
+             Terraform refuse any plan that would destroy it.",
+            forced_by.join(", ")
+        ),
+    );
 }
 
 /// Makes the top-level "requires replacement" paths match the final plan: listed exactly when
@@ -633,6 +667,40 @@ mod tests {
         assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
         assert_eq!(r.requires_replace, vec![AttributePath::root("name")]);
         assert_eq!(r.planned_state.attr("id").as_str(), Some("api"));
+    }
+
+    #[test]
+    fn a_replacement_that_deletes_the_volume_warns() {
+        let prior = created(&config(&[("volume_on_destroy", "delete".into())]));
+        let r = plan(
+            &prior,
+            &config(&[
+                ("name", "api".into()),
+                ("volume_on_destroy", "delete".into()),
+            ]),
+        );
+        assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+        let w: Vec<_> = r.diagnostics.iter().collect();
+        assert_eq!(w.len(), 1, "{}", r.diagnostics);
+        assert_eq!(w[0].severity, Severity::Warning);
+        assert_eq!(
+            w[0].attribute,
+            Some(AttributePath::root("volume_on_destroy"))
+        );
+        assert!(
+            w[0].detail.contains("`name`") && w[0].detail.contains("without a final snapshot"),
+            "{}",
+            w[0].detail
+        );
+        // Also when the same plan switches to "snapshot": the destroy half follows the prior.
+        let r = plan(&prior, &config(&[("name", "api".into())]));
+        assert_eq!(r.diagnostics.iter().count(), 1, "{}", r.diagnostics);
+        // No warning without a replacement, nor with a snapshot kept.
+        let r = plan(&prior, &config(&[("volume_on_destroy", "delete".into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        let kept = created(&config(&[]));
+        let r = plan(&kept, &config(&[("name", "api".into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
     }
 
     #[test]
