@@ -923,6 +923,51 @@ fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
         assert_eq!(sn.subnets().len(), 1, "the user's subnet survives");
     });
 
+    // An unencrypted volume of the user's is refused before anything is made, unless the
+    // configuration opts in.
+    let plain = world.block(async {
+        c.ec2
+            .create_volume()
+            .availability_zone("ap-southeast-2a")
+            .size(5)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string()
+    });
+    let t = world.terraform(&tf, &["plain"]);
+    with_var(&t, "subnet_id", &subnet);
+    with_var(&t, "existing_volume_id", &plain);
+    let refused = t
+        .run(
+            &["apply", "-no-color", "-input=false", "-auto-approve"],
+            true,
+        )
+        .unwrap();
+    let text = refused
+        .combined()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        refused.exit_code != 0
+            && text.contains("is not encrypted")
+            && text.contains("allow_unencrypted_volume")
+            && text.contains("Nothing was created"),
+        "an unencrypted volume is refused: {refused}"
+    );
+    world.sweep("plain", false);
+    with_var(&t, "allow_unencrypted_volume", "true");
+    t.apply().unwrap();
+    assert_eq!(
+        s(&named(stacks(&t)["plain"].clone(), "plain"), "volume_id"),
+        plain
+    );
+    t.destroy().unwrap();
+    world.sweep("plain", false);
+
     // Bring your own volume and address.
     let (volume, allocation) = world.block(async {
         let v = c

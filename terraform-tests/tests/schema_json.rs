@@ -29,6 +29,7 @@ const RESOURCE_INPUTS: &[&str] = &[
     "mount_point",
     "filesystem",
     "volume_on_destroy",
+    "allow_unencrypted_volume",
     "force_detach",
     "health_check_grace_period",
     "lifecycle_hook_timeout",

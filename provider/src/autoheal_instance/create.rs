@@ -55,6 +55,8 @@ pub struct Creator<'a> {
     volume_performance: Mutex<Option<(Option<i32>, Option<i32>)>>,
     /// What an interrupted create of this name left (found by `run` before step 1).
     leftovers: Leftovers,
+    /// The user's `existing_volume_id`, checked by `run` before anything is made.
+    existing_volume: Option<volume::VolumeInfo>,
 }
 
 fn derived(d: DerivedName, spec: &Spec) -> String {
@@ -70,6 +72,7 @@ impl<'a> Creator<'a> {
             stack: Mutex::new(Stack::default()),
             volume_performance: Mutex::new(None),
             leftovers: Leftovers::default(),
+            existing_volume: None,
         }
     }
 
@@ -110,9 +113,57 @@ impl<'a> Creator<'a> {
                 "an earlier create of this stack was interrupted: adopting what it made"
             );
         }
+        self.existing_volume = self.check_existing_volume().await.map_err(|e| vec![e])?;
         self.build().await?;
         self.unmark().await;
         Ok(())
+    }
+
+    /// The user's `existing_volume_id`, before anything is made: it must exist, be in the
+    /// stack's zone, and be encrypted unless `allow_unencrypted_volume` says otherwise (every
+    /// other disk of the stack is encrypted; EBS cannot encrypt a volume in place).
+    async fn check_existing_volume(&self) -> Result<Option<volume::VolumeInfo>, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let Some(id) = &spec.existing_volume_id else {
+            return Ok(None);
+        };
+        let v = volume::find(ctx, id)
+            .await
+            .step("find", format!("volume {id}"))?
+            .ok_or_else(|| {
+                StepError::problem(
+                    "use",
+                    format!("volume {id}"),
+                    format!(
+                        "existing_volume_id: volume {id} does not exist in this account and region"
+                    ),
+                )
+            })?;
+        if v.availability_zone != spec.availability_zone {
+            return Err(StepError::problem(
+                "use",
+                format!("volume {id}"),
+                format!(
+                    "existing_volume_id: volume {id} is in {}, but availability_zone is {}; \
+                     an EBS volume can only attach to instances in its own zone",
+                    v.availability_zone, spec.availability_zone
+                ),
+            ));
+        }
+        if !v.encrypted && !spec.allow_unencrypted_volume {
+            return Err(StepError::problem(
+                "use",
+                format!("volume {id}"),
+                format!(
+                    "existing_volume_id: volume {id} is not encrypted. Every disk of the stack \
+                     is encrypted, and EBS cannot encrypt a volume in place: snapshot it, copy \
+                     the snapshot with encryption, and give that copy as `volume_snapshot_id` \
+                     (without `existing_volume_id`); or set `allow_unencrypted_volume = true` \
+                     to use it as it is."
+                ),
+            ));
+        }
+        Ok(Some(v))
     }
 
     /// Steps 1 to 4.
@@ -380,30 +431,9 @@ impl<'a> Creator<'a> {
 
     async fn volume(&self) -> Result<volume::VolumeInfo, StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        if let Some(id) = &spec.existing_volume_id {
-            let v = volume::find(ctx, id)
-                .await
-                .step("find", format!("volume {id}"))?
-                .ok_or_else(|| {
-                    StepError::problem(
-                        "use",
-                        format!("volume {id}"),
-                        format!("existing_volume_id: volume {id} does not exist in this account and region"),
-                    )
-                })?;
-            if v.availability_zone != spec.availability_zone {
-                return Err(StepError::problem(
-                    "use",
-                    format!("volume {id}"),
-                    format!(
-                        "existing_volume_id: volume {id} is in {}, but availability_zone is {}; \
-                         an EBS volume can only attach to instances in its own zone",
-                        v.availability_zone, spec.availability_zone
-                    ),
-                ));
-            }
-            self.record(|s| s.volume_id = Some(id.clone()));
-            return Ok(v);
+        if let Some(v) = &self.existing_volume {
+            self.record(|s| s.volume_id = Some(v.volume_id.clone()));
+            return Ok(v.clone());
         }
         if let Some(id) = self.leftover("volume", &self.leftovers.volume_ids) {
             self.record(|s| s.volume_id = Some(id.clone()));

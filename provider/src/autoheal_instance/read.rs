@@ -539,6 +539,7 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
         }
     }
     state.set_attr("force_detach", false.into());
+    state.set_attr("allow_unencrypted_volume", false.into());
     match refresh(ctx, state).await {
         Ok(Value::Null) => fail(
             format!("No autoheal stack named {name:?}"),

@@ -418,6 +418,18 @@ fn volume_inputs(b: Block) -> Block {
         ),
     ))
     .attribute(Attribute::with_default(
+        "allow_unencrypted_volume",
+        Type::Bool,
+        Value::Bool(false),
+        &format!(
+            "Use an `existing_volume_id` that is not encrypted. Default `false`: the create \
+             refuses such a volume before making anything, since every other disk of the \
+             stack is encrypted and EBS cannot encrypt a volume in place (copy a snapshot of \
+             it with encryption and give that as `volume_snapshot_id` instead). Has no effect \
+             without `existing_volume_id`. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
         "force_detach",
         Type::Bool,
         Value::Bool(false),

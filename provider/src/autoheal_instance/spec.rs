@@ -36,6 +36,8 @@ pub struct Spec {
     pub filesystem: String,
     pub volume_on_destroy: String,
     pub force_detach: bool,
+    /// Use an unencrypted `existing_volume_id` (refused otherwise).
+    pub allow_unencrypted_volume: bool,
     pub health_check_grace_period: i32,
     pub lifecycle_hook_timeout: i32,
     pub lambda_memory_size: i32,
@@ -101,6 +103,10 @@ impl Spec {
             filesystem: s("filesystem", schema::DEFAULT_FILESYSTEM),
             volume_on_destroy: s("volume_on_destroy", schema::DEFAULT_VOLUME_ON_DESTROY),
             force_detach: v.attr("force_detach").as_bool().unwrap_or(false),
+            allow_unencrypted_volume: v
+                .attr("allow_unencrypted_volume")
+                .as_bool()
+                .unwrap_or(false),
             health_check_grace_period: n(
                 "health_check_grace_period",
                 schema::DEFAULT_HEALTH_CHECK_GRACE_PERIOD,
