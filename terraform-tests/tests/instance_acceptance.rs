@@ -1252,3 +1252,69 @@ fn a_new_volume_continues_its_lineage_unless_a_snapshot_is_newly_set() {
     expected.sort();
     assert_eq!(left, expected);
 }
+
+/// A volume someone tagged as this stack's interrupted create (`autoheal:creating` and
+/// `autoheal:stack` = the name) but unencrypted: the create does not adopt it (a tag proves
+/// nothing about the object) and makes its own encrypted volume; the planted one is left as
+/// it was, unattached.
+#[test]
+fn a_planted_volume_is_not_adopted_by_its_tag_alone() {
+    let tf = newest(&terraform_versions());
+    let world = World::start(CLOCK_SCALE);
+    let name = "planted";
+    let c = &world.clients;
+    let planted = world.block(async {
+        let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+        c.ec2
+            .create_volume()
+            .availability_zone("ap-southeast-2a")
+            .size(1)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                    .tags(tag("autoheal:creating", name))
+                    .tags(tag("autoheal:stack", name))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string()
+    });
+    let t = world.terraform(&tf, &[name]);
+    t.apply().unwrap();
+    let stack = named(stacks(&t)[name].clone(), name);
+    assert_ne!(
+        s(&stack, "volume_id"),
+        planted,
+        "the planted volume was adopted"
+    );
+    world.block(async {
+        let v = volume_status(&c.ec2, &planted).await.unwrap();
+        assert_eq!(
+            v.state, "available",
+            "the planted volume is left alone: {v:?}"
+        );
+        assert!(v.attachment.is_none(), "{v:?}");
+        let ours = c
+            .ec2
+            .describe_volumes()
+            .volume_ids(s(&stack, "volume_id"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ours.volumes()[0].encrypted(), Some(true));
+    });
+    t.destroy().unwrap();
+    world.block(async {
+        c.ec2
+            .delete_volume()
+            .volume_id(&planted)
+            .send()
+            .await
+            .unwrap();
+    });
+    world.sweep(name, true);
+}

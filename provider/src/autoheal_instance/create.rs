@@ -63,6 +63,44 @@ fn derived(d: DerivedName, spec: &Spec) -> String {
     d.for_stack(&spec.name)
 }
 
+/// Whether a volume found by its `autoheal:creating` marker is one this create would have
+/// made: encrypted, in the stack's zone, with the configured KMS key (when
+/// `volume_kms_key_id` names a key by id or ARN; an alias cannot be compared without KMS),
+/// and carrying the stack's tag. `Err` says what differs.
+pub(crate) fn adoptable_volume(v: &volume::VolumeInfo, spec: &Spec) -> Result<(), String> {
+    if !v.encrypted {
+        return Err("it is not encrypted".into());
+    }
+    if v.availability_zone != spec.availability_zone {
+        return Err(format!(
+            "it is in {}, not {}",
+            v.availability_zone, spec.availability_zone
+        ));
+    }
+    if let Some(key) = spec.volume_kms_key_id.as_deref() {
+        let comparable = !key.starts_with("alias/") && !key.contains(":alias/");
+        let key_id = key.rsplit('/').next().unwrap_or(key);
+        let matches = v
+            .kms_key_id
+            .as_deref()
+            .is_some_and(|k| k == key || k.ends_with(&format!("key/{key_id}")));
+        if comparable && !matches {
+            return Err(format!(
+                "its KMS key {:?} is not volume_kms_key_id {key:?}",
+                v.kms_key_id
+            ));
+        }
+    }
+    if v.tags.get(names::STACK_TAG).map(String::as_str) != Some(spec.name.as_str()) {
+        return Err(format!(
+            "it lacks the tag {} = {}",
+            names::STACK_TAG,
+            spec.name
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Creator<'a> {
     pub fn new(ctx: &'a OpContext, spec: &'a Spec, zip: &'a [u8]) -> Self {
         Creator {
@@ -435,17 +473,29 @@ impl<'a> Creator<'a> {
             self.record(|s| s.volume_id = Some(v.volume_id.clone()));
             return Ok(v.clone());
         }
-        if let Some(id) = self.leftover("volume", &self.leftovers.volume_ids) {
-            self.record(|s| s.volume_id = Some(id.clone()));
+        // A volume an interrupted create left, only if it is what this create would make: a
+        // tag proves nothing about the object (anyone may put one on). Others are left alone.
+        for id in &self.leftovers.volume_ids {
             volume::wait_created(ctx, id)
                 .await
                 .step("wait for", format!("volume {id}"))?;
-            return volume::find(ctx, id)
+            let Some(v) = volume::find(ctx, id)
                 .await
                 .step("find", format!("volume {id}"))?
-                .ok_or_else(|| {
-                    StepError::problem("find", format!("volume {id}"), "the volume is gone")
-                });
+            else {
+                continue;
+            };
+            match adoptable_volume(&v, spec) {
+                Ok(()) => {
+                    self.record(|s| s.volume_id = Some(id.clone()));
+                    return Ok(v);
+                }
+                Err(why) => tracing::warn!(
+                    volume_id = id,
+                    why,
+                    "a volume marked as this stack's interrupted create is not adopted"
+                ),
+            }
         }
         // Which data it starts from: see `lineage`.
         let newest = volume::newest_final_snapshot(
@@ -914,5 +964,61 @@ mod tests {
         // No planned digest (not known at plan time): nothing to compare.
         assert!(handler_zip(&spec_with(&path, None)).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_marked_volume_is_adopted_only_if_it_is_what_the_create_would_make() {
+        let mut v = Value::null_object(&schema().value_type());
+        v.set_attr("name", "web".to_string().into());
+        v.set_attr("availability_zone", "ap-southeast-2a".to_string().into());
+        let plain = Spec::from_value(&v);
+        let key =
+            "arn:aws:kms:ap-southeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        v.set_attr("volume_kms_key_id", key.to_string().into());
+        let keyed = Spec::from_value(&v);
+        let good = volume::VolumeInfo {
+            volume_id: "vol-1".into(),
+            state: "available".into(),
+            availability_zone: "ap-southeast-2a".into(),
+            size: 10,
+            volume_type: "gp3".into(),
+            iops: None,
+            throughput: None,
+            encrypted: true,
+            kms_key_id: Some(key.into()),
+            snapshot_id: None,
+            attachments: vec![],
+            tags: [(names::STACK_TAG.to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(adoptable_volume(&good, &plain), Ok(()));
+        assert_eq!(adoptable_volume(&good, &keyed), Ok(()));
+        let planted = [
+            volume::VolumeInfo {
+                encrypted: false,
+                ..good.clone()
+            },
+            volume::VolumeInfo {
+                availability_zone: "ap-southeast-2b".into(),
+                ..good.clone()
+            },
+            volume::VolumeInfo {
+                tags: Default::default(),
+                ..good.clone()
+            },
+        ];
+        for v in &planted {
+            assert!(adoptable_volume(v, &plain).is_err(), "{v:?}");
+        }
+        let other_key = volume::VolumeInfo {
+            kms_key_id: Some(
+                "arn:aws:kms:ap-southeast-2:111122223333:key/ffffffff-12ab-34cd-56ef-1234567890ab"
+                    .into(),
+            ),
+            ..good.clone()
+        };
+        assert!(adoptable_volume(&other_key, &keyed).is_err());
+        assert_eq!(adoptable_volume(&other_key, &plain), Ok(()));
     }
 }
