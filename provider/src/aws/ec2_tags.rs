@@ -108,19 +108,16 @@ pub async fn find_tagged(ctx: &OpContext, key: &str, value: &str) -> Result<Vec<
 /// object deleted a moment ago (and the local AWS keeps them, as moto does), so what it
 /// names is looked up by id before anything is built on it. Unknown prefixes: `true`.
 pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
+    // Kinds with a finder of their own use it; the others (never looked up elsewhere by id)
+    // are asked here.
     let found = match id.split('-').next().unwrap_or_default() {
-        "vpc" => ctx
-            .find("ec2:DescribeVpcs", || {
-                ctx.clients.ec2.describe_vpcs().vpc_ids(id).send()
-            })
+        "vpc" => super::network::find_vpc(ctx, id).await?.is_some(),
+        "subnet" => super::network::find_subnet(ctx, id).await?.is_some(),
+        "sg" => super::security_group::find(ctx, id).await?.is_some(),
+        "vol" => super::volume::find(ctx, id)
             .await?
-            .is_some_and(|o| !o.vpcs().is_empty()),
-        "subnet" => ctx
-            .find("ec2:DescribeSubnets", || {
-                ctx.clients.ec2.describe_subnets().subnet_ids(id).send()
-            })
-            .await?
-            .is_some_and(|o| !o.subnets().is_empty()),
+            .is_some_and(|v| !matches!(v.state.as_str(), "deleting" | "deleted")),
+        "eipalloc" => super::address::find(ctx, id).await?.is_some(),
         "igw" => ctx
             .find("ec2:DescribeInternetGateways", || {
                 ctx.clients
@@ -141,39 +138,6 @@ pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
             })
             .await?
             .is_some_and(|o| !o.route_tables().is_empty()),
-        "sg" => ctx
-            .find("ec2:DescribeSecurityGroups", || {
-                ctx.clients
-                    .ec2
-                    .describe_security_groups()
-                    .group_ids(id)
-                    .send()
-            })
-            .await?
-            .is_some_and(|o| !o.security_groups().is_empty()),
-        "vol" => ctx
-            .find("ec2:DescribeVolumes", || {
-                ctx.clients.ec2.describe_volumes().volume_ids(id).send()
-            })
-            .await?
-            .is_some_and(|o| {
-                o.volumes().iter().any(|v| {
-                    !matches!(
-                        v.state().map(|s| s.as_str()),
-                        Some("deleting") | Some("deleted")
-                    )
-                })
-            }),
-        "eipalloc" => ctx
-            .find("ec2:DescribeAddresses", || {
-                ctx.clients
-                    .ec2
-                    .describe_addresses()
-                    .allocation_ids(id)
-                    .send()
-            })
-            .await?
-            .is_some_and(|o| !o.addresses().is_empty()),
         "lt" => ctx
             .find("ec2:DescribeLaunchTemplates", || {
                 ctx.clients
