@@ -181,6 +181,15 @@ impl CommandOutput {
     pub fn combined(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
+
+    /// [`CommandOutput::combined`] with every run of whitespace made one space: Terraform
+    /// wraps diagnostics at 78 columns, so a message is searched for by its words.
+    pub fn words(&self) -> String {
+        self.combined()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl fmt::Display for CommandOutput {
@@ -288,12 +297,16 @@ impl Terraform {
     /// [`DestroyGuard`] cleans up even after a half-failed apply.
     pub fn apply(&self) -> anyhow::Result<CommandOutput> {
         self.applied.store(true, Ordering::SeqCst);
-        self.expect(
-            &["apply", "-no-color", "-input=false", "-auto-approve"],
-            &[0],
-            true,
-        )
+        self.expect(&Self::APPLY, &[0], true)
     }
+
+    /// `terraform apply -auto-approve` whatever its exit code, for tests of applies that must
+    /// fail (they check the code and the diagnostics themselves).
+    pub fn apply_output(&self) -> anyhow::Result<CommandOutput> {
+        self.run(&Self::APPLY, true)
+    }
+
+    const APPLY: [&'static str; 4] = ["apply", "-no-color", "-input=false", "-auto-approve"];
 
     /// `terraform destroy -auto-approve`.
     pub fn destroy(&self) -> anyhow::Result<CommandOutput> {

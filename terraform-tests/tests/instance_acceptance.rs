@@ -303,12 +303,7 @@ fn basic_lifecycle(tf: &TerraformBinary) {
     // A second configuration with the same name is refused, and creates nothing.
     let twin = world.terraform(tf, &["acc"]);
     let calls_before = world.block(world.aws.control().calls()).unwrap().len();
-    let out = twin
-        .run(
-            &["apply", "-no-color", "-input=false", "-auto-approve"],
-            true,
-        )
-        .unwrap();
+    let out = twin.apply_output().unwrap();
     assert_eq!(out.exit_code, 1, "a second stack of the same name: {out}");
     assert!(out.combined().contains("already exists"), "{out}");
     let creates: Vec<_> = world
@@ -732,12 +727,7 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
                 ),
             )
             .unwrap();
-        let out = t
-            .run(
-                &["apply", "-no-color", "-input=false", "-auto-approve"],
-                true,
-            )
-            .unwrap();
+        let out = t.apply_output().unwrap();
         world.block(world.aws.control().clear_faults()).unwrap();
         assert_eq!(out.exit_code, 1, "{operation}: apply must fail: {out}");
         let text = out.combined();
@@ -804,12 +794,7 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
                     .add_fault(&Fault::error(operation, code).message(message)),
             )
             .unwrap();
-        let out = t
-            .run(
-                &["apply", "-no-color", "-input=false", "-auto-approve"],
-                true,
-            )
-            .unwrap();
+        let out = t.apply_output().unwrap();
         world.block(world.aws.control().clear_faults()).unwrap();
         let text = out.combined().replace('\n', " ");
         assert_eq!(out.exit_code, 1, "{operation}: {out}");
@@ -940,17 +925,8 @@ fn several_stacks_in_an_existing_subnet_with_a_users_volume_and_address() {
     let t = world.terraform(&tf, &["plain"]);
     with_var(&t, "subnet_id", &subnet);
     with_var(&t, "existing_volume_id", &plain);
-    let refused = t
-        .run(
-            &["apply", "-no-color", "-input=false", "-auto-approve"],
-            true,
-        )
-        .unwrap();
-    let text = refused
-        .combined()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let refused = t.apply_output().unwrap();
+    let text = refused.words();
     assert!(
         refused.exit_code != 0
             && text.contains("is not encrypted")

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 use terraform_tests::stack_world::World;
 use terraform_tests::sweeper::Sweeper;
-use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
+use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 
 /// 0.02: Auto Scaling's launch back-off (10 s, doubling) passes in 0.2 s, 0.4 s, ...
 const CLOCK_SCALE: f64 = 0.02;
@@ -19,20 +19,6 @@ const PERMANENT_FAILURE_BOUND_AWS_S: f64 = 60.0;
 
 fn newest() -> TerraformBinary {
     terraform_versions().last().unwrap().clone()
-}
-
-/// Terraform wraps diagnostics at 78 columns: compare words, not lines.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `terraform apply`, whatever its exit code.
-fn apply(t: &Terraform) -> CommandOutput {
-    t.run(
-        &["apply", "-no-color", "-input=false", "-auto-approve"],
-        true,
-    )
-    .expect("terraform apply ran")
 }
 
 fn destroy_and_sweep(world: &World, t: &Terraform, name: &str) {
@@ -50,10 +36,10 @@ fn a_launch_that_can_never_succeed_ends_the_apply_with_aws_message_and_the_attri
     // The fixture's AMI is x86_64; t4g is Graviton (arm64).
     t.set_var("instance_type", "t4g.micro");
     let started = Instant::now();
-    let out = apply(&t);
+    let out = t.apply_output().expect("terraform apply ran");
     let took = started.elapsed();
     assert_ne!(out.exit_code, 0, "the apply must fail: {out}");
-    let text = one_line(&out.combined());
+    let text = out.words();
     assert!(
         text.contains("The architecture 'arm64' of the specified instance type does not match")
             && text.contains("`instance_type`"),
@@ -88,7 +74,7 @@ fn a_launch_that_can_never_succeed_ends_the_apply_with_aws_message_and_the_attri
     // Everything made is in the state: fixing the attribute converges, destroy leaves
     // nothing but the final snapshot.
     t.set_var("instance_type", "t3.micro");
-    let fixed = apply(&t);
+    let fixed = t.apply_output().expect("terraform apply ran");
     assert_eq!(fixed.exit_code, 0, "after the fix: {fixed}");
     let plan = t.plan().unwrap();
     assert_eq!(plan.exit_code, 0, "empty plan after the fix: {plan}");
@@ -119,9 +105,9 @@ fn a_capacity_shortage_warns_and_the_apply_waits_for_the_groups_retry() {
         })))
         .unwrap();
     let t = world.terraform(&tf, &[name]);
-    let out = apply(&t);
+    let out = t.apply_output().expect("terraform apply ran");
     assert_eq!(out.exit_code, 0, "the apply waits out the shortage: {out}");
-    let text = one_line(&out.combined());
+    let text = out.words();
     assert!(
         text.contains("could not launch its instance yet")
             && text.contains("We currently do not have sufficient t3.micro capacity"),
