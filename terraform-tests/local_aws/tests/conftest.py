@@ -308,3 +308,21 @@ def group_instances(server: Server, name: str) -> list[dict[str, Any]]:
 def instance_state(server: Server, instance_id: str) -> str:
     res = server.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     return res[0]["Instances"][0]["State"]["Name"]
+
+
+def run_instance(server: Server, net: dict[str, str]) -> str:
+    """One instance of the tests' AMI in the network's subnet; its id."""
+    return server.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=net["subnet"])[
+        "Instances"
+    ][0]["InstanceId"]
+
+
+def new_volume(server: Server, az: str = "ap-southeast-2a") -> str:
+    """An 8 GiB gp3 volume in `az`; its id."""
+    return server.client("ec2").create_volume(AvailabilityZone=az, Size=8, VolumeType="gp3")["VolumeId"]
+
+
+def volume_view(server: Server, vol: str) -> tuple[str, list[tuple[str, str]]]:
+    """(state, [(instance, attachment state)]) of a volume, as DescribeVolumes shows it."""
+    v = server.client("ec2").describe_volumes(VolumeIds=[vol])["Volumes"][0]
+    return v["State"], [(a["InstanceId"], a["State"]) for a in v["Attachments"]]

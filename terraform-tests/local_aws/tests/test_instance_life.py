@@ -11,6 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AMI, create_group, group_instances, hook, instance_state, network, wait_for
+from conftest import new_volume as volume
+from conftest import run_instance as run
+from conftest import volume_view as describe_volume
 
 
 @pytest.fixture
@@ -21,21 +24,6 @@ def net(server):
 
 def profile(server, **settings):
     return server.ctl("POST", "/profile", settings)
-
-
-def run(server, net):
-    return server.client("ec2").run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=net["subnet"])[
-        "Instances"
-    ][0]["InstanceId"]
-
-
-def volume(server, az="ap-southeast-2a"):
-    return server.client("ec2").create_volume(AvailabilityZone=az, Size=8, VolumeType="gp3")["VolumeId"]
-
-
-def describe_volume(server, vol):
-    v = server.client("ec2").describe_volumes(VolumeIds=[vol])["Volumes"][0]
-    return v["State"], [(a["InstanceId"], a["State"]) for a in v["Attachments"]]
 
 
 def state_of(server, iid):
