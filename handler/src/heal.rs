@@ -428,6 +428,8 @@ impl Healer {
                     other => break other,
                 }
             };
+            // Only a holder that is going away is worth waiting for past this invocation.
+            let mut out_of_time = WhenOutOfTime::Abandon;
             match action {
                 VolumeAction::AttachedHere => return Ok(()),
                 VolumeAction::Attach => {
@@ -481,15 +483,8 @@ impl Healer {
                     if known_departing && run.address.is_none() {
                         self.address_step(run).await?;
                     }
-                    self.pause_or(
-                        run,
-                        &mut backoff,
-                        &format!("volume {volume_id}: {why}"),
-                        WhenOutOfTime::YieldToRetry,
-                    )
-                    .await?;
                     last_wait = why;
-                    continue;
+                    out_of_time = WhenOutOfTime::YieldToRetry;
                 }
                 VolumeAction::CheckHolder(id) => {
                     // Only after a lookup that did not settle it: treat as still held.
@@ -497,10 +492,11 @@ impl Healer {
                 }
                 VolumeAction::Abandon(f) => return Err(Stop::Abandon(f)),
             }
-            self.pause(
+            self.pause_or(
                 run,
                 &mut backoff,
                 &format!("volume {volume_id}: {last_wait}"),
+                out_of_time,
             )
             .await?;
         }
