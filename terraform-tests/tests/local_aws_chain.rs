@@ -254,6 +254,10 @@ async fn abandon_terminates_the_instance_and_the_group_launches_another() {
     // Stop the loop.
     stack.scale_to(&clients, 0).await.unwrap();
 
+    // In the order the attempts started, which is the order of the launches: a record is
+    // written when its attempt ends, and the first attempt may end after the second began.
+    let mut abandoned = abandoned;
+    abandoned.sort_by(|a, b| a.started.cmp(&b.started));
     let instances: Vec<String> = abandoned
         .iter()
         .map(|i| {
