@@ -40,6 +40,16 @@ AUTOHEAL_CRATE="terraform-provider-autoheal"
 # Terraform phones home for update checks unless told not to; there is no network here.
 export CHECKPOINT_DISABLE=1
 
+# cargo-deny, the dependency-policy checker (deny.toml; tools/test runs it), built from
+# crates.io by tools/install-tools into its own folder.
+CARGO_DENY_VERSION="0.20.2"
+CARGO_DENY_ROOT="$TOOLS_DIR/cargo-deny"
+CARGO_DENY_BIN="$CARGO_DENY_ROOT/bin/cargo-deny"
+
+# The Rust toolchain the workspace builds with: rust-toolchain.toml's channel (the one
+# source of truth; ensure_rust_toolchain below reads it).
+RUST_TOOLCHAIN_FILE="$ROOT/rust-toolchain.toml"
+
 # ---------------------------------------------------------------------------
 # Logging. All of it goes to stderr so stdout stays usable for real output
 # (bench-plugin prints Markdown there).
@@ -105,8 +115,66 @@ lint_env() {
   local driver
   LINT_ENV=()
   if driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"; then
+    # The real path: where the pinned toolchain is a link to stable (ensure_rust_toolchain),
+    # the same binary keeps the same path, and cargo's fingerprint, whichever name found it.
+    driver="$(readlink -f "$driver")"
     LINT_ENV=(env "RUSTC_WORKSPACE_WRAPPER=$driver" "CLIPPY_ARGS=")
   fi
+}
+
+# ensure_rust_toolchain: make sure the toolchain rust-toolchain.toml pins is installed, so
+# that cargo and rustc run inside the repo (rustup reads that file) do not try to download
+# it: these machines reach no rustup server. Call it before the first cargo or rustc call.
+#
+# These machines carry `stable` (and `nightly`), not a toolchain named after the pinned
+# version. When rustup has no toolchain of that name but stable's rustc is exactly the
+# pinned version, stable is linked under the pinned name: a symlink
+# $RUSTUP_HOME/toolchains/<version>-<host> -> stable's directory (`rustup toolchain link`
+# refuses names that look like official releases). Any other stable version fails, naming
+# both: install the pinned toolchain, or move the pin (rust-toolchain.toml) to it.
+# An explicit `+toolchain` (tools/fuzz's `cargo +nightly`) still overrides the file.
+ensure_rust_toolchain() {
+  if [[ "${AUTOHEAL_RUST_TOOLCHAIN_OK:-}" == "$RUST_TOOLCHAIN_FILE" ]]; then
+    return 0 # checked by the script that ran this one
+  fi
+  local want have host stable_dir link
+  [[ -f "$RUST_TOOLCHAIN_FILE" ]] || die "missing $RUST_TOOLCHAIN_FILE"
+  want="$(toml_value "$RUST_TOOLCHAIN_FILE" toolchain channel)"
+  [[ "$want" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+    die "rust-toolchain.toml must pin an exact version (channel = \"X.Y.Z\"), not '$want'"
+  if ! command -v rustup >/dev/null 2>&1; then
+    # Without rustup nothing reads rust-toolchain.toml: the rustc on PATH must be the pin.
+    need_cmd rustc
+    have="$(rustc --version | awk '{print $2}')"
+    [[ "$have" == "$want" ]] ||
+      die "rust-toolchain.toml pins Rust $want but the rustc on PATH (no rustup) is $have"
+    export AUTOHEAL_RUST_TOOLCHAIN_OK="$RUST_TOOLCHAIN_FILE"
+    return 0
+  fi
+  # `rustup run` never installs (no --install): it fails when the toolchain is missing.
+  have="$(RUSTUP_AUTO_INSTALL=0 rustup run "$want" rustc --version 2>/dev/null | awk '{print $2}')" || true
+  if [[ "$have" != "$want" ]]; then
+    if [[ -n "$have" ]]; then
+      # A toolchain of that name exists but is another version: a link made when stable
+      # was the pinned version, and stable has been updated since.
+      host="$(rustup run "$want" rustc -vV | sed -n 's/^host: //p')"
+      die "rustup's toolchain $want runs rustc $have, not $want: a link made when stable was $want, and stable has moved on since? See \`rustup toolchain list -v\`; if $(rustup show home)/toolchains/$want-$host is a symlink, \`rm\` it (only the link goes) and run this again"
+    fi
+    have="$(RUSTUP_AUTO_INSTALL=0 rustup run stable rustc --version 2>/dev/null | awk '{print $2}')" || true
+    [[ "$have" == "$want" ]] ||
+      die "rust-toolchain.toml pins Rust $want, rustup has no toolchain $want, and stable is ${have:-not installed}; none can be downloaded here: install $want (\`rustup toolchain install $want\` where rustup's server is reachable) or move the pin in rust-toolchain.toml to ${have:-an installed version}"
+    host="$(rustup run stable rustc -vV | sed -n 's/^host: //p')"
+    stable_dir="$(rustup run stable rustc --print sysroot)"
+    link="$(rustup show home)/toolchains/$want-$host"
+    [[ -n "$host" && -d "$stable_dir" ]] || die "cannot find stable's host triple or directory"
+    # A concurrent script may have made the same link first: the check below tells.
+    ln -s "$stable_dir" "$link" 2>/dev/null || [[ -L "$link" ]] ||
+      die "could not create the symlink $link (does a directory of that name exist?)"
+    have="$(RUSTUP_AUTO_INSTALL=0 rustup run "$want" rustc --version 2>/dev/null | awk '{print $2}')" || true
+    [[ "$have" == "$want" ]] || die "linked $link, but rustup still does not run rustc $want there (got '${have:-nothing}')"
+    log "Rust $want (rust-toolchain.toml): no toolchain of that name, stable is $want: linked $link -> $stable_dir"
+  fi
+  export AUTOHEAL_RUST_TOOLCHAIN_OK="$RUST_TOOLCHAIN_FILE"
 }
 
 # check_platform: the binaries we install are linux/amd64 only; fail early and
