@@ -58,7 +58,7 @@ fn valid_strings(name: &str) -> &'static [&'static str] {
             "1234abcd-12ab-34cd-56ef-1234567890ab",
             "arn:aws:kms:ap-southeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         ],
-        "device_name" => &["/dev/xvdb", "/dev/sdf", "/dev/xvdz"],
+        "device_name" => &["/dev/xvdf", "/dev/sdf", "/dev/xvdz"],
         "mount_point" => &["/data", "/srv/app-data"],
         "filesystem" => &["ext4", "xfs"],
         "volume_on_destroy" => &["snapshot", "retain", "delete"],

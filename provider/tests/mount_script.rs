@@ -4,12 +4,20 @@
 //! Each run is a fake first boot: a private mount namespace (`unshare --mount`) with its own
 //! `/dev` (a tmpfs with the few device nodes the tools need and an empty `/dev/disk/by-id`)
 //! and an `/etc` overlay (so the script's fstab edits stay in the test's directory). The
-//! "EBS volume" is a sparse regular file that a symlink at the volume's NVMe by-id name (or
-//! at a Xen device name) points to, created before the run, after a delay by a background
-//! process, or never. The real `blkid`, `mkfs.ext4`/`mkfs.xfs`, `mount` (which puts a loop
-//! device under a regular file by itself), `resize2fs`/`xfs_growfs` and `findmnt` run on
-//! it. Nothing in the script knows it is tested: the only test-specific input is the wait
-//! bound, which user_data.rs renders like any other parameter.
+//! mount point's parent is a small ext4 "root disk" image mounted in the namespace, so the
+//! script's `chattr +i` on the mount point works whatever file system the temp directory is
+//! on, and the immutable directory never lands in the temp directory itself (whose cleanup
+//! could not remove it). The script sits in a fake cloud-init scripts directory
+//! (`cloud/scripts/`), as `/var/lib/cloud/instance/scripts/` holds it on an instance, next
+//! to a fake user part and a fake `runcmd`; the harness runs that directory the way
+//! cloud-init's `runparts()` does (listed once, sorted, each file run only if executable
+//! when its turn comes). The "EBS volume" is a sparse regular file that a symlink at the
+//! volume's NVMe by-id name (or at a Xen device name) points to, created before the run,
+//! after a delay by a background process, or never. The real `blkid`,
+//! `mkfs.ext4`/`mkfs.xfs`, `mount` (which puts a loop device under a regular file by
+//! itself), `resize2fs`/`xfs_growfs`, `findmnt` and `chattr` run on it. Nothing in the
+//! script knows it is tested: the only test-specific input is the wait bound, which
+//! user_data.rs renders like any other parameter.
 //!
 //! Needs root (mounting ext4 or xfs from a loop device needs CAP_SYS_ADMIN in the initial
 //! user namespace: `unshare --map-root-user` is not enough), `unshare`, e2fsprogs and
@@ -29,11 +37,16 @@ use autoheal_provider::autoheal_instance::user_data::{
 const VOLUME_ID: &str = "vol-0123456789abcdef0";
 const BY_ID_LINK: &str = "disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";
 const SEED_FSTAB: &str = "LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n";
+/// The fake cloud-init scripts directory, relative to the machine's directory.
+const SCRIPTS_DIR: &str = "cloud/scripts";
+/// The name cloud-init gives `runcmd`'s commands in the scripts directory (cc_runcmd.py).
+const RUNCMD: &str = "runcmd";
 const MIB: u64 = 1024 * 1024;
 
 /// Runs in the new mount namespace; the test passes everything through AH_* variables.
 const HARNESS: &str = r#"
 set -euo pipefail
+export LC_ALL=C
 T=$AH_DIR
 # A private /dev: device nodes for what the tools open, loop devices for mount's auto-loop.
 mkdir -p "$T/dev" "$T/layers"
@@ -56,6 +69,9 @@ mkdir "$T/layers/upper" "$T/layers/work"
 cp "$T/fstab" "$T/layers/upper/fstab"
 mount -t overlay autoheal-test-etc \
   -o "lowerdir=/etc,upperdir=$T/layers/upper,workdir=$T/layers/work" /etc
+# The root disk under the mount point: an ext4 image that persists across boots.
+mkdir -p "$T/mnt"
+mount "$T/root.img" "$T/mnt"
 eval "$AH_BEFORE"
 # The volume shows up now, later, or never.
 case $AH_DELAY in
@@ -63,16 +79,25 @@ case $AH_DELAY in
   0) ln -s "$T/volume.img" "/dev/$AH_LINK" ;;
   *) (sleep "$AH_DELAY" && ln -s "$T/volume.img" "/dev/$AH_LINK") & ;;
 esac
+# cloud-init's scripts_user: runparts() lists the directory once, sorted, and runs each file
+# that is executable when its turn comes (the boot script, AH_RUNS times).
 rc=0
-for _ in $(seq "$AH_RUNS"); do
-  rc=0
-  bash "$T/script.sh" 2>>"$T/log" || rc=$?
+parts=("$T/$AH_SCRIPTS"/*)
+for f in "${parts[@]}"; do
+  if [[ ! -x $f ]]; then
+    echo "skipping ${f##*/}" >>"$T/runparts"
+  elif [[ ${f##*/} == "$AH_PART" ]]; then
+    for _ in $(seq "$AH_RUNS"); do
+      rc=0
+      "$f" 2>>"$T/log" || rc=$?
+    done
+  else
+    "$f" >>"$T/runparts" 2>&1 || echo "${f##*/} failed" >>"$T/runparts"
+  fi
 done
 wait
 findmnt -rn -o FSTYPE,SOURCE --mountpoint "$AH_MOUNT_POINT" >"$T/mounted" || true
-if ((rc == 0)); then
-  eval "$AH_AFTER" >"$T/after"
-fi
+eval "$AH_AFTER" >"$T/after"
 cp /etc/fstab "$T/fstab"
 exit "$rc"
 "#;
@@ -87,6 +112,7 @@ fn require_tools() {
         ("mkfs.ext4", "e2fsprogs"),
         ("resize2fs", "e2fsprogs"),
         ("dumpe2fs", "e2fsprogs"),
+        ("chattr", "e2fsprogs"),
         ("mkfs.xfs", "xfsprogs (tools/install-tools installs it)"),
         ("xfs_growfs", "xfsprogs (tools/install-tools installs it)"),
         ("xfs_db", "xfsprogs (tools/install-tools installs it)"),
@@ -144,8 +170,12 @@ struct Boot {
     log: String,
     /// `FSTYPE SOURCE` of what is mounted at the mount point at the end, if anything.
     mounted: String,
-    /// The output of the `after` snippet (run only when the script succeeded).
+    /// The output of the `after` snippet, run at the end of the boot whatever the script's
+    /// exit status.
     after: String,
+    /// What the other parts of the scripts directory did: one line per part that ran (its
+    /// own output) and `skipping <name>` per part that was not executable.
+    runparts: String,
     elapsed: Duration,
 }
 
@@ -156,7 +186,23 @@ impl Machine {
         let m = Machine { dir };
         m.resize_volume(volume_bytes);
         fs::write(m.path("fstab"), SEED_FSTAB).expect("seed fstab");
+        let root = fs::File::create(m.path("root.img")).expect("root disk image");
+        root.set_len(16 * MIB).expect("size the root disk image");
+        run_ok(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(m.path("root.img")),
+        );
+        fs::create_dir_all(m.path(SCRIPTS_DIR)).expect("scripts directory");
         m
+    }
+
+    /// Whether a file of the scripts directory has an executable bit.
+    fn executable(&self, name: &str) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.path(SCRIPTS_DIR).join(name);
+        let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        meta.permissions().mode() & 0o111 != 0
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -194,8 +240,9 @@ impl Machine {
         self.boot_with(params, wait_seconds, appears, "", "", 1)
     }
 
-    /// One boot: `before` runs in the namespace before the script, `after` after it when it
-    /// succeeded, and the script runs `runs` times (a re-run within the same boot).
+    /// One boot: `before` runs in the namespace before the scripts directory, `after` at the
+    /// end whatever happened, and the script runs `runs` times (a re-run within the same
+    /// boot).
     fn boot_with(
         &self,
         params: &MountParams,
@@ -205,10 +252,29 @@ impl Machine {
         after: &str,
         runs: u32,
     ) -> Boot {
+        use std::os::unix::fs::PermissionsExt as _;
         let script =
             user_data::mount_script_waiting(params, wait_seconds).expect("renders the script");
-        fs::write(self.path("script.sh"), script).expect("write the script");
-        for name in ["log", "mounted", "after"] {
+        // The parts as cloud-init writes them on first boot: mode 0700 (shell_script.py,
+        // cc_runcmd.py). The fake user part and runcmd say that they ran and try to write to
+        // the mount point.
+        let scripts = self.path(SCRIPTS_DIR);
+        let fake = |name: &str| {
+            format!(
+                "#!/bin/sh\necho \"{name} ran\"\n\
+                 echo {name} >\"$MP/{name}.out\" 2>/dev/null || echo \"{name} cannot write\"\n"
+            )
+        };
+        for (name, body) in [
+            (MOUNT_PART_FILENAME, script),
+            (USER_PART_FILENAME, fake(USER_PART_FILENAME)),
+            (RUNCMD, fake(RUNCMD)),
+        ] {
+            let path = scripts.join(name);
+            fs::write(&path, body).expect("write a part");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).expect("chmod a part");
+        }
+        for name in ["log", "mounted", "after", "runparts"] {
             let _ = fs::remove_file(self.path(name));
         }
         let (link, delay) = match appears {
@@ -227,6 +293,8 @@ impl Machine {
             .env("AH_BEFORE", before)
             .env("AH_AFTER", after)
             .env("AH_RUNS", runs.to_string())
+            .env("AH_SCRIPTS", SCRIPTS_DIR)
+            .env("AH_PART", MOUNT_PART_FILENAME)
             .env("MP", &params.mount_point)
             .stdin(Stdio::null())
             .output()
@@ -238,6 +306,7 @@ impl Machine {
             log: read("log"),
             mounted: read("mounted").trim().to_string(),
             after: read("after"),
+            runparts: read("runparts"),
             elapsed,
         };
         assert!(
@@ -533,13 +602,194 @@ fn times_out_cleanly_when_the_volume_never_appears() {
         "{}",
         boot.log
     );
-    assert_eq!(boot.mounted, "");
+    // Only the read-only placeholder: see the test below.
+    assert_eq!(boot.mounted, PLACEHOLDER_MOUNTED);
     assert_eq!(m.fstab(), SEED_FSTAB);
     assert!(
         m.probe().is_empty(),
         "the volume was touched: {:?}",
         m.probe()
     );
+}
+
+/// What the harness sees mounted at the mount point after a failed boot: the script's empty
+/// read-only tmpfs.
+const PLACEHOLDER_MOUNTED: &str = "tmpfs autoheal-no-volume";
+
+/// Tries to create a file in the mount point, printing `created` or the error.
+const TRY_TO_WRITE: &str = "touch \"$MP/on-the-root-disk\" 2>&1 && echo created || true";
+
+#[test]
+fn without_the_volume_nothing_lands_on_the_root_disk_and_no_user_script_runs() {
+    let m = Machine::new(64 * MIB);
+    let p = m.params("ext4");
+    // A part that sorts before the boot script has run already when it fails: it is left as
+    // it is.
+    let early = "00-aaa-early";
+    let boot = m.boot_with(
+        &p,
+        2,
+        Appears::Never,
+        &format!(
+            "printf '#!/bin/sh\\necho {early} ran\\n' >\"$AH_DIR/{SCRIPTS_DIR}/{early}\" && \
+             chmod 700 \"$AH_DIR/{SCRIPTS_DIR}/{early}\""
+        ),
+        TRY_TO_WRITE,
+        1,
+    );
+    assert_eq!(boot.status, Some(1), "{}", boot.log);
+    // Writes to the mount point fail, even root's: an empty read-only file system is there.
+    assert_eq!(boot.mounted, PLACEHOLDER_MOUNTED, "{}", boot.log);
+    assert!(
+        boot.after.contains("Read-only file system") && !boot.after.contains("created"),
+        "{}",
+        boot.after
+    );
+    // The user's parts after the boot script lost their executable bits, so cloud-init's
+    // runparts skipped them, and the log says why.
+    for part in [USER_PART_FILENAME, RUNCMD] {
+        assert!(!m.executable(part), "{part} is still executable");
+        assert!(
+            boot.runparts.contains(&format!("skipping {part}\n")),
+            "{part}: {}",
+            boot.runparts
+        );
+        assert!(
+            !boot.runparts.contains(&format!("{part} ran")),
+            "{}",
+            boot.runparts
+        );
+        assert!(
+            boot.log.contains(&format!(
+                "not running {part}: the data volume is not mounted at {}",
+                p.mount_point
+            )),
+            "{}",
+            boot.log
+        );
+    }
+    assert!(m.executable(early));
+    assert!(
+        boot.runparts.contains(&format!("{early} ran")),
+        "{}",
+        boot.runparts
+    );
+    assert!(
+        !boot.log.contains(&format!("not running {early}")),
+        "{}",
+        boot.log
+    );
+    assert!(
+        m.executable(MOUNT_PART_FILENAME),
+        "the boot script keeps its own mode"
+    );
+
+    // Run again once the volume is there (by hand, in the same boot: the placeholder is still
+    // mounted), the script swaps the placeholder for the volume; the user's parts, made
+    // executable again, then run with their data.
+    let boot = m.boot_with(
+        &p,
+        10,
+        Appears::Now,
+        "mkdir -p \"$MP\" && mount -t tmpfs -o ro autoheal-no-volume \"$MP\"",
+        "",
+        1,
+    );
+    assert_eq!(boot.status, Some(0), "{}", boot.log);
+    assert!(
+        boot.mounted.starts_with("ext4 /dev/loop"),
+        "{}",
+        boot.mounted
+    );
+    assert!(
+        boot.runparts
+            .contains(&format!("{USER_PART_FILENAME} ran\n")),
+        "{}",
+        boot.runparts
+    );
+}
+
+#[test]
+fn the_bare_mount_point_takes_no_writes_once_the_volume_is_unmounted() {
+    let m = Machine::new(64 * MIB);
+    let p = m.params("ext4");
+    // The user's part writes to the volume; then the volume goes away, as on a reboot that
+    // finds no volume (fstab's nofail), and nothing can be written under the bare directory.
+    let boot = m.boot_with(
+        &p,
+        10,
+        Appears::Now,
+        "",
+        &format!(
+            "cat \"$MP/{USER_PART_FILENAME}.out\" && umount \"$MP\" && ls -A \"$MP\" && \
+             {TRY_TO_WRITE} && mkdir \"$MP/dir\" 2>&1 || true"
+        ),
+        1,
+    );
+    assert_eq!(boot.status, Some(0), "{}", boot.log);
+    assert!(
+        boot.mounted.starts_with("ext4 /dev/loop"),
+        "{}",
+        boot.mounted
+    );
+    assert!(!boot.log.contains("WARNING"), "{}", boot.log);
+    // The user's parts ran, with the volume mounted, and wrote to it.
+    assert!(m.executable(USER_PART_FILENAME));
+    assert!(
+        boot.runparts
+            .contains(&format!("{USER_PART_FILENAME} ran\n"))
+            && !boot.runparts.contains("cannot write"),
+        "{}",
+        boot.runparts
+    );
+    let mut lines = boot.after.lines();
+    assert_eq!(lines.next(), Some(USER_PART_FILENAME), "{}", boot.after);
+    // Unmounted: the directory on the root disk is empty and stays so, even for root.
+    let rest: Vec<&str> = lines.collect();
+    assert_eq!(rest.len(), 2, "{}", boot.after);
+    assert!(
+        rest.iter().all(|l| l.ends_with("Operation not permitted")),
+        "{}",
+        boot.after
+    );
+
+    // The next boot finds the data on the volume, mounted over the same directory.
+    let boot = m.boot_with(
+        &p,
+        10,
+        Appears::Now,
+        "",
+        &format!("cat \"$MP/{USER_PART_FILENAME}.out\""),
+        1,
+    );
+    assert_eq!(boot.status, Some(0), "{}", boot.log);
+    assert_eq!(boot.after, format!("{USER_PART_FILENAME}\n"));
+}
+
+/// A mount point that already holds files on the root disk (the AMI's, say) is not made
+/// immutable, with a warning; the volume is mounted over it as before.
+#[test]
+fn a_mount_point_that_is_not_empty_is_left_mutable() {
+    let m = Machine::new(64 * MIB);
+    let p = m.params("ext4");
+    let boot = m.boot_with(
+        &p,
+        10,
+        Appears::Now,
+        "mkdir -p \"$MP\" && echo ami >\"$MP/from-the-ami\"",
+        "umount \"$MP\" && cat \"$MP/from-the-ami\" && touch \"$MP/more\" && echo created",
+        1,
+    );
+    assert_eq!(boot.status, Some(0), "{}", boot.log);
+    assert!(
+        boot.log.contains(&format!(
+            "WARNING: {} is not empty: not making it immutable",
+            p.mount_point
+        )),
+        "{}",
+        boot.log
+    );
+    assert_eq!(boot.after, "ami\ncreated\n");
 }
 
 #[test]
@@ -584,7 +834,8 @@ fn refuses_a_volume_with_a_partition_table() {
         boot.log
     );
     assert!(boot.log.contains("PTTYPE=dos"), "{}", boot.log);
-    assert_eq!(boot.mounted, "");
+    assert_eq!(boot.mounted, PLACEHOLDER_MOUNTED);
+    assert!(!m.executable(USER_PART_FILENAME));
     assert_eq!(m.fstab(), SEED_FSTAB);
     let image = fs::read(m.image()).unwrap();
     assert_eq!(image[..512], mbr[..]);

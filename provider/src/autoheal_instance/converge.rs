@@ -21,6 +21,7 @@ use super::create::{function_settings, policy_scope};
 use super::names;
 use super::policy;
 use super::retry_budget::retry_budget;
+use super::security_rules;
 use super::spec::Spec;
 use super::steps::{StepError, StepResult};
 use super::tagging::{creating, object_tags, stack_tags};
@@ -103,34 +104,81 @@ impl<'a> Converger<'a> {
     /// The function's IAM role; returns its ARN, and whether it was made now (a function
     /// that already exists must then have its configuration written again: see
     /// [`Converger::function`]).
+    ///
+    /// A role found by its name is not trusted for it: one outside [`iam_role::ROLE_PATH`]
+    /// is deleted and made again (a path cannot change); otherwise its trust policy is
+    /// rewritten if it differs, its boundary set, and every inline policy but ours and every
+    /// attached managed policy removed (ours is written by [`Converger::role_policy`]).
     pub async fn role(&self, presence: Presence) -> Result<(String, bool), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let name = names::lambda_role_name(&spec.name, ctx.region());
         let object = || format!("IAM role {name}");
         let wanted = self.tags(stack_tags(spec));
-        let found = match presence {
+        let trust = policy::lambda_trust_policy();
+        let mut found = match presence {
             Presence::Absent => None,
             Presence::Unknown => iam_role::find(ctx, &name).await.step("find", object())?,
         };
-        match found {
-            Some(role) => {
-                let (set, remove) = aws_tags::diff(&role.tags, &wanted);
-                iam_role::set_tags(ctx, &name, &set, &remove)
-                    .await
-                    .step("tag", object())?;
-                Ok((role.arn, false))
-            }
-            None => iam_role::create(
+        if let Some(role) = found.as_ref().filter(|r| r.path != iam_role::ROLE_PATH) {
+            tracing::info!(
+                role = name,
+                path = role.path,
+                "re-creating the role under {} (a role's path cannot change)",
+                iam_role::ROLE_PATH
+            );
+            iam_role::delete(ctx, &name)
+                .await
+                .step("delete (to re-create under /autoheal/)", object())?;
+            found = None;
+        }
+        let Some(role) = found else {
+            return iam_role::create(
                 ctx,
                 &name,
-                &policy::lambda_trust_policy().to_string(),
+                &trust.to_string(),
+                spec.lambda_role_permissions_boundary.as_deref(),
                 "autoheal: the attachment Lambda of this stack",
                 &wanted,
             )
             .await
             .step("create", object())
-            .map(|arn| (arn, true)),
+            .map(|arn| (arn, true));
+        };
+        if role.trust_policy.as_ref() != Some(&trust) {
+            iam_role::set_trust_policy(ctx, &name, &trust.to_string())
+                .await
+                .step("rewrite the trust policy of", object())?;
         }
+        if role.permissions_boundary != spec.lambda_role_permissions_boundary {
+            iam_role::set_permissions_boundary(
+                ctx,
+                &name,
+                spec.lambda_role_permissions_boundary.as_deref(),
+            )
+            .await
+            .step("set the permissions boundary of", object())?;
+        }
+        let ours = self.name(names::LAMBDA_POLICY);
+        let (inline, attached) = iam_role::policies(ctx, &name)
+            .await
+            .step("list the policies of", object())?;
+        for other in inline.iter().filter(|p| **p != ours) {
+            iam_role::delete_policy(ctx, &name, other).await.step(
+                "delete an inline policy the stack does not write",
+                format!("{other} of IAM role {name}"),
+            )?;
+        }
+        for arn in &attached {
+            iam_role::detach_policy(ctx, &name, arn).await.step(
+                "detach a managed policy",
+                format!("{arn} from IAM role {name}"),
+            )?;
+        }
+        let (set, remove) = aws_tags::diff(&role.tags, &wanted);
+        iam_role::set_tags(ctx, &name, &set, &remove)
+            .await
+            .step("tag", object())?;
+        Ok((role.arn, false))
     }
 
     /// The role's inline policy, naming this stack's volume, address, group and log group.
@@ -273,25 +321,50 @@ impl<'a> Converger<'a> {
                 .step("set the event-invoke configuration of", object())?;
         }
         let rule = self.name(names::EVENT_RULE);
-        event_rule::put_target(ctx, &rule, &self.name(names::EVENT_TARGET_ID), &arn)
+        let target_id = self.name(names::EVENT_TARGET_ID);
+        event_rule::put_target(ctx, &rule, &target_id, &arn)
             .await
             .step("set the target of", format!("EventBridge rule {rule}"))?;
+        if presence == Presence::Unknown {
+            // A rule found by its name keeps only our target: another would receive every
+            // launch event of this group.
+            let others: Vec<String> = event_rule::targets(ctx, &rule)
+                .await
+                .step("list the targets of", format!("EventBridge rule {rule}"))?
+                .into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| *id != target_id)
+                .collect();
+            event_rule::remove_targets(ctx, &rule, &others).await.step(
+                "remove other targets of",
+                format!("EventBridge rule {rule}"),
+            )?;
+        }
         self.permission(new, rule_arn).await?;
         Ok(arn)
     }
 
     /// The function's permission for `events.amazonaws.com` to invoke it from `rule_arn`: a
-    /// statement of our id that grants anything else is replaced.
+    /// statement of our id that grants anything else is replaced, and every other statement
+    /// of the function's resource policy (the provider writes none) is removed.
     async fn permission(&self, new_function: bool, rule_arn: &str) -> Result<(), StepError> {
         let ctx = self.ctx;
         let function = self.name(names::LAMBDA_FUNCTION);
         let object = || format!("Lambda function {function}");
         let sid = self.name(names::LAMBDA_PERMISSION_SID);
         if !new_function {
-            let current = lambda_function::find_permission(ctx, &function, &sid)
+            let current = lambda_function::find_policy(ctx, &function, &sid)
                 .await
                 .step("read the permissions of", object())?;
-            match current {
+            for other in &current.other_sids {
+                lambda_function::remove_permission(ctx, &function, other)
+                    .await
+                    .step(
+                        "remove a permission the stack does not write from",
+                        object(),
+                    )?;
+            }
+            match current.ours {
                 Some(p) if p.grants(rule_arn) => return Ok(()),
                 // Ours by its id, but granting something else (another rule, another
                 // principal or action): replaced.
@@ -349,8 +422,8 @@ impl<'a> Converger<'a> {
         })
     }
 
-    /// The instance's security group in `vpc_id`: the one `known` names, converged (SSH
-    /// ingress, tags), or a new one when there is none or it is gone. `created` is told a new
+    /// The instance's security group in `vpc_id`: the one `known` names, converged (its rules,
+    /// tags), or a new one when there is none or it is gone. `created` is told a new
     /// group's id at once. Returns (id, made now).
     pub async fn security_group(
         &self,
@@ -366,17 +439,15 @@ impl<'a> Converger<'a> {
                 .step("find", format!("security group {id}"))?,
             None => None,
         };
+        let wanted_rules = security_rules::wanted(spec);
         if let Some(g) = found {
             let object = || format!("security group {}", g.group_id);
-            if g.ssh_cidrs != spec.ssh_ingress_cidrs {
-                security_group::set_ssh_cidrs(
-                    ctx,
-                    &g.group_id,
-                    &g.ssh_cidrs,
-                    &spec.ssh_ingress_cidrs,
-                )
-                .await
-                .step("update the SSH rules of", object())?;
+            // Exactly the configured rules: what else is there (added by hand, or left in a
+            // group adopted by name) goes, IPv4 and IPv6, ingress and egress.
+            if g.rules != security_rules::wanted_set(spec) {
+                security_group::set_rules(ctx, &g.group_id, &g.rules, &wanted_rules)
+                    .await
+                    .step("set the rules of", object())?;
             }
             // DescribeSecurityGroups' tags are not read back here: set them all (CreateTags
             // overwrites), removing none.
@@ -386,16 +457,9 @@ impl<'a> Converger<'a> {
             return Ok((g.group_id, false));
         }
         let name = self.name(names::SECURITY_GROUP);
-        let id = security_group::create(
-            ctx,
-            &name,
-            vpc_id,
-            &spec.ssh_ingress_cidrs,
-            &wanted,
-            created,
-        )
-        .await
-        .step("create", format!("security group {name}"))?;
+        let id = security_group::create(ctx, &name, vpc_id, &wanted_rules, &wanted, created)
+            .await
+            .step("create", format!("security group {name}"))?;
         Ok((id, true))
     }
 

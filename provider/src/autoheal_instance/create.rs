@@ -498,14 +498,33 @@ impl<'a> Creator<'a> {
             }
         }
         // Which data it starts from: see `lineage`.
-        let newest = volume::newest_final_snapshot(
+        // The newest final snapshot that is one (see `lineage::restorable`); one that only
+        // carries the tags is skipped, and said so.
+        let mut newest = None;
+        for snap in volume::completed_final_snapshots(
             ctx,
             names::STACK_TAG,
             &spec.name,
             (FINAL_SNAPSHOT_TAG, LINEAGE_LIVE),
         )
         .await
-        .step("find", "final snapshot of a previous stack")?;
+        .step("find", "final snapshot of a previous stack")?
+        {
+            let source = volume::find(ctx, &snap.volume_id)
+                .await
+                .step("find", format!("volume {}", snap.volume_id))?;
+            match lineage::restorable(&snap, &spec.name, source.as_ref()) {
+                Ok(()) => {
+                    newest = Some(snap);
+                    break;
+                }
+                Err(why) => tracing::warn!(
+                    snapshot_id = snap.snapshot_id,
+                    why,
+                    "a snapshot tagged as a final snapshot of this stack is not restored"
+                ),
+            }
+        }
         let source = lineage::choose(spec.volume_snapshot_id.as_deref(), newest.as_ref());
         tracing::info!(
             stack = spec.name,
@@ -596,7 +615,7 @@ impl<'a> Creator<'a> {
         volume_id: &str,
     ) -> Result<(String, i64), StepError> {
         let name = derived(names::LAUNCH_TEMPLATE, self.spec);
-        let data = template_data(self.spec, security_group_id, volume_id)?;
+        let data = template_data(self.ctx, self.spec, security_group_id, volume_id).await?;
         let (id, version) =
             match self.leftover("launch template", &self.leftovers.launch_template_ids) {
                 // Adopted: a new version with this create's data (it names this volume and group).
@@ -837,7 +856,10 @@ pub fn policy_scope(
 }
 
 /// The launch template's data for this spec.
-pub fn template_data(
+/// What a launch template version holds for this spec. Asks EC2 for the AMI's root device
+/// name, whose volume the template encrypts.
+pub async fn template_data(
+    ctx: &OpContext,
     spec: &Spec,
     security_group_id: &str,
     volume_id: &str,
@@ -855,11 +877,24 @@ pub fn template_data(
     );
     let user_data_base64 = user_data_base64(&mount, spec.user_data.as_deref())
         .map_err(|e| StepError::problem("build", "the user data", e.to_string()))?;
+    let root_device_name = launch_template::root_device_name(ctx, &spec.ami)
+        .await
+        .step("describe", format!("AMI {}", spec.ami))?;
+    if root_device_name.is_none() {
+        tracing::warn!(
+            ami = spec.ami,
+            "EC2 does not know the AMI: the template maps no root volume, and the launch will fail with EC2's message"
+        );
+    }
     Ok(launch_template::TemplateData {
         image_id: spec.ami.clone(),
         instance_type: spec.instance_type.clone(),
         key_name: spec.key_name.clone(),
-        security_group_id: security_group_id.to_string(),
+        security_group_ids: std::iter::once(security_group_id.to_string())
+            .chain(spec.security_group_ids.iter().cloned())
+            .collect(),
+        iam_instance_profile: spec.iam_instance_profile.clone(),
+        root_device_name,
         user_data_base64,
         tags,
     })

@@ -326,7 +326,7 @@ async fn final_snapshot(
     let mut token_tag = Tags::new();
     token_tag.insert(FINAL_SNAPSHOT_TOKEN_TAG.to_string(), token);
     ec2_tags::set(ctx, &[id.to_string()], &token_tag, &[]).await?;
-    let mut snapshot_tags = final_snapshot_tags(spec, tags);
+    let mut snapshot_tags = final_snapshot_tags(spec, id, tags);
     snapshot_tags.extend(token_tag);
     volume::snapshot(
         ctx,

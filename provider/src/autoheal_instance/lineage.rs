@@ -19,9 +19,55 @@
 //! [`LINEAGE_LIVE`]: super::tagging::LINEAGE_LIVE
 //! [`LINEAGE_ENDED`]: super::tagging::LINEAGE_ENDED
 
-use crate::aws::volume::FinalSnapshot;
+use crate::aws::volume::{FinalSnapshot, VolumeInfo};
 
-use super::tagging::CONFIGURED_SNAPSHOT_TAG;
+use super::names::STACK_TAG;
+use super::tagging::{CONFIGURED_SNAPSHOT_TAG, SOURCE_VOLUME_TAG};
+
+/// EBS's `VolumeId` of a snapshot that was not taken of a volume of this account (a copy,
+/// or an import): "vol-ffffffff" (EC2 API reference, Snapshot: "snapshots created by the
+/// CopySnapshot action have an arbitrary volume ID that should not be used for any purpose").
+const ARBITRARY_VOLUME_ID: &str = "vol-ffffffff";
+
+/// Whether a snapshot tagged as a final snapshot of stack `name` is one, from what EBS itself
+/// records rather than from its tags alone (which anyone who may tag snapshots can write):
+/// it is encrypted (every data volume is, so every final snapshot is), it was taken of a real
+/// volume (not a copy or an import), that volume is the one our tag names, and if that
+/// volume still exists it is this stack's. `source` is that volume, if it still exists.
+/// (`final_snapshots` already asks for snapshots owned by this account only.)
+pub fn restorable(
+    snapshot: &FinalSnapshot,
+    name: &str,
+    source: Option<&VolumeInfo>,
+) -> Result<(), String> {
+    if !snapshot.encrypted {
+        return Err("it is not encrypted, and every final snapshot is".into());
+    }
+    if snapshot.volume_id == ARBITRARY_VOLUME_ID || !snapshot.volume_id.starts_with("vol-") {
+        return Err(format!(
+            "EBS records no source volume ({:?}): a copied or imported snapshot",
+            snapshot.volume_id
+        ));
+    }
+    match snapshot.tags.get(SOURCE_VOLUME_TAG) {
+        Some(tagged) if *tagged != snapshot.volume_id => {
+            return Err(format!(
+                "it is tagged as a snapshot of {tagged} but EBS says it was taken of {}",
+                snapshot.volume_id
+            ))
+        }
+        _ => {}
+    }
+    if let Some(v) = source {
+        if v.tags.get(STACK_TAG).map(String::as_str) != Some(name) {
+            return Err(format!(
+                "it was taken of {}, which still exists and is not this stack's volume",
+                v.volume_id
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Where a new data volume's data comes from, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +150,61 @@ mod tests {
             state: "completed".into(),
             start_time: (1, 0),
             tags,
+            encrypted: true,
         }
+    }
+
+    fn volume(id: &str, stack: Option<&str>) -> VolumeInfo {
+        let mut tags = Tags::new();
+        if let Some(s) = stack {
+            tags.insert(STACK_TAG.to_string(), s.to_string());
+        }
+        VolumeInfo {
+            volume_id: id.into(),
+            state: "available".into(),
+            availability_zone: "z".into(),
+            size: 1,
+            volume_type: "gp3".into(),
+            iops: None,
+            throughput: None,
+            encrypted: true,
+            kms_key_id: None,
+            snapshot_id: None,
+            tags,
+            attachments: vec![],
+        }
+    }
+
+    #[test]
+    fn only_a_snapshot_ebs_says_was_taken_of_this_stacks_volume_is_restored() {
+        let ours = final_snapshot("snap-f", None);
+        assert_eq!(restorable(&ours, "web", None), Ok(()));
+        // Its volume still exists (a destroy that stopped after the snapshot): ours.
+        assert_eq!(
+            restorable(&ours, "web", Some(&volume("vol-1", Some("web")))),
+            Ok(())
+        );
+        // Planted: a snapshot of someone else's volume, tagged as ours.
+        assert!(restorable(&ours, "web", Some(&volume("vol-1", Some("db")))).is_err());
+        assert!(restorable(&ours, "web", Some(&volume("vol-1", None))).is_err());
+        // A copy: EBS records no source volume.
+        let copy = FinalSnapshot {
+            volume_id: "vol-ffffffff".into(),
+            ..final_snapshot("snap-c", None)
+        };
+        assert!(restorable(&copy, "web", None).is_err());
+        // Unencrypted: never one of ours.
+        let plain = FinalSnapshot {
+            encrypted: false,
+            ..final_snapshot("snap-p", None)
+        };
+        assert!(restorable(&plain, "web", None).is_err());
+        // Tagged with another volume than EBS records.
+        let mut forged = final_snapshot("snap-x", None);
+        forged.tags.insert(SOURCE_VOLUME_TAG.into(), "vol-2".into());
+        assert!(restorable(&forged, "web", None).is_err());
+        forged.tags.insert(SOURCE_VOLUME_TAG.into(), "vol-1".into());
+        assert_eq!(restorable(&forged, "web", None), Ok(()));
     }
 
     fn chosen(configured: Option<&str>, newest: Option<&FinalSnapshot>) -> Option<String> {

@@ -40,6 +40,7 @@ pub mod policy;
 pub mod read;
 pub mod retry_budget;
 pub mod schema;
+pub mod security_rules;
 pub mod spec;
 pub mod stack;
 pub mod steps;

@@ -5,6 +5,9 @@
 # instance boots while the launch lifecycle hook holds it in Pending:Wait and the attachment
 # Lambda moves the volume over, so the volume usually appears some time after this starts.
 #
+#  0. Guard MOUNT_POINT on the root file system: the empty directory is made immutable, so
+#     nothing lands on the root disk there while the volume is not mounted (now, or on a
+#     later boot without it).
 #  1. Wait (at most WAIT_SECONDS) for the volume: on Nitro instances at its stable NVMe name
 #     /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_<volume id without the dash>, which
 #     names this very volume; on Xen instances at DEVICE_NAME or its /dev/sdX <-> /dev/xvdX
@@ -17,19 +20,26 @@
 #     mount the volume and a boot without it does not hang: an older entry for MOUNT_POINT
 #     is commented out, and a re-run changes nothing.
 #
+# When it fails without the volume mounted at MOUNT_POINT, an EXIT trap mounts an empty
+# read-only file system there and keeps cloud-init from running the user's scripts (see
+# on_exit).
+#
 # user_data.rs renders it: it replaces the block between the PARAMETERS markers with
-# shell-quoted values it has checked, and drops comment lines and blank lines to save
-# user-data bytes (EC2 allows 16 KiB in all; this script is budgeted 4 KiB). So: no
-# here-documents and no multi-line strings in here.
+# shell-quoted values it has checked, and drops comment lines, blank lines and indentation
+# to save user-data bytes (EC2 allows 16 KiB in all; this script is budgeted 4 KiB, and a
+# test holds it to that). So: no here-documents and no multi-line strings in here.
 set -euo pipefail
 
 # BEGIN PARAMETERS
-VOLUME_ID=vol-00000000000000000
-DEVICE_NAME=/dev/xvdb
+VOLUME_ID='vol-00000000000000000'
+DEVICE_NAME=/dev/sdf
 MOUNT_POINT=/data
 FILESYSTEM=ext4
 WAIT_SECONDS=600
 # END PARAMETERS
+# Short names: every byte counts (see above).
+mp=$MOUNT_POINT
+vol=$VOLUME_ID
 
 # To the console and cloud-init's log (stderr), and to syslog when there is one.
 log() {
@@ -41,31 +51,72 @@ fail() {
   exit 1
 }
 
+# Failing without the volume at the mount point must neither let data land on the root disk
+# nor let the user's scripts run without their data:
+# - an empty read-only tmpfs goes over the mount point, unless something is mounted there:
+#   writes fail with EROFS, even root's, for the rest of this boot (the immutable directory
+#   of step 0 stays for later boots). A re-run of this script unmounts it first.
+# - cloud-init's scripts_user module runs the files of its scripts directory, this script
+#   included (the user's parts sort after it: 10-user-data, part-NNN, and runcmd's commands),
+#   with runparts() of cloudinit/subp.py: it lists the directory once, sorted, then runs each
+#   file only if is_exe() (os.path.isfile and os.access X_OK) holds when it gets to it, and
+#   else logs "skipping ... as its not executable". So taking the executable bits off the
+#   files after this one keeps them from running. Only in a directory named scripts, as
+#   cloud-init's is: run by hand from elsewhere, the script leaves other files alone.
+# The trap is removed once the volume is mounted.
+ph=autoheal-no-volume
+on_exit() {
+  rc=$?
+  ((rc)) || return 0
+  set +e
+  findmnt -M "$mp" >/dev/null || mount -t tmpfs -o ro,mode=555 $ph "$mp"
+  [[ $0 == */scripts/* ]] || exit $rc
+  LC_ALL=C
+  for f in "${0%/*}"/*; do
+    [[ -f $f && -x $f && ${f##*/} > ${0##*/} ]] && chmod a-x "$f" &&
+      log "not running ${f##*/}: the data volume is not mounted at $mp"
+  done
+  exit $rc
+}
+trap on_exit EXIT
+
+# 0. Guard the mount point. A directory with the immutable attribute gets no new entries,
+# not even from root, while nothing is mounted on it; mounting on it still works. Only an
+# empty one (what is there may be the AMI's), and only while nothing is mounted there (a
+# re-run: done already). It lives on the root file system, so it also holds on a later boot
+# where fstab's nofail entry finds no volume. `chattr -i` undoes it.
+mkdir -p "$mp"
+[[ $(findmnt -no SOURCE -M "$mp") != "$ph" ]] || umount "$mp"
+if findmnt -M "$mp" >/dev/null; then
+  :
+elif [[ -n $(ls -A "$mp") ]]; then
+  log "WARNING: $mp is not empty: not making it immutable"
+elif ! chattr +i "$mp" >&2; then
+  log "WARNING: chattr +i $mp failed"
+fi
+
 # 1. Wait for the volume.
 alias=/dev/xvd${DEVICE_NAME: -1}
 [[ $alias != "$DEVICE_NAME" ]] || alias=/dev/sd${DEVICE_NAME: -1}
-paths=("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${VOLUME_ID/-/}" "$DEVICE_NAME" "$alias")
-log "waiting up to ${WAIT_SECONDS}s for $VOLUME_ID at ${paths[*]}"
+paths=("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${vol/-/}" "$DEVICE_NAME" "$alias")
+log "waiting up to ${WAIT_SECONDS}s for $vol at ${paths[*]}"
 start=$SECONDS
 found=
 while :; do
   for p in "${paths[@]}"; do
-    if [[ -e $p ]]; then
+    [[ ! -e $p ]] || {
       found=$p
       break 2
-    fi
+    }
   done
   waited=$((SECONDS - start))
-  if ((waited >= WAIT_SECONDS)); then
-    fail "$VOLUME_ID did not appear within ${WAIT_SECONDS}s; the stack's attachment Lambda attaches it: see its log group"
-  fi
-  if ((waited > 0 && waited % 30 == 0)); then
-    log "still waiting for $VOLUME_ID (${waited}s)"
-  fi
+  ((waited < WAIT_SECONDS)) ||
+    fail "$vol did not appear within ${WAIT_SECONDS}s: see the attachment Lambda's log group"
+  ((waited == 0 || waited % 30)) || log "still waiting for $vol (${waited}s)"
   sleep 1
 done
 dev=$(readlink -f "$found")
-log "found $VOLUME_ID at $found ($dev) after $((SECONDS - start))s"
+log "found $vol at $found ($dev) after $((SECONDS - start))s"
 
 # What is on the device: blkid -p probes it directly (no cache). Exit 2 is "no signature
 # at all"; any other failure (unreadable, conflicting signatures) stops here rather than
@@ -73,7 +124,7 @@ log "found $VOLUME_ID at $found ($dev) after $((SECONDS - start))s"
 probe() {
   local rc=0
   info=$(blkid -p -o export "$dev") || rc=$?
-  ((rc == 0 || rc == 2)) || fail "blkid cannot tell what is on $dev (exit $rc); leaving it alone"
+  ((rc == 0 || rc == 2)) || fail "blkid cannot read $dev (exit $rc); leaving it alone"
   fstype=$(sed -n 's/^TYPE=//p' <<<"$info")
   uuid=$(sed -n 's/^UUID=//p' <<<"$info")
 }
@@ -95,39 +146,39 @@ elif [[ -z $fstype ]]; then
 else
   log "$dev has a file system ($fstype): keeping it"
 fi
-[[ -n $uuid ]] || fail "the $fstype file system on $dev has no UUID"
+[[ -n $uuid ]] || fail "no UUID on $dev"
 
 # 3. Mount, then grow (best effort: mounted but not grown is still usable).
-mkdir -p "$MOUNT_POINT"
-if mounted=$(findmnt -n -o SOURCE --mountpoint "$MOUNT_POINT"); then
+if mounted=$(findmnt -no SOURCE -M "$mp"); then
   [[ $(blkid -p -o value -s UUID "$mounted") == "$uuid" ]] ||
-    fail "$MOUNT_POINT has $mounted mounted, not $VOLUME_ID"
-  log "$VOLUME_ID is already mounted at $MOUNT_POINT"
+    fail "$mp has $mounted mounted, not $vol"
+  log "$vol is already mounted at $mp"
 else
-  mount -t "$fstype" "$dev" "$MOUNT_POINT"
-  mounted=$(findmnt -n -o SOURCE --mountpoint "$MOUNT_POINT")
-  log "mounted $VOLUME_ID ($fstype UUID=$uuid) at $MOUNT_POINT"
+  mount -t "$fstype" "$dev" "$mp"
+  mounted=$(findmnt -no SOURCE -M "$mp")
+  log "mounted $vol ($fstype UUID=$uuid) at $mp"
 fi
+trap - EXIT
 case $fstype in
   ext[234]) grow=(resize2fs "$mounted") ;;
-  xfs) grow=(xfs_growfs "$MOUNT_POINT") ;;
+  xfs) grow=(xfs_growfs "$mp") ;;
   *) grow=(true) ;;
 esac
-"${grow[@]}" >&2 || log "WARNING: ${grow[0]} failed; $MOUNT_POINT keeps its size"
+"${grow[@]}" >&2 || log "WARNING: ${grow[0]} failed; $mp keeps its size"
 
 # 4. fstab. A new file renamed over the old one: a crash never leaves half an fstab.
 pass=2
 [[ $fstype != xfs ]] || pass=0
-entry="UUID=$uuid $MOUNT_POINT $fstype defaults,nofail 0 $pass"
+entry="UUID=$uuid $mp $fstype defaults,nofail 0 $pass"
 fstab=/etc/fstab
 touch "$fstab"
-export MOUNT_POINT
-if [[ $(awk '!/^[[:space:]]*#/ && $2 == ENVIRON["MOUNT_POINT"]' "$fstab") != "$entry" ]]; then
+export mp
+if [[ $(awk '!/^[[:space:]]*#/ && $2 == ENVIRON["mp"]' "$fstab") != "$entry" ]]; then
   new=$(mktemp "$fstab.XXXXXX")
-  awk '!/^[[:space:]]*#/ && $2 == ENVIRON["MOUNT_POINT"] { print "# replaced by autoheal: " $0; next } 1' "$fstab" >"$new"
+  awk '!/^[[:space:]]*#/ && $2 == ENVIRON["mp"] { print "# replaced by autoheal: " $0; next } 1' "$fstab" >"$new"
   echo "$entry" >>"$new"
   chmod 644 "$new"
   mv -f "$new" "$fstab"
   log "$fstab: $entry"
 fi
-log "done: $VOLUME_ID is mounted at $MOUNT_POINT"
+log "done: $vol is mounted at $mp"

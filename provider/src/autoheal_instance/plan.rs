@@ -13,6 +13,10 @@
 //!   after apply on create, kept on update) and `volume_on_destroy` is null; otherwise
 //!   `volume_iops`/`volume_throughput` not configured become unknown when AWS's baseline may
 //!   change (new type, or new size of a gp2 volume), and a smaller `volume_size` is an error;
+//! - `device_name` not configured: [`DEFAULT_DEVICE_NAME`] on create, the prior state's on
+//!   update (it is optional and computed, not a schema default), so a stack made with the
+//!   earlier default `/dev/xvdb`, which validation now refuses in a configuration, keeps it
+//!   and an upgraded provider rolls no instance;
 //! - a change to what the launch template holds (see [`ROLLING_ATTRIBUTES`]) makes
 //!   `instance_id` and `launch_template_version` unknown: a rolling replacement happens.
 //!   Anything else keeps the serving instance. Tags are not in the launch template: the
@@ -35,6 +39,7 @@ use crate::plugin::schema::Schema;
 use crate::plugin::value::Value;
 
 use super::names::{DerivedName, AUTOSCALING_GROUP, LIFECYCLE_HOOK, LOG_GROUP};
+use super::schema::DEFAULT_DEVICE_NAME;
 use super::validate::validate;
 
 /// Attributes that go into the launch template: changing one creates a new template version
@@ -47,6 +52,8 @@ pub const ROLLING_ATTRIBUTES: &[&str] = &[
     "device_name",
     "mount_point",
     "filesystem",
+    "security_group_ids",
+    "iam_instance_profile",
 ];
 
 /// Computed ids of objects an update recreates when they were deleted out of band (see
@@ -162,6 +169,13 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         }
     }
 
+    // The device name: the default for new stacks only. An existing stack keeps the one in
+    // its state (the generic planner copied it), whatever default it was created with; one
+    // without any (never seen) gets the default.
+    if config.attr("device_name").is_null() && (creating || prior.attr("device_name").is_null()) {
+        planned.set_attr("device_name", Value::String(DEFAULT_DEVICE_NAME.into()));
+    }
+
     // The instance and its launch template.
     if !creating {
         let rolls = ROLLING_ATTRIBUTES
@@ -184,6 +198,10 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
             planned.set_attr("launch_template_version", Value::Unknown);
         }
     }
+
+    // Every apply leaves the security group with exactly the configured rules, so the rules
+    // a refresh found beyond them show as going.
+    planned.set_attr("unmanaged_security_group_rules", Value::List(vec![]));
 
     // The handler's digest is known at plan time: the shipped zip's, or the user's file's.
     // So a new handler shows as a change, and an unchanged one never does.
@@ -612,6 +630,46 @@ mod tests {
     }
 
     #[test]
+    fn rules_a_refresh_found_beyond_the_configuration_plan_to_go() {
+        let cfg = config(&[]);
+        let mut prior = created(&cfg);
+        assert_eq!(
+            prior.attr("unmanaged_security_group_rules"),
+            &Value::List(vec![])
+        );
+        prior.set_attr(
+            "unmanaged_security_group_rules",
+            Value::List(vec!["ingress tcp 3306-3306 from 0.0.0.0/0".into()]),
+        );
+        let r = plan(&prior, &cfg);
+        assert!(r.requires_replace.is_empty());
+        let p = &r.planned_state;
+        assert_eq!(
+            p.attr("unmanaged_security_group_rules"),
+            &Value::List(vec![])
+        );
+        // Only the group changes: the instance stays.
+        assert_eq!(p.attr("instance_id"), prior.attr("instance_id"));
+    }
+
+    #[test]
+    fn instance_profile_and_extra_groups_roll_the_instance() {
+        let prior = created(&config(&[]));
+        for (attr, value) in [
+            ("iam_instance_profile", Value::from("ssm-agent")),
+            (
+                "security_group_ids",
+                Value::List(vec!["sg-0123456789abcdef0".into()]),
+            ),
+        ] {
+            let r = plan(&prior, &config(&[(attr, value)]));
+            assert!(r.diagnostics.is_empty(), "{attr}: {}", r.diagnostics);
+            assert!(r.requires_replace.is_empty(), "{attr}");
+            assert!(r.planned_state.attr("instance_id").is_unknown(), "{attr}");
+        }
+    }
+
+    #[test]
     fn tag_change_keeps_the_instance() {
         let prior = created(&config(&[]));
         let tags = Value::Map(BTreeMap::from([("team".into(), "ops".into())]));
@@ -641,7 +699,7 @@ mod tests {
             ("ami", "ami-0fedcba9".into()),
             ("user_data", "#!/bin/sh\n".into()),
             ("key_name", "ops".into()),
-            ("device_name", "/dev/sdf".into()),
+            ("device_name", "/dev/sdg".into()),
             ("mount_point", "/srv".into()),
             ("filesystem", "xfs".into()),
         ] {
@@ -658,6 +716,57 @@ mod tests {
                 prior.attr("launch_template_id")
             );
         }
+    }
+
+    #[test]
+    fn device_name_defaults_for_new_stacks_only() {
+        use crate::autoheal_instance::schema::EARLIER_DEFAULT_DEVICE_NAME;
+        // Create: the default.
+        let r = plan(&Value::Null, &config(&[]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert_eq!(
+            r.planned_state.attr("device_name").as_str(),
+            Some("/dev/sdf")
+        );
+        assert_eq!(DEFAULT_DEVICE_NAME, "/dev/sdf");
+
+        // A stack created with the earlier default, which a configuration may no longer
+        // name: an upgraded provider plans no change at all (nothing rolls).
+        let mut prior = created(&config(&[]));
+        prior.set_attr("device_name", EARLIER_DEFAULT_DEVICE_NAME.into());
+        let r = plan(&prior, &config(&[]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty());
+        assert_eq!(
+            r.planned_state.attr("device_name").as_str(),
+            Some("/dev/xvdb")
+        );
+        assert_eq!(r.planned_state, prior);
+
+        // Any other name in the state is kept the same way.
+        prior.set_attr("device_name", "/dev/sdg".into());
+        assert_eq!(plan(&prior, &config(&[])).planned_state, prior);
+
+        // Configuring a name changes it (and rolls the instance); configuring /dev/xvdb is
+        // refused even where the state has it.
+        prior.set_attr("device_name", EARLIER_DEFAULT_DEVICE_NAME.into());
+        let r = plan(&prior, &config(&[("device_name", "/dev/sdf".into())]));
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert_eq!(
+            r.planned_state.attr("device_name").as_str(),
+            Some("/dev/sdf")
+        );
+        assert!(r.planned_state.attr("instance_id").is_unknown());
+        let r = plan(&prior, &config(&[("device_name", "/dev/xvdb".into())]));
+        assert_eq!(error_paths(&r.diagnostics), ["device_name"]);
+
+        // A state without one (not written by this provider) gets the default.
+        prior.set_attr("device_name", Value::Null);
+        let r = plan(&prior, &config(&[]));
+        assert_eq!(
+            r.planned_state.attr("device_name").as_str(),
+            Some("/dev/sdf")
+        );
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub fn lambda_sha_to_hex(b64: &str) -> Option<String> {
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The user's security groups of a template version: all but the stack's own, which the
+/// provider puts first.
+fn user_security_groups(ids: &[String]) -> Vec<String> {
+    ids.iter().skip(1).cloned().collect()
+}
+
 /// The user's tags from an object's tags: without the provider's own (`Name` and the
 /// reserved `autoheal:` keys) and AWS's.
 fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -107,7 +113,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         autoscaling_group::find(ctx, &group_name),
         autoscaling_group::find_hook(ctx, &group_name, &hook_name),
         lambda_function::find(ctx, &function_name),
-        lambda_function::find_permission(ctx, &function_name, &permission_sid),
+        lambda_function::find_policy(ctx, &function_name, &permission_sid),
         event_rule::find(ctx, &rule_name),
         log_group::find(ctx, &log_name),
         iam_role::find(ctx, &role_name),
@@ -238,9 +244,11 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         }
     }
 
-    // Security group.
+    // Security group: the configured rules that are there, and what else is.
     match &sg {
         Some(g) => {
+            let (ingress, ssh, unmanaged) = super::security_rules::refreshed(&state, &spec, g);
+            state.set_attr("ingress", ingress);
             let prior: Vec<String> = state
                 .attr("ssh_ingress_cidrs")
                 .elements()
@@ -252,17 +260,23 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             sorted.dedup();
             // Keep the user's order when the set is the same (a list attribute). A null (an
             // import's state) takes AWS's list even when it is empty, or the plan would add `[]`.
-            if sorted != g.ssh_cidrs || state.attr("ssh_ingress_cidrs").is_null() {
+            if sorted != ssh || state.attr("ssh_ingress_cidrs").is_null() {
                 state.set_attr(
                     "ssh_ingress_cidrs",
-                    Value::List(
-                        g.ssh_cidrs
-                            .iter()
-                            .map(|c| Value::from(c.as_str()))
-                            .collect(),
-                    ),
+                    Value::List(ssh.iter().map(|c| Value::from(c.as_str())).collect()),
                 );
             }
+            if !unmanaged.is_empty() {
+                tracing::warn!(
+                    security_group_id = g.group_id,
+                    ?unmanaged,
+                    "the security group holds rules the configuration does not; the next apply revokes them"
+                );
+            }
+            state.set_attr(
+                "unmanaged_security_group_rules",
+                Value::List(unmanaged.into_iter().map(Value::from).collect()),
+            );
         }
         None => set_str(&mut state, "security_group_id", None),
     }
@@ -314,6 +328,17 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                         set_str(&mut state, "ami", Some(t.image_id));
                         set_str(&mut state, "instance_type", Some(t.instance_type));
                         set_str(&mut state, "key_name", t.key_name);
+                        set_str(&mut state, "iam_instance_profile", t.iam_instance_profile);
+                        let extra = user_security_groups(&t.security_group_ids);
+                        // An empty list and null both say "none": keep the state's form.
+                        if !(extra.is_empty()
+                            && state.attr("security_group_ids").elements().is_empty())
+                        {
+                            state.set_attr(
+                                "security_group_ids",
+                                Value::List(extra.into_iter().map(Value::from).collect()),
+                            );
+                        }
                     }
                     None => set_str(&mut state, "launch_template_id", None),
                 }
@@ -382,14 +407,26 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     // the function lets EventBridge invoke it from this rule (without that permission the
     // rule fires into a denial and no instance heals). Any gap nulls the rule's ARN, and the
     // update that repairs it writes the rule, its target and the permission.
+    // Only our target and only our statement: another target would receive this group's
+    // launch events, another statement would let someone else invoke the function.
+    let target_id = names::EVENT_TARGET_ID.for_stack(&spec.name);
     let rule_ok = rule.as_ref().is_some_and(|r| {
         r.enabled
             && r.pattern == event_rule::launch_pattern(&group_name)
-            && function
-                .as_ref()
-                .is_some_and(|f| r.targets.iter().any(|(_, arn)| *arn == f.arn))
-            && permission.as_ref().is_some_and(|p| p.grants(&r.arn))
+            && function.as_ref().is_some_and(|f| {
+                r.targets.len() == 1 && r.targets[0] == (target_id.clone(), f.arn.clone())
+            })
+            && permission.ours.as_ref().is_some_and(|p| p.grants(&r.arn))
+            && permission.other_sids.is_empty()
     });
+    if rule.is_some() && !rule_ok {
+        tracing::warn!(
+            rule = rule_name,
+            targets = ?rule.as_ref().map(|r| &r.targets),
+            other_statements = ?permission.other_sids,
+            "the rule, its target or the function's permission is not what the stack writes; the next apply repairs it"
+        );
+    }
     set_str(
         &mut state,
         "event_rule_arn",
@@ -399,8 +436,84 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         Some(l) => set_int(&mut state, "log_retention_days", l.retention_days),
         None => set_str(&mut state, "log_group_name", None),
     }
-    set_str(&mut state, "lambda_role_arn", role.map(|r| r.arn));
+    // The role must be exactly what the stack makes: under its path, trusted by Lambda only,
+    // with the configured boundary, our inline policy as written and nothing else.
+    let role_ok = match &role {
+        Some(r) => {
+            let problems = role_problems(ctx, &spec, &stack, r, vol.as_ref(), &role_name)
+                .await
+                .map_err(aws_err)?;
+            if !problems.is_empty() {
+                tracing::warn!(
+                    role = role_name,
+                    ?problems,
+                    "the role is not what the stack writes; the next apply repairs it"
+                );
+            }
+            problems.is_empty()
+        }
+        None => false,
+    };
+    set_str(
+        &mut state,
+        "lambda_role_arn",
+        role.filter(|_| role_ok).map(|r| r.arn),
+    );
     Ok(state)
+}
+
+/// What differs between the role found and the one the stack makes (empty: none).
+async fn role_problems(
+    ctx: &OpContext,
+    spec: &Spec,
+    stack: &Stack,
+    role: &iam_role::RoleInfo,
+    volume: Option<&volume::VolumeInfo>,
+    role_name: &str,
+) -> Result<Vec<String>, crate::aws::AwsError> {
+    let mut problems = Vec::new();
+    if role.path != iam_role::ROLE_PATH {
+        problems.push(format!(
+            "path {} instead of {}",
+            role.path,
+            iam_role::ROLE_PATH
+        ));
+    }
+    if role.trust_policy.as_ref() != Some(&super::policy::lambda_trust_policy()) {
+        problems.push("its trust policy was changed".to_string());
+    }
+    if role.permissions_boundary != spec.lambda_role_permissions_boundary {
+        problems.push(format!(
+            "permissions boundary {:?} instead of {:?}",
+            role.permissions_boundary, spec.lambda_role_permissions_boundary
+        ));
+    }
+    let ours = names::LAMBDA_POLICY.for_stack(&spec.name);
+    let (inline, attached) = iam_role::policies(ctx, role_name).await?;
+    problems.extend(
+        inline
+            .iter()
+            .filter(|p| **p != ours)
+            .map(|p| format!("inline policy {p} the stack does not write")),
+    );
+    problems.extend(
+        attached
+            .iter()
+            .map(|a| format!("managed policy {a} attached")),
+    );
+    // Our policy's text, when the objects it names are known.
+    if let (Some(v), Some(alloc)) = (volume, &stack.allocation_id) {
+        let expected = super::create::policy_scope(&role.arn, ctx.region(), spec, v, alloc)
+            .ok()
+            .map(|scope| super::policy::attach_policy(&scope));
+        let found = iam_role::get_policy(ctx, role_name, &ours).await?;
+        if expected.is_some() && found != expected {
+            problems.push(format!(
+                "inline policy {ours} differs from what the stack writes"
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// `terraform import autoheal_instance.x NAME`: finds a stack this provider created by its
@@ -494,6 +607,17 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
             state.set_attr(
                 "security_group_id",
                 t.security_group_ids.first().cloned().into(),
+            );
+            let extra = user_security_groups(&t.security_group_ids);
+            if !extra.is_empty() {
+                state.set_attr(
+                    "security_group_ids",
+                    Value::List(extra.into_iter().map(Value::from).collect()),
+                );
+            }
+            state.set_attr(
+                "iam_instance_profile",
+                t.iam_instance_profile.clone().into(),
             );
             import_user_data(&mut state, &t.user_data_base64);
         }

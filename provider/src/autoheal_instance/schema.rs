@@ -19,7 +19,13 @@ pub const DEFAULT_SUBNET_CIDR: &str = "10.0.1.0/24";
 pub const DEFAULT_INSTANCE_TYPE: &str = "t3.micro";
 pub const DEFAULT_VOLUME_SIZE: i64 = 10;
 pub const DEFAULT_VOLUME_TYPE: &str = "gp3";
-pub const DEFAULT_DEVICE_NAME: &str = "/dev/xvdb";
+/// `device_name` of a new stack. Not a schema default: an existing stack keeps the name in
+/// its state (see `plan`), so that stacks made with the earlier default,
+/// [`EARLIER_DEFAULT_DEVICE_NAME`], are not rolled by an upgrade.
+pub const DEFAULT_DEVICE_NAME: &str = "/dev/sdf";
+/// The default `device_name` before `/dev/xvdb`..`/dev/xvde` were refused (on Xen instance
+/// types they can be instance store).
+pub const EARLIER_DEFAULT_DEVICE_NAME: &str = "/dev/xvdb";
 pub const DEFAULT_MOUNT_POINT: &str = "/data";
 pub const DEFAULT_FILESYSTEM: &str = "ext4";
 pub const DEFAULT_VOLUME_ON_DESTROY: &str = "snapshot";
@@ -114,7 +120,7 @@ pub fn schema() -> Schema {
     let block = volume_inputs(block);
     let block = lambda_inputs(block);
     let block = computed(block);
-    let block = block.block(timeouts_block());
+    let block = block.block(ingress_block()).block(timeouts_block());
     Schema {
         version: SCHEMA_VERSION,
         block,
@@ -267,14 +273,41 @@ fn inputs(b: Block) -> Block {
         ),
     ))
     .attribute(Attribute::optional(
+        "security_group_ids",
+        Type::list(Type::String),
+        &format!(
+            "Ids of security groups you manage (`sg-...`, in the stack's VPC) that the \
+             instance gets besides the stack's own group. Default: none. The provider never \
+             changes their rules. Changing it rolls the instance (see `ami`). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "iam_instance_profile",
+        Type::String,
+        &format!(
+            "Name or ARN of an IAM instance profile for the instance (for the SSM agent, the \
+             CloudWatch agent, reading from S3, ...). Default: none, and then the instance \
+             has no AWS credentials at all. The caller of `terraform apply` needs \
+             `iam:PassRole` on the profile's role. Changing it rolls the instance (see \
+             `ami`). {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
         "user_data",
         Type::String,
         &format!(
             "A script for the instance's first boot, run after the provider's built-in \
              script has attached, formatted (only if empty) and mounted the data volume at \
-             `mount_point`, so it can rely on the data being there. At most {} bytes (EC2's \
-             16 KiB limit, less room for the built-in script). Changing it rolls the instance \
-             (see `ami`). {IN_PLACE}",
+             `mount_point`, so it can rely on the data being there. Any cloud-init user data \
+             works (`#!` scripts, `#cloud-config`, MIME, ...): script parts and `runcmd` run \
+             only when the volume is mounted; when the built-in script fails without it, they \
+             do not run (the instance's cloud-init log says so). Nothing can be written at \
+             `mount_point` while the volume is not mounted there: the empty directory on the \
+             root disk is made immutable (`chattr +i`). Cloud-config modules that cloud-init runs before user scripts \
+             (`bootcmd`, `write_files`, `packages`, `users`, ...) and `#cloud-boothook` parts \
+             run before the volume is mounted, whether or not it will be. At most {} bytes \
+             (EC2's 16 KiB limit, less room for the built-in script). Changing it rolls the \
+             instance (see `ami`). {IN_PLACE}",
             USER_DATA_MAX_BYTES
         ),
     ))
@@ -360,20 +393,25 @@ fn volume_inputs(b: Block) -> Block {
         )
         .requires_replace(),
     )
-    .attribute(Attribute::with_default(
-        "device_name",
-        Type::String,
-        s(DEFAULT_DEVICE_NAME),
-        &format!(
-            "Device name the data volume is attached as. Default `{DEFAULT_DEVICE_NAME}`. \
-             One of AWS's recommended names for EBS data volumes on Linux: `/dev/sdf` to \
-             `/dev/sdz` or `/dev/xvdb` to `/dev/xvdz` (`/dev/sda1` and `/dev/xvda` are the \
-             root device, `/dev/sdb` to `/dev/sde` are used for instance store). On Nitro \
-             instances the volume shows up as an NVMe device whatever its name; the built-in \
-             script finds it by volume id. Changing it rolls the instance (see `ami`). \
-             {IN_PLACE}"
-        ),
-    ))
+    .attribute(
+        Attribute::optional_computed(
+            "device_name",
+            Type::String,
+            &format!(
+                "Device name the data volume is attached as. Default `{DEFAULT_DEVICE_NAME}` \
+                 for new stacks; when omitted, an existing stack keeps the name it has \
+                 (stacks created before this default keep `{EARLIER_DEFAULT_DEVICE_NAME}`, so \
+                 an upgrade of the provider rolls no instance). One of AWS's recommended \
+                 names for EBS data volumes on Linux: `/dev/sdf` to `/dev/sdz` or `/dev/xvdf` \
+                 to `/dev/xvdz` (`/dev/sda1` and `/dev/xvda` are the root device; `/dev/sdb` \
+                 to `/dev/sde` and, on Xen instance types, `/dev/xvdb` to `/dev/xvde` can be \
+                 instance store, so they are refused). On Nitro instances the volume shows up \
+                 as an NVMe device whatever its name; the built-in script finds it by volume \
+                 id. Changing it rolls the instance (see `ami`). {IN_PLACE}"
+            ),
+        )
+        .use_state_for_unknown(),
+    )
     .attribute(Attribute::with_default(
         "mount_point",
         Type::String,
@@ -443,7 +481,18 @@ fn volume_inputs(b: Block) -> Block {
 }
 
 fn lambda_inputs(b: Block) -> Block {
-    b.attribute(Attribute::with_default(
+    b.attribute(Attribute::optional(
+        "lambda_role_permissions_boundary",
+        Type::String,
+        &format!(
+            "ARN of a managed policy set as the permissions boundary of the attachment \
+             Lambda's IAM role (created under the path `/autoheal/`): the most that role may \
+             ever do, whatever its inline policy says. README's deployer policy requires it, \
+             so a deployer cannot make a role more powerful than the boundary; README gives \
+             the boundary document. Default: none. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::with_default(
         "health_check_grace_period",
         Type::Number,
         n(DEFAULT_HEALTH_CHECK_GRACE_PERIOD),
@@ -566,6 +615,15 @@ fn computed(b: Block) -> Block {
             Type::String,
             "Id of the security group of the instance.",
         ))
+        .attribute(Attribute::computed(
+            "unmanaged_security_group_rules",
+            Type::list(Type::String),
+            "Rules found in the stack's security group that the configuration does not hold \
+             (`ssh_ingress_cidrs`, `ingress` and the default egress to 0.0.0.0/0), such as \
+             rules added by hand, e.g. `ingress tcp 3306-3306 from 0.0.0.0/0`. A refresh \
+             reports them here and the next apply revokes them, so the plan shows them \
+             going. Empty after every apply.",
+        ))
         .attribute(stable(
             "volume_id",
             Type::String,
@@ -652,6 +710,58 @@ fn computed(b: Block) -> Block {
             "All tags applied to the objects from `tags`: `tags` merged with the provider's \
          `default_tags` (tags win).",
         ))
+}
+
+fn ingress_block() -> NestedBlock {
+    let ports = |which: &str| {
+        Attribute::required(
+            which,
+            Type::Number,
+            &format!(
+                "The {which} of the port range (0 to 65535; for `icmp`, the ICMP type, or -1 \
+                 for all). Ignored (write -1) when `protocol` is `-1`."
+            ),
+        )
+    };
+    NestedBlock {
+        type_name: "ingress".into(),
+        nesting: crate::plugin::schema::Nesting::Set,
+        block: Block::new(&format!(
+            "An inbound rule of the stack's security group, for the application (SSH has \
+             `ssh_ingress_cidrs`). Repeat the block for each rule. The group holds exactly \
+             these rules, the SSH rules and the default egress: any other rule found there \
+             is reported in `unmanaged_security_group_rules` and revoked by the next apply. \
+             Changes are made to the group in place, without touching the instance. \
+             {IN_PLACE}"
+        ))
+        .attribute(Attribute::required(
+            "protocol",
+            Type::String,
+            "`tcp`, `udp`, `icmp`, `icmpv6`, or `-1` for all traffic.",
+        ))
+        .attribute(ports("from_port"))
+        .attribute(ports("to_port"))
+        .attribute(Attribute::optional(
+            "cidr_blocks",
+            Type::list(Type::String),
+            "IPv4 CIDR blocks allowed (no host bits set).",
+        ))
+        .attribute(Attribute::optional(
+            "ipv6_cidr_blocks",
+            Type::list(Type::String),
+            "IPv6 CIDR blocks allowed (no host bits set). The provider's own VPC has no IPv6; \
+             these matter with `subnet_id` in a dual-stack subnet.",
+        ))
+        .attribute(Attribute::optional(
+            "description",
+            Type::String,
+            "Description of the rule, shown in the EC2 console (up to 255 characters). Not \
+             compared: a changed description alone changes nothing in AWS.",
+        )),
+        min_items: 0,
+        max_items: 0,
+        requires_replace: false,
+    }
 }
 
 fn timeouts_block() -> NestedBlock {

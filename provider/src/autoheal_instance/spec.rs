@@ -9,6 +9,38 @@ use crate::plugin::value::Value;
 
 use super::schema::{self, operation_timeout, Operation};
 
+/// One `ingress` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressRule {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub cidr_blocks: Vec<String>,
+    pub ipv6_cidr_blocks: Vec<String>,
+    pub description: Option<String>,
+}
+
+impl IngressRule {
+    pub fn from_value(v: &Value) -> IngressRule {
+        IngressRule {
+            protocol: string(v, "protocol").unwrap_or_default(),
+            from_port: int(v, "from_port").unwrap_or(-1),
+            to_port: int(v, "to_port").unwrap_or(-1),
+            cidr_blocks: strings(v, "cidr_blocks"),
+            ipv6_cidr_blocks: strings(v, "ipv6_cidr_blocks"),
+            description: string(v, "description"),
+        }
+    }
+}
+
+fn strings(v: &Value, attr: &str) -> Vec<String> {
+    v.attr(attr)
+        .elements()
+        .iter()
+        .filter_map(|e| e.as_str().map(str::to_string))
+        .collect()
+}
+
 /// What the user asked for. Optional inputs are `None` when not set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -24,6 +56,12 @@ pub struct Spec {
     pub instance_type: String,
     pub key_name: Option<String>,
     pub ssh_ingress_cidrs: Vec<String>,
+    /// The application's inbound rules (`ingress` blocks).
+    pub ingress: Vec<IngressRule>,
+    /// Security groups the user manages, given to the instance besides the stack's.
+    pub security_group_ids: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    pub lambda_role_permissions_boundary: Option<String>,
     pub user_data: Option<String>,
     pub volume_snapshot_id: Option<String>,
     pub volume_size: i32,
@@ -91,6 +129,15 @@ impl Spec {
                 c.dedup();
                 c
             },
+            ingress: v
+                .attr("ingress")
+                .elements()
+                .iter()
+                .map(IngressRule::from_value)
+                .collect(),
+            security_group_ids: strings(v, "security_group_ids"),
+            iam_instance_profile: string(v, "iam_instance_profile"),
+            lambda_role_permissions_boundary: string(v, "lambda_role_permissions_boundary"),
             user_data: string(v, "user_data"),
             volume_snapshot_id: string(v, "volume_snapshot_id"),
             volume_size: n("volume_size", schema::DEFAULT_VOLUME_SIZE),

@@ -12,6 +12,10 @@ use super::spec::Spec;
 /// (`volume_on_destroy = "delete"` or `"retain"`).
 pub const FINAL_SNAPSHOT_TAG: &str = "autoheal:final-snapshot";
 
+/// On a final snapshot: the volume it was taken of, which EBS also records (its `VolumeId`);
+/// the two must agree for the snapshot to be restored (see `lineage::restorable`).
+pub const SOURCE_VOLUME_TAG: &str = "autoheal:volume-id";
+
 /// [`FINAL_SNAPSHOT_TAG`]'s value on a final snapshot a new stack of the name may restore.
 pub const LINEAGE_LIVE: &str = "true";
 
@@ -102,9 +106,10 @@ pub fn volume_tags(spec: &Spec, current: &Tags) -> Tags {
 
 /// The tags of the final snapshot of a volume tagged `volume_tags`: the lineage's configured
 /// `volume_snapshot_id` is carried over.
-pub fn final_snapshot_tags(spec: &Spec, volume_tags: &Tags) -> Tags {
+pub fn final_snapshot_tags(spec: &Spec, volume_id: &str, volume_tags: &Tags) -> Tags {
     let mut tags = object_tags(spec, FINAL_SNAPSHOT_NAME_TAG);
     tags.insert(FINAL_SNAPSHOT_TAG.to_string(), LINEAGE_LIVE.to_string());
+    tags.insert(SOURCE_VOLUME_TAG.to_string(), volume_id.to_string());
     if let Some(configured) = volume_tags.get(CONFIGURED_SNAPSHOT_TAG) {
         tags.insert(CONFIGURED_SNAPSHOT_TAG.to_string(), configured.clone());
     }

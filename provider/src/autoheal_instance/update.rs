@@ -191,22 +191,32 @@ async fn run(
     let rolls = ROLLING_ATTRIBUTES
         .iter()
         .any(|a| changed(prior, planned, a));
-    let data = template_data(new, &sg_id, &volume_id)?;
-    let (template_id, mut version) = match &stack.launch_template_id {
-        Some(id)
-            if launch_template::find_version(
-                ctx,
-                id,
-                stack.launch_template_version.unwrap_or(1),
-            )
-            .await
-            .step("find", format!("launch template {id}"))?
-            .is_some() =>
-        {
-            (id.clone(), stack.launch_template_version.unwrap_or(1))
+    let current = match &stack.launch_template_id {
+        Some(id) => {
+            launch_template::find_version(ctx, id, stack.launch_template_version.unwrap_or(1))
+                .await
+                .step("find", format!("launch template {id}"))?
         }
+        None => None,
+    };
+    // A version written by an older provider leaves the root volume as the AMI has it
+    // (possibly unencrypted): a new version fixes the next launch, without rolling the
+    // serving instance, whenever the plan let the version change (a repair: the first apply
+    // after an upgrade re-creates the role under its new path, which is one).
+    let version_may_change = planned.attr("launch_template_version").is_unknown();
+    if version_may_change
+        && current
+            .as_ref()
+            .is_some_and(|v| !v.root_volume_encrypted.as_ref().is_some_and(|(_, e)| *e))
+    {
+        tracing::info!("the launch template's root volume is not encrypted: writing a version that encrypts it (the serving instance stays)");
+        template_needs_version = true;
+    }
+    let (template_id, mut version) = match (&stack.launch_template_id, &current) {
+        (Some(id), Some(_)) => (id.clone(), stack.launch_template_version.unwrap_or(1)),
         _ => {
             template_needs_version = false;
+            let data = template_data(ctx, new, &sg_id, &volume_id).await?;
             let (id, v) = launch_template::create(
                 ctx,
                 &names::LAUNCH_TEMPLATE.for_stack(name),
@@ -219,6 +229,7 @@ async fn run(
         }
     };
     if rolls || template_needs_version {
+        let data = template_data(ctx, new, &sg_id, &volume_id).await?;
         version = launch_template::create_version(ctx, &template_id, &data)
             .await
             .step(

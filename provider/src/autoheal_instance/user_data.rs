@@ -17,11 +17,14 @@
 //!   `#cloud-config-archive`, ...): `text/plain`, for which cloud-init detects the type from
 //!   the first line exactly as it does for user data given on its own.
 //!
-//! Two limits of cloud-init itself, worth knowing when reading the schema's promise that
-//! `user_data` "can rely on the data being there": cloud-init runs the user's script even if
-//! the boot script failed (it runs every part and reports the failures at the end), and
-//! cloud-config modules that run before user scripts (`bootcmd`, `packages`, `write_files`,
-//! ...) run before the volume is mounted; `runcmd` runs after.
+//! What the user's parts can rely on. cloud-init runs script parts in file-name order from
+//! one directory, whatever the earlier ones did; `runcmd` is written there too (as
+//! `runcmd`), so it runs after the boot script as well. When the boot script fails without
+//! the volume mounted, it takes the executable bits off the files that sort after its own,
+//! and cloud-init skips them (see `mount_script.sh`): script parts and `runcmd` run only with
+//! the volume mounted. Cloud-config modules that run before user scripts (`bootcmd`,
+//! `write_files`, `packages`, `users`, ...) and `#cloud-boothook` parts run before the
+//! volume is mounted, and regardless of it.
 //!
 //! A part that is not ASCII is base64-encoded: cloud-init reads payloads through Python's
 //! email package, which turns non-ASCII text in a 7bit/8bit part into `\uXXXX` escapes or
@@ -214,14 +217,16 @@ pub fn mount_script_waiting(
     ))
 }
 
-/// Drops comment lines and blank lines; keeps the first line when it is the shebang.
+/// Drops comment lines, blank lines and indentation; keeps the first line when it is the
+/// shebang. (Indentation means nothing to the shell outside here-documents and multi-line
+/// strings, which the script does not use.)
 fn strip_comments(script: &str, has_shebang: bool) -> String {
     let mut out = String::with_capacity(script.len());
     for (i, line) in script.lines().enumerate() {
         let code = line.trim_start();
         let shebang = has_shebang && i == 0 && line.starts_with("#!");
         if shebang || !(code.is_empty() || code.starts_with('#')) {
-            out.push_str(line);
+            out.push_str(code);
             out.push('\n');
         }
     }
@@ -580,6 +585,7 @@ mod tests {
         for line in script.lines().skip(1) {
             assert!(!line.trim_start().starts_with('#'), "{line}");
             assert!(!line.trim().is_empty());
+            assert_eq!(line, line.trim_start(), "indented");
         }
         // The template has a parameter block the renderer found.
         assert!(MOUNT_SCRIPT_TEMPLATE.contains(PARAMETERS_BEGIN));

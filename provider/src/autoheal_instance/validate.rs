@@ -61,6 +61,7 @@ pub fn validate(config: &Value, ctx: &ValidateContext) -> Diagnostics {
     v.network();
     v.aws_ids();
     v.instance();
+    v.access();
     v.volume();
     v.lambda();
     v.timeouts();
@@ -430,6 +431,219 @@ impl Validator<'_> {
         }
     }
 
+    /// The instance's access: `ingress` rules, `security_group_ids`, `iam_instance_profile`,
+    /// `lambda_role_permissions_boundary`.
+    fn access(&mut self) {
+        let ingress = self.attr("ingress").clone();
+        let mut seen = HashSet::new();
+        for rule in ingress.elements() {
+            self.ingress_rule(rule, &mut seen);
+        }
+        let groups = self.attr("security_group_ids").clone();
+        let mut seen_groups = HashSet::new();
+        for (i, g) in groups.elements().iter().enumerate() {
+            let Some(id) = g.as_str() else { continue };
+            let path = root("security_group_ids").index(i as i64);
+            if !is_aws_id(id, "sg-") {
+                self.error(
+                    path,
+                    "Invalid security group id",
+                    format!(
+                        "Each of `security_group_ids` must be a security group id: \"sg-\" \
+                         followed by 8 or 17 lowercase hexadecimal digits; got {id:?}."
+                    ),
+                );
+            } else if !seen_groups.insert(id.to_string()) {
+                self.error(
+                    path,
+                    "Duplicate security group",
+                    format!("{id:?} appears more than once in `security_group_ids`."),
+                );
+            }
+        }
+        if let Some(profile) = self.known_str("iam_instance_profile") {
+            let name_ok = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 128
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+            };
+            let ok = match profile.strip_prefix("arn:") {
+                Some(rest) => {
+                    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+                    matches!(parts.as_slice(), [_, "iam", "", account, res]
+                        if account.len() == 12
+                            && account.bytes().all(|b| b.is_ascii_digit())
+                            && res.strip_prefix("instance-profile/")
+                                .and_then(|p| p.rsplit('/').next())
+                                .is_some_and(name_ok))
+                }
+                None => name_ok(profile),
+            };
+            if !ok {
+                self.error(
+                    root("iam_instance_profile"),
+                    "Invalid instance profile",
+                    format!(
+                        "`iam_instance_profile` must be an instance profile name (up to 128 of \
+                         letters, digits and +=,.@_-) or its ARN \
+                         (arn:aws:iam::123456789012:instance-profile/NAME); got {profile:?}."
+                    ),
+                );
+            }
+        }
+        if let Some(boundary) = self.known_str("lambda_role_permissions_boundary") {
+            let parts: Vec<&str> = boundary.splitn(6, ':').collect();
+            let ok = matches!(parts.as_slice(), ["arn", _, "iam", "", account, res]
+                if (*account == "aws" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())))
+                    && res.strip_prefix("policy/").is_some_and(|p| !p.is_empty()));
+            if !ok {
+                self.error(
+                    root("lambda_role_permissions_boundary"),
+                    "Invalid permissions boundary",
+                    format!(
+                        "`lambda_role_permissions_boundary` must be the ARN of a managed \
+                         policy, such as \"arn:aws:iam::123456789012:policy/autoheal-lambda-boundary\"; \
+                         got {boundary:?}."
+                    ),
+                );
+            }
+        }
+    }
+
+    /// One `ingress` block. Set elements have no index, so diagnostics point at `ingress`
+    /// and name the rule.
+    fn ingress_rule(&mut self, rule: &Value, seen: &mut HashSet<String>) {
+        let path = root("ingress");
+        let proto = rule.attr("protocol").as_str().map(str::to_ascii_lowercase);
+        let from = rule.attr("from_port").as_i64();
+        let to = rule.attr("to_port").as_i64();
+        let what = format!(
+            "the `ingress` rule {} {}-{}",
+            proto.as_deref().unwrap_or("?"),
+            from.map_or("?".into(), |n| n.to_string()),
+            to.map_or("?".into(), |n| n.to_string())
+        );
+        if let Some(p) = &proto {
+            let named = ["tcp", "udp", "icmp", "icmpv6", "-1"].contains(&p.as_str());
+            let number = p.parse::<u8>().is_ok();
+            if !named && !number {
+                self.error(
+                    path.clone(),
+                    "Invalid protocol",
+                    format!(
+                        "In {what}: `protocol` must be \"tcp\", \"udp\", \"icmp\", \"icmpv6\", \
+                         \"-1\" (all traffic) or a protocol number 0-255; got {p:?}."
+                    ),
+                );
+            }
+            if let (Some(f), Some(t)) = (from, to) {
+                let icmp = p == "icmp" || p == "icmpv6" || p == "1" || p == "58";
+                let (lo, hi) = if icmp { (-1, 255) } else { (0, 65535) };
+                let bad_range =
+                    p != "-1" && (f < lo || t > hi || t < lo || f > hi || (!icmp && f > t));
+                if bad_range {
+                    self.error(
+                        path.clone(),
+                        "Invalid port range",
+                        format!(
+                            "In {what}: ports must lie in {lo}..{hi}, with `from_port` no more \
+                             than `to_port`."
+                        ),
+                    );
+                }
+            }
+            if p == "tcp"
+                && from == Some(22)
+                && to == Some(22)
+                && !rule.attr("cidr_blocks").elements().is_empty()
+            {
+                self.error(
+                    path.clone(),
+                    "SSH belongs in ssh_ingress_cidrs",
+                    format!(
+                        "In {what}: SSH from IPv4 blocks is configured with \
+                         `ssh_ingress_cidrs`, so that both cannot disagree."
+                    ),
+                );
+            }
+        }
+        let v4 = rule.attr("cidr_blocks").elements().to_vec();
+        let v6 = rule.attr("ipv6_cidr_blocks").elements().to_vec();
+        if rule.attr("cidr_blocks").is_wholly_known()
+            && rule.attr("ipv6_cidr_blocks").is_wholly_known()
+            && v4.is_empty()
+            && v6.is_empty()
+        {
+            self.error(
+                path.clone(),
+                "Rule without a source",
+                format!("In {what}: set `cidr_blocks`, `ipv6_cidr_blocks` or both."),
+            );
+        }
+        for c in v4.iter().filter_map(|c| c.as_str()) {
+            match parse_cidr(c) {
+                Ok(net) => {
+                    if !seen.insert(format!("{what} {net}")) {
+                        self.error(
+                            path.clone(),
+                            "Duplicate rule",
+                            format!("{what} from \"{net}\" appears more than once; AWS refuses duplicate rules."),
+                        );
+                    }
+                }
+                Err(detail) => self.error(
+                    path.clone(),
+                    "Invalid CIDR block",
+                    format!("In {what}: {detail}"),
+                ),
+            }
+        }
+        for c in v6.iter().filter_map(|c| c.as_str()) {
+            match ipnet::Ipv6Net::from_str(c) {
+                Ok(net) if net.addr() == net.network() => {
+                    if !seen.insert(format!("{what} {net}")) {
+                        self.error(
+                            path.clone(),
+                            "Duplicate rule",
+                            format!("{what} from \"{net}\" appears more than once; AWS refuses duplicate rules."),
+                        );
+                    }
+                }
+                Ok(net) => self.error(
+                    path.clone(),
+                    "Invalid IPv6 CIDR block",
+                    format!(
+                        "In {what}: {c:?} has host bits set; the block starts at \"{}\".",
+                        net.trunc()
+                    ),
+                ),
+                Err(_) => self.error(
+                    path.clone(),
+                    "Invalid IPv6 CIDR block",
+                    format!(
+                        "In {what}: {c:?} is not an IPv6 CIDR block such as \"2001:db8::/32\"."
+                    ),
+                ),
+            }
+        }
+        if let Some(d) = rule.attr("description").as_str() {
+            // EC2's rule: up to 255 characters of a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*
+            let allowed =
+                |c: char| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c);
+            if d.chars().count() > 255 || !d.chars().all(allowed) {
+                self.error(
+                    path,
+                    "Invalid rule description",
+                    format!(
+                        "In {what}: `description` may have up to 255 characters of letters, \
+                         digits, spaces and ._-:/()#,@[]+=&;{{}}!$* (EC2's rule); got {d:?}."
+                    ),
+                );
+            }
+        }
+    }
+
     fn instance(&mut self) {
         if let Some(t) = self.known_str("instance_type") {
             let valid = t.split_once('.').is_some_and(|(family, size)| {
@@ -478,26 +692,41 @@ impl Validator<'_> {
                 );
             }
         }
+        // Only a configured value is checked: a stack created before /dev/xvdb..e were
+        // refused keeps its name from the state (see `plan`), which is not validated here.
         if let Some(device) = self.known_str("device_name") {
-            let valid = match (
-                device.strip_prefix("/dev/sd"),
-                device.strip_prefix("/dev/xvd"),
-            ) {
-                (Some(l), _) => l.len() == 1 && ("f"..="z").contains(&l),
-                (_, Some(l)) => l.len() == 1 && ("b"..="z").contains(&l),
-                _ => false,
-            };
-            if !valid {
-                self.error(
+            let letter = device
+                .strip_prefix("/dev/sd")
+                .or_else(|| device.strip_prefix("/dev/xvd"))
+                .filter(|l| l.len() == 1);
+            match letter {
+                Some(l) if ("f"..="z").contains(&l) => {}
+                Some(l) if device.starts_with("/dev/xvd") && ("b"..="e").contains(&l) => {
+                    self.error(
+                        root("device_name"),
+                        "Device name can be instance store",
+                        format!(
+                            "`device_name` {device:?} is refused: on Xen instance types (t2, \
+                             m4, c4, r4, ...) \"/dev/xvdb\" to \"/dev/xvde\" are the names \
+                             instance store volumes get, so the boot script could take an \
+                             instance store disk for the data volume. Use \"/dev/sdf\" (the \
+                             default) to \"/dev/sdz\", or \"/dev/xvdf\" to \"/dev/xvdz\". A \
+                             stack created with {device:?} keeps it when `device_name` is \
+                             removed from the configuration, without rolling its instance."
+                        ),
+                    );
+                }
+                _ => self.error(
                     root("device_name"),
                     "Invalid device name",
                     format!(
                         "`device_name` must be one of AWS's recommended device names for EBS \
-                         data volumes on Linux: \"/dev/sdf\" to \"/dev/sdz\" or \"/dev/xvdb\" to \
+                         data volumes on Linux: \"/dev/sdf\" to \"/dev/sdz\" or \"/dev/xvdf\" to \
                          \"/dev/xvdz\" (\"/dev/sda1\" and \"/dev/xvda\" are root devices, \
-                         \"/dev/sdb\" to \"/dev/sde\" are for instance store); got {device:?}."
+                         \"/dev/sdb\" to \"/dev/sde\" and \"/dev/xvdb\" to \"/dev/xvde\" can be \
+                         instance store); got {device:?}."
                     ),
-                );
+                ),
             }
         }
         if let Some(mount) = self.known_str("mount_point") {
@@ -989,6 +1218,108 @@ mod tests {
         assert!(diags.is_empty(), "unexpected diagnostics:\n{diags}");
     }
 
+    fn rule(proto: &str, from: i64, to: i64, v4: &[&str], v6: &[&str]) -> Value {
+        let list = |l: &[&str]| {
+            if l.is_empty() {
+                Value::Null
+            } else {
+                Value::List(l.iter().map(|c| Value::from(*c)).collect())
+            }
+        };
+        Value::Object(
+            [
+                ("protocol", Value::from(proto)),
+                ("from_port", Value::from(from)),
+                ("to_port", Value::from(to)),
+                ("cidr_blocks", list(v4)),
+                ("ipv6_cidr_blocks", list(v6)),
+                ("description", Value::Null),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        )
+    }
+
+    #[test]
+    fn ingress_rules_are_checked_one_by_one() {
+        let ingress = |rules: Vec<Value>| with(&[("ingress", Value::Set(rules))]);
+        passes(&ingress(vec![
+            rule("tcp", 443, 443, &["0.0.0.0/0"], &["::/0"]),
+            rule("udp", 1194, 1194, &["10.0.0.0/8"], &[]),
+            rule("icmp", -1, -1, &["10.0.0.0/8"], &[]),
+            rule("-1", -1, -1, &["10.1.0.0/16"], &[]),
+        ]));
+        for bad in [
+            rule("tcp", 443, 443, &[], &[]),
+            rule("tcp", 443, 80, &["0.0.0.0/0"], &[]),
+            rule("tcp", 0, 70000, &["0.0.0.0/0"], &[]),
+            rule("tpc", 443, 443, &["0.0.0.0/0"], &[]),
+            rule("tcp", 443, 443, &["10.0.0.1/8"], &[]),
+            rule("tcp", 443, 443, &[], &["2001:db8::1/32"]),
+            rule("tcp", 443, 443, &[], &["not-a-cidr"]),
+            rule("tcp", 22, 22, &["0.0.0.0/0"], &[]),
+        ] {
+            fails_at(&ingress(vec![bad]), "ingress");
+        }
+        // The same rule twice, across blocks.
+        fails_at(
+            &ingress(vec![
+                rule("tcp", 443, 443, &["0.0.0.0/0"], &[]),
+                rule("tcp", 443, 443, &["0.0.0.0/0", "10.0.0.0/8"], &[]),
+            ]),
+            "ingress",
+        );
+    }
+
+    #[test]
+    fn access_ids_are_checked() {
+        let groups = |ids: &[&str]| {
+            with(&[(
+                "security_group_ids",
+                Value::List(ids.iter().map(|i| Value::from(*i)).collect()),
+            )])
+        };
+        passes(&groups(&["sg-0123456789abcdef0", "sg-01234567"]));
+        fails_at(&groups(&["sg-xyz"]), "security_group_ids[0]");
+        fails_at(
+            &groups(&["sg-01234567", "sg-01234567"]),
+            "security_group_ids[1]",
+        );
+        for good in [
+            "ssm-agent",
+            "arn:aws:iam::123456789012:instance-profile/ssm-agent",
+            "arn:aws:iam::123456789012:instance-profile/team/ssm",
+        ] {
+            passes(&with(&[("iam_instance_profile", good.into())]));
+        }
+        for bad in [
+            "",
+            "has space",
+            "arn:aws:iam::123:instance-profile/x",
+            "arn:aws:iam::123456789012:role/x",
+        ] {
+            fails_at(
+                &with(&[("iam_instance_profile", bad.into())]),
+                "iam_instance_profile",
+            );
+        }
+        passes(&with(&[(
+            "lambda_role_permissions_boundary",
+            "arn:aws:iam::123456789012:policy/autoheal-lambda-boundary".into(),
+        )]));
+        for bad in [
+            "autoheal-boundary",
+            "arn:aws:iam::123456789012:role/x",
+            "arn:aws:iam::123456789012:policy/",
+        ] {
+            fails_at(
+                &with(&[("lambda_role_permissions_boundary", bad.into())]),
+                "lambda_role_permissions_boundary",
+            );
+        }
+    }
+
     #[test]
     fn minimal_and_full_configurations_pass() {
         passes(&base());
@@ -1391,7 +1722,7 @@ mod tests {
         for bad in ["t3", "T3.micro", "t3.", ".micro", "t3.micro.x", "3t.micro"] {
             fails_at(&with(&[("instance_type", bad.into())]), "instance_type");
         }
-        for good in ["/dev/sdf", "/dev/sdz", "/dev/xvdb", "/dev/xvdz"] {
+        for good in ["/dev/sdf", "/dev/sdz", "/dev/xvdf", "/dev/xvdz"] {
             passes(&with(&[("device_name", good.into())]));
         }
         for bad in [
@@ -1400,10 +1731,24 @@ mod tests {
             "/dev/sde",
             "/dev/xvda",
             "/dev/xvdba",
+            "/dev/xvdf1",
             "/dev/nvme1n1",
             "xvdb",
         ] {
             fails_at(&with(&[("device_name", bad.into())]), "device_name");
+        }
+        // Instance store names on Xen types: refused with why and what to use instead.
+        for xen_instance_store in ["/dev/xvdb", "/dev/xvdc", "/dev/xvdd", "/dev/xvde"] {
+            let config = with(&[("device_name", xen_instance_store.into())]);
+            fails_at(&config, "device_name");
+            let diags = validate(&config, &ap2());
+            let d = diags.iter().next().unwrap();
+            assert_eq!(d.summary, "Device name can be instance store");
+            assert!(
+                d.detail.contains("instance store") && d.detail.contains("\"/dev/sdf\""),
+                "{}",
+                d.detail
+            );
         }
         for bad in [
             "data",

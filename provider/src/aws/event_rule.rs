@@ -89,6 +89,34 @@ pub async fn put_target(
     Ok(())
 }
 
+/// Removes targets `ids` from the rule (targets the provider does not write).
+pub async fn remove_targets(ctx: &OpContext, rule: &str, ids: &[String]) -> Result<(), AwsError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let out = ctx
+        .call("events:RemoveTargets", &[], || {
+            ctx.clients
+                .events
+                .remove_targets()
+                .rule(rule)
+                .set_ids(Some(ids.to_vec()))
+                .send()
+        })
+        .await?;
+    if let Some(failed) = out.failed_entries().first() {
+        return Err(AwsError {
+            code: failed.error_code().map(str::to_string),
+            ..AwsError::other(
+                "events:RemoveTargets",
+                failed.error_message().unwrap_or("a target was not removed"),
+            )
+        });
+    }
+    tracing::info!(rule, ?ids, "removed targets the stack does not write");
+    Ok(())
+}
+
 pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<RuleInfo>, AwsError> {
     let Some(rule) = ctx
         .find("events:DescribeRule", || {
@@ -98,11 +126,7 @@ pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<RuleInfo>, AwsEr
     else {
         return Ok(None);
     };
-    let targets = ctx
-        .find("events:ListTargetsByRule", || {
-            ctx.clients.events.list_targets_by_rule().rule(name).send()
-        })
-        .await?;
+    let targets = targets(ctx, name).await?;
     Ok(Some(RuleInfo {
         arn: rule.arn().unwrap_or_default().to_string(),
         pattern: rule
@@ -110,12 +134,22 @@ pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<RuleInfo>, AwsEr
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or_default(),
         enabled: rule.state().map(|s| s.as_str()) == Some("ENABLED"),
-        targets: targets
-            .iter()
-            .flat_map(|t| t.targets())
-            .map(|t| (t.id().to_string(), t.arn().to_string()))
-            .collect(),
+        targets,
     }))
+}
+
+/// The rule's targets: (id, ARN) each; none when the rule is gone.
+pub async fn targets(ctx: &OpContext, name: &str) -> Result<Vec<(String, String)>, AwsError> {
+    let out = ctx
+        .find("events:ListTargetsByRule", || {
+            ctx.clients.events.list_targets_by_rule().rule(name).send()
+        })
+        .await?;
+    Ok(out
+        .iter()
+        .flat_map(|t| t.targets())
+        .map(|t| (t.id().to_string(), t.arn().to_string()))
+        .collect())
 }
 
 pub async fn tags(ctx: &OpContext, arn: &str) -> Result<Tags, AwsError> {

@@ -500,31 +500,40 @@ pub async fn remove_permission(
     Ok(())
 }
 
-/// Statement `statement_id` of the function's resource policy, if it exists.
-pub async fn find_permission(
+/// The function's resource policy, as far as the provider reads it: the statement of our id,
+/// and the ids of all others (which the provider does not write).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourcePolicy {
+    pub ours: Option<Permission>,
+    pub other_sids: Vec<String>,
+}
+
+/// Reads the function's resource policy; `statement_id` is ours.
+pub async fn find_policy(
     ctx: &OpContext,
     name: &str,
     statement_id: &str,
-) -> Result<Option<Permission>, AwsError> {
+) -> Result<ResourcePolicy, AwsError> {
     let Some(out) = ctx
         .find("lambda:GetPolicy", || {
             ctx.clients.lambda.get_policy().function_name(name).send()
         })
         .await?
     else {
-        return Ok(None);
+        return Ok(ResourcePolicy::default());
     };
-    let doc: serde_json::Value = out
-        .policy()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
+    Ok(parse_policy(out.policy().unwrap_or_default(), statement_id))
+}
+
+fn parse_policy(policy: &str, statement_id: &str) -> ResourcePolicy {
+    let doc: serde_json::Value = serde_json::from_str(policy).unwrap_or_default();
     let statements = match &doc["Statement"] {
         serde_json::Value::Array(a) => a.clone(),
         s @ serde_json::Value::Object(_) => vec![s.clone()],
         _ => Vec::new(),
     };
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    Ok(statements
+    let ours = statements
         .iter()
         .find(|s| s["Sid"] == statement_id)
         .map(|s| Permission {
@@ -536,7 +545,22 @@ pub async fn find_permission(
                 .to_string(),
             action: text(&s["Action"]),
             source_arn: text(&s["Condition"]["ArnLike"]["AWS:SourceArn"]),
-        }))
+        });
+    let other_sids = statements
+        .iter()
+        .map(|s| text(&s["Sid"]))
+        .filter(|sid| sid != statement_id)
+        .collect();
+    ResourcePolicy { ours, other_sids }
+}
+
+/// Statement `statement_id` of the function's resource policy, if it exists.
+pub async fn find_permission(
+    ctx: &OpContext,
+    name: &str,
+    statement_id: &str,
+) -> Result<Option<Permission>, AwsError> {
+    Ok(find_policy(ctx, name, statement_id).await?.ours)
 }
 
 pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
@@ -559,6 +583,19 @@ pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_policy_tells_our_statement_from_the_others() {
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"ours","Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},
+             "Action":"lambda:InvokeFunction","Resource":"f",
+             "Condition":{"ArnLike":{"AWS:SourceArn":"arn:rule"}}},
+            {"Sid":"planted","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"f"}]}"#;
+        let p = parse_policy(policy, "ours");
+        assert!(p.ours.expect("ours").grants("arn:rule"));
+        assert_eq!(p.other_sids, vec!["planted".to_string()]);
+        assert_eq!(parse_policy("", "ours"), ResourcePolicy::default());
+    }
 
     #[test]
     fn propagation_messages_are_told_from_real_refusals() {

@@ -1,11 +1,14 @@
-//! The launch template: the instance's AMI, type, key, security group, IMDSv2 (required, hop
-//! limit 1: no container on the instance can reach the metadata service) and user data (the
-//! mount script plus the user's). Each change is a new version; the group names the version.
+//! The launch template: the instance's AMI, type, key, security groups, instance profile (none
+//! unless the user names one), IMDSv2 (required, hop limit 1: no container on the instance can
+//! reach the metadata service), its root volume (encrypted, deleted with the instance) and
+//! user data (the mount script plus the user's). Each change is a new version; the group
+//! names the version.
 
 use aws_sdk_ec2::types::{
-    LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataEndpointState,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    RequestLaunchTemplateData, ResourceType,
+    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
 };
 
 use super::context::OpContext;
@@ -18,7 +21,14 @@ pub struct TemplateData {
     pub image_id: String,
     pub instance_type: String,
     pub key_name: Option<String>,
-    pub security_group_id: String,
+    /// The stack's group first, then the user's (`security_group_ids`).
+    pub security_group_ids: Vec<String>,
+    /// Name or ARN of the instance profile; none by default.
+    pub iam_instance_profile: Option<String>,
+    /// The AMI's root device name (from DescribeImages): its volume is made encrypted and
+    /// deleted on termination. `None` when the AMI is not found (the launch fails anyway,
+    /// with EC2's message).
+    pub root_device_name: Option<String>,
     /// Base64, as EC2 wants it.
     pub user_data_base64: String,
     /// Tags of the instance and its root volume (the group's tags also reach the instance).
@@ -33,6 +43,9 @@ pub struct VersionInfo {
     pub instance_type: String,
     pub key_name: Option<String>,
     pub security_group_ids: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    /// Root device name and whether it is encrypted, when the version maps it.
+    pub root_volume_encrypted: Option<(String, bool)>,
     pub user_data_base64: String,
     pub http_tokens: Option<String>,
     pub hop_limit: Option<i32>,
@@ -45,11 +58,35 @@ fn request_data(data: &TemplateData) -> RequestLaunchTemplateData {
             .set_tags(Some(ec2(&data.tags)))
             .build()
     };
+    // The root volume: encrypted with the account's default EBS key, whatever the AMI's
+    // snapshot is; size and type stay the AMI's. A customer-managed default key needs the
+    // Auto Scaling service-linked role's access to it (README, "Encryption").
+    let root = data.root_device_name.as_ref().map(|name| {
+        LaunchTemplateBlockDeviceMappingRequest::builder()
+            .device_name(name)
+            .ebs(
+                LaunchTemplateEbsBlockDeviceRequest::builder()
+                    .encrypted(true)
+                    .delete_on_termination(true)
+                    .build(),
+            )
+            .build()
+    });
+    let profile = data.iam_instance_profile.as_ref().map(|p| {
+        let b = LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
+        if p.starts_with("arn:") {
+            b.arn(p).build()
+        } else {
+            b.name(p).build()
+        }
+    });
     RequestLaunchTemplateData::builder()
         .image_id(&data.image_id)
         .instance_type(data.instance_type.as_str().into())
         .set_key_name(data.key_name.clone())
-        .security_group_ids(&data.security_group_id)
+        .set_security_group_ids(Some(data.security_group_ids.clone()))
+        .set_block_device_mappings(root.map(|r| vec![r]))
+        .set_iam_instance_profile(profile)
         .user_data(&data.user_data_base64)
         .metadata_options(
             LaunchTemplateInstanceMetadataOptionsRequest::builder()
@@ -166,6 +203,17 @@ pub async fn find_version(
                 security_group_ids: d
                     .map(|d| d.security_group_ids().to_vec())
                     .unwrap_or_default(),
+                iam_instance_profile: d
+                    .and_then(|d| d.iam_instance_profile())
+                    .and_then(|p| p.arn().or(p.name()).map(str::to_string)),
+                root_volume_encrypted: d.and_then(|d| d.block_device_mappings().first()).and_then(
+                    |m| {
+                        Some((
+                            m.device_name()?.to_string(),
+                            m.ebs().and_then(|e| e.encrypted()).unwrap_or(false),
+                        ))
+                    },
+                ),
                 user_data_base64: d
                     .and_then(|d| d.user_data())
                     .unwrap_or_default()
@@ -180,6 +228,21 @@ pub async fn find_version(
             }
         })
     }))
+}
+
+/// The root device name of `image_id` (DescribeImages), `None` when EC2 does not know the
+/// image (the launch then fails with EC2's message, which the provider reports).
+pub async fn root_device_name(ctx: &OpContext, image_id: &str) -> Result<Option<String>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeImages", || {
+            ctx.clients.ec2.describe_images().image_ids(image_id).send()
+        })
+        .await?;
+    Ok(out
+        .as_ref()
+        .and_then(|o| o.images().first())
+        .and_then(|i| i.root_device_name())
+        .map(str::to_string))
 }
 
 pub async fn delete(ctx: &OpContext, template_id: &str) -> Result<(), AwsError> {

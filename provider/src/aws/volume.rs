@@ -100,6 +100,7 @@ pub struct FinalSnapshot {
     /// (seconds, nanoseconds) since the epoch: when it was started.
     pub start_time: (i64, u32),
     pub tags: Tags,
+    pub encrypted: bool,
 }
 
 impl FinalSnapshot {
@@ -154,10 +155,27 @@ pub async fn final_snapshots(
                     .unwrap_or_default(),
                 tags: from_ec2(s.tags()),
                 state,
+                encrypted: s.encrypted().unwrap_or(false),
             })
         })
         .filter(|s| s.state != "error")
         .collect())
+}
+
+/// The completed ones of [`final_snapshots`], newest first.
+pub async fn completed_final_snapshots(
+    ctx: &OpContext,
+    stack_tag: &str,
+    stack: &str,
+    final_tag: (&str, &str),
+) -> Result<Vec<FinalSnapshot>, AwsError> {
+    let mut all: Vec<FinalSnapshot> = final_snapshots(ctx, stack_tag, stack, final_tag)
+        .await?
+        .into_iter()
+        .filter(FinalSnapshot::is_completed)
+        .collect();
+    all.sort_by_key(|s| std::cmp::Reverse(s.start_time));
+    Ok(all)
 }
 
 /// The newest completed one of [`final_snapshots`].
@@ -167,11 +185,10 @@ pub async fn newest_final_snapshot(
     stack: &str,
     final_tag: (&str, &str),
 ) -> Result<Option<FinalSnapshot>, AwsError> {
-    Ok(final_snapshots(ctx, stack_tag, stack, final_tag)
+    Ok(completed_final_snapshots(ctx, stack_tag, stack, final_tag)
         .await?
         .into_iter()
-        .filter(FinalSnapshot::is_completed)
-        .max_by_key(|s| s.start_time))
+        .next())
 }
 
 /// Creates the volume (always encrypted) and waits until it is available.
