@@ -181,6 +181,50 @@ def install(world_ref: Any) -> None:
 
     LaunchTemplates.create_launch_template_version = create_launch_template_version
 
+    # A launch template that maps the AMI's root device without a snapshot or a size (say, only
+    # to make it encrypted and deleted on termination) changes the AMI's root volume: AWS
+    # creates it from the AMI's root snapshot at the AMI's size ("For the root volume, you can
+    # only modify the following: volume size, volume type, and the Delete on Termination flag";
+    # encryption is set at launch: EC2 User Guide, "Block device mappings" and "Encryption by
+    # default"). moto created a volume with neither and answered MissingParameter
+    # "size/snapshot", so no group could launch from such a template; and it attached the
+    # mapping beside the 8 GiB root it always adds, as a second root volume.
+    orig_add_block_device = inst.Instance.add_block_device
+
+    def add_block_device(
+        self: Any,
+        size: Any,
+        device_path: str,
+        snapshot_id: Any,
+        encrypted: bool,
+        delete_on_termination: bool,
+        kms_key_id: Any,
+        volume_type: Any,
+    ) -> None:
+        ami = self.ec2_backend.amis.get(self.image_id)
+        if ami is not None and device_path == ami.root_device_name:
+            if snapshot_id is None and size is None:
+                snapshot_id = ami.ebs_snapshot.id
+            # The default root moto added at launch (always at /dev/sda1) is the volume
+            # this mapping describes: replaced, not doubled.
+            for path in sorted({device_path, "/dev/sda1"}):
+                block = self.block_device_mapping.get(path)
+                if block is not None:
+                    orig_detach(self.ec2_backend, block.volume_id, self.id, path)
+                    orig_delete(self.ec2_backend, block.volume_id)
+        orig_add_block_device(
+            self,
+            size,
+            device_path,
+            snapshot_id,
+            encrypted,
+            delete_on_termination,
+            kms_key_id,
+            volume_type=volume_type,
+        )
+
+    inst.Instance.add_block_device = add_block_device
+
     # --- volumes ------------------------------------------------------------
 
     def status(self: Any) -> str:

@@ -309,3 +309,31 @@ def test_breaks_allow_what_aws_refuses_and_a_reset_clears_them(server, net):
     vol = volume(server)
     ec2.attach_volume(VolumeId=vol, InstanceId=a, Device="/dev/sdf")
     assert error_of(lambda: ec2.attach_volume(VolumeId=vol, InstanceId=b, Device="/dev/sdf"))["Error"]["Code"] == "VolumeInUse"
+
+
+def test_a_template_that_encrypts_the_root_device_replaces_the_amis_root_volume(server, net):
+    """AWS: a mapping of the AMI's root device with neither snapshot nor size takes the AMI's
+    root snapshot; moto refused it (MissingParameter size/snapshot) and doubled the root."""
+    ec2 = server.client("ec2")
+    root = ec2.describe_images(ImageIds=[AMI])["Images"][0]["RootDeviceName"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="encrypted-root",
+        LaunchTemplateData={
+            "ImageId": AMI,
+            "InstanceType": "t3.micro",
+            "BlockDeviceMappings": [
+                {"DeviceName": root, "Ebs": {"Encrypted": True, "DeleteOnTermination": True}}
+            ],
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    inst = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": template},
+        SubnetId=net["subnet"],
+        MinCount=1,
+        MaxCount=1,
+    )["Instances"][0]["InstanceId"]
+    volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst]}])["Volumes"]
+    assert [(v["Attachments"][0]["Device"], v["Encrypted"]) for v in volumes] == [(root, True)], volumes
+    assert volumes[0]["SnapshotId"].startswith("snap-")
+    mappings = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]
+    assert [(m["DeviceName"], m["Ebs"]["DeleteOnTermination"]) for m in mappings] == [(root, True)], mappings
