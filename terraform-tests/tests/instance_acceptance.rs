@@ -1294,3 +1294,316 @@ fn a_planted_volume_is_not_adopted_by_its_tag_alone() {
     });
     world.sweep(name, true);
 }
+
+/// Issue "Never lose data, never widen access", points 3 and 5: what someone else put into the
+/// stack's objects, or planted beside them under the stack's tags, is not kept. Before the
+/// create, a snapshot of a volume that is not the stack's is tagged as its final snapshot; after
+/// it, the security group gets three rules by hand (IPv4, IPv6, egress), the rule a second
+/// target, the function a second permission, the role a second inline policy, an attached
+/// managed policy and a trust policy that lets EC2 assume it. A refresh must report every one
+/// (the plan is not empty, the unmanaged rules listed), and one apply must remove them all.
+#[test]
+fn what_others_add_to_the_stacks_objects_is_reported_and_removed() {
+    use aws_sdk_ec2::types::{
+        IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification,
+    };
+    let tf = newest(&terraform_versions());
+    let world = World::start(CLOCK_SCALE);
+    let name = "hostile";
+    let c = &world.clients;
+    let (foreign_volume, planted_snapshot) = world.block(async {
+        let v = c
+            .ec2
+            .create_volume()
+            .availability_zone("ap-southeast-2a")
+            .size(1)
+            .encrypted(true)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let snap = c
+            .ec2
+            .create_snapshot()
+            .volume_id(&v)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .tags(tag("autoheal:stack", name))
+                    .tags(tag("autoheal:final-snapshot", "true"))
+                    .tags(tag("autoheal:volume-id", &v))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .snapshot_id()
+            .unwrap()
+            .to_string();
+        (v, snap)
+    });
+    let t = world.terraform(&tf, &[name]);
+    with_var(
+        &t,
+        "ingress",
+        r#"[{protocol="tcp",from_port=443,to_port=443,cidr_blocks=["0.0.0.0/0"]}]"#,
+    );
+    t.apply().unwrap();
+    let stack = named(stacks(&t)[name].clone(), name);
+    assert!(
+        stack["volume_source"].is_null(),
+        "the planted snapshot {planted_snapshot} must not be restored: {stack}"
+    );
+    let sg = s(&stack, "security_group_id").to_string();
+    let rules = |sg: String| async move {
+        let g = c
+            .ec2
+            .describe_security_groups()
+            .group_ids(&sg)
+            .send()
+            .await
+            .unwrap()
+            .security_groups()[0]
+            .clone();
+        let flat = |perms: &[IpPermission]| -> Vec<String> {
+            let mut out: Vec<String> = perms
+                .iter()
+                .flat_map(|p| {
+                    let head = format!(
+                        "{} {}-{}",
+                        p.ip_protocol().unwrap_or(""),
+                        p.from_port().unwrap_or(-1),
+                        p.to_port().unwrap_or(-1)
+                    );
+                    p.ip_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ip().map(str::to_string))
+                        .chain(
+                            p.ipv6_ranges()
+                                .iter()
+                                .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
+                        )
+                        .map(move |c| format!("{head} {c}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        (flat(g.ip_permissions()), flat(g.ip_permissions_egress()))
+    };
+    let configured = (
+        vec!["tcp 443-443 0.0.0.0/0".to_string()],
+        vec!["-1 -1--1 0.0.0.0/0".to_string()],
+    );
+    assert_eq!(
+        world.block(rules(sg.clone())),
+        configured,
+        "the configured rules"
+    );
+
+    let role = s(&stack, "lambda_role_arn")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let function = format!("{name}-attach");
+    let rule = format!("{name}-launch");
+    world.block(async {
+        c.ec2
+            .authorize_security_group_ingress()
+            .group_id(&sg)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(3306)
+                    .to_port(3306)
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.ec2
+            .authorize_security_group_egress()
+            .group_id(&sg)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(25)
+                    .to_port(25)
+                    .ip_ranges(IpRange::builder().cidr_ip("198.51.100.0/24").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.eventbridge
+            .put_targets()
+            .rule(&rule)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("planted")
+                    .arn(s(&stack, "function_arn"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.lambda
+            .add_permission()
+            .function_name(&function)
+            .statement_id("planted")
+            .action("lambda:InvokeFunction")
+            .principal("s3.amazonaws.com")
+            .send()
+            .await
+            .unwrap();
+        let admin = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        c.iam
+            .put_role_policy()
+            .role_name(&role)
+            .policy_name("planted")
+            .policy_document(admin)
+            .send()
+            .await
+            .unwrap();
+        let managed = c
+            .iam
+            .create_policy()
+            .policy_name("planted-admin")
+            .policy_document(admin)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string();
+        c.iam
+            .attach_role_policy()
+            .role_name(&role)
+            .policy_arn(&managed)
+            .send()
+            .await
+            .unwrap();
+        c.iam
+            .update_assume_role_policy()
+            .role_name(&role)
+            .policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","ec2.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+
+    refresh(&t);
+    let refreshed = named(stacks(&t)[name].clone(), name);
+    let mut unmanaged: Vec<&str> = refreshed["unmanaged_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    unmanaged.sort();
+    assert_eq!(
+        unmanaged,
+        vec![
+            "egress tcp 25-25 to 198.51.100.0/24",
+            "ingress tcp 3306-3306 from 0.0.0.0/0",
+            "ingress tcp 3306-3306 from ::/0",
+        ],
+        "the refresh reports the rules added by hand"
+    );
+    assert!(
+        refreshed["lambda_role_arn"].is_null() && refreshed["event_rule_arn"].is_null(),
+        "the refresh marks the role and the rule for repair: {refreshed}"
+    );
+    let plan = t.plan().unwrap();
+    assert!(
+        plan.plan_has_changes(),
+        "the plan shows the repair:\n{plan}"
+    );
+
+    t.apply().unwrap();
+    assert_eq!(
+        world.block(rules(sg.clone())),
+        configured,
+        "one apply leaves exactly the configured rules"
+    );
+    world.block(async {
+        let targets = c
+            .eventbridge
+            .list_targets_by_rule()
+            .rule(&rule)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = targets.targets().iter().map(|t| t.id()).collect();
+        assert_eq!(ids.len(), 1, "only the stack's target: {ids:?}");
+        assert_ne!(ids[0], "planted");
+        let policy = c
+            .lambda
+            .get_policy()
+            .function_name(&function)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !policy.policy().unwrap_or_default().contains("planted"),
+            "the planted permission is gone: {:?}",
+            policy.policy()
+        );
+        let inline = c
+            .iam
+            .list_role_policies()
+            .role_name(&role)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            inline.policy_names(),
+            [format!("{name}-attach-policy")],
+            "only the stack's inline policy"
+        );
+        let attached = c
+            .iam
+            .list_attached_role_policies()
+            .role_name(&role)
+            .send()
+            .await
+            .unwrap();
+        assert!(attached.attached_policies().is_empty(), "nothing attached");
+        let r = c.iam.get_role().role_name(&role).send().await.unwrap();
+        let trust = urlencoding_decode(r.role().unwrap().assume_role_policy_document().unwrap());
+        assert!(
+            !trust.contains("ec2.amazonaws.com"),
+            "trust rewritten: {trust}"
+        );
+        assert_eq!(r.role().unwrap().path(), "/autoheal/");
+    });
+    assert_empty_plan(&t, "after the repair");
+    t.destroy().unwrap();
+    world.block(async {
+        c.ec2
+            .delete_snapshot()
+            .snapshot_id(&planted_snapshot)
+            .send()
+            .await
+            .unwrap();
+        c.ec2
+            .delete_volume()
+            .volume_id(&foreign_volume)
+            .send()
+            .await
+            .unwrap();
+    });
+    world.sweep(name, true);
+}
