@@ -15,6 +15,18 @@
 //! on which filters the emulator implements. [`Sweeper::assert_nothing_left`] fails listing
 //! every survivor, except (when asked) the one snapshot tagged [`FINAL_SNAPSHOT_TAG`] =
 //! `true`, which a destroy that keeps a final snapshot must leave, and whose id it returns.
+//!
+//! # A real account: [`Match::Strict`]
+//!
+//! The rules above suit a test's own local AWS, where nothing else lives. In a real account
+//! ([`Scope::real_account`], used by [`crate::real_account`]) an object is the tests' only if
+//! it carries [`STACK_TAG`] with a value that starts with `<prefix>-` **and** its name starts
+//! with `<prefix>-` (its AWS name; for EC2 objects that have none, its `Name` tag; a log
+//! group's name after `/aws/lambda/`); IAM roles must also be under the provider's path
+//! `/autoheal/`. Tags of what EC2 and Auto Scaling do not return with the object (roles,
+//! functions, rules, log groups) are asked for, for the objects whose name matches. Only a
+//! strict scope can delete ([`Sweeper::delete_all`], in `sweeper/delete.rs`): what is not
+//! listed cannot be deleted, so nothing that misses the tag or the prefix ever is.
 
 use std::fmt;
 
@@ -22,6 +34,13 @@ use anyhow::anyhow;
 
 use crate::local_aws::helpers::{err_text, STACK_TAG};
 use crate::local_aws::Clients;
+
+mod delete;
+
+pub use delete::{SweepOptions, SweepReport};
+
+/// The path of the IAM roles the provider creates (`ROLE_PATH` in provider/src/aws/iam_role.rs).
+pub const ROLE_PATH: &str = "/autoheal/";
 
 /// The tag (value `true`) of the snapshot a destroy keeps of the data volume.
 pub const FINAL_SNAPSHOT_TAG: &str = "autoheal:final-snapshot";
@@ -124,12 +143,25 @@ impl fmt::Display for Leftover {
     }
 }
 
+/// How a [`Scope`] decides what is its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// A test's own local AWS: what carries the tag (value equal), and what is listed by name
+    /// (see the module documentation) when its name starts with the prefix.
+    Local,
+    /// A real account: the tag's value starts with [`Scope::tag_value`] and the name starts
+    /// with [`Scope::name_prefix`], both required ([`Scope::owns`]).
+    Strict,
+}
+
 /// What belongs to a test: a tag and a name prefix.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub tag_key: String,
+    /// The tag's value ([`Match::Local`]), or what it starts with ([`Match::Strict`]).
     pub tag_value: String,
     pub name_prefix: String,
+    pub matching: Match,
 }
 
 impl Scope {
@@ -142,6 +174,30 @@ impl Scope {
             tag_key: STACK_TAG.to_string(),
             tag_value: name.to_string(),
             name_prefix: name.to_string(),
+            matching: Match::Local,
+        }
+    }
+
+    /// Everything the tests made in a real account under `prefix` (every stack they name is
+    /// `<prefix>-<test>`): [`STACK_TAG`] with a value starting `<prefix>-` and a name starting
+    /// `<prefix>-`, both required. An empty prefix matches nothing.
+    pub fn real_account(prefix: &str) -> Self {
+        if prefix.is_empty() {
+            Self::strict("")
+        } else {
+            Self::strict(&format!("{prefix}-"))
+        }
+    }
+
+    /// A [`Match::Strict`] scope: [`STACK_TAG`] with a value starting with `start` and a name
+    /// starting with `start`, both required (one stack's: `start` = its name). An empty
+    /// `start` matches nothing.
+    pub fn strict(start: &str) -> Self {
+        Self {
+            tag_key: STACK_TAG.to_string(),
+            tag_value: start.to_string(),
+            name_prefix: start.to_string(),
+            matching: Match::Strict,
         }
     }
 
@@ -150,12 +206,59 @@ impl Scope {
             tag_key: tag_key.to_string(),
             tag_value: tag_value.to_string(),
             name_prefix: name_prefix.to_string(),
+            matching: Match::Local,
         }
     }
 
     fn has_name(&self, name: &str) -> bool {
         !self.name_prefix.is_empty() && name.starts_with(&self.name_prefix)
     }
+
+    /// Whether the tags hold [`Scope::tag_key`] with the scope's value: equal to it
+    /// ([`Match::Local`]) or starting with it ([`Match::Strict`], never with an empty one).
+    pub fn has_tag<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let mut tags = tags.into_iter();
+        match self.matching {
+            Match::Local => tags.any(|(k, v)| k == self.tag_key && v == self.tag_value),
+            Match::Strict => {
+                !self.tag_value.is_empty()
+                    && tags.any(|(k, v)| k == self.tag_key && v.starts_with(&self.tag_value))
+            }
+        }
+    }
+
+    /// Whether an object named `name` (`None`: it has none) with `tags` is the scope's: in a
+    /// [`Match::Strict`] scope it must carry the tag **and** have the name; in a
+    /// [`Match::Local`] one either is enough (the listing of a local scope applies this per
+    /// kind, see the module documentation).
+    pub fn owns<'a>(
+        &self,
+        name: Option<&str>,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        let named = name.is_some_and(|n| self.has_name(n));
+        match self.matching {
+            Match::Strict => named && self.has_tag(tags),
+            Match::Local => named || self.has_tag(tags),
+        }
+    }
+
+    fn is_strict(&self) -> bool {
+        self.matching == Match::Strict
+    }
+}
+
+/// The `Name` tag among EC2 tags.
+fn name_tag(tags: &[aws_sdk_ec2::types::Tag]) -> Option<&str> {
+    tags.iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+}
+
+/// EC2 tags as (key, value) pairs.
+fn ec2_pairs(tags: &[aws_sdk_ec2::types::Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?, t.value().unwrap_or(""))))
 }
 
 /// Lists what a [`Scope`] left in an AWS account.
@@ -173,13 +276,22 @@ fn tagged<'a>(
     tags.any(|(k, v)| k == Some(key) && v == Some(value))
 }
 
+/// Whether an EC2 object is the scope's: by its tag ([`Match::Local`]), or by its tag and its
+/// name (its `Name` tag unless `$name` gives its AWS name) ([`Match::Strict`]).
 macro_rules! ec2_tagged {
     ($item:expr, $scope:expr) => {
-        tagged(
-            $item.tags().iter().map(|t| (t.key(), t.value())),
-            &$scope.tag_key,
-            &$scope.tag_value,
-        )
+        ec2_tagged!($item, $scope, name_tag($item.tags()))
+    };
+    ($item:expr, $scope:expr, $name:expr) => {
+        if $scope.is_strict() {
+            $scope.owns($name, ec2_pairs($item.tags()))
+        } else {
+            tagged(
+                $item.tags().iter().map(|t| (t.key(), t.value())),
+                &$scope.tag_key,
+                &$scope.tag_value,
+            )
+        }
     };
 }
 
@@ -346,7 +458,7 @@ impl Sweeper {
             .try_collect()
             .await
             .map_err(|e| anyhow!("DescribeSecurityGroups: {}", err_text(&e)))?;
-        for v in groups.iter().filter(|v| ec2_tagged!(v, s)) {
+        for v in groups.iter().filter(|v| ec2_tagged!(v, s, v.group_name())) {
             push(Kind::SecurityGroup, v.group_id());
         }
         let volumes = ec2
@@ -376,7 +488,10 @@ impl Sweeper {
             .try_collect()
             .await
             .map_err(|e| anyhow!("DescribeLaunchTemplates: {}", err_text(&e)))?;
-        for v in templates.iter().filter(|v| ec2_tagged!(v, s)) {
+        for v in templates
+            .iter()
+            .filter(|v| ec2_tagged!(v, s, v.launch_template_name()))
+        {
             push(Kind::LaunchTemplate, v.launch_template_id());
         }
         let reservations = ec2
@@ -403,15 +518,22 @@ impl Sweeper {
         }
         // The tag filter narrows the answer server-side (the tags are still compared here,
         // so the answer does not depend on which filters the emulator implements).
+        // A strict scope's value is a prefix: the filter asks for the key only.
+        let filter = if s.is_strict() {
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values(&s.tag_key)
+                .build()
+        } else {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", s.tag_key))
+                .values(&s.tag_value)
+                .build()
+        };
         let snapshots = ec2
             .describe_snapshots()
             .owner_ids("self")
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name(format!("tag:{}", s.tag_key))
-                    .values(&s.tag_value)
-                    .build(),
-            )
+            .filters(filter)
             .into_paginator()
             .items()
             .send()
@@ -450,14 +572,16 @@ impl Sweeper {
             .map_err(|e| anyhow!("DescribeAutoScalingGroups: {}", err_text(&e)))?;
         for g in &groups {
             let name = g.auto_scaling_group_name().unwrap_or("?");
-            let ours = s.has_name(name)
-                || tagged(
-                    g.tags().iter().map(|t| (t.key(), t.value())),
-                    &s.tag_key,
-                    &s.tag_value,
-                );
+            let pairs = g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value().unwrap_or(""))));
+            let ours = s.owns(Some(name), pairs);
             if ours {
                 found.push(leftover(Kind::AutoScalingGroup, name));
+            } else if s.is_strict() {
+                // Hooks are deleted with their group: only an owned group's are listed.
+                continue;
             }
             let hooks = asg
                 .describe_lifecycle_hooks()
@@ -487,6 +611,21 @@ impl Sweeper {
             .map_err(|e| anyhow!("ListRoles: {}", err_text(&e)))?;
         for role in roles.iter().filter(|r| self.scope.has_name(r.role_name())) {
             let name = role.role_name();
+            if self.scope.is_strict() {
+                if role.path() != ROLE_PATH {
+                    continue;
+                }
+                let tags = iam
+                    .list_role_tags()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("ListRoleTags {name}: {}", err_text(&e)))?;
+                let pairs = tags.tags().iter().map(|t| (t.key(), t.value()));
+                if !self.scope.owns(Some(name), pairs) {
+                    continue;
+                }
+            }
             found.push(leftover(Kind::Role, name));
             let policies = iam
                 .list_role_policies()
@@ -516,7 +655,28 @@ impl Sweeper {
             .map_err(|e| anyhow!("ListFunctions: {}", err_text(&e)))?;
         for f in &functions {
             let name = f.function_name().unwrap_or("?");
-            let ours = self.scope.has_name(name);
+            let mut ours = self.scope.has_name(name);
+            if self.scope.is_strict() {
+                if !ours {
+                    continue;
+                }
+                let arn = f.function_arn().unwrap_or(name);
+                let tags = lambda
+                    .list_tags()
+                    .resource(arn)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("ListTags {name}: {}", err_text(&e)))?;
+                let pairs = tags
+                    .tags()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str()));
+                ours = self.scope.owns(Some(name), pairs);
+                if !ours {
+                    continue;
+                }
+            }
             if ours {
                 found.push(leftover(Kind::Function, name));
             }
@@ -561,6 +721,19 @@ impl Sweeper {
                 if !self.scope.has_name(name) {
                     continue;
                 }
+                if self.scope.is_strict() {
+                    let arn = rule.arn().unwrap_or(name);
+                    let tags = events
+                        .list_tags_for_resource()
+                        .resource_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| anyhow!("ListTagsForResource {name}: {}", err_text(&e)))?;
+                    let pairs = tags.tags().iter().map(|t| (t.key(), t.value()));
+                    if !self.scope.owns(Some(name), pairs) {
+                        continue;
+                    }
+                }
                 found.push(leftover(Kind::Rule, name));
                 let targets = events
                     .list_targets_by_rule()
@@ -593,7 +766,36 @@ impl Sweeper {
         let lambda_prefix = format!("/aws/lambda/{}", self.scope.name_prefix);
         for g in &groups {
             let name = g.log_group_name().unwrap_or("?");
-            if self.scope.has_name(name)
+            if self.scope.is_strict() {
+                // Only the provider's: `/aws/lambda/<function>`.
+                let Some(function) = name.strip_prefix("/aws/lambda/") else {
+                    continue;
+                };
+                if !self.scope.has_name(function) {
+                    continue;
+                }
+                let arn = match (g.log_group_arn(), g.arn()) {
+                    (Some(arn), _) => arn.to_string(),
+                    (None, Some(arn)) => arn.trim_end_matches(":*").to_string(),
+                    (None, None) => continue,
+                };
+                let tags = self
+                    .clients
+                    .logs
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("ListTagsForResource {name}: {}", err_text(&e)))?;
+                let pairs = tags
+                    .tags()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str(), v.as_str()));
+                if self.scope.owns(Some(function), pairs) {
+                    found.push(leftover(Kind::LogGroup, name));
+                }
+            } else if self.scope.has_name(name)
                 || (!self.scope.name_prefix.is_empty() && name.starts_with(&lambda_prefix))
             {
                 found.push(leftover(Kind::LogGroup, name));
