@@ -22,7 +22,12 @@ runs fine on this machine. So an invocation here is:
 5. Write its stdout/stderr lines, with START/END/REPORT lines like Lambda's
    (Max Memory Used: the process's peak RSS, VmHWM, sampled while it runs), to CloudWatch Logs group
    ``/aws/lambda/NAME`` in moto's logs backend (created if absent), stream
-   ``YYYY/MM/DD/[$LATEST]<32 hex>``.
+   ``YYYY/MM/DD/[$LATEST]<32 hex>``. With the profile's ``iam_evaluation`` on, only
+   if the execution role may (``logs:CreateLogStream`` and ``logs:PutLogEvents`` on the
+   stream, and ``logs:CreateLogGroup`` when the group does not exist yet): Lambda writes
+   logs with the role's permissions and drops them otherwise (Lambda Developer Guide,
+   "Sending Lambda function logs to CloudWatch Logs": the execution role needs these
+   permissions).
 
 Every attempt is a fresh process: every invocation is a cold start (there
 are no warm sandboxes), which is slower but keeps attempts independent.
@@ -226,6 +231,8 @@ class LambdaRunner:
         # last written (see ``grant_is_stale``). Touched with the world lock held.
         self._roles_made: dict[str, float] = {}
         self._configured: dict[tuple[str, str], float] = {}
+        # Log stream -> may the function's role write it (iam_enforce.lambda_may_log).
+        self._log_permission: dict[str, bool] = {}
 
     # -- the environment variables' KMS grant -----------------------------------
     #
@@ -268,6 +275,7 @@ class LambdaRunner:
             self._issued.clear()
         self._roles_made.clear()
         self._configured.clear()
+        self._log_permission.clear()
         self.clear()
 
     def issue_credentials(self, function: str, request_id: str, role: str) -> str:
@@ -530,6 +538,12 @@ class LambdaRunner:
         if not lines:
             return
         group = f"/aws/lambda/{snap.name}"
+        allowed = self._log_permission.get(stream)
+        if allowed is None:
+            allowed = self.world.iam.lambda_may_log(snap.account, snap.region, snap.role, snap.name, group, stream)
+            self._log_permission[stream] = allowed
+        if not allowed:
+            return  # Lambda drops the logs of a role that may not write them
         with self.world.lock:
             if generation != self.world.generation:
                 return  # a reset came in between: this AWS is gone

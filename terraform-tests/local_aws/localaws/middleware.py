@@ -13,7 +13,8 @@ Every HTTP request to the server passes through ``LocalAWSMiddleware``:
    real code (``lambda_runner``); reserved environment variable keys are
    refused as Lambda refuses them; so are a function configuration naming a
    role, and a function's own calls, while IAM propagates a change of that
-   role (``iam_propagation``); the "function update in progress"
+   role (``iam_propagation``), and a function's calls its role does not allow
+   (``iam_enforce``, profile setting ``iam_evaluation``); the "function update in progress"
    transient answers ResourceConflictException / shows
    ``LastUpdateStatus: InProgress``; GetFunction's ``Code.Location`` points at
    this server, which serves the stored zip.
@@ -121,6 +122,9 @@ class LocalAWSMiddleware:
         else:
             # A function's call while its role's new permissions propagate (iam_propagation).
             response = world.iam_propagation.refuse_call(info, caller)
+            if response is None:
+                # A function's call its execution role does not allow (iam_enforce).
+                response = world.iam.refuse_call(info, caller)
             if response is None:
                 response = self._special(info, environ)
             if response is None:
@@ -446,6 +450,13 @@ class ControlAPI:
                 if method == "DELETE":
                     w.launches.clear_injected()
                     return _json_response(200, {"ok": True})
+        if route == "/iam-evaluation":
+            # The IAM decisions on functions' calls (iam_enforce), newest last.
+            if method == "GET":
+                return _json_response(200, w.iam.list())
+            if method == "DELETE":
+                w.iam.reset()
+                return _json_response(200, {"ok": True})
         if route == "/iam-propagation" and method == "GET":
             # Roles whose change IAM is still propagating, with the virtual seconds left.
             return _json_response(200, w.iam_propagation.list())

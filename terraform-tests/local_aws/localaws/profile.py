@@ -6,7 +6,7 @@ Two profiles, chosen with ``--profile`` and changed at run time with
 * ``realistic`` (the default; the acceptance, crash, chaos and demo runs use it): every
   setting below at a value AWS users meet. All durations are AWS seconds on the scaled
   clock (``clock.py``).
-* ``fast``: every setting at zero, state changes instant (the layer tests and the
+* ``fast``: every setting at zero (``iam_evaluation`` off), state changes instant (the layer tests and the
   benchmarks that compare code paths, where AWS's waits would only add noise).
 
 Each setting names the AWS behaviour it follows; the module that applies it cites the
@@ -39,6 +39,10 @@ class Profile:
     # the cap (Auto Scaling User Guide, "Troubleshoot Amazon EC2 Auto Scaling").
     launch_retry_s: float = 10.0
     launch_retry_cap_s: float = 300.0
+    # A Lambda function's calls are evaluated against its execution role's policies and
+    # permissions boundary, and refused as AWS refuses them (iam_enforce.py; the evaluator,
+    # iam_eval.py, says what that proves). Not a duration: true or false.
+    iam_evaluation: bool = True
 
     @classmethod
     def named(cls, name: str) -> "Profile":
@@ -46,7 +50,7 @@ class Profile:
             return cls()
         if name == "fast":
             return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
-                       launch_retry_s=0.0, launch_retry_cap_s=0.0)
+                       launch_retry_s=0.0, launch_retry_cap_s=0.0, iam_evaluation=False)
         raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
 
     def describe(self) -> dict[str, Any]:
@@ -54,6 +58,8 @@ class Profile:
 
 
 NAMES = ("realistic", "fast")
+# Settings that are switches, not AWS seconds.
+BOOLEAN_SETTINGS = frozenset({"iam_evaluation"})
 
 
 class ProfileStore:
@@ -82,6 +88,11 @@ class ProfileStore:
             values = base.describe()
             for key, value in data.items():
                 if key == "name":
+                    continue
+                if key in BOOLEAN_SETTINGS:
+                    if not isinstance(value, bool):
+                        raise ValueError(f"{key} must be true or false, got {value!r}")
+                    values[key] = value
                     continue
                 number = float(value)
                 if not number >= 0 or number == float("inf"):

@@ -25,6 +25,7 @@ from .clock import Clock, Scheduler
 from .ec2ext import Ec2Extensions
 from .events import EventRouter
 from .faults import CallLog, FaultStore, Transients
+from .iam_enforce import IamEnforcement
 from .iam_propagation import IamPropagation
 from .idempotency import ClientTokens
 from .instancelife import InstanceLife
@@ -67,6 +68,7 @@ class World:
         self.events = EventRouter(self)
         self.lambdas = LambdaRunner(self)
         self.iam_propagation = IamPropagation(self)
+        self.iam = IamEnforcement(self)
         _current = self
 
     def reset(self) -> None:
@@ -79,6 +81,7 @@ class World:
             self.lifecycle.reset()
             self.lambdas.reset()
             self.iam_propagation.reset()
+            self.iam.reset()
             self.events.reset()
             self.ec2.reset()
             self.instances.reset()

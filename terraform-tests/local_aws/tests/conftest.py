@@ -186,6 +186,42 @@ while True:
             outcome = {{"code": exc.response["Error"]["Code"], "message": exc.response["Error"]["Message"],
                         "status": exc.response["ResponseMetadata"]["HTTPStatusCode"]}}
         post(API + "/invocation/" + request_id + "/response", outcome)
+    elif MODE == "heal":
+        # The handler's calls (handler/src/aws.rs), in its order, on the lifecycle event's
+        # instance and group and the VOLUME_ID / ALLOCATION_ID of the environment; stops at
+        # the first refused call. The answer lists each call and its error code.
+        import boto3, botocore.config, botocore.exceptions
+        cfg = botocore.config.Config(retries={{"total_max_attempts": 1}})
+        ec2, asg = boto3.client("ec2", config=cfg), boto3.client("autoscaling", config=cfg)
+        d = event["detail"]
+        inst, group = d["EC2InstanceId"], d["AutoScalingGroupName"]
+        action = dict(AutoScalingGroupName=group, LifecycleHookName=d["LifecycleHookName"],
+                      LifecycleActionToken=d["LifecycleActionToken"], InstanceId=inst)
+        steps = [
+            ("DescribeInstances", lambda: ec2.describe_instances(InstanceIds=[inst])),
+            ("DescribeAutoScalingInstances", lambda: asg.describe_auto_scaling_instances(InstanceIds=[inst])),
+            ("DescribeVolumes", lambda: ec2.describe_volumes(VolumeIds=[os.environ["VOLUME_ID"]])),
+            ("AttachVolume", lambda: ec2.attach_volume(VolumeId=os.environ["VOLUME_ID"], InstanceId=inst, Device="/dev/sdf")),
+            ("DescribeAddresses", lambda: ec2.describe_addresses(AllocationIds=[os.environ["ALLOCATION_ID"]])),
+            ("AssociateAddress", lambda: ec2.associate_address(AllocationId=os.environ["ALLOCATION_ID"], InstanceId=inst,
+                                                               AllowReassociation=True)),
+            ("DescribeLifecycleHooks", lambda: asg.describe_lifecycle_hooks(AutoScalingGroupName=group)),
+            ("RecordLifecycleActionHeartbeat", lambda: asg.record_lifecycle_action_heartbeat(**action)),
+            ("CompleteLifecycleAction", lambda: asg.complete_lifecycle_action(LifecycleActionResult="CONTINUE", **action)),
+        ]
+        calls, error = [], None
+        for name, call in steps:
+            try:
+                call()
+                calls.append([name, None])
+            except botocore.exceptions.ClientError as exc:
+                err = exc.response["Error"]
+                calls.append([name, err["Code"]])
+                error = {{"operation": name, "code": err["Code"], "message": err["Message"],
+                          "status": exc.response["ResponseMetadata"]["HTTPStatusCode"]}}
+                break
+        print("heal " + json.dumps(calls), flush=True)
+        post(API + "/invocation/" + request_id + "/response", {{"calls": calls, "error": error}})
     elif MODE == "complete":
         import boto3
         detail = event["detail"]

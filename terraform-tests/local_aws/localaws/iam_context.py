@@ -1,0 +1,705 @@
+"""The request context of a call, as IAM would evaluate it: ``iam_eval.Request``s.
+
+For one AWS call (a classified ``RequestInfo``) and the principal making it, ``build``
+answers every authorization the call needs, each an action, its resources (ARN and the
+resource's own condition keys, its tags read from moto's backends) and the request-wide
+condition keys. Which resource types an action takes, which of them are required, and
+which condition keys each may carry are not typed here: they come from the Service
+Authorization Reference ("Actions, resources, and condition keys for AWS services",
+https://docs.aws.amazon.com/service-authorization/latest/reference/), as parliament
+(installed, pinned at 1.6.4 in tools/requirements.in) carries it in ``iam_definition.json``. A key is
+put in the context only when the reference lists it for that action (on the resource
+type's row, in the resource type's own table, or on the action's request row); the global
+principal keys are always there ("AWS global condition context keys":
+aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalType, aws:userid,
+aws:RequestedRegion, aws:SecureTransport, aws:ViaAWSService).
+
+What is hand-typed is how a request names its resources (``InstanceId`` names an
+``instance``...) and the calls that are authorized as more than one action, each from
+the page that documents it:
+
+* a ``TagSpecification`` on an EC2 create call is also authorized as ``ec2:CreateTags`` on
+  each resource it tags, with ``ec2:CreateAction`` = the create call (EC2 User Guide,
+  "Grant permission to tag Amazon EC2 resources during creation");
+* AttachVolume of a volume encrypted with a customer managed key makes EC2 call
+  ``kms:CreateGrant`` on the key, as the caller (a forward access session), with
+  ``kms:ViaService`` = ``ec2.<region>.amazonaws.com``, ``kms:CallerAccount`` = the caller's
+  account and ``kms:GrantIsForAWSResource`` = true (EBS User Guide, "How Amazon EBS
+  encryption works"; KMS Developer Guide, "kms:ViaService", "kms:CallerAccount",
+  "kms:GrantIsForAWSResource"). A key aliased ``alias/aws/...`` is an AWS managed key,
+  whose key policy lets the account's principals use it through EC2 directly; no
+  identity-policy check is made for it here;
+* ``lambda:CreateFunction`` / ``UpdateFunctionConfiguration`` naming a ``Role`` need
+  ``iam:PassRole`` on it with ``iam:PassedToService`` = ``lambda.amazonaws.com`` (IAM User
+  Guide, "Grant a user permissions to pass a role to an AWS service");
+* ``autoscaling:CreateAutoScalingGroup`` needs ``iam:CreateServiceLinkedRole`` with
+  ``iam:AWSServiceName`` = ``autoscaling.amazonaws.com`` while the account has no
+  AWSServiceRoleForAutoScaling (Auto Scaling User Guide, "Service-linked roles"), and, with
+  a launch template, ``ec2:RunInstances`` as the caller ("Launch template support");
+* ``iam:PermissionsBoundary`` is the boundary a CreateRole or PutRolePermissionsBoundary
+  sets, and for PutRolePolicy the boundary the role has (IAM User Guide, "Permissions
+  boundaries for IAM entities", example "Delegating responsibility ... using a boundary").
+
+A resource the call creates (or that is required but not named by the request) is
+``<type>/*`` (what AWS's own messages show, ``...:instance/*`` for RunInstances); an
+action without resource-level permissions is on ``*``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from .iam_eval import Request, Resource
+from .requestinfo import RequestInfo
+
+PARTITION = "aws"
+
+
+# -- the Service Authorization Reference, from parliament -----------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceTypeUse:
+    name: str  # "volume"
+    required: bool
+    condition_keys: frozenset[str]  # lower-case, with ${TagKey} patterns
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    service: str
+    name: str
+    resource_types: tuple[ResourceTypeUse, ...]
+    request_keys: frozenset[str]  # the row without a resource type
+    dependent_actions: tuple[str, ...]
+
+    def key_listed(self, key: str, resource_type: str | None = None) -> bool:
+        """Does the reference list ``key`` for this action (on ``resource_type``, or on the
+        request row when None)?"""
+        keys = self.request_keys
+        if resource_type is not None:
+            keys = next((r.condition_keys for r in self.resource_types if r.name == resource_type), frozenset())
+        return _key_in(key, keys)
+
+    def key_listed_anywhere(self, key: str) -> bool:
+        return _key_in(key, self.request_keys) or any(_key_in(key, r.condition_keys) for r in self.resource_types)
+
+
+def _key_in(key: str, keys: Iterable[str]) -> bool:
+    k = key.lower()
+    for listed in keys:
+        if listed == k:
+            return True
+        if "${" in listed and k.startswith(listed.split("${", 1)[0]):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def reference() -> dict[str, dict[str, Any]]:
+    """Per service prefix: {"actions": {lower name: ActionDef}, "resources": {type:
+    (arn template, keys)}}."""
+    import parliament
+
+    path = os.path.join(os.path.dirname(parliament.__file__), "iam_definition.json")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    out: dict[str, dict[str, Any]] = {}
+    for svc in data:
+        prefix = svc["prefix"]
+        entry = out.setdefault(prefix, {"actions": {}, "resources": {}})
+        for res in svc.get("resources", []):
+            entry["resources"][res["resource"]] = (
+                res["arn"], frozenset(k.lower() for k in res.get("condition_keys", [])))
+        for priv in svc.get("privileges", []):
+            uses = []
+            request_keys: frozenset[str] = frozenset()
+            dependents: list[str] = []
+            for rt in priv.get("resource_types", []):
+                name = rt["resource_type"]
+                keys = frozenset(k.lower() for k in rt.get("condition_keys", []))
+                dependents.extend(rt.get("dependent_actions", []))
+                if not name:
+                    request_keys = keys
+                    continue
+                required = name.endswith("*")
+                name = name.rstrip("*")
+                table_keys = entry["resources"].get(name, ("", frozenset()))[1]
+                uses.append(ResourceTypeUse(name, required, keys | table_keys))
+            entry["actions"][priv["privilege"].lower()] = ActionDef(
+                prefix, priv["privilege"], tuple(uses), request_keys, tuple(dependents))
+    return out
+
+
+def action_def(action: str) -> ActionDef | None:
+    service, _, name = action.partition(":")
+    svc = reference().get(service)
+    return None if svc is None else svc["actions"].get(name.lower())
+
+
+# -- principals -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An assumed-role session (a Lambda function's execution role)."""
+
+    account: str
+    role_arn: str
+    role_id: str
+    session: str
+
+    @property
+    def session_arn(self) -> str:
+        role_name = self.role_arn.rsplit("/", 1)[-1]
+        return f"arn:{PARTITION}:sts::{self.account}:assumed-role/{role_name}/{self.session}"
+
+    def context(self, region: str) -> dict[str, Any]:
+        return {
+            "aws:PrincipalArn": self.role_arn,
+            "aws:PrincipalAccount": self.account,
+            "aws:PrincipalType": "AssumedRole",
+            "aws:userid": f"{self.role_id}:{self.session}",
+            "aws:RequestedRegion": region,
+            "aws:SecureTransport": "true",
+            "aws:ViaAWSService": "false",
+            "aws:PrincipalIsAWSService": "false",
+        }
+
+
+# -- the call's resources ---------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    arn: str
+    tags: dict[str, str]
+    keys: dict[str, Any]
+
+
+def _ids(info: RequestInfo, *names: str) -> list[str]:
+    for name in names:
+        v = info.get(name)
+        if v is None:
+            continue
+        if isinstance(v, list):
+            return [str(x) for x in v if x]
+        if v != "":
+            return [str(v)]
+    return []
+
+
+def _ec2(account: str, region: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[account][region]
+
+
+def _ec2_arn(region: str, account: str, rtype: str, rid: str) -> str:
+    return f"arn:{PARTITION}:ec2:{region}:{account}:{rtype}/{rid}"
+
+
+def _ec2_tags(backend: Any, rid: str) -> dict[str, str]:
+    return dict(backend.tags.get(rid, {}))
+
+
+def _find_instance(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "InstanceId")
+    if not ids:
+        return None
+    ec2 = _ec2(account, info.region)
+    out = []
+    for iid in ids:
+        keys: dict[str, Any] = {"ec2:InstanceID": iid, "ec2:Region": info.region}
+        try:
+            inst = ec2.get_instance(iid)
+            keys["ec2:AvailabilityZone"] = inst.availability_zone
+            keys["ec2:InstanceType"] = inst.instance_type
+        except Exception:
+            pass
+        out.append(Found(_ec2_arn(info.region, account, "instance", iid), _ec2_tags(ec2, iid), keys))
+    return out
+
+
+def _find_volume(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "VolumeId")
+    if not ids:
+        return None
+    ec2 = _ec2(account, info.region)
+    out = []
+    for vid in ids:
+        keys: dict[str, Any] = {"ec2:VolumeID": vid, "ec2:Region": info.region}
+        try:
+            vol = ec2.get_volume(vid)
+            keys.update({
+                "ec2:AvailabilityZone": vol.zone.name,
+                "ec2:Encrypted": "true" if vol.encrypted else "false",
+                "ec2:VolumeSize": str(vol.size),
+                "ec2:VolumeType": vol.volume_type,
+            })
+        except Exception:
+            pass
+        out.append(Found(_ec2_arn(info.region, account, "volume", vid), _ec2_tags(ec2, vid), keys))
+    return out
+
+
+def _find_elastic_ip(info: RequestInfo, account: str) -> list[Found] | None:
+    ec2 = _ec2(account, info.region)
+    ids = _ids(info, "AllocationId")
+    if not ids:
+        ips = _ids(info, "PublicIp")
+        for ip in ips:
+            try:
+                ids.extend(a.allocation_id for a in ec2.address_by_ip([ip]) if a.allocation_id)
+            except Exception:
+                pass
+    if not ids:
+        return None
+    out = []
+    for aid in ids:
+        keys: dict[str, Any] = {"ec2:AllocationId": aid, "ec2:Region": info.region}
+        try:
+            addr = ec2.address_by_allocation([aid])[0]
+            keys["ec2:Domain"] = addr.domain
+            keys["ec2:PublicIpAddress"] = addr.public_ip
+        except Exception:
+            pass
+        out.append(Found(_ec2_arn(info.region, account, "elastic-ip", aid), _ec2_tags(ec2, aid), keys))
+    return out
+
+
+def _find_ec2_simple(rtype: str, *params: str) -> Callable[[RequestInfo, str], list[Found] | None]:
+    def find(info: RequestInfo, account: str) -> list[Found] | None:
+        ids = _ids(info, *params)
+        if not ids:
+            return None
+        ec2 = _ec2(account, info.region)
+        return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
+                for i in ids]
+
+    return find
+
+
+def _find_image(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "ImageId")
+    if not ids:
+        return None
+    return [Found(f"arn:{PARTITION}:ec2:{info.region}::image/{i}", {}, {"ec2:ImageID": i}) for i in ids]
+
+
+def _find_group(info: RequestInfo, account: str) -> list[Found] | None:
+    names = _ids(info, "AutoScalingGroupName")
+    if not names:
+        return None
+    from moto.autoscaling.models import autoscaling_backends
+
+    groups = autoscaling_backends[account][info.region].autoscaling_groups
+    out = []
+    for name in names:
+        group = groups.get(name)
+        if group is None:
+            arn = f"arn:{PARTITION}:autoscaling:{info.region}:{account}:autoScalingGroup:*:autoScalingGroupName/{name}"
+            out.append(Found(arn, {}, {}))
+            continue
+        tags = {t["Key"]: t.get("Value", "") for t in group.tags or [] if "Key" in t}
+        out.append(Found(group.arn, tags, {}))
+    return out
+
+
+def _logs_group_name(info: RequestInfo) -> str | None:
+    name = info.get("logGroupName")
+    if not name and info.get("logGroupIdentifier"):
+        name = str(info.get("logGroupIdentifier")).split(":log-group:")[-1]
+    return str(name) if name else None
+
+
+def _logs_tags(account: str, region: str, name: str) -> dict[str, str]:
+    from moto.logs import logs_backends
+
+    try:
+        return dict(logs_backends[account][region].list_tags_log_group(name))
+    except Exception:
+        return {}
+
+
+def _find_log_group(info: RequestInfo, account: str) -> list[Found] | None:
+    name = _logs_group_name(info)
+    if not name:
+        return None
+    arn = f"arn:{PARTITION}:logs:{info.region}:{account}:log-group:{name}"
+    return [Found(arn, _logs_tags(account, info.region, name), {})]
+
+
+def _find_log_stream(info: RequestInfo, account: str) -> list[Found] | None:
+    name = _logs_group_name(info)
+    stream = info.get("logStreamName")
+    if not name or not stream:
+        return None
+    arn = f"arn:{PARTITION}:logs:{info.region}:{account}:log-group:{name}:log-stream:{stream}"
+    return [Found(arn, _logs_tags(account, info.region, name), {})]
+
+
+def kms_key(account: str, region: str, key_id: str) -> tuple[str, dict[str, str], bool] | None:
+    """(key ARN, tags, is an AWS managed key) of any form of key id, or None."""
+    from moto.kms import kms_backends
+
+    kms = kms_backends[account][region]
+    try:
+        raw = kms.any_id_to_key_id(key_id)
+        key = kms.keys[raw]
+    except Exception:
+        return None
+    aws_managed = any(a.startswith("alias/aws/") for a in getattr(key, "aliases", {}) or {})
+    try:
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(raw).get("Tags", [])}
+    except Exception:
+        tags = {}
+    return key.arn, tags, aws_managed
+
+
+def _find_key(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "KeyId")
+    if not ids:
+        return None
+    out = []
+    for kid in ids:
+        found = kms_key(account, info.region, kid)
+        if found is None:
+            out.append(Found(f"arn:{PARTITION}:kms:{info.region}:{account}:key/{kid}", {}, {}))
+        else:
+            out.append(Found(found[0], found[1], {}))
+    return out
+
+
+def _iam() -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends
+
+
+def _find_role(info: RequestInfo, account: str) -> list[Found] | None:
+    names = _ids(info, "RoleName")
+    if not names:
+        return None
+    backend = _iam()[account][PARTITION]
+    out = []
+    for name in names:
+        try:
+            role = backend.get_role(name)
+            tags = {t["Key"]: t.get("Value", "") for t in role.tags or []}
+            out.append(Found(role.arn, tags, {}))
+        except Exception:
+            path = str(info.get("Path") or "/")
+            out.append(Found(f"arn:{PARTITION}:iam::{account}:role{path}{name}", {}, {}))
+    return out
+
+
+def _find_function(info: RequestInfo, account: str) -> list[Found] | None:
+    ref = info.get("FunctionName")
+    if not ref:
+        return None
+    ref = str(ref)
+    name = ref.split(":function:")[-1].split(":")[0] if ":function:" in ref else ref.split(":")[0]
+    arn = f"arn:{PARTITION}:lambda:{info.region}:{account}:function:{name}"
+    from moto.awslambda import lambda_backends
+
+    try:
+        tags = dict(lambda_backends[account][info.region].list_tags(arn) or {})
+    except Exception:
+        tags = {}
+    return [Found(arn, tags, {})]
+
+
+def _find_rule(info: RequestInfo, account: str) -> list[Found] | None:
+    name = info.get("Rule") or (info.get("Name") if info.service == "events" else None)
+    if not name:
+        return None
+    arn = f"arn:{PARTITION}:events:{info.region}:{account}:rule/{name}"
+    from moto.events.models import events_backends
+
+    try:
+        tags = {t["Key"]: t["Value"] for t in events_backends[account][info.region].list_tags_for_resource(arn)["Tags"]}
+    except Exception:
+        tags = {}
+    return [Found(arn, tags, {})]
+
+
+# How a request names a resource of each type (service, resource type).
+FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]] = {
+    ("ec2", "instance"): _find_instance,
+    ("ec2", "volume"): _find_volume,
+    ("ec2", "elastic-ip"): _find_elastic_ip,
+    ("ec2", "network-interface"): _find_ec2_simple("network-interface", "NetworkInterfaceId"),
+    ("ec2", "subnet"): _find_ec2_simple("subnet", "SubnetId"),
+    ("ec2", "security-group"): _find_ec2_simple("security-group", "GroupId"),
+    ("ec2", "vpc"): _find_ec2_simple("vpc", "VpcId"),
+    ("ec2", "launch-template"): _find_ec2_simple("launch-template", "LaunchTemplateId"),
+    ("ec2", "snapshot"): _find_ec2_simple("snapshot", "SnapshotId"),
+    ("ec2", "internet-gateway"): _find_ec2_simple("internet-gateway", "InternetGatewayId"),
+    ("ec2", "route-table"): _find_ec2_simple("route-table", "RouteTableId"),
+    ("ec2", "image"): _find_image,
+    ("autoscaling", "autoScalingGroup"): _find_group,
+    ("logs", "log-group"): _find_log_group,
+    ("logs", "log-stream"): _find_log_stream,
+    ("kms", "key"): _find_key,
+    ("iam", "role"): _find_role,
+    ("lambda", "function"): _find_function,
+    ("events", "rule"): _find_rule,
+}
+
+# The IAM action of an operation whose name differs from its API name.
+ACTION_NAMES = {
+    ("lambda", "Invoke"): "InvokeFunction",
+    ("lambda", "InvokeAsync"): "InvokeAsync",
+}
+
+# Calls that need no permission ("No permissions are required", STS API Reference).
+UNAUTHORIZED_OK = frozenset({("sts", "GetCallerIdentity")})
+
+
+def _placeholder_arn(service: str, rtype: str, region: str, account: str) -> str:
+    """The ARN of a resource of ``rtype`` that the request does not name (it is being
+    created): the reference's template with ``*`` for the id."""
+    svc = reference().get(service, {"resources": {}})
+    template = svc["resources"].get(rtype, (f"arn:${{Partition}}:{service}:${{Region}}:${{Account}}:{rtype}/*",))[0]
+    arn = template.replace("${Partition}", PARTITION).replace("${Region}", region).replace("${Account}", account)
+    return re.sub(r"\$\{[^}]*\}", "*", arn)
+
+
+def _tag_keys(tags: dict[str, str], listed: Callable[[str], bool], prefixes: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for prefix in prefixes:
+        probe = f"{prefix}:ResourceTag/x"
+        if listed(probe):
+            for k, v in tags.items():
+                out[f"{prefix}:ResourceTag/{k}"] = v
+    return out
+
+
+def resources_of(action: str, info: RequestInfo, account: str) -> list[Resource]:
+    """The resources IAM authorizes ``action`` of this call on, each with its keys."""
+    service = action.split(":", 1)[0]
+    definition = action_def(action)
+    if definition is None or not definition.resource_types:
+        return [Resource("*", {})]
+    out: list[Resource] = []
+    for use in definition.resource_types:
+        finder = FINDERS.get((service, use.name))
+        found = finder(info, account) if finder else None
+        if not found:
+            if use.required:
+                out.append(Resource(_placeholder_arn(service, use.name, info.region, account), {}))
+            continue
+        for f in found:
+            ctx: dict[str, Any] = {}
+            listed = functools.partial(definition.key_listed, resource_type=use.name)
+            ctx.update(_tag_keys(f.tags, listed, ("aws", service)))
+            for k, v in f.keys.items():
+                if listed(k):
+                    ctx[k] = v
+            out.append(Resource(f.arn, ctx))
+    if not out:
+        return [Resource("*", {})]
+    return out
+
+
+# -- request tags ------------------------------------------------------------------------------
+
+
+def request_tags(info: RequestInfo) -> dict[str, dict[str, str]]:
+    """Tags the call sets, by the resource type they are for ("" when the call names none)."""
+    p = info.all_params
+    out: dict[str, dict[str, str]] = {}
+    if info.protocol in ("ec2", "query"):
+        # EC2 TagSpecification.N.ResourceType / .Tag.M.Key / .Value; Query Tags.member.N.Key.
+        specs: dict[str, dict[str, Any]] = {}
+        for key, value in p.items():
+            m = re.fullmatch(r"TagSpecification\.(\d+)\.ResourceType", key)
+            if m:
+                specs.setdefault(m.group(1), {"tags": {}})["type"] = value
+            m = re.fullmatch(r"TagSpecification\.(\d+)\.Tag\.(\d+)\.(Key|Value)", key)
+            if m:
+                spec = specs.setdefault(m.group(1), {"tags": {}})
+                spec["tags"].setdefault(m.group(2), {})[m.group(3)] = value
+        for spec in specs.values():
+            tags = {t["Key"]: t.get("Value", "") for t in spec["tags"].values() if "Key" in t}
+            out.setdefault(str(spec.get("type", "")), {}).update(tags)
+        flat: dict[str, dict[str, str]] = {}
+        for key, value in p.items():
+            m = re.fullmatch(r"Tags?\.member\.(\d+)\.(Key|Value)", key) or re.fullmatch(r"Tag\.(\d+)\.(Key|Value)", key)
+            if m:
+                flat.setdefault(m.group(1), {})[m.group(2)] = value
+        if flat:
+            out.setdefault("", {}).update({t["Key"]: t.get("Value", "") for t in flat.values() if "Key" in t})
+    else:
+        for name in ("Tags", "tags"):
+            tags = p.get(name)
+            if isinstance(tags, dict):
+                out.setdefault("", {}).update({str(k): str(v) for k, v in tags.items()})
+            elif isinstance(tags, list):
+                out.setdefault("", {}).update({str(t.get("Key")): str(t.get("Value", "")) for t in tags
+                                               if isinstance(t, dict) and "Key" in t})
+    return out
+
+
+def _request_tag_keys(tags: dict[str, str], definition: ActionDef | None) -> dict[str, Any]:
+    if not tags or definition is None:
+        return {}
+    out: dict[str, Any] = {}
+    if definition.key_listed_anywhere("aws:RequestTag/x"):
+        for k, v in tags.items():
+            out[f"aws:RequestTag/{k}"] = v
+    if definition.key_listed_anywhere("aws:TagKeys"):
+        out["aws:TagKeys"] = sorted(tags)
+    return out
+
+
+# -- the authorizations of one call --------------------------------------------------------------
+
+
+def action_of(info: RequestInfo) -> str:
+    return f"{info.service}:{ACTION_NAMES.get((info.service, info.operation), info.operation)}"
+
+
+def build(info: RequestInfo, principal: Principal) -> list[Request]:
+    """Every authorization ``info`` needs when ``principal`` makes it (world lock held:
+    reads moto's backends). Empty for calls that need no permission."""
+    if (info.service, info.operation) in UNAUTHORIZED_OK:
+        return []
+    account = principal.account
+    base = principal.context(info.region)
+    action = action_of(info)
+    definition = action_def(action)
+    tags_by_type = request_tags(info)
+    all_tags: dict[str, str] = {}
+    for tags in tags_by_type.values():
+        all_tags.update(tags)
+
+    ctx = dict(base)
+    ctx.update(_request_tag_keys(all_tags, definition))
+    ctx.update(_request_keys(info, action, definition, account))
+    requests = [Request(action, resources_of(action, info, account), ctx)]
+    requests.extend(_dependent(info, action, principal, tags_by_type))
+    return requests
+
+
+def _listed(definition: ActionDef | None, key: str) -> bool:
+    return definition is not None and definition.key_listed_anywhere(key)
+
+
+def _request_keys(info: RequestInfo, action: str, definition: ActionDef | None, account: str) -> dict[str, Any]:
+    """Action-specific request keys the reference lists for the action."""
+    out: dict[str, Any] = {}
+    if info.service == "ec2" and _listed(definition, "ec2:Region"):
+        out["ec2:Region"] = info.region
+    if action in ("iam:CreateRole", "iam:PutRolePermissionsBoundary"):
+        boundary = info.get("PermissionsBoundary")
+        if boundary:
+            out["iam:PermissionsBoundary"] = str(boundary)
+    elif action in ("iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+                    "iam:DeleteRolePermissionsBoundary") and _listed(definition, "iam:PermissionsBoundary"):
+        try:
+            boundary = _iam()[account][PARTITION].get_role(str(info.get("RoleName"))).permissions_boundary_arn
+        except Exception:
+            boundary = None
+        if boundary:
+            out["iam:PermissionsBoundary"] = boundary
+    if action == "iam:CreateServiceLinkedRole" and info.get("AWSServiceName"):
+        out["iam:AWSServiceName"] = str(info.get("AWSServiceName"))
+    if action == "iam:AttachRolePolicy" and info.get("PolicyArn") and _listed(definition, "iam:PolicyARN"):
+        out["iam:PolicyARN"] = str(info.get("PolicyArn"))
+    if action == "lambda:AddPermission" and info.get("Principal"):
+        out["lambda:Principal"] = str(info.get("Principal"))
+    return out
+
+
+def _dependent(info: RequestInfo, action: str, principal: Principal,
+               tags_by_type: dict[str, dict[str, str]]) -> list[Request]:
+    account = principal.account
+    region = info.region
+    base = principal.context(region)
+    out: list[Request] = []
+    if info.service == "ec2":
+        create_tags = action_def("ec2:CreateTags")
+        for rtype, tags in tags_by_type.items():
+            if not rtype or not tags:
+                continue
+            ctx = dict(base)
+            ctx["ec2:CreateAction"] = info.operation
+            ctx["ec2:Region"] = region
+            ctx.update(_request_tag_keys(tags, create_tags))
+            out.append(Request("ec2:CreateTags", [Resource(_placeholder_arn("ec2", rtype, region, account), {})], ctx,
+                               note=f"tags set by {info.operation}'s TagSpecification"))
+        if info.operation == "AttachVolume":
+            out.extend(_ebs_key_grant(info, principal))
+    if info.service == "lambda" and info.operation in ("CreateFunction", "UpdateFunctionConfiguration") and info.get("Role"):
+        role_arn = str(info.get("Role"))
+        try:
+            role = _iam()[account][PARTITION].get_role_by_arn(role_arn)
+            role_tags = {t["Key"]: t.get("Value", "") for t in role.tags or []}
+        except Exception:
+            role_tags = {}
+        ctx = dict(base)
+        ctx["iam:PassedToService"] = "lambda.amazonaws.com"
+        rctx = {f"aws:ResourceTag/{k}": v for k, v in role_tags.items()}
+        rctx.update({f"iam:ResourceTag/{k}": v for k, v in role_tags.items()})
+        out.append(Request("iam:PassRole", [Resource(role_arn, rctx)], ctx,
+                           note=f"Lambda's {info.operation} passes the role"))
+    if info.service == "autoscaling" and info.operation == "CreateAutoScalingGroup":
+        slr = "AWSServiceRoleForAutoScaling"
+        try:
+            _iam()[account][PARTITION].get_role(slr)
+            has_slr = True
+        except Exception:
+            has_slr = False
+        if not has_slr:
+            ctx = dict(base)
+            ctx["iam:AWSServiceName"] = "autoscaling.amazonaws.com"
+            arn = f"arn:{PARTITION}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/{slr}"
+            out.append(Request("iam:CreateServiceLinkedRole", [Resource(arn, {})], ctx,
+                               note="Auto Scaling creates its service-linked role on first use"))
+        lt = info.get("LaunchTemplate.LaunchTemplateId")
+        if lt:
+            ctx = dict(base)
+            ctx["ec2:Region"] = region
+            resources = [Resource(_ec2_arn(region, account, "launch-template", str(lt)), {}),
+                         Resource(_placeholder_arn("ec2", "instance", region, account), {})]
+            out.append(Request("ec2:RunInstances", resources, ctx,
+                               note="Auto Scaling checks that the caller may launch from the template"))
+    return out
+
+
+def _ebs_key_grant(info: RequestInfo, principal: Principal) -> list[Request]:
+    """kms:CreateGrant that EC2 makes, as the caller, to attach an encrypted volume."""
+    vids = _ids(info, "VolumeId")
+    if not vids:
+        return []
+    try:
+        vol = _ec2(principal.account, info.region).get_volume(vids[0])
+    except Exception:
+        return []
+    if not getattr(vol, "encrypted", False) or not getattr(vol, "kms_key_id", None):
+        return []
+    key = kms_key(principal.account, info.region, str(vol.kms_key_id))
+    if key is None:
+        arn = str(vol.kms_key_id)
+        tags: dict[str, str] = {}
+    else:
+        arn, tags, aws_managed = key
+        if aws_managed:
+            return []
+    ctx = principal.context(info.region)
+    ctx.update({
+        "kms:ViaService": f"ec2.{info.region}.amazonaws.com",
+        "kms:CallerAccount": principal.account,
+        "kms:GrantIsForAWSResource": "true",
+        "aws:ViaAWSService": "true",
+    })
+    rctx = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    return [Request("kms:CreateGrant", [Resource(arn, rctx)], ctx,
+                    note=f"EC2 creates a grant on {vids[0]}'s key to attach it")]

@@ -1,0 +1,484 @@
+"""The IAM evaluator (localaws/iam_eval.py) and the request contexts (localaws/iam_context.py).
+
+Each condition key our policies or the README's use has an allowed and a denied case, on
+the project's own documents where they use it (the provider's inline policy, read from
+policy.rs's unit tests; the README's deployer and boundary policies). What this proves is
+agreement with our reading of AWS's documentation (see iam_eval's docstring), not with AWS.
+No server: the evaluator is pure, the context tests use moto in this process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from conftest import ACCOUNT, AMI, REGION
+from iam_policies import Scope, provider_attach_policy, readme_policies
+from localaws import iam_context
+from localaws.iam_eval import (
+    ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Policy, Request, Resource, UnsupportedPolicy, evaluate, evaluate_all,
+)
+from localaws.requestinfo import RequestInfo
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/autoheal/st-attach"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SCOPE = Scope(REGION, ACCOUNT, "vol-0aaaaaaaaaaaaaaaa", "eipalloc-0aaaaaaaaaaaaaaaa", "st-asg", "/aws/lambda/st-attach", KEY)
+PRINCIPAL = iam_context.Principal(ACCOUNT, ROLE, "AROAEXAMPLE", "st-attach")
+BASE = PRINCIPAL.context(REGION)
+
+
+def ec2(kind: str, rid: str) -> str:
+    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/{rid}"
+
+
+def request(action: str, *resources: Resource | str, **ctx: Any) -> Request:
+    res = [r if isinstance(r, Resource) else Resource(r) for r in resources] or [Resource("*")]
+    return Request(action, res, {**BASE, **{k.replace("__", ":").replace("_SLASH_", "/"): v for k, v in ctx.items()}})
+
+
+def doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+def decide(policies: list[Any], req: Request, boundary: list[Any] | None = None) -> str:
+    return evaluate(policies, boundary, req).decision
+
+
+def statement(docs: list[dict[str, Any]], sid: str) -> dict[str, Any]:
+    return next(s for d in docs for s in d["Statement"] if s.get("Sid") == sid)
+
+
+# -- actions, resources, effects -------------------------------------------------------------
+
+
+def test_action_wildcards_are_case_insensitive():
+    vol = ec2("volume", "vol-1")
+    assert decide([doc(allow("ec2:Attach*"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("EC2:attachvolume"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("ec2:?ttachVolume"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("*"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("ec2:Detach*"))], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    assert decide([doc(allow("ec2:AttachVolumes"))], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    assert decide([doc(allow("autoscaling:Attach*"))], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+
+
+def test_resource_wildcards_match_per_segment_and_are_case_sensitive():
+    vol = ec2("volume", "vol-1")
+    assert decide([doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:volume/*"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:volume/vol-?"))], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:Volume/*"))], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    assert decide([doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:instance/*"))], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    assert decide([doc(allow("ec2:AttachVolume", f"arn:aws:ec2:us-east-1:{ACCOUNT}:volume/*"))],
+                  request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    # The last segment's * spans colons: a log group's ":*" covers its streams, no other group.
+    logs = doc(allow("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/st-attach:*"))
+    stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/st-attach:log-stream:2026/01/01/[$LATEST]ab"
+    other = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/st-attach2:log-stream:x"
+    assert decide([logs], request("logs:PutLogEvents", stream)) == ALLOW
+    assert decide([logs], request("logs:PutLogEvents", other)) == IMPLICIT_DENY
+    # An action without resource-level permissions is on "*": only "*" matches it.
+    assert decide([doc(allow("ec2:DescribeVolumes", "arn:aws:ec2:*:*:volume/*"))], request("ec2:DescribeVolumes")) == IMPLICIT_DENY
+    assert decide([doc(allow("ec2:DescribeVolumes", "*"))], request("ec2:DescribeVolumes")) == ALLOW
+
+
+def test_not_action_and_not_resource():
+    vol = ec2("volume", "vol-1")
+    policy = doc({"Effect": "Allow", "NotAction": "ec2:Detach*", "Resource": "*"})
+    assert decide([policy], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([policy], request("ec2:DetachVolume", vol)) == IMPLICIT_DENY
+    policy = doc({"Effect": "Allow", "Action": "ec2:AttachVolume", "NotResource": ec2("volume", "vol-2")})
+    assert decide([policy], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([policy], request("ec2:AttachVolume", ec2("volume", "vol-2"))) == IMPLICIT_DENY
+
+
+def test_an_explicit_deny_wins_wherever_it_is():
+    vol = ec2("volume", "vol-1")
+    policies = [doc(allow("ec2:*")), Policy("guard", doc(deny("ec2:AttachVolume", ec2("volume", "*"))))]
+    d = evaluate(policies, None, request("ec2:AttachVolume", vol))
+    assert (d.decision, d.resource, d.policy_type) == (EXPLICIT_DENY, vol, "identity-based policy")
+    assert str(d.statement) == "guard statement 0"
+    assert d.reason() == "with an explicit deny in an identity-based policy"
+    # In a boundary that also allows it.
+    bound = doc(allow("ec2:*"), deny("ec2:AttachVolume"))
+    d = evaluate([doc(allow("ec2:*"))], [bound], request("ec2:AttachVolume", vol))
+    assert (d.decision, d.policy_type) == (EXPLICIT_DENY, "permissions boundary")
+    assert d.reason() == "with an explicit deny in a permissions boundary"
+    # On one of the call's resources only: the call is denied.
+    inst = ec2("instance", "i-1")
+    d = evaluate([doc(allow("ec2:AttachVolume"), deny("ec2:AttachVolume", ec2("instance", "*")))], None,
+                 request("ec2:AttachVolume", vol, inst))
+    assert (d.decision, d.resource) == (EXPLICIT_DENY, inst)
+
+
+def test_a_boundary_intersects_with_the_identity_policies():
+    vol = ec2("volume", "vol-1")
+    req = request("ec2:AttachVolume", vol)
+    wide, narrow = doc(allow("ec2:*")), doc(allow("ec2:AttachVolume", ec2("volume", "vol-1")))
+    assert decide([wide], req, boundary=[narrow]) == ALLOW
+    assert decide([narrow], req, boundary=[wide]) == ALLOW
+    d = evaluate([wide], [doc(allow("ec2:Describe*"))], req)
+    assert (d.decision, d.policy_type) == (IMPLICIT_DENY, "permissions boundary")
+    assert d.reason() == "because no permissions boundary allows the ec2:AttachVolume action"
+    d = evaluate([doc(allow("ec2:Describe*"))], [wide], req)
+    assert (d.decision, d.policy_type) == (IMPLICIT_DENY, "identity-based policy")
+    assert d.reason() == "because no identity-based policy allows the ec2:AttachVolume action"
+    # A boundary naming a policy that is gone allows nothing; no boundary at all limits nothing.
+    assert decide([wide], req, boundary=[]) == IMPLICIT_DENY
+    assert decide([wide], req, boundary=None) == ALLOW
+    # Several authorizations of one call: the first denial decides.
+    d = evaluate_all([wide], None, [req, request("kms:CreateGrant", KEY)])
+    assert (d.decision, d.action) == (IMPLICIT_DENY, "kms:CreateGrant")
+
+
+# -- condition keys ----------------------------------------------------------------------------
+
+
+def test_resource_tag_decides_per_resource_with_the_providers_attach_policy():
+    """aws:ResourceTag/aws:autoscaling:groupName: the instance half of AttachVolume and
+    AssociateAddress must be one of the group's instances; the volume and the address are
+    the stack's own, by ARN (the tag condition is not evaluated against them)."""
+    policy = provider_attach_policy(SCOPE)
+    vol = Resource(ec2("volume", SCOPE.volume), {"aws:ResourceTag/autoheal:stack": "st"})
+    eip = Resource(ec2("elastic-ip", SCOPE.allocation), {})
+    ours = Resource(ec2("instance", "i-1"), {"aws:ResourceTag/aws:autoscaling:groupName": "st-asg"})
+    theirs = Resource(ec2("instance", "i-2"), {"aws:ResourceTag/aws:autoscaling:groupName": "other-asg"})
+    untagged = Resource(ec2("instance", "i-3"), {})
+    assert decide([policy], request("ec2:AttachVolume", ours, vol)) == ALLOW
+    assert decide([policy], request("ec2:AssociateAddress", eip, ours)) == ALLOW
+    for inst in (theirs, untagged):
+        d = evaluate([policy], None, request("ec2:AttachVolume", inst, vol))
+        assert (d.decision, d.resource) == (IMPLICIT_DENY, inst.arn)
+    other_vol = Resource(ec2("volume", "vol-0bbbbbbbbbbbbbbbb"), {"aws:ResourceTag/aws:autoscaling:groupName": "st-asg"})
+    d = evaluate([policy], None, request("ec2:AttachVolume", ours, other_vol))
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, other_vol.arn)
+    other_eip = Resource(ec2("elastic-ip", "eipalloc-0bbbbbbbbbbbbbbbb"), {})
+    assert decide([policy], request("ec2:AssociateAddress", other_eip, ours)) == IMPLICIT_DENY
+    # Tag values are case-sensitive under StringEquals.
+    shouting = Resource(ec2("instance", "i-4"), {"aws:ResourceTag/aws:autoscaling:groupName": "ST-ASG"})
+    assert decide([policy], request("ec2:AttachVolume", shouting, vol)) == IMPLICIT_DENY
+
+
+def test_resource_tag_null_in_the_readme_boundary():
+    [boundary] = readme_policies("boundary")
+    wide = doc(allow("*"))
+    tagged = Resource(ec2("volume", "vol-1"), {"aws:ResourceTag/autoheal:stack": "st"})
+    untagged = Resource(ec2("volume", "vol-2"), {"aws:ResourceTag/Name": "x"})
+    inst = Resource(ec2("instance", "i-1"), {"aws:ResourceTag/autoheal:stack": "st",
+                                              "aws:ResourceTag/aws:autoscaling:groupName": "st-asg"})
+    assert decide([wide], request("ec2:AttachVolume", inst, tagged), boundary=[boundary]) == ALLOW
+    d = evaluate([wide], [boundary], request("ec2:AttachVolume", inst, untagged))
+    assert (d.decision, d.policy_type, d.resource) == (IMPLICIT_DENY, "permissions boundary", untagged.arn)
+    # The boundary never allows what it does not list.
+    assert decide([wide], request("ec2:DetachVolume", inst, tagged), boundary=[boundary]) == IMPLICIT_DENY
+
+
+def test_request_tag_null_in_the_readme_deployer_policy():
+    deployer = readme_policies("deployer")
+    st = doc(statement(deployer, "Ec2CreateVpcOrVolumeOnlyWithTheStackTag"))
+    vol = ec2("volume", "*")
+    assert decide([st], request("ec2:CreateVolume", vol, **{"aws:RequestTag/autoheal:stack": "st"})) == ALLOW
+    assert decide([st], request("ec2:CreateVolume", vol, **{"aws:RequestTag/Name": "st"})) == IMPLICIT_DENY
+    assert decide([st], request("ec2:CreateVolume", vol)) == IMPLICIT_DENY
+
+
+def test_tag_keys_for_all_values_and_for_any_value():
+    only = doc(allow("ec2:CreateTags", "*", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["Name", "autoheal:stack"]}}))
+    assert decide([only], request("ec2:CreateTags", **{"aws:TagKeys": ["Name"]})) == ALLOW
+    assert decide([only], request("ec2:CreateTags", **{"aws:TagKeys": ["Name", "Owner"]})) == IMPLICIT_DENY
+    # ForAllValues with no tags at all is true (IAM User Guide, multivalued context keys).
+    assert decide([only], request("ec2:CreateTags")) == ALLOW
+    some = doc(allow("ec2:CreateTags", "*", Condition={"ForAnyValue:StringEquals": {"aws:TagKeys": "autoheal:stack"}}))
+    assert decide([some], request("ec2:CreateTags", **{"aws:TagKeys": ["Name", "autoheal:stack"]})) == ALLOW
+    assert decide([some], request("ec2:CreateTags", **{"aws:TagKeys": ["Name"]})) == IMPLICIT_DENY
+    assert decide([some], request("ec2:CreateTags")) == IMPLICIT_DENY
+
+
+def test_ec2_create_action_in_the_readme_deployer_policy():
+    st = doc(statement(readme_policies("deployer"), "Ec2TagWhileCreating"))
+    vol = ec2("volume", "*")
+    assert decide([st], request("ec2:CreateTags", vol, **{"ec2:CreateAction": "CreateVolume"})) == ALLOW
+    assert decide([st], request("ec2:CreateTags", vol, **{"ec2:CreateAction": "ImportVolume"})) == IMPLICIT_DENY
+    assert decide([st], request("ec2:CreateTags", vol)) == IMPLICIT_DENY  # tagging an existing volume
+
+
+@pytest.mark.parametrize("wrong, value", [
+    (None, None),
+    ("kms:GrantIsForAWSResource", "false"),
+    ("kms:ViaService", "ec2.us-east-1.amazonaws.com"),
+    ("kms:ViaService", "rds.ap-southeast-2.amazonaws.com"),
+    ("kms:CallerAccount", "444455556666"),
+    ("kms:ViaService", None),
+    ("kms:GrantIsForAWSResource", None),
+    ("kms:CallerAccount", None),
+])
+def test_kms_grant_keys_of_the_providers_policy(wrong, value):
+    """GrantVolumeKeyToEc2: kms:GrantIsForAWSResource (Bool), kms:ViaService and
+    kms:CallerAccount (StringEquals): each wrong or missing value denies."""
+    policy = provider_attach_policy(SCOPE)
+    ctx = {"kms:GrantIsForAWSResource": "true", "kms:ViaService": f"ec2.{REGION}.amazonaws.com",
+           "kms:CallerAccount": ACCOUNT}
+    if wrong is not None:
+        if value is None:
+            del ctx[wrong]
+        else:
+            ctx[wrong] = value
+    expected = ALLOW if wrong is None else IMPLICIT_DENY
+    assert decide([policy], request("kms:CreateGrant", KEY, **ctx)) == expected
+    # Another key is never allowed, and neither is the key without the KMS statements.
+    assert decide([policy], request("kms:CreateGrant", KEY.replace("1234abcd", "9999abcd"), **ctx)) == IMPLICIT_DENY
+    without = provider_attach_policy(Scope(**{**SCOPE.__dict__, "key": None}))
+    assert decide([without], request("kms:CreateGrant", KEY, **ctx)) == IMPLICIT_DENY
+
+
+def test_kms_via_service_string_like_in_the_readme_boundary():
+    [boundary] = readme_policies("boundary")
+    wide = doc(allow("*"))
+    via = {"kms:GrantIsForAWSResource": "true", "kms:CallerAccount": ACCOUNT}
+    assert decide([wide], request("kms:CreateGrant", KEY, **via, **{"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}),
+                  boundary=[boundary]) == ALLOW
+    assert decide([wide], request("kms:CreateGrant", KEY, **via, **{"kms:ViaService": "s3.eu-west-1.amazonaws.com"}),
+                  boundary=[boundary]) == IMPLICIT_DENY
+    assert decide([wide], request("kms:Decrypt", KEY), boundary=[boundary]) == IMPLICIT_DENY
+
+
+def test_iam_passed_to_service_in_the_readme_deployer_policy():
+    st = doc(statement(readme_policies("deployer"), "PassThatRoleToLambdaOnly"))
+    role = Resource(ROLE, {"aws:ResourceTag/autoheal:stack": "st"})
+    assert decide([st], request("iam:PassRole", role, **{"iam:PassedToService": "lambda.amazonaws.com"})) == ALLOW
+    assert decide([st], request("iam:PassRole", role, **{"iam:PassedToService": "ec2.amazonaws.com"})) == IMPLICIT_DENY
+    other_path = Resource(f"arn:aws:iam::{ACCOUNT}:role/st-attach", {"aws:ResourceTag/autoheal:stack": "st"})
+    assert decide([st], request("iam:PassRole", other_path, **{"iam:PassedToService": "lambda.amazonaws.com"})) == IMPLICIT_DENY
+
+
+def test_iam_aws_service_name_in_the_readme_deployer_policy():
+    st = doc(statement(readme_policies("deployer"), "AutoScalingServiceLinkedRoleOnFirstUse"))
+    slr = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    assert decide([st], request("iam:CreateServiceLinkedRole", slr, **{"iam:AWSServiceName": "autoscaling.amazonaws.com"})) == ALLOW
+    assert decide([st], request("iam:CreateServiceLinkedRole", slr, **{"iam:AWSServiceName": "ec2.amazonaws.com"})) == IMPLICIT_DENY
+
+
+def test_iam_permissions_boundary_with_the_principal_account_variable():
+    """iam:PermissionsBoundary against "arn:aws:iam::${aws:PrincipalAccount}:policy/..."
+    (the README's LambdaRoleCreatedUnderTheBoundary): the variable is the caller's account."""
+    st = doc(statement(readme_policies("deployer"), "LambdaRoleCreatedUnderTheBoundary"))
+    ours = f"arn:aws:iam::{ACCOUNT}:policy/autoheal-lambda-boundary"
+    tag = {"aws:RequestTag/autoheal:stack": "st"}
+    assert decide([st], request("iam:CreateRole", ROLE, **tag, **{"iam:PermissionsBoundary": ours})) == ALLOW
+    for wrong in (ours.replace(ACCOUNT, "444455556666"), ours + "-wide", None):
+        ctx = dict(tag)
+        if wrong:
+            ctx["iam:PermissionsBoundary"] = wrong
+        assert decide([st], request("iam:CreateRole", ROLE, **ctx)) == IMPLICIT_DENY, wrong
+    # Without the caller's account in the context the variable cannot resolve: no match.
+    bare = Request("iam:CreateRole", [Resource(ROLE)], {**tag, "iam:PermissionsBoundary": ours})
+    assert evaluate([st], None, bare).decision == IMPLICIT_DENY
+
+
+def test_lambda_principal_in_the_readme_deployer_policy():
+    st = doc(statement(readme_policies("deployer"), "OnlyEventBridgeMayInvokeTheFunction"))
+    fn = Resource(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:st-attach", {"aws:ResourceTag/autoheal:stack": "st"})
+    assert decide([st], request("lambda:AddPermission", fn, **{"lambda:Principal": "events.amazonaws.com"})) == ALLOW
+    assert decide([st], request("lambda:AddPermission", fn, **{"lambda:Principal": "*"})) == IMPLICIT_DENY
+
+
+# -- operators ---------------------------------------------------------------------------------
+
+
+def test_if_exists_negation_and_missing_keys():
+    vol = ec2("volume", "vol-1")
+    if_exists = doc(allow("ec2:AttachVolume", "*", Condition={"StringEqualsIfExists": {"ec2:VolumeType": "gp3"}}))
+    assert decide([if_exists], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([if_exists], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "gp3"})) == ALLOW
+    assert decide([if_exists], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "io2"})) == IMPLICIT_DENY
+    plain = doc(allow("ec2:AttachVolume", "*", Condition={"StringEquals": {"ec2:VolumeType": "gp3"}}))
+    assert decide([plain], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    # A negated operator with the key missing is true.
+    negated = doc(allow("ec2:AttachVolume", "*", Condition={"StringNotEquals": {"ec2:VolumeType": "io2"}}))
+    assert decide([negated], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([negated], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "io2"})) == IMPLICIT_DENY
+    # Condition key names are case-insensitive, values are not (but for IgnoreCase).
+    assert decide([plain], request("ec2:AttachVolume", vol, **{"EC2:volumetype": "gp3"})) == ALLOW
+    assert decide([plain], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "GP3"})) == IMPLICIT_DENY
+    ic = doc(allow("ec2:AttachVolume", "*", Condition={"StringEqualsIgnoreCase": {"ec2:VolumeType": "gp3"}}))
+    assert decide([ic], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "GP3"})) == ALLOW
+
+
+def test_like_arn_numeric_and_several_conditions():
+    vol = ec2("volume", "vol-1")
+    like = doc(allow("ec2:AttachVolume", "*", Condition={"StringLike": {"ec2:VolumeType": ["gp*", "io?"]}}))
+    assert decide([like], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "io2"})) == ALLOW
+    assert decide([like], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "st1"})) == IMPLICIT_DENY
+    arn = doc(allow("iam:PassRole", "*", Condition={"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/autoheal/*"}}))
+    assert decide([arn], request("iam:PassRole", ROLE)) == ALLOW
+    assert decide([arn], Request("iam:PassRole", [Resource(ROLE)], {**BASE, "aws:PrincipalArn": "arn:aws:iam::1:role/x"})) == IMPLICIT_DENY
+    num = doc(allow("ec2:AttachVolume", "*", Condition={"NumericLessThanEquals": {"ec2:VolumeSize": "100"}}))
+    assert decide([num], request("ec2:AttachVolume", vol, **{"ec2:VolumeSize": "8"})) == ALLOW
+    assert decide([num], request("ec2:AttachVolume", vol, **{"ec2:VolumeSize": "500"})) == IMPLICIT_DENY
+    both = doc(allow("ec2:AttachVolume", "*", Condition={
+        "StringEquals": {"ec2:VolumeType": "gp3", "ec2:Encrypted": "true"}, "Bool": {"aws:SecureTransport": "true"}}))
+    assert decide([both], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "gp3", "ec2:Encrypted": "true"})) == ALLOW
+    assert decide([both], request("ec2:AttachVolume", vol, **{"ec2:VolumeType": "gp3", "ec2:Encrypted": "false"})) == IMPLICIT_DENY
+
+
+def test_policy_variables_in_resources_with_defaults_and_escapes():
+    vol = ec2("volume", "vol-1")
+    mine = doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:${aws:PrincipalAccount}:volume/*"))
+    assert decide([mine], request("ec2:AttachVolume", vol)) == ALLOW
+    assert decide([mine], request("ec2:AttachVolume", vol.replace(ACCOUNT, "444455556666"))) == IMPLICIT_DENY
+    default = doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:volume/${aws:NoSuchKey, 'vol-1'}"))
+    assert decide([default], request("ec2:AttachVolume", vol)) == ALLOW
+    missing = doc(allow("ec2:AttachVolume", "arn:aws:ec2:*:*:volume/${aws:NoSuchKey}"))
+    assert decide([missing], request("ec2:AttachVolume", vol)) == IMPLICIT_DENY
+    literal = doc(allow("s3:GetObject", "arn:aws:s3:::bucket/${*}"))
+    assert decide([literal], request("s3:GetObject", "arn:aws:s3:::bucket/*")) == ALLOW
+    assert decide([literal], request("s3:GetObject", "arn:aws:s3:::bucket/x")) == IMPLICIT_DENY
+
+
+def test_what_is_not_supported_is_refused_not_guessed():
+    vol = ec2("volume", "vol-1")
+    with pytest.raises(UnsupportedPolicy, match="DateGreaterThan"):
+        evaluate([doc(allow("ec2:*", "*", Condition={"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}))],
+                 None, request("ec2:AttachVolume", vol))
+    with pytest.raises(UnsupportedPolicy, match="Version"):
+        evaluate([{"Version": "2008-10-17", "Statement": [allow("*")]}], None, request("ec2:AttachVolume", vol))
+    with pytest.raises(UnsupportedPolicy, match="Principal"):
+        evaluate([doc(allow("*", "*", Principal="*"))], None, request("ec2:AttachVolume", vol))
+
+
+# -- request contexts from calls (moto in this process) ------------------------------------------
+
+
+def info(service: str, operation: str, protocol: str, **params: Any) -> RequestInfo:
+    return RequestInfo(service, REGION, operation, protocol, all_params=params)
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+def _group_instance(group: str) -> str:
+    e = boto3.client("ec2", region_name=REGION)
+    vpc = e.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = e.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    lt = e.create_launch_template(LaunchTemplateName=f"lt-{group}",
+                                  LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro"})["LaunchTemplate"]
+    a = boto3.client("autoscaling", region_name=REGION)
+    a.create_auto_scaling_group(AutoScalingGroupName=group, MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=subnet,
+                                LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"})
+    return a.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+
+
+def test_attach_volume_context_has_both_resources_with_their_own_tags(aws):
+    ours, theirs = _group_instance("st-asg"), _group_instance("other-asg")
+    e = boto3.client("ec2", region_name=REGION)
+    vol = e.create_volume(AvailabilityZone=f"{REGION}a", Size=1,
+                          TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "autoheal:stack", "Value": "st"}]}])["VolumeId"]
+    [req] = iam_context.build(info("ec2", "AttachVolume", "ec2", InstanceId=ours, VolumeId=vol, Device="/dev/sdf"), PRINCIPAL)
+    assert req.action == "ec2:AttachVolume"
+    inst, volume = req.resources
+    assert inst.arn == ec2("instance", ours) and volume.arn == ec2("volume", vol)
+    assert inst.context["aws:ResourceTag/aws:autoscaling:groupName"] == "st-asg"
+    assert "aws:ResourceTag/autoheal:stack" not in inst.context
+    assert volume.context["aws:ResourceTag/autoheal:stack"] == "st" and volume.context["ec2:VolumeID"] == vol
+    assert req.context["aws:PrincipalAccount"] == ACCOUNT and req.context["ec2:Region"] == REGION
+    policy = provider_attach_policy(Scope(**{**SCOPE.__dict__, "volume": vol}))
+    assert evaluate_all([policy], None, [req]).decision == ALLOW
+    [req] = iam_context.build(info("ec2", "AttachVolume", "ec2", InstanceId=theirs, VolumeId=vol, Device="/dev/sdf"), PRINCIPAL)
+    d = evaluate_all([policy], None, [req])
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, ec2("instance", theirs))
+
+
+def test_encrypted_volume_attach_also_needs_the_kms_grant_ec2_makes(aws):
+    ours = _group_instance("st-asg")
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    e = boto3.client("ec2", region_name=REGION)
+    vol = e.create_volume(AvailabilityZone=f"{REGION}a", Size=1, Encrypted=True, KmsKeyId=key)["VolumeId"]
+    reqs = iam_context.build(info("ec2", "AttachVolume", "ec2", InstanceId=ours, VolumeId=vol, Device="/dev/sdf"), PRINCIPAL)
+    assert [r.action for r in reqs] == ["ec2:AttachVolume", "kms:CreateGrant"]
+    grant = reqs[1]
+    assert [r.arn for r in grant.resources] == [key]
+    assert {k: grant.context[k] for k in ("kms:ViaService", "kms:CallerAccount", "kms:GrantIsForAWSResource")} == {
+        "kms:ViaService": f"ec2.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT, "kms:GrantIsForAWSResource": "true"}
+    scope = Scope(**{**SCOPE.__dict__, "volume": vol, "key": key})
+    assert evaluate_all([provider_attach_policy(scope)], None, reqs).decision == ALLOW
+    d = evaluate_all([provider_attach_policy(Scope(**{**scope.__dict__, "key": None}))], None, reqs)
+    assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "kms:CreateGrant", key)
+    # The AWS managed key aws/ebs: its key policy lets EC2 use it for the account; no grant check.
+    default = e.create_volume(AvailabilityZone=f"{REGION}a", Size=1, Encrypted=True)["VolumeId"]
+    reqs = iam_context.build(info("ec2", "AttachVolume", "ec2", InstanceId=ours, VolumeId=default, Device="/dev/sdf"), PRINCIPAL)
+    assert [r.action for r in reqs] == ["ec2:AttachVolume"]
+
+
+def test_tag_on_create_is_also_create_tags_with_the_create_action(aws):
+    params = {"AvailabilityZone": f"{REGION}a", "Size": "1", "TagSpecification.1.ResourceType": "volume",
+              "TagSpecification.1.Tag.1.Key": "autoheal:stack", "TagSpecification.1.Tag.1.Value": "st"}
+    create, tag = iam_context.build(info("ec2", "CreateVolume", "ec2", **params), PRINCIPAL)
+    assert (create.action, [r.arn for r in create.resources]) == ("ec2:CreateVolume", [ec2("volume", "*")])
+    assert create.context["aws:RequestTag/autoheal:stack"] == "st" and create.context["aws:TagKeys"] == ["autoheal:stack"]
+    assert (tag.action, tag.context["ec2:CreateAction"]) == ("ec2:CreateTags", "CreateVolume")
+    deployer = readme_policies("deployer")
+    assert evaluate_all(deployer, None, [create, tag]).decision == ALLOW
+    untagged = {k: v for k, v in params.items() if not k.startswith("TagSpecification")}
+    reqs = iam_context.build(info("ec2", "CreateVolume", "ec2", **untagged), PRINCIPAL)
+    assert [r.action for r in reqs] == ["ec2:CreateVolume"]
+    assert evaluate_all(deployer, None, reqs).decision == IMPLICIT_DENY
+
+
+def test_iam_keys_of_role_calls(aws):
+    iam = boto3.client("iam")
+    boundary = iam.create_policy(PolicyName="autoheal-lambda-boundary",
+                                 PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}')["Policy"]["Arn"]
+    deployer = readme_policies("deployer")
+    create = {"RoleName": "st-attach", "Path": "/autoheal/", "AssumeRolePolicyDocument": "{}",
+              "PermissionsBoundary": boundary, "Tags.member.1.Key": "autoheal:stack", "Tags.member.1.Value": "st"}
+    [req] = iam_context.build(info("iam", "CreateRole", "query", **create), PRINCIPAL)
+    assert req.context["iam:PermissionsBoundary"] == boundary and [r.arn for r in req.resources] == [ROLE]
+    assert evaluate_all(deployer, None, [req]).decision == ALLOW
+    [req] = iam_context.build(info("iam", "CreateRole", "query", **{k: v for k, v in create.items() if k != "PermissionsBoundary"}), PRINCIPAL)
+    assert evaluate_all(deployer, None, [req]).decision == IMPLICIT_DENY
+    # PutRolePolicy is judged by the boundary the role has.
+    iam.create_role(RoleName="st-attach", Path="/autoheal/", AssumeRolePolicyDocument="{}", PermissionsBoundary=boundary,
+                    Tags=[{"Key": "autoheal:stack", "Value": "st"}])
+    [req] = iam_context.build(info("iam", "PutRolePolicy", "query", RoleName="st-attach", PolicyName="p", PolicyDocument="{}"), PRINCIPAL)
+    assert req.context["iam:PermissionsBoundary"] == boundary
+    assert req.resources[0].context["aws:ResourceTag/autoheal:stack"] == "st"
+    assert evaluate_all(deployer, None, [req]).decision == ALLOW
+    iam.delete_role_permissions_boundary(RoleName="st-attach")
+    [req] = iam_context.build(info("iam", "PutRolePolicy", "query", RoleName="st-attach", PolicyName="p", PolicyDocument="{}"), PRINCIPAL)
+    assert "iam:PermissionsBoundary" not in req.context
+    assert evaluate_all(deployer, None, [req]).decision == IMPLICIT_DENY
+    # Lambda passes the role: iam:PassRole with iam:PassedToService.
+    fn = {"FunctionName": "st-attach", "Role": ROLE, "Tags": {"autoheal:stack": "st"}}
+    create_fn, pass_role = iam_context.build(info("lambda", "CreateFunction", "rest-json", **fn), PRINCIPAL)
+    assert (pass_role.action, pass_role.context["iam:PassedToService"]) == ("iam:PassRole", "lambda.amazonaws.com")
+    assert pass_role.resources[0].arn == ROLE
+    assert evaluate_all(deployer, None, [create_fn, pass_role]).decision == ALLOW
+    # Auto Scaling's service-linked role on first use: iam:AWSServiceName.
+    reqs = iam_context.build(info("autoscaling", "CreateAutoScalingGroup", "query", AutoScalingGroupName="st-asg"), PRINCIPAL)
+    slr = next(r for r in reqs if r.action == "iam:CreateServiceLinkedRole")
+    assert slr.context["iam:AWSServiceName"] == "autoscaling.amazonaws.com"
+    assert evaluate_all(deployer, None, [slr]).decision == ALLOW
+
+
+def test_actions_come_from_the_service_authorization_reference():
+    attach = iam_context.action_def("ec2:AttachVolume")
+    assert [(r.name, r.required) for r in attach.resource_types] == [("instance", True), ("volume", True)]
+    assert attach.key_listed("aws:ResourceTag/anything", "instance")
+    assert iam_context.action_def("autoscaling:DescribeAutoScalingInstances").resource_types == ()
+    assert iam_context.action_def("kms:CreateGrant").key_listed("kms:GrantIsForAWSResource")
+    assert iam_context.action_def("iam:PassRole").key_listed("iam:PassedToService")
+    assert iam_context.action_def("ec2:CreateTags").key_listed("ec2:CreateAction")
+    assert iam_context.action_def("ec2:NoSuchAction") is None
