@@ -106,8 +106,9 @@ CREATE_ORDER = seq(
         "CreateRole",
         "PutRule",
     ),
-    # Step 2.
-    par("PutRolePolicy", "CreateLaunchTemplate"),
+    # Step 2: the launch template after the AMI's root device name (its root volume is
+    # mapped encrypted).
+    par("PutRolePolicy", seq("DescribeImages", "CreateLaunchTemplate")),
     # Step 3.
     # converge.rs's function: create, wait until Active, its event-invoke configuration (the
     # retry budget, sized from the hook's timeout), the rule's target, the permission.
@@ -132,7 +133,9 @@ CREATE_ORDER = seq(
 DESTROY_REFRESH = seq(
     par("DescribeAutoScalingGroups", "DescribeLifecycleHooks", "GetFunction", "GetPolicy",
         seq("DescribeRule", "ListTargetsByRule"), "DescribeLogGroups", "GetRole"),
-    par("DescribeVolumes", "DescribeAddresses", "DescribeSecurityGroups"),
+    # The second round, with the role's policies (read whether or not the role exists).
+    par("DescribeVolumes", "DescribeAddresses", "DescribeSecurityGroups", "ListRolePolicies",
+        "ListAttachedRolePolicies", "GetRolePolicy"),
     "DescribeLaunchTemplateVersions",
 )
 DESTROY_ORDER = seq(
@@ -146,7 +149,7 @@ DESTROY_ORDER = seq(
             "DeleteVolume"),
         seq("DescribeAddresses", "ReleaseAddress"),
         seq("DescribeRule", "ListTargetsByRule", "RemoveTargets", "DeleteRule", "DeleteFunction",
-            "DeleteLogGroup", "ListRolePolicies", "DeleteRolePolicy", "ListAttachedRolePolicies",
+            "DeleteLogGroup", par("ListRolePolicies", "ListAttachedRolePolicies"), "DeleteRolePolicy",
             "DeleteRole")),
     # 3. template, security group, network.
     # delete_vpc: gateways by the stack's tag (detached ones too), then the VPC's own.
@@ -190,7 +193,9 @@ def _min_create():
         "lg": ("CreateLogGroup", check), "ret": ("PutRetentionPolicy", ["lg"]),
         "role": ("CreateRole", check), "rule": ("PutRule", check),
         "policy": ("PutRolePolicy", ["role", "vol", "eip"]),
-        "lt": ("CreateLaunchTemplate", ["sg", "vol"]),
+        # The template maps the AMI's root device (its name from DescribeImages) encrypted.
+        "img": ("DescribeImages", check),
+        "lt": ("CreateLaunchTemplate", ["sg", "vol", "img"]),
         "fn": ("CreateFunction", ["role", "vol", "eip"]), "fnw": ("GetFunctionConfiguration", ["fn"]),
         "tgt": ("PutTargets", ["fn", "rule"]), "perm": ("AddPermission", ["fn", "rule"]),
         "retries": ("PutFunctionEventInvokeConfig", ["fn"]),

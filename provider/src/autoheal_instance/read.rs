@@ -127,7 +127,8 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         logs.map_err(aws_err)?,
         role.map_err(aws_err)?,
     );
-    let (vol, addr, sg) = tokio::join!(
+    let our_policy = names::LAMBDA_POLICY.for_stack(&spec.name);
+    let (vol, addr, sg, role_policies, role_policy) = tokio::join!(
         async {
             match opt(&stack.volume_id) {
                 Some(id) => volume::find(ctx, &id).await,
@@ -146,11 +147,17 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 None => Ok(None),
             }
         },
+        // Asked whether or not the role exists (a missing role answers NoSuchEntity, read as
+        // none): in this round rather than after the role's, which would add two to the chain.
+        iam_role::policies(ctx, &role_name),
+        iam_role::get_policy(ctx, &role_name, &our_policy),
     );
-    let (vol, addr, sg) = (
+    let (vol, addr, sg, role_policies, role_policy) = (
         vol.map_err(aws_err)?,
         addr.map_err(aws_err)?,
         sg.map_err(aws_err)?,
+        role_policies.map_err(aws_err)?,
+        role_policy.map_err(aws_err)?,
     );
 
     // Gone only when nothing of it is left, down to the network: a destroy interrupted in its
@@ -440,9 +447,15 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     // with the configured boundary, our inline policy as written and nothing else.
     let role_ok = match &role {
         Some(r) => {
-            let problems = role_problems(ctx, &spec, &stack, r, vol.as_ref(), &role_name)
-                .await
-                .map_err(aws_err)?;
+            let problems = role_problems(
+                ctx.region(),
+                &spec,
+                &stack,
+                r,
+                vol.as_ref(),
+                &role_policies,
+                role_policy.as_ref(),
+            );
             if !problems.is_empty() {
                 tracing::warn!(
                     role = role_name,
@@ -463,14 +476,17 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
 }
 
 /// What differs between the role found and the one the stack makes (empty: none).
-async fn role_problems(
-    ctx: &OpContext,
+/// `policies`: its inline policy names and attached policy ARNs; `ours`: our inline policy's
+/// document as found.
+fn role_problems(
+    region: &str,
     spec: &Spec,
     stack: &Stack,
     role: &iam_role::RoleInfo,
     volume: Option<&volume::VolumeInfo>,
-    role_name: &str,
-) -> Result<Vec<String>, crate::aws::AwsError> {
+    policies: &(Vec<String>, Vec<String>),
+    ours_found: Option<&serde_json::Value>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if role.path != iam_role::ROLE_PATH {
         problems.push(format!(
@@ -489,7 +505,7 @@ async fn role_problems(
         ));
     }
     let ours = names::LAMBDA_POLICY.for_stack(&spec.name);
-    let (inline, attached) = iam_role::policies(ctx, role_name).await?;
+    let (inline, attached) = policies;
     problems.extend(
         inline
             .iter()
@@ -503,17 +519,16 @@ async fn role_problems(
     );
     // Our policy's text, when the objects it names are known.
     if let (Some(v), Some(alloc)) = (volume, &stack.allocation_id) {
-        let expected = super::create::policy_scope(&role.arn, ctx.region(), spec, v, alloc)
+        let expected = super::create::policy_scope(&role.arn, region, spec, v, alloc)
             .ok()
             .map(|scope| super::policy::attach_policy(&scope));
-        let found = iam_role::get_policy(ctx, role_name, &ours).await?;
-        if expected.is_some() && found != expected {
+        if expected.is_some() && ours_found != expected.as_ref() {
             problems.push(format!(
                 "inline policy {ours} differs from what the stack writes"
             ));
         }
     }
-    Ok(problems)
+    problems
 }
 
 /// `terraform import autoheal_instance.x NAME`: finds a stack this provider created by its

@@ -153,22 +153,22 @@ pub async fn set_permissions_boundary(
 
 /// The names of the role's inline policies, and the ARNs of its attached managed policies.
 pub async fn policies(ctx: &OpContext, role: &str) -> Result<(Vec<String>, Vec<String>), AwsError> {
-    let inline = ctx
-        .find("iam:ListRolePolicies", || {
+    let (inline, attached) = tokio::join!(
+        ctx.find("iam:ListRolePolicies", || {
             ctx.clients.iam.list_role_policies().role_name(role).send()
-        })
-        .await?
-        .map(|o| o.policy_names().to_vec())
-        .unwrap_or_default();
-    let attached = ctx
-        .find("iam:ListAttachedRolePolicies", || {
+        }),
+        ctx.find("iam:ListAttachedRolePolicies", || {
             ctx.clients
                 .iam
                 .list_attached_role_policies()
                 .role_name(role)
                 .send()
         })
-        .await?
+    );
+    let inline = inline?
+        .map(|o| o.policy_names().to_vec())
+        .unwrap_or_default();
+    let attached = attached?
         .map(|o| {
             o.attached_policies()
                 .iter()
