@@ -17,6 +17,8 @@
 //!   API, SDK clients pointed at it, and helpers (polling, the pattern built through the SDK).
 //! * [`sweeper`]: what a test left behind in the local AWS, by tag and name prefix.
 //! * [`stack_world`]: one stack test's local AWS, clients and copies of `fixtures/stack`.
+//! * [`deployer`]: README's deployer (an IAM user with README's policy, the boundary) set up
+//!   in a local AWS, whose calls the local AWS evaluates.
 //! * [`real_account`]: the opt-in runs against a real AWS account (`AUTOHEAL_REAL_AWS=1`, a
 //!   region and a name prefix), their clients, fixture and prefix sweeper.
 //! * [`saved_plan`]: a plan as data (`plan -out`, then `show -json`).
@@ -24,6 +26,7 @@
 //!   (`tools/gen-docs`, checked by `tests/docs.rs`).
 
 pub mod connection_counter;
+pub mod deployer;
 pub mod docs;
 pub mod local_aws;
 pub mod output;

@@ -29,17 +29,21 @@ impl World {
     /// Starts a local AWS whose clock runs at `clock_scale` (0.02: a 300 s hook heartbeat
     /// timeout passes in 6 s).
     pub fn start(clock_scale: f64) -> World {
+        World::start_with(AwsOptions {
+            clock_scale,
+            profile: Profile::Realistic,
+            ..AwsOptions::default()
+        })
+    }
+
+    /// Starts a local AWS with `options` (the stack tests' is [`World::start`]'s).
+    pub fn start_with(options: AwsOptions) -> World {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let aws = LocalAws::start_with(AwsOptions {
-            clock_scale,
-            profile: Profile::Realistic,
-            ..AwsOptions::default()
-        })
-        .expect("starting the local AWS");
+        let aws = LocalAws::start_with(options).expect("starting the local AWS");
         let clients = rt.block_on(aws.clients());
         World { aws, clients, rt }
     }

@@ -171,6 +171,44 @@ class Principal:
             "aws:PrincipalIsAWSService": "false",
         }
 
+    @property
+    def arn(self) -> str:
+        """The ARN access-denied messages name: the role session's."""
+        return self.session_arn
+
+
+@dataclass(frozen=True)
+class User:
+    """An IAM user signing with one of its long-term access keys (a deployer). The global
+    keys are those AWS sets for an IAM user ("AWS global condition context keys":
+    aws:PrincipalArn = the user's ARN, aws:PrincipalType = User, aws:userid = the user's
+    unique id, aws:username = its name, present only for IAM users)."""
+
+    account: str
+    user_arn: str
+    user_id: str
+    name: str
+
+    @property
+    def arn(self) -> str:
+        return self.user_arn
+
+    def context(self, region: str) -> dict[str, Any]:
+        return {
+            "aws:PrincipalArn": self.user_arn,
+            "aws:PrincipalAccount": self.account,
+            "aws:PrincipalType": "User",
+            "aws:userid": self.user_id,
+            "aws:username": self.name,
+            "aws:RequestedRegion": region,
+            "aws:SecureTransport": "true",
+            "aws:ViaAWSService": "false",
+            "aws:PrincipalIsAWSService": "false",
+        }
+
+
+AnyPrincipal = Principal | User
+
 
 # -- the call's resources ---------------------------------------------------------------------
 
@@ -183,15 +221,77 @@ class Found:
 
 
 def _ids(info: RequestInfo, *names: str) -> list[str]:
+    """The values of the first of ``names`` the call has: a single parameter, a list, or an
+    EC2 query list (``InstanceId.1``, ``InstanceId.2``...)."""
     for name in names:
         v = info.get(name)
         if v is None:
+            numbered = sorted(((int(m.group(1)), str(val)) for key, val in info.all_params.items()
+                               if (m := re.fullmatch(re.escape(name) + r"\.(\d+)", key)) and val),
+                              key=lambda x: x[0])
+            if numbered:
+                return [val for _, val in numbered]
             continue
         if isinstance(v, list):
             return [str(x) for x in v if x]
         if v != "":
             return [str(v)]
     return []
+
+
+# The id prefix of each EC2 resource type, for calls that name resources of any type
+# (CreateTags / DeleteTags ``ResourceId.N``).
+EC2_ID_PREFIXES = {
+    "instance": "i-", "volume": "vol-", "elastic-ip": "eipalloc-", "security-group": "sg-", "subnet": "subnet-",
+    "vpc": "vpc-", "internet-gateway": "igw-", "route-table": "rtb-", "launch-template": "lt-",
+    "snapshot": "snap-", "network-interface": "eni-", "image": "ami-",
+}
+
+
+def _find_by_resource_id(rtype: str, info: RequestInfo, account: str) -> list[Found] | None:
+    prefix = EC2_ID_PREFIXES.get(rtype)
+    ids = [i for i in _ids(info, "ResourceId") if prefix and i.startswith(prefix)]
+    if not ids:
+        return None
+    ec2 = _ec2(account, info.region)
+    return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
+            for i in ids]
+
+
+def _route_table_association(info: RequestInfo, account: str) -> tuple[str, str | None] | None:
+    """(route table id, subnet id) of the ``AssociationId`` a call names."""
+    assoc = info.get("AssociationId")
+    if not assoc:
+        return None
+    for rtb in _ec2(account, info.region).route_tables.values():
+        assocs = getattr(rtb, "_associations", None) or getattr(rtb, "associations", {}) or {}
+        if assoc in assocs:
+            return rtb.id, assocs[assoc]
+    return None
+
+
+def _find_route_table(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "RouteTableId")
+    if not ids:
+        found = _route_table_association(info, account)
+        ids = [found[0]] if found else []
+    if not ids:
+        return None
+    ec2 = _ec2(account, info.region)
+    return [Found(_ec2_arn(info.region, account, "route-table", i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
+            for i in ids]
+
+
+def _find_subnet(info: RequestInfo, account: str) -> list[Found] | None:
+    ids = _ids(info, "SubnetId")
+    if not ids:
+        found = _route_table_association(info, account)
+        ids = [found[1]] if found and found[1] else []
+    if not ids:
+        return None
+    ec2 = _ec2(account, info.region)
+    return [Found(_ec2_arn(info.region, account, "subnet", i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
+            for i in ids]
 
 
 def _ec2(account: str, region: str) -> Any:
@@ -251,6 +351,10 @@ def _find_volume(info: RequestInfo, account: str) -> list[Found] | None:
 def _find_elastic_ip(info: RequestInfo, account: str) -> list[Found] | None:
     ec2 = _ec2(account, info.region)
     ids = _ids(info, "AllocationId")
+    if not ids and info.get("AssociationId"):
+        assoc = str(info.get("AssociationId"))
+        ids.extend(a.allocation_id for a in ec2.addresses
+                   if getattr(a, "association_id", None) == assoc and a.allocation_id)
     if not ids:
         ips = _ids(info, "PublicIp")
         for ip in ips:
@@ -295,8 +399,18 @@ def _find_image(info: RequestInfo, account: str) -> list[Found] | None:
 def _find_group(info: RequestInfo, account: str) -> list[Found] | None:
     names = _ids(info, "AutoScalingGroupName")
     if not names:
-        return None
+        # CreateOrUpdateTags / DeleteTags: Tags.member.N.ResourceId (ResourceType auto-scaling-group).
+        names = sorted({str(v) for k, v in info.all_params.items()
+                        if re.fullmatch(r"Tags\.member\.\d+\.ResourceId", k) and v})
     from moto.autoscaling.models import autoscaling_backends
+
+    if not names and info.service == "autoscaling" and info.get("InstanceId"):
+        # TerminateInstanceInAutoScalingGroup, ...: the group the instance belongs to.
+        iid = str(info.get("InstanceId"))
+        names = [g.name for g in autoscaling_backends[account][info.region].autoscaling_groups.values()
+                 if any(getattr(s.instance, "id", None) == iid for s in g.instance_states)]
+    if not names:
+        return None
 
     groups = autoscaling_backends[account][info.region].autoscaling_groups
     out = []
@@ -313,6 +427,9 @@ def _find_group(info: RequestInfo, account: str) -> list[Found] | None:
 
 def _logs_group_name(info: RequestInfo) -> str | None:
     name = info.get("logGroupName")
+    arn = str(info.get("resourceArn") or "")
+    if not name and ":log-group:" in arn:  # TagResource, UntagResource, ListTagsForResource
+        name = arn.split(":log-group:", 1)[1].removesuffix(":*")
     if not name and info.get("logGroupIdentifier"):
         name = str(info.get("logGroupIdentifier")).split(":log-group:")[-1]
     return str(name) if name else None
@@ -401,6 +518,8 @@ def _find_role(info: RequestInfo, account: str) -> list[Found] | None:
 
 def _find_function(info: RequestInfo, account: str) -> list[Found] | None:
     ref = info.get("FunctionName")
+    if not ref and ":function:" in str(info.get("Resource") or info.get("ARN") or ""):
+        ref = str(info.get("Resource") or info.get("ARN"))  # TagResource, UntagResource, ListTags
     if not ref:
         return None
     ref = str(ref)
@@ -415,11 +534,39 @@ def _find_function(info: RequestInfo, account: str) -> list[Found] | None:
     return [Found(arn, tags, {})]
 
 
-def _find_rule(info: RequestInfo, account: str) -> list[Found] | None:
+def _rule_ref(info: RequestInfo) -> tuple[str, str] | None:
+    """(event bus, rule name) a call names: ``Rule`` / ``Name`` with ``EventBusName``, or a
+    rule's ARN in ``ResourceARN`` (ListTagsForResource, TagResource, UntagResource)."""
     name = info.get("Rule") or (info.get("Name") if info.service == "events" else None)
+    bus = str(info.get("EventBusName") or "default")
     if not name:
-        return None
-    arn = f"arn:{PARTITION}:events:{info.region}:{account}:rule/{name}"
+        arn = str(info.get("ResourceARN") or "")
+        if ":rule/" not in arn:
+            return None
+        path = arn.split(":rule/", 1)[1]
+        bus, _, name = path.rpartition("/")
+        bus = bus or "default"
+    if bus.startswith("arn:"):
+        bus = bus.rsplit("/", 1)[-1]
+    return bus, str(name)
+
+
+def _find_rule_on(custom: bool) -> Callable[[RequestInfo, str], list[Found] | None]:
+    """The rule a call names, as the reference's ``rule-on-default-event-bus`` (ARN
+    ``rule/NAME``) or ``rule-on-custom-event-bus`` (``rule/BUS/NAME``) resource type."""
+
+    def find(info: RequestInfo, account: str) -> list[Found] | None:
+        ref = _rule_ref(info)
+        if ref is None or (ref[0] != "default") != custom:
+            return None
+        bus, name = ref
+        path = f"{bus}/{name}" if custom else name
+        return _find_rule(info, account, f"arn:{PARTITION}:events:{info.region}:{account}:rule/{path}")
+
+    return find
+
+
+def _find_rule(info: RequestInfo, account: str, arn: str) -> list[Found] | None:
     from moto.events.models import events_backends
 
     try:
@@ -435,13 +582,13 @@ FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]]
     ("ec2", "volume"): _find_volume,
     ("ec2", "elastic-ip"): _find_elastic_ip,
     ("ec2", "network-interface"): _find_ec2_simple("network-interface", "NetworkInterfaceId"),
-    ("ec2", "subnet"): _find_ec2_simple("subnet", "SubnetId"),
+    ("ec2", "subnet"): _find_subnet,
     ("ec2", "security-group"): _find_ec2_simple("security-group", "GroupId"),
     ("ec2", "vpc"): _find_ec2_simple("vpc", "VpcId"),
     ("ec2", "launch-template"): _find_ec2_simple("launch-template", "LaunchTemplateId"),
     ("ec2", "snapshot"): _find_ec2_simple("snapshot", "SnapshotId"),
     ("ec2", "internet-gateway"): _find_ec2_simple("internet-gateway", "InternetGatewayId"),
-    ("ec2", "route-table"): _find_ec2_simple("route-table", "RouteTableId"),
+    ("ec2", "route-table"): _find_route_table,
     ("ec2", "image"): _find_image,
     ("autoscaling", "autoScalingGroup"): _find_group,
     ("logs", "log-group"): _find_log_group,
@@ -449,7 +596,8 @@ FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]]
     ("kms", "key"): _find_key,
     ("iam", "role"): _find_role,
     ("lambda", "function"): _find_function,
-    ("events", "rule"): _find_rule,
+    ("events", "rule-on-default-event-bus"): _find_rule_on(custom=False),
+    ("events", "rule-on-custom-event-bus"): _find_rule_on(custom=True),
 }
 
 # The IAM action of an operation whose name differs from its API name.
@@ -491,6 +639,8 @@ def resources_of(action: str, info: RequestInfo, account: str) -> list[Resource]
     for use in definition.resource_types:
         finder = FINDERS.get((service, use.name))
         found = finder(info, account) if finder else None
+        if not found and service == "ec2" and info.operation in ("CreateTags", "DeleteTags"):
+            found = _find_by_resource_id(use.name, info, account)
         if not found:
             if use.required:
                 out.append(Resource(_placeholder_arn(service, use.name, info.region, account), {}))
@@ -566,7 +716,7 @@ def action_of(info: RequestInfo) -> str:
     return f"{info.service}:{ACTION_NAMES.get((info.service, info.operation), info.operation)}"
 
 
-def build(info: RequestInfo, principal: Principal) -> list[Request]:
+def build(info: RequestInfo, principal: AnyPrincipal) -> list[Request]:
     """Every authorization ``info`` needs when ``principal`` makes it (world lock held:
     reads moto's backends). Empty for calls that need no permission."""
     if (info.service, info.operation) in UNAUTHORIZED_OK:
@@ -618,7 +768,7 @@ def _request_keys(info: RequestInfo, action: str, definition: ActionDef | None, 
     return out
 
 
-def _dependent(info: RequestInfo, action: str, principal: Principal,
+def _dependent(info: RequestInfo, action: str, principal: AnyPrincipal,
                tags_by_type: dict[str, dict[str, str]]) -> list[Request]:
     account = principal.account
     region = info.region
@@ -674,7 +824,7 @@ def _dependent(info: RequestInfo, action: str, principal: Principal,
     return out
 
 
-def _ebs_key_grant(info: RequestInfo, principal: Principal) -> list[Request]:
+def _ebs_key_grant(info: RequestInfo, principal: AnyPrincipal) -> list[Request]:
     """kms:CreateGrant that EC2 makes, as the caller, to attach an encrypted volume."""
     vids = _ids(info, "VolumeId")
     if not vids:

@@ -30,7 +30,11 @@ AttachVolume call, so that answer is our choice.
 The function's logs are decided the same way: Lambda writes them with the role and drops
 them when the role may not (``lambda_may_log``, used by ``lambda_runner``).
 
-Calls signed with any other credentials (the provider's, the tests') are not evaluated.
+Calls signed with an IAM user's access key (one moto's IAM issued with CreateAccessKey:
+a deployer an administrator set up with the IAM API) are evaluated the same way against
+the user's policies, inline, attached and its groups' (``refuse_user_call``; users have
+no permissions boundary here), as ``arn:aws:iam::ACCOUNT:user/NAME``. Calls signed with
+any other credentials (the provider's and the tests' ``test``) are not evaluated.
 IAM's propagation window (``iam_propagation``) is checked first and refuses on its own.
 ``GET /_localaws/iam-evaluation`` lists the decisions (the last 1000); with
 ``LOCALAWS_IAM_DECISIONS_LOG=<file>`` in its environment the server also appends each one
@@ -168,7 +172,7 @@ class IamEnforcement:
         if decision is None:
             return True
         self._record({
-            "function": function, "request_id": None, "role": role_arn, "service": "logs",
+            "function": function, "request_id": None, "role": role_arn, "principal": principal.arn, "service": "logs",
             "operation": "Lambda log delivery", "decision": decision.decision, "action": decision.action,
             "resource": decision.resource, "policy_type": decision.policy_type,
             "statement": str(decision.statement) if decision.statement else None,
@@ -202,24 +206,45 @@ class IamEnforcement:
             role, identity, boundary = role_policies(account, role_arn)
             role_id = getattr(role, "id", "AROAUNKNOWN")
             principal = iam_context.Principal(account, role_arn, role_id, caller.get("function", "session"))
-            try:
-                requests = iam_context.build(info, principal)
-            except Exception as exc:
-                log.exception("building the IAM request context of %s %s", info.service, info.operation)
-                return render_error(info.protocol, info.service, "InternalFailure",
-                                    f"localaws cannot build the IAM request context: {exc}", 500)
+            record = {"function": caller.get("function"), "request_id": caller.get("request_id"), "role": role_arn}
+            return self._decide(info, principal, identity, boundary, record, caller.get("function"))
+
+    def refuse_user_call(self, info: RequestInfo, access_key_id: str | None, account: str) -> Response | None:
+        """The access-denied answer to a call signed with an IAM user's access key (one
+        moto's IAM issued, CreateAccessKey) that the user's policies do not allow, or None.
+        Keys IAM did not issue (the provider's and the tests' ``test``) are not evaluated."""
+        if not access_key_id or not self.world.profile.current.iam_evaluation:
+            return None
+        with self.world.lock:
+            found = user_policies(account, access_key_id)
+            if found is None:
+                return None
+            user, identity = found
+            principal = iam_context.User(account, user.arn, user.id, user.name)
+            record = {"function": None, "request_id": None, "user": user.name}
+            return self._decide(info, principal, identity, None, record, f"user {user.name}")
+
+    def _decide(self, info: RequestInfo, principal: iam_context.AnyPrincipal, identity: list[Policy],
+                boundary: list[Policy] | None, record: dict[str, Any], who: Any) -> Response | None:
+        """Builds and decides ``info``'s authorizations (world lock held), records the
+        decision, and answers a denial as the service does."""
+        try:
+            requests = iam_context.build(info, principal)
+        except Exception as exc:
+            log.exception("building the IAM request context of %s %s", info.service, info.operation)
+            return render_error(info.protocol, info.service, "InternalFailure",
+                                f"localaws cannot build the IAM request context: {exc}", 500)
         try:
             decision = evaluate_all(identity, boundary, requests)
         except UnsupportedPolicy as exc:
-            log.error("cannot evaluate %s's policies for %s: %s", role_arn, info.operation, exc)
+            log.error("cannot evaluate %s's policies for %s: %s", principal.arn, info.operation, exc)
             return render_error(info.protocol, info.service, "InternalFailure",
-                                f"localaws cannot evaluate the role's policies: {exc}", 500)
+                                f"localaws cannot evaluate the principal's policies: {exc}", 500)
         if decision is None:
             return None
         record = {
-            "function": caller.get("function"),
-            "request_id": caller.get("request_id"),
-            "role": role_arn,
+            **record,
+            "principal": principal.arn,
             "service": info.service,
             "operation": info.operation,
             "decision": decision.decision,
@@ -232,9 +257,53 @@ class IamEnforcement:
             "authorizations": [
                 {"action": r.action, "resources": [x.arn for x in r.resources], "note": r.note} for r in requests
             ],
+            # Each authorization's request keys and each resource's own, for reading a denial.
+            "contexts": [
+                {"request": _jsonable(r.context), "resources": {x.arn: _jsonable(x.context) for x in r.resources}}
+                for r in requests
+            ],
         }
         self._record(record)
         if decision.allowed:
             return None
-        log.info("IAM denies %s: %s", caller.get("function"), decision.describe())
-        return access_denied(info, principal.session_arn, decision)
+        log.info("IAM denies %s: %s", who, decision.describe())
+        return access_denied(info, principal.arn, decision)
+
+
+def _jsonable(ctx: Any) -> dict[str, Any]:
+    return {str(k): (v if isinstance(v, (str, int, float, bool, list)) or v is None else str(v))
+            for k, v in dict(ctx).items()}
+
+
+def user_policies(account: str, access_key_id: str) -> tuple[Any, list[Policy]] | None:
+    """(moto user, identity policies) of the IAM user an access key was issued to, or None
+    (world lock held): its inline policies, the default versions of its attached managed
+    policies, and those of its groups. An inactive key is refused by AWS before any policy
+    is read; here it is treated as the user's."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account][iam_context.PARTITION]
+    key = backend.access_keys.get(access_key_id)
+    name = getattr(key, "user_name", None)
+    if key is None or not name or getattr(key, "role_arn", None):
+        return None
+    try:
+        user = backend.get_user(name)
+    except Exception:
+        return None
+    holders = [user]
+    try:
+        holders.extend(backend.get_groups_for_user(name))
+    except Exception:
+        pass
+    identity: list[Policy] = []
+    for holder in holders:
+        label = getattr(holder, "arn", name)
+        for pname, doc in holder.policies.items():
+            identity.append(Policy(f"{label}/{pname}" if holder is not user else pname,
+                                   json.loads(doc) if isinstance(doc, str) else doc))
+        for arn, managed in holder.managed_policies.items():
+            doc = _default_document(managed)
+            if doc is not None:
+                identity.append(Policy(arn, doc))
+    return user, identity

@@ -125,6 +125,9 @@ class LocalAWSMiddleware:
             if response is None:
                 # A function's call its execution role does not allow (iam_enforce).
                 response = world.iam.refuse_call(info, caller)
+            if response is None and caller is None:
+                # An IAM user's call its policies do not allow (iam_enforce: a deployer).
+                response = world.iam.refuse_user_call(info, info.access_key_id, _default_account())
             if response is None:
                 response = self._special(info, environ)
             if response is None:

@@ -9,6 +9,7 @@ No server: the evaluator is pure, the context tests use moto in this process.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -482,3 +483,31 @@ def test_actions_come_from_the_service_authorization_reference():
     assert iam_context.action_def("iam:PassRole").key_listed("iam:PassedToService")
     assert iam_context.action_def("ec2:CreateTags").key_listed("ec2:CreateAction")
     assert iam_context.action_def("ec2:NoSuchAction") is None
+
+
+def test_an_iam_users_calls_are_decided_by_its_policies(aws):
+    """The IAM-user principal (a deployer): the user's managed policies (the README's
+    deployer policy), global keys as AWS sets them for an IAM user, one allow, one deny."""
+    from localaws.iam_enforce import user_policies
+
+    iam = boto3.client("iam")
+    user = iam.create_user(UserName="deployer")["User"]
+    for i, document in enumerate(readme_policies("deployer")):
+        arn = iam.create_policy(PolicyName=f"deployer-{i}", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="deployer", PolicyArn=arn)
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]["AccessKeyId"]
+    assert user_policies(ACCOUNT, "AKIAIOSFODNN7EXAMPLE") is None  # not a key IAM issued
+    moto_user, identity = user_policies(ACCOUNT, key)
+    assert moto_user.name == "deployer" and len(identity) == 2
+    principal = iam_context.User(ACCOUNT, user["Arn"], user["UserId"], "deployer")
+    assert principal.arn == f"arn:aws:iam::{ACCOUNT}:user/deployer"
+    params = {"AvailabilityZone": f"{REGION}a", "Size": "1", "TagSpecification.1.ResourceType": "volume",
+              "TagSpecification.1.Tag.1.Key": "autoheal:stack", "TagSpecification.1.Tag.1.Value": "st"}
+    reqs = iam_context.build(info("ec2", "CreateVolume", "ec2", **params), principal)
+    ctx = reqs[0].context
+    assert (ctx["aws:PrincipalType"], ctx["aws:username"], ctx["aws:userid"], ctx["aws:PrincipalArn"]) == (
+        "User", "deployer", user["UserId"], principal.arn)
+    assert evaluate_all(identity, None, reqs).decision == ALLOW
+    untagged = {k: v for k, v in params.items() if not k.startswith("TagSpecification")}
+    d = evaluate_all(identity, None, iam_context.build(info("ec2", "CreateVolume", "ec2", **untagged), principal))
+    assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "ec2:CreateVolume", ec2("volume", "*"))

@@ -347,3 +347,29 @@ def test_lambda_writes_logs_only_with_the_roles_permission(fresh):
     lines = [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/probe")["events"]]
     assert any(line.startswith("START RequestId:") for line in lines) and "init mode=echo" in lines
     assert decisions(server, "probe")[-1]["decision"] == "Allow"
+
+
+def test_an_iam_users_calls_are_refused_as_ec2_refuses_them(fresh):
+    """Calls signed with an access key IAM issued to a user are decided by the user's
+    policies (a deployer with the README's policy); the tests' own key is not evaluated."""
+    import boto3
+
+    iam = fresh.client("iam")
+    iam.create_user(UserName="deployer")
+    for i, document in enumerate(readme_policies("deployer")):
+        arn = iam.create_policy(PolicyName=f"deployer-{i}", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="deployer", PolicyArn=arn)
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    ec2 = boto3.client("ec2", endpoint_url=fresh.url, region_name=REGION, aws_access_key_id=key["AccessKeyId"],
+                       aws_secret_access_key=key["SecretAccessKey"])
+    tags = [{"ResourceType": "volume", "Tags": [{"Key": "autoheal:stack", "Value": "st"}]}]
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1, TagSpecifications=tags)
+    with pytest.raises(ec2.exceptions.ClientError) as err:
+        ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)
+    assert err.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert f"User: arn:aws:iam::{ACCOUNT}:user/deployer is not authorized to perform: ec2:CreateVolume" in str(err.value)
+    fresh.client("ec2").create_volume(AvailabilityZone=f"{REGION}a", Size=1)  # the tests' key: not evaluated
+    mine = [d for d in fresh.ctl("GET", "/iam-evaluation")["decisions"]
+            if d["principal"] == f"arn:aws:iam::{ACCOUNT}:user/deployer"]
+    assert [(d["operation"], d["decision"]) for d in mine] == [("CreateVolume", "Allow"), ("CreateVolume", "ImplicitDeny")]
+    assert all(d["user"] == "deployer" for d in mine)

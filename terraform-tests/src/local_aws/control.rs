@@ -543,6 +543,18 @@ impl Control {
             .await
     }
 
+    /// The IAM decisions the server made (`GET /_localaws/iam-evaluation`, the last 1000,
+    /// newest last): a function's calls, its log delivery, an IAM user's calls.
+    pub async fn iam_decisions(&self) -> anyhow::Result<Vec<Value>> {
+        let v: Value = self.get("/iam-evaluation").await?;
+        Ok(v["decisions"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Forgets the IAM decisions made so far.
+    pub async fn clear_iam_decisions(&self) -> anyhow::Result<()> {
+        self.delete("/iam-evaluation").await
+    }
+
     /// Forgets every AWS object and all of the server's own state (faults, calls, ...).
     pub async fn reset(&self) -> anyhow::Result<()> {
         let _: Value = self.send::<(), _>(Method::POST, "/reset", None).await?;

@@ -92,6 +92,9 @@ pub struct Options {
     pub log_level: String,
     /// How hard the server is (`--profile`, localaws/profile.py).
     pub profile: Profile,
+    /// Added to the server's environment, e.g. `LOCALAWS_IAM_DECISIONS_LOG` (every IAM
+    /// decision appended to that file, localaws/iam_enforce.py).
+    pub env: Vec<(String, String)>,
 }
 
 /// The local AWS's profiles (terraform-tests/local_aws/localaws/profile.py).
@@ -123,6 +126,7 @@ impl Default for Options {
             region: DEFAULT_REGION.to_string(),
             log_level: "info".to_string(),
             profile: Profile::Fast,
+            env: Vec::new(),
         }
     }
 }
@@ -183,6 +187,7 @@ impl LocalAws {
             .env("PYTHONUNBUFFERED", "1")
             // The server must not call itself (or real AWS) through anything of ours.
             .env_remove("AWS_ENDPOINT_URL")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
