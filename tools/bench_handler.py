@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 import zipfile
 
 AMI = "ami-0720cb7af233b0529"
@@ -160,6 +161,9 @@ def create_stack(c, name, zip_bytes, az, cidr_octet, role=None, timeout=30, hear
         "AUTOHEAL_HOOK_NAME": hook,
         **(extra_env or {}),
     }
+    # The function's log group exists first, as the provider makes it: the role may write to
+    # it but not create it (Lambda would otherwise drop the function's logs).
+    c["logs"].create_log_group(logGroupName=f"/aws/lambda/{function}")
     function_arn = c["lambda"].create_function(
         FunctionName=function, Runtime="provided.al2023", Handler="bootstrap", Role=role,
         Timeout=timeout, MemorySize=128, Code={"ZipFile": zip_bytes}, Environment={"Variables": env},
@@ -513,6 +517,25 @@ def heal_realistic(args):
             c["lambda"].put_function_event_invoke_config(
                 FunctionName=stacks[name]["function"], MaximumRetryAttempts=retries,
                 MaximumEventAgeInSeconds=max_age)
+        # The realistic profile evaluates the functions' calls against their roles: both get
+        # the inline policy the provider writes for a stack (the same for both, so the run
+        # compares the handlers, not their permissions), then IAM's propagation is waited out
+        # again.
+        sys.path.insert(0, str(Path(args.local_aws) / "tests"))
+        from iam_policies import Scope, provider_attach_policy  # noqa: E402
+        account = "123456789012"  # moto's default account
+        for name in FUNCTIONS:
+            st = stacks[name]
+            scope = Scope(REGION, account, st["volume"], st["allocation"], st["group"],
+                          f"/aws/lambda/{st['function']}")
+            c["iam"].put_role_policy(RoleName=f"{prefix[name]}-role", PolicyName="attach",
+                                     PolicyDocument=json.dumps(provider_attach_policy(scope)))
+        waited = time.monotonic()
+        while aws.control("/iam-propagation")["roles"]:
+            if time.monotonic() - waited > 120:
+                raise SystemExit("IAM propagation did not end within 120 s")
+            time.sleep(0.1)
+        iam_wait_s += time.monotonic() - waited
         bound_real = args.bound * scale
         current, first_launch, stopped, kills = {}, {}, {}, []
         marks = []  # (events index, function) at each group change, in order
@@ -566,6 +589,10 @@ def heal_realistic(args):
         events = aws.control("/events")
         activities = {name: activities_of(c, stacks[name]["group"]) for name in FUNCTIONS}
         final_profile = aws.control("/profile")
+        # The IAM decisions on the functions' calls (the realistic profile evaluates them).
+        decisions = aws.control("/iam-evaluation")["decisions"]
+        iam_decisions = {"total": len(decisions),
+                         "denied": sum(1 for d in decisions if d.get("decision") != "Allow")}
     finally:
         aws.stop()
     run_s = time.monotonic() - run_started
@@ -677,6 +704,7 @@ def heal_realistic(args):
         "peer_poll_real_s": args.peer_poll_real,
         "retry_budget": {"MaximumRetryAttempts": retries, "MaximumEventAgeInSeconds": max_age},
         "iam_wait_real_s": iam_wait_s,
+        "iam_decisions": iam_decisions,
         "run_s": run_s,
         "stopped": stopped,
         "timeout_lines": timeout_lines,
@@ -831,7 +859,10 @@ def report_realistic(args):
         "instance is `shutting-down` that long and keeps the data volume attached and the Elastic IP "
         f"associated; the volume then detaches over 2 s), iam_propagation_s {prof['iam_propagation_s']:g} "
         f"(waited out after creating the roles, {res['iam_wait_real_s']:.1f} s real, before the functions "
-        "were created).",
+        "were created); IAM evaluation on: both roles hold the inline policy the provider writes for such a "
+        "stack (`terraform-tests/local_aws/tests/iam_policies.py`), and of the "
+        f"{res.get('iam_decisions', {}).get('total', '?')} decisions on the functions' calls "
+        f"{res.get('iam_decisions', {}).get('denied', '?')} denied.",
         f"- Times are **AWS seconds**: real seconds / {scale}. The local AWS runs AWS's delays on that "
         f"scaled clock (pending, shutdown, detach, hook timeouts, Lambda's retry delays of 60 s and 120 s, "
         f"i.e. {60 * scale:g} s and {120 * scale:g} s real), but a function's timeout is real seconds (a real "
