@@ -1404,6 +1404,69 @@ fn what_others_add_to_the_stacks_objects_is_reported_and_removed() {
         configured,
         "the configured rules"
     );
+    // Every disk encrypted (point 4): the template maps the AMI's root device encrypted and
+    // deleted with the instance, and the serving instance's root volume is encrypted.
+    world.block(async {
+        let template = s(&stack, "launch_template_id");
+        let version = stack["launch_template_version"].to_string();
+        let v = c
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(template)
+            .versions(version)
+            .send()
+            .await
+            .unwrap();
+        let data = v.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        let root = c
+            .ec2
+            .describe_images()
+            .image_ids(data.image_id().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .images()[0]
+            .root_device_name()
+            .unwrap()
+            .to_string();
+        let mapped: Vec<(Option<&str>, Option<bool>, Option<bool>)> = data
+            .block_device_mappings()
+            .iter()
+            .map(|m| {
+                (
+                    m.device_name(),
+                    m.ebs().and_then(|e| e.encrypted()),
+                    m.ebs().and_then(|e| e.delete_on_termination()),
+                )
+            })
+            .collect();
+        assert_eq!(mapped, vec![(Some(root.as_str()), Some(true), Some(true))]);
+        let volumes = c
+            .ec2
+            .describe_volumes()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("attachment.instance-id")
+                    .values(s(&stack, "instance_id"))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let unencrypted: Vec<_> = volumes
+            .volumes()
+            .iter()
+            .filter(|v| v.encrypted() != Some(true))
+            .map(|v| v.volume_id())
+            .collect();
+        assert!(
+            volumes.volumes().len() >= 2,
+            "root and data volume: {volumes:?}"
+        );
+        assert!(unencrypted.is_empty(), "unencrypted disks: {unencrypted:?}");
+    });
 
     let role = s(&stack, "lambda_role_arn")
         .rsplit('/')
