@@ -45,6 +45,11 @@ export CHECKPOINT_DISABLE=1
 CARGO_DENY_VERSION="0.20.2"
 CARGO_DENY_ROOT="$TOOLS_DIR/cargo-deny"
 CARGO_DENY_BIN="$CARGO_DENY_ROOT/bin/cargo-deny"
+# qemu-user for AArch64 and an arm64 glibc to run arm64 binaries here (tools/install-tools):
+# `$QEMU_AARCH64 -L $AARCH64_SYSROOT BINARY` runs an arm64 Linux binary on this x86_64 host.
+QEMU_DIR="$TOOLS_DIR/qemu"
+QEMU_AARCH64="$QEMU_DIR/bin/qemu-aarch64-static"
+AARCH64_SYSROOT="$QEMU_DIR/aarch64-sysroot"
 
 # The Rust toolchain the workspace builds with: rust-toolchain.toml's channel (the one
 # source of truth; ensure_rust_toolchain below reads it).
