@@ -4,7 +4,7 @@ Usage::
 
     python -m localaws [--host 127.0.0.1] [--port 0] [--clock-scale 1.0]
                        [--profile realistic|fast] [--region ap-southeast-2]
-                       [--log-level info]
+                       [--log-level info] [--aarch64-emulator "qemu-aarch64-static -L SYSROOT"]
 
 When it is ready it prints exactly one line on stdout,
 ``LOCALAWS_READY http://127.0.0.1:PORT``, and flushes it; everything else
@@ -55,8 +55,12 @@ Why not LocalStack: it needs a Docker engine, which this machine has not.
 ``--clock-scale F`` multiplies every AWS delay we emulate (0.01 turns a 30 s
 heartbeat timeout into 0.3 s); it can be changed at run time with
 ``POST /_localaws/clock``. ``--region`` is the region assumed for requests
-that carry no SigV4 credential scope. Control API: see ``middleware.ControlAPI``
-and terraform-tests/local_aws/README.md.
+that carry no SigV4 credential scope. ``--aarch64-emulator`` (else the environment's
+``LOCALAWS_AARCH64_EMULATOR``) is the command, in shell words with absolute paths, that
+runs an AArch64 program on a host that is not one (``qemu-aarch64-static -L
+/usr/aarch64-linux-gnu``): ``arm64`` functions' bootstraps run through it
+(``lambda_runner``). Control API: see ``middleware.ControlAPI`` and
+terraform-tests/local_aws/README.md.
 """
 
 from __future__ import annotations
@@ -80,11 +84,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--region", default="ap-southeast-2", help="default region (default ap-southeast-2)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default info)")
+    parser.add_argument("--aarch64-emulator", default=None, metavar="COMMAND",
+                        help="runs arm64 functions' bootstraps on a host that is not AArch64, as COMMAND "
+                             "BOOTSTRAP (shell words, e.g. 'qemu-aarch64-static -L /usr/aarch64-linux-gnu'); "
+                             "default: $LOCALAWS_AARCH64_EMULATOR; without one such a function fails at init")
     args = parser.parse_args(argv)
     if args.clock_scale <= 0:
         parser.error("--clock-scale must be > 0")
     if not (args.host == "localhost" or args.host.startswith("127.")):
         parser.error("--host must be a loopback IPv4 address (127.x.x.x) or localhost: nothing else may reach it")
+    from .lambda_runner import EMULATOR_ENV, parse_emulator
+
+    given, source = args.aarch64_emulator, "--aarch64-emulator"
+    if given is None and os.environ.get(EMULATOR_ENV):
+        given, source = os.environ[EMULATOR_ENV], EMULATOR_ENV
+    args.aarch64_emulator = None
+    if given is not None:
+        try:
+            args.aarch64_emulator = parse_emulator(given)
+        except ValueError as exc:
+            parser.error(f"{source}: {exc}")
     return args
 
 
@@ -110,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     from .world import World
 
     world = World(clock_scale=args.clock_scale, region=args.region, profile=args.profile)
+    world.lambdas.aarch64_emulator = args.aarch64_emulator
     patches.install()
     app = LocalAWSMiddleware(world, DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -130,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="localaws-http", daemon=True)
     serving.start()
     log.info("serving on http://%s:%d (clock scale %s, region %s, profile %s)", args.host, port, args.clock_scale, args.region, args.profile)
+    if args.aarch64_emulator:
+        log.info("arm64 functions run through %s", " ".join(args.aarch64_emulator))
     ready_out.write(f"LOCALAWS_READY http://{args.host}:{port}\n")
     ready_out.flush()
 

@@ -32,6 +32,29 @@ runs fine on this machine. So an invocation here is:
 Every attempt is a fresh process: every invocation is a cold start (there
 are no warm sandboxes), which is slower but keeps attempts independent.
 
+Architectures. A function's ``Architectures`` (CreateFunction; moto keeps it on
+``LambdaFunction.architectures``, ``["x86_64"]`` when not given, as Lambda's
+default) says which instruction set its code runs on, and Lambda runs nothing else:
+an ELF ``bootstrap`` built for the other architecture fails at init with
+``Runtime.InvalidEntrypoint``, ``RequestId: <id> Error: fork/exec
+/var/task/bootstrap: exec format error`` (what Lambda answers and logs for an
+x86_64 binary in an arm64 function and the reverse: awsdocs/aws-lambda-developer-guide
+issue 460, aws/aws-lambda-go issue 554, aws/aws-sam-cli issue 3338). So the runner
+reads the bootstrap's ELF header (``e_machine``) before it starts it: a mismatch
+fails that way whatever this host could run (a host with binfmt_misc would
+otherwise run the wrong code through it). A function whose architecture is this
+host's runs natively; an ``arm64`` function on an x86_64 host runs through the
+emulator given with ``--aarch64-emulator`` or ``LOCALAWS_AARCH64_EMULATOR``
+(``qemu-aarch64-static -L SYSROOT``: Debian's qemu-user, no binfmt_misc needed),
+``EMULATOR ARGS... TASK_ROOT/bootstrap``. Without one the attempt fails at init with
+``LocalAWS.NoEmulator``, a limitation of this local AWS that names the option (on
+AWS the function would run). A bootstrap that is not an ELF (a ``#!`` script) runs
+with this host's interpreter whatever the architecture. Under an emulator the
+REPORT line's Max Memory Used is the emulator process's peak RSS (qemu's own
+memory, translated code included, plus the program's), not what the arm64
+program would use on Lambda; the invocation record names the ``architecture``
+and the ``emulator`` used (null when native).
+
 Asynchronous invocations (EventBridge targets, ``InvocationType=Event``)
 follow Lambda's async rules: a failed attempt (function error, timeout, init
 failure) is retried twice, after 60 s and 120 s of virtual time ("If the
@@ -68,7 +91,9 @@ import json
 import logging
 import math
 import os
+import platform
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -95,6 +120,43 @@ LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 RETRY_DELAYS = (60.0, 120.0)  # virtual seconds before the 2nd and 3rd attempt
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit (real seconds)
 THROTTLE_BACKOFF_MAX = 300.0
+
+# Lambda's instruction set architectures by the ELF e_machine of the code each runs
+# (EM_X86_64, EM_AARCH64), and this host's, in Lambda's words.
+ELF_MACHINES = {62: "x86_64", 183: "arm64"}
+HOST_ARCHITECTURE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
+    platform.machine().lower(), platform.machine().lower())
+EMULATOR_OPTION = "--aarch64-emulator"
+EMULATOR_ENV = "LOCALAWS_AARCH64_EMULATOR"
+NO_EMULATOR = "LocalAWS.NoEmulator"
+
+
+def elf_architecture(path: str) -> str | None:
+    """The Lambda architecture an ELF executable is built for (``x86_64``, ``arm64``, or
+    ``elf-machine-N`` for any other machine); None when the file is not an ELF (a script,
+    or missing: exec says why)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    machine = int.from_bytes(header[18:20], "big" if header[5] == 2 else "little")
+    return ELF_MACHINES.get(machine, f"elf-machine-{machine}")
+
+
+def parse_emulator(text: str) -> list[str]:
+    """``"PATH [ARGS...]"`` (shell words, e.g. ``qemu-aarch64-static -L /usr/aarch64-linux-gnu``)
+    as an argv prefix whose program is an absolute path; ValueError when it names no
+    executable."""
+    words = shlex.split(text)
+    if not words:
+        raise ValueError("empty emulator command")
+    program = shutil.which(words[0])
+    if program is None:
+        raise ValueError(f"{words[0]!r} is not an executable file (nor found on PATH)")
+    return [os.path.abspath(program), *words[1:]]
 
 
 def iso_ms(epoch: float) -> str:
@@ -130,6 +192,8 @@ class FunctionSnapshot:
     reserved: int | None
     max_retries: int
     max_event_age: float
+    # CreateFunction's Architectures (one of them): "x86_64" or "arm64".
+    architecture: str = "x86_64"
     # The role was made after the function's configuration was last written: see
     # ``LambdaRunner.grant_is_stale``.
     stale_grant: bool = False
@@ -233,6 +297,34 @@ class LambdaRunner:
         self._configured: dict[tuple[str, str], float] = {}
         # Log stream -> may the function's role write it (iam_enforce.lambda_may_log).
         self._log_permission: dict[str, bool] = {}
+        # The argv prefix that runs arm64 code on a host that is not arm64 (``--aarch64-emulator``,
+        # ``LOCALAWS_AARCH64_EMULATOR``; set by __main__); None: arm64 code runs only natively.
+        self.aarch64_emulator: list[str] | None = None
+
+    # -- which program runs the bootstrap -------------------------------------------
+
+    def launch_command(self, snap: FunctionSnapshot, bootstrap: str) -> tuple[list[str] | None, str | None, str | None]:
+        """``(argv, None, None)`` to start the bootstrap, else ``(None, error_type, reason)``
+        for an attempt that fails at init: Lambda's exec format error for code of the other
+        architecture, or this local AWS's own limit (no emulator for it here)."""
+        code = elf_architecture(bootstrap)
+        if code is None:
+            return [bootstrap], None, None  # a script (or nothing to run: exec says why)
+        if code != snap.architecture:
+            # Lambda exec's the bootstrap on the function's architecture: the kernel refuses it.
+            return None, "Runtime.InvalidEntrypoint", "exec format error"
+        if code == HOST_ARCHITECTURE:
+            return [bootstrap], None, None
+        if code == "arm64" and self.aarch64_emulator:
+            if not os.access(bootstrap, os.X_OK):
+                return None, "Runtime.InvalidEntrypoint", "permission denied"  # as exec would say
+            return [*self.aarch64_emulator, bootstrap], None, None
+        option = f" with {EMULATOR_OPTION} 'qemu-aarch64-static -L SYSROOT' (or {EMULATOR_ENV})" if code == "arm64" else ""
+        return None, NO_EMULATOR, (
+            f"localaws cannot run this {snap.architecture} function's bootstrap on its {HOST_ARCHITECTURE} host: "
+            f"no emulator for {snap.architecture} is configured; start the local AWS{option}. This is a "
+            f"limitation of the local AWS, not a Lambda error: on AWS the function would run."
+        )
 
     # -- the environment variables' KMS grant -----------------------------------
     #
@@ -355,6 +447,7 @@ class LambdaRunner:
             reserved=int(reserved) if reserved is not None else None,
             max_retries=max_retries,
             max_event_age=max_age,
+            architecture=(list(getattr(fn, "architectures", None) or []) or ["x86_64"])[0],
             stale_grant=self.grant_is_stale(region, fn.function_name, str(fn.role or "")),
         )
 
@@ -578,6 +671,7 @@ class LambdaRunner:
             f"Parent={secrets.token_hex(8)};Sampled=0;Lineage=1:{secrets.token_hex(4)}:0"
         )
         inv = Invocation(request_id, payload, snap.arn, snap.timeout, trace_id, on_taken=on_taken)
+        emulator: list[str] | None = None  # the argv prefix the bootstrap runs under, if any
 
         def finish(outcome: str, error_type: str | None, duration_ms: float, error_body: bytes = b"") -> AttemptResult:
             result = AttemptResult(
@@ -600,6 +694,8 @@ class LambdaRunner:
                 "log_stream": stream,
                 "source": meta.get("source"),
                 "function_arn": snap.arn,
+                "architecture": snap.architecture,
+                "emulator": shlex.join(emulator) if emulator else None,
             }
             if outcome == "success":
                 record["response"] = inv.response[:4096].decode("utf-8", "replace")
@@ -652,22 +748,59 @@ class LambdaRunner:
         })
         emit(f"INIT_START Runtime Version: {snap.runtime}.localaws\tRuntime Version ARN: "
              f"arn:aws:lambda:{snap.region}::runtime:localaws")
+        bootstrap = os.path.join(task_root, "bootstrap")
+
+        def entrypoint_failure(error_type: str, reason: str) -> AttemptResult:
+            """Nothing started. Lambda's answer and logs for a bootstrap it cannot exec:
+            ``Runtime.InvalidEntrypoint``, ``RequestId: <id> Error: fork/exec
+            /var/task/bootstrap: exec format error`` (or ``permission denied``); init fails,
+            is tried again in the invoke phase, then START, the error, END and REPORT
+            (aws/aws-lambda-go issue 554, cdklabs/cdk-ecr-deployment issue 651,
+            awslabs/aws-lambda-dart-runtime issue 20). ``LocalAWS.NoEmulator`` takes the
+            same shape with its own type: nothing AWS would say."""
+            api.stop()
+            elapsed_ms = (time.monotonic() - attempt_start) * 1000.0
+            if error_type == NO_EMULATOR:
+                message = f"RequestId: {request_id} Error: {reason}"
+                log.warning("%s: %s", snap.name, reason)
+            elif reason == "no such file or directory":
+                message = f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [{bootstrap}]: {reason}"
+            else:
+                message = f"RequestId: {request_id} Error: fork/exec {bootstrap}: {reason}"
+            for phase in ("init", "invoke"):
+                emit(f"INIT_REPORT Init Duration: {elapsed_ms:.2f} ms\tPhase: {phase}\tStatus: error\t"
+                     f"Error Type: {error_type}")
+            emit(f"START RequestId: {request_id} Version: $LATEST")
+            emit(f"{message}\n{error_type}")
+            emit(f"END RequestId: {request_id}")
+            emit(f"REPORT RequestId: {request_id}\tDuration: {elapsed_ms:.2f} ms\tBilled Duration: "
+                 f"{max(1, math.ceil(elapsed_ms))} ms\tMemory Size: {snap.memory} MB\tMax Memory Used: 1 MB")
+            return finish("init_error", error_type, 0.0,
+                          json.dumps({"errorType": error_type, "errorMessage": message}).encode())
+
+        attempt_start = time.monotonic()
+        command, refused_type, refused_reason = self.launch_command(snap, bootstrap)
+        if command is None:
+            return entrypoint_failure(refused_type or "Runtime.InvalidEntrypoint", refused_reason or "")
+        if len(command) > 1:
+            emulator = command[:-1]
+            log.info("%s (%s) runs through %s", snap.name, snap.architecture, shlex.join(emulator))
         proc_start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                [os.path.join(task_root, "bootstrap")], cwd=task_root, env=env,
+                command, cwd=task_root, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:
-            api.stop()
-            kind = "Runtime.InvalidEntrypoint"
-            reason = {errno.ENOENT: "no such file or directory", errno.EACCES: "permission denied"}.get(exc.errno, str(exc))
-            emit(f"INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: {kind}")
-            return finish("init_error", kind, 0.0, json.dumps({
-                "errorType": kind,
-                "errorMessage": f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): [{task_root}/bootstrap]: {reason}",
-            }).encode())
+            reason = {errno.ENOENT: "no such file or directory", errno.EACCES: "permission denied",
+                      errno.ENOEXEC: "exec format error"}.get(exc.errno or 0, str(exc))
+            if emulator:
+                # The emulator itself would not start (it was checked at startup: gone since).
+                return entrypoint_failure(NO_EMULATOR, f"localaws could not start its {snap.architecture} emulator "
+                                                       f"{shlex.join(emulator)}: {reason}. This is a limitation "
+                                                       f"of the local AWS, not a Lambda error.")
+            return entrypoint_failure("Runtime.InvalidEntrypoint", reason)
 
         with self._procs_lock:
             self._procs[proc.pid] = proc
@@ -675,8 +808,9 @@ class LambdaRunner:
         peak_kb = [0]
 
         def sample_memory() -> None:
-            # VmHWM: peak RSS of the exec'd program only. (ru_maxrss is no use
-            # here: Linux folds the forking parent's RSS into it at exec.)
+            # VmHWM: peak RSS of the exec'd program only (under an emulator: the
+            # emulator's, program included). (ru_maxrss is no use here: Linux folds the
+            # forking parent's RSS into it at exec.)
             kb = _vm_hwm_kb(proc.pid)
             if kb > peak_kb[0]:
                 peak_kb[0] = kb

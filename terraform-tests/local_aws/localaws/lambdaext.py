@@ -77,3 +77,16 @@ def install(world_ref: Any) -> None:
         return config
 
     m.LambdaFunction.get_configuration = get_configuration
+
+    orig_update_code = m.LambdaFunction.update_function_code
+
+    def update_function_code(self: Any, updated_spec: dict[str, Any]) -> Any:
+        # UpdateFunctionCode takes `Architectures` with the code ("The instruction set
+        # architecture that the function supports", Lambda API Reference, UpdateFunctionCode):
+        # new code for the other architecture changes the function's architecture with it.
+        # moto ignored it, so the runner kept treating arm64 code as an x86_64 function's.
+        if updated_spec.get("Architectures"):
+            self.architectures = updated_spec["Architectures"]
+        return orig_update_code(self, updated_spec)
+
+    m.LambdaFunction.update_function_code = update_function_code
