@@ -22,12 +22,17 @@
 //! * [`real_account`]: the opt-in runs against a real AWS account (`AUTOHEAL_REAL_AWS=1`, a
 //!   region and a name prefix), their clients, fixture and prefix sweeper.
 //! * [`saved_plan`]: a plan as data (`plan -out`, then `show -json`).
+//! * [`heal_world`]: one local AWS with one SDK-built stack whose function is the real
+//!   attachment Lambda (tests/handler_heal.rs, tests/arm64.rs).
+//! * [`aarch64`]: arm64 programs on this x86_64 machine through qemu-user (`.tools/qemu`).
 //! * [`docs`]: docs/ generated from the provider's schema and the templates in docs/templates/
 //!   (`tools/gen-docs`, checked by `tests/docs.rs`).
 
+pub mod aarch64;
 pub mod connection_counter;
 pub mod deployer;
 pub mod docs;
+pub mod heal_world;
 pub mod local_aws;
 pub mod output;
 pub mod plugin_client;

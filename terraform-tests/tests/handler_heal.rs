@@ -22,268 +22,23 @@
 //!   when a delivery reaches the function long after the hook started waiting.
 //!
 //! `AUTOHEAL_HANDLER_ZIP` is also what the provider's build embeds: setting it for `cargo test`
-//! makes cargo rebuild the provider with that zip.
+//! makes cargo rebuild the provider with that zip. The harness ([`Heal`]: the server, the
+//! stack, the waits and checks) is `terraform_tests::heal_world`, shared with tests/arm64.rs.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use terraform_tests::heal_world::{create_stack, handler_zip, response, Heal, DEVICE, STEP};
 use terraform_tests::local_aws::control::{Call, Fault, Invocation, Outcome, Transient};
 use terraform_tests::local_aws::helpers::{
-    address_status, emf_records, function_logs, group_instances, instance_state, json_log_records,
-    parse_report, volume_status, wait_for, wait_for_single_instance, wait_until, Check,
-    GroupInstance, Stack, StackBuilder, HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID,
-    POLL_INTERVAL,
+    address_status, emf_records, group_instances, instance_state, json_log_records, parse_report,
+    volume_status, wait_for, wait_for_single_instance, wait_until, Check,
+    HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID, POLL_INTERVAL,
 };
-use terraform_tests::local_aws::{Clients, LocalAws, Options};
 
-/// The device the tests configure (the provider's default is the same kind of name).
-const DEVICE: &str = "/dev/sdf";
-/// How long any one step of a heal may take before a test fails.
-const STEP: Duration = Duration::from_secs(20);
 /// The handler's first backoff delays (handler/src/backoff.rs): 200, 300, 450 ms. Three polls
 /// that see a state cost at least their sum.
 const THREE_POLLS: Duration = Duration::from_millis(200 + 300 + 450);
-
-/// The zip tools/build-handler made, or `$AUTOHEAL_HANDLER_ZIP`.
-fn handler_zip() -> Vec<u8> {
-    let path = std::env::var_os("AUTOHEAL_HANDLER_ZIP")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| terraform_tests::workspace_root().join("target"));
-            target.join("handler").join("x86_64").join("bootstrap.zip")
-        });
-    match std::fs::read(&path) {
-        Ok(bytes) if !bytes.is_empty() => bytes,
-        Ok(_) => panic!(
-            "the handler zip {} is empty: rebuild it with tools/build-handler",
-            path.display()
-        ),
-        Err(e) => panic!(
-            "cannot read the handler zip {} ({e}): build it with tools/build-handler, or set \
-             AUTOHEAL_HANDLER_ZIP to a provided.al2023 zip of the handler",
-            path.display()
-        ),
-    }
-}
-
-/// One local AWS with one stack whose function is the real handler, configured for the
-/// stack's volume, address, group and hook. The group starts empty.
-struct Heal {
-    aws: LocalAws,
-    clients: Clients,
-    stack: Stack,
-}
-
-impl Heal {
-    async fn new(name: &str, configure: impl FnOnce(StackBuilder) -> StackBuilder) -> Heal {
-        Heal::with_env(name, &[], configure).await
-    }
-
-    /// `extra_env` is added to the handler's five settings.
-    async fn with_env(
-        name: &str,
-        extra_env: &[(&str, &str)],
-        configure: impl FnOnce(StackBuilder) -> StackBuilder,
-    ) -> Heal {
-        Heal::with_clock(name, Options::default().clock_scale, extra_env, configure).await
-    }
-
-    /// A local AWS whose clock runs at `clock_scale`.
-    async fn with_clock(
-        name: &str,
-        clock_scale: f64,
-        extra_env: &[(&str, &str)],
-        configure: impl FnOnce(StackBuilder) -> StackBuilder,
-    ) -> Heal {
-        let aws = LocalAws::start_with(Options {
-            clock_scale,
-            ..Options::default()
-        })
-        .expect("starting the local AWS");
-        let clients = aws.clients().await;
-        let stack = create_stack(&clients, name, extra_env, configure).await;
-        Heal {
-            aws,
-            clients,
-            stack,
-        }
-    }
-
-    fn control(&self) -> &terraform_tests::local_aws::Control {
-        self.aws.control()
-    }
-
-    async fn scale_to(&self, n: i32) {
-        self.stack.scale_to(&self.clients, n).await.unwrap();
-    }
-
-    /// Scales 0 -> 1 and waits for the instance to be healed into service.
-    async fn first_launch(&self) -> GroupInstance {
-        self.scale_to(1).await;
-        wait_for_single_instance(
-            &self.clients.autoscaling,
-            &self.stack.group_name,
-            "InService",
-            None,
-            STEP,
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Waits for the group's one instance to appear (any lifecycle state but gone).
-    async fn wait_launched(&self, not: Option<&str>) -> GroupInstance {
-        wait_until(
-            "the group to launch an instance",
-            STEP,
-            POLL_INTERVAL,
-            || async {
-                let all =
-                    group_instances(&self.clients.autoscaling, &self.stack.group_name).await?;
-                Ok(match all.into_iter().find(|i| Some(i.id.as_str()) != not) {
-                    Some(i) => Check::Done(i),
-                    None => Check::NotYet("no new instance".into()),
-                })
-            },
-        )
-        .await
-        .unwrap()
-    }
-
-    /// The first finished attempt of the function whose event (or response) concerns
-    /// `instance` and that `accept`s.
-    async fn invocation(&self, instance: &str, accept: impl Fn(&Invocation) -> bool) -> Invocation {
-        let events = || async { self.control().events().await };
-        wait_for(&format!("an invocation for {instance}"), || async {
-            let event_ids: Vec<String> = events()
-                .await?
-                .into_iter()
-                .filter(|e| e.detail("EC2InstanceId") == Some(instance))
-                .map(|e| e.id)
-                .collect();
-            let all = self
-                .control()
-                .invocations_of(&self.stack.function_name)
-                .await?;
-            let seen = format!(
-                "{:?}",
-                all.iter()
-                    .map(|i| (i.attempt, i.outcome))
-                    .collect::<Vec<_>>()
-            );
-            Ok(
-                match all.into_iter().find(|i| {
-                    let ours = i.event_id.as_ref().is_some_and(|id| event_ids.contains(id))
-                        || i.response_json()
-                            .is_some_and(|r| r["instance"] == json!(instance));
-                    ours && accept(i)
-                }) {
-                    Some(i) => Check::Done(i),
-                    None => Check::NotYet(format!("attempts so far: {seen}")),
-                },
-            )
-        })
-        .await
-        .unwrap()
-    }
-
-    /// The launch event the hook emitted for `instance`.
-    async fn launch_event(&self, instance: &str) -> Value {
-        wait_for(&format!("the launch event of {instance}"), || async {
-            let events = self.control().events().await?;
-            Ok(
-                match events
-                    .into_iter()
-                    .find(|e| e.detail("EC2InstanceId") == Some(instance))
-                {
-                    Some(e) => Check::Done(e.event),
-                    None => Check::NotYet("not emitted yet".into()),
-                },
-            )
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn calls_of(&self, operation: &str) -> Vec<Call> {
-        self.control().calls_of(operation).await.unwrap()
-    }
-
-    /// The function's log lines so far.
-    async fn logs(&self) -> Vec<String> {
-        function_logs(&self.clients.logs, &self.stack.function_name)
-            .await
-            .unwrap()
-    }
-
-    /// The EMF record of the invocation `request_id` (each invocation writes exactly one).
-    async fn emf_of(&self, request_id: &str) -> Value {
-        let lines = self.logs().await;
-        let records: Vec<Value> = emf_records(&lines)
-            .into_iter()
-            .filter(|r| r["requestId"] == json!(request_id))
-            .collect();
-        assert_eq!(
-            records.len(),
-            1,
-            "one EMF line for request {request_id}:\n{}",
-            lines.join("\n")
-        );
-        records.into_iter().next().unwrap()
-    }
-
-    async fn assert_volume_attached_to(&self, instance: &str) {
-        let v = volume_status(&self.clients.ec2, &self.stack.volume_id)
-            .await
-            .unwrap();
-        assert_eq!(v.state, "in-use", "{v}");
-        let a = v.attachment.as_ref().unwrap_or_else(|| panic!("{v}"));
-        assert_eq!(
-            (a.instance_id.as_str(), a.state.as_str(), a.device.as_str()),
-            (instance, "attached", DEVICE),
-            "{v}"
-        );
-    }
-
-    async fn assert_address_on(&self, instance: &str) -> String {
-        let a = address_status(&self.clients.ec2, &self.stack.allocation_id)
-            .await
-            .unwrap();
-        assert_eq!(a.instance_id.as_deref(), Some(instance), "{a:?}");
-        assert_eq!(a.public_ip, self.stack.public_ip, "{a:?}");
-        a.association_id
-            .expect("an associated address has an association id")
-    }
-}
-
-async fn create_stack(
-    clients: &Clients,
-    name: &str,
-    extra_env: &[(&str, &str)],
-    configure: impl FnOnce(StackBuilder) -> StackBuilder,
-) -> Stack {
-    let builder = Stack::builder(name, handler_zip())
-        // Long enough that the hook never times out during a test (36 s real at 0.01).
-        .heartbeat_timeout(3600)
-        .desired_capacity(0);
-    let stack = configure(builder)
-        .create(clients)
-        .await
-        .unwrap_or_else(|e| panic!("creating stack {name}: {e:#}"));
-    let mut env = stack.handler_env(DEVICE);
-    env.extend(
-        extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    stack.set_function_env(clients, &env).await.unwrap();
-    stack
-}
 
 /// Does a call's key parameter `name` equal `value` (or, for a list, contain it)?
 fn has_param(call: &Call, name: &str, value: &str) -> bool {
@@ -299,18 +54,6 @@ fn step_ms(response: &Value, step: &str) -> u64 {
     response["stepsMs"][step]
         .as_u64()
         .unwrap_or_else(|| panic!("no stepsMs.{step} in {response}"))
-}
-
-/// The handler's response to an attempt (also printed: it says what each step took).
-fn response(invocation: &Invocation) -> Value {
-    let r = invocation
-        .response_json()
-        .unwrap_or_else(|| panic!("a JSON response in {invocation:?}"));
-    eprintln!(
-        "attempt {} of request {}: {:.0} ms, response {r}",
-        invocation.attempt, invocation.request_id, invocation.duration_ms
-    );
-    r
 }
 
 /// The JSON log lines of one invocation (the handler's heal span carries the request id).
@@ -730,7 +473,7 @@ async fn two_simultaneous_deliveries_heal_once() {
 async fn events_not_for_this_group_are_refused_without_any_mutating_call() {
     let h = Heal::new("mine", |b| b).await;
     // Another autoheal stack in the same account, healed by its own function.
-    let other = create_stack(&h.clients, "theirs", &[], |b| b).await;
+    let other = create_stack(&h.clients, "theirs", handler_zip(), &[], |b| b).await;
     other.scale_to(&h.clients, 1).await.unwrap();
     let theirs = wait_for_single_instance(
         &h.clients.autoscaling,

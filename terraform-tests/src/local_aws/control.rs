@@ -319,6 +319,13 @@ pub struct Invocation {
     /// The error document, on failure (at most 4 KiB).
     #[serde(default)]
     pub error: Option<String>,
+    /// The function's architecture (`x86_64`, `arm64`) for an attempt that was run.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// The emulator command the bootstrap ran under (`--aarch64-emulator`), `None` when it ran
+    /// natively or did not start.
+    #[serde(default)]
+    pub emulator: Option<String>,
 }
 
 impl Invocation {

@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::{
     DomainType, Filter, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, VolumeType,
 };
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use serde_json::json;
 
 use super::Clients;
@@ -428,6 +428,7 @@ pub struct StackBuilder {
     function_timeout: i32,
     maximum_retry_attempts: Option<i32>,
     desired_capacity: i32,
+    architecture: Option<String>,
 }
 
 impl Stack {
@@ -443,6 +444,7 @@ impl Stack {
             function_timeout: 10,
             maximum_retry_attempts: None,
             desired_capacity: 1,
+            architecture: None,
         }
     }
 
@@ -645,6 +647,13 @@ impl StackBuilder {
         self
     }
 
+    /// The function's `Architectures` (`x86_64` or `arm64`); not sent by default, so Lambda's
+    /// default, x86_64, applies.
+    pub fn architecture(mut self, architecture: &str) -> Self {
+        self.architecture = Some(architecture.to_string());
+        self
+    }
+
     pub async fn create(self, clients: &Clients) -> anyhow::Result<Stack> {
         let name = self.name.as_str();
         let ec2 = &clients.ec2;
@@ -793,6 +802,11 @@ impl StackBuilder {
             .create_function()
             .function_name(&function_name)
             .runtime(Runtime::Providedal2023)
+            .set_architectures(
+                self.architecture
+                    .as_deref()
+                    .map(|a| vec![Architecture::from(a)]),
+            )
             .handler("bootstrap")
             .role(&role_arn)
             .timeout(self.function_timeout)

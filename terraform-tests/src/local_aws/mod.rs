@@ -95,6 +95,11 @@ pub struct Options {
     /// Added to the server's environment, e.g. `LOCALAWS_IAM_DECISIONS_LOG` (every IAM
     /// decision appended to that file, localaws/iam_enforce.py).
     pub env: Vec<(String, String)>,
+    /// The server's `--aarch64-emulator`: the command (shell words) that runs the bootstrap of
+    /// an `arm64` function on a host that is not AArch64, e.g.
+    /// [`crate::aarch64::Qemu::emulator_command_line`]. `None`: not passed (the server then
+    /// reads `LOCALAWS_AARCH64_EMULATOR`, if set, and otherwise fails such functions at init).
+    pub aarch64_emulator: Option<String>,
 }
 
 /// The local AWS's profiles (terraform-tests/local_aws/localaws/profile.py).
@@ -127,6 +132,7 @@ impl Default for Options {
             log_level: "info".to_string(),
             profile: Profile::Fast,
             env: Vec::new(),
+            aarch64_emulator: None,
         }
     }
 }
@@ -182,6 +188,12 @@ impl LocalAws {
             .arg(&options.log_level)
             .arg("--profile")
             .arg(options.profile.as_str())
+            .args(
+                options
+                    .aarch64_emulator
+                    .iter()
+                    .flat_map(|e| ["--aarch64-emulator", e.as_str()]),
+            )
             .current_dir(&package_root)
             .env("PYTHONPATH", &package_root)
             .env("PYTHONUNBUFFERED", "1")
