@@ -27,21 +27,30 @@
 //! * [`aarch64`]: arm64 programs on this x86_64 machine through qemu-user (`.tools/qemu`).
 //! * [`docs`]: docs/ generated from the provider's schema and the templates in docs/templates/
 //!   (`tools/gen-docs`, checked by `tests/docs.rs`).
+//! * [`release`]: the release `tools/release` packs: its artifacts' names, running it with
+//!   `--no-build`, the `sha256`/`h1:` hashes they are checked by (tests/release_zip.rs,
+//!   tests/network_mirror.rs).
+//! * [`gpg`]: a throwaway GnuPG home under /tmp with its own keys, to sign and verify a
+//!   release; its agent is stopped on drop.
+//! * [`tool`]: run a command-line tool (sha256sum, python3, gpg, openssl) that must succeed.
 
 pub mod aarch64;
 pub mod connection_counter;
 pub mod deployer;
 pub mod docs;
+pub mod gpg;
 pub mod heal_world;
 pub mod local_aws;
 pub mod output;
 pub mod plugin_client;
 pub mod process;
 pub mod real_account;
+pub mod release;
 pub mod saved_plan;
 pub mod stack_world;
 pub mod sweeper;
 pub mod terraform;
+pub mod tool;
 
 use std::path::PathBuf;
 

@@ -4,98 +4,73 @@
 //! layout `terraform providers mirror` writes and users make by hand) and packed (the zip as
 //! downloaded), then plans with the installed provider. Nothing here uses the project's own
 //! mirror in `.tools/`, and no AWS call is made: every endpoint points at a local listener.
+//! Also: the signed sums verify with the publisher's public key and with no other key,
+//! tools/release refuses a binary for the wrong machine or without the handler, and the arm64
+//! zip (when an arm64 build exists) holds an AArch64 provider with both handlers.
 //!
 //! `tools/release --no-build` packs the binary already in target/release, which `tools/test`
-//! builds before it runs the tests.
+//! builds before it runs the tests. The artifacts' names, the run of tools/release and the
+//! hashes come from [`terraform_tests::release`]; the publisher's and the users' keyrings are
+//! [`terraform_tests::gpg`] homes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use base64::Engine;
+use terraform_tests::gpg::GnupgHome;
 use terraform_tests::process::{run_with_timeout, Captured};
+use terraform_tests::release::{
+    arm64_binary, binary_name, cargo_target_dir, h1_of_unpacked, release_command, run_release,
+    sha256_hex, write_pinned_config, zip_name, zip_name_for, Artifacts, ARM64_PLATFORM, PLATFORM,
+    RELEASE_TIMEOUT, VERSION,
+};
+use terraform_tests::tool::{run_checked, TOOL_TIMEOUT};
 use terraform_tests::{
     terraform_versions, workspace_root, CommandOutput, ConnectionCounter, Terraform,
     TerraformBinary, PROVIDER_ADDRESS, PROVIDER_SOURCE,
 };
 
-/// The workspace version, which tools/release reads from Cargo.toml too.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-const PLATFORM: &str = "linux_amd64";
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(120);
-const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The three files of a release, by the names the registry expects.
-struct Artifacts {
-    zip: PathBuf,
-    manifest: PathBuf,
-    sums: PathBuf,
-}
-
-fn zip_name() -> String {
-    format!("terraform-provider-autoheal_{VERSION}_{PLATFORM}.zip")
-}
-
-/// The name Terraform looks for inside the zip and in an unpacked mirror.
-fn binary_name() -> String {
-    format!("terraform-provider-autoheal_v{VERSION}")
-}
-
-fn checked(what: &str, captured: anyhow::Result<Captured>) -> Captured {
-    let out = captured.unwrap_or_else(|e| panic!("{what}: {e:#}"));
-    assert!(
-        out.status.success(),
-        "{what} exited {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out
-}
-
-/// `tools/release --no-build --out DIR`; checks that it names the three artifacts on stdout.
+/// `tools/release --no-build --out DIR [ARGS]`; checks that it names the artifacts on stdout:
+/// the linux_amd64 zip, the linux_arm64 zip when an arm64 build exists (only tools/release
+/// without --no-build makes one), the manifest, the sums, and the signature when signing.
 fn release_into(dir: &Path) -> Artifacts {
-    // tools/release prints the directory's real path.
-    std::fs::create_dir_all(dir).unwrap();
-    let dir = &dir.canonicalize().unwrap();
-    let script = workspace_root().join("tools/release");
-    let out = checked(
-        "tools/release --no-build",
-        run_with_timeout(
-            Command::new(&script)
-                .arg("--no-build")
-                .arg("--out")
-                .arg(dir),
-            RELEASE_TIMEOUT,
-        ),
-    );
-    let artifacts = Artifacts {
-        zip: dir.join(zip_name()),
-        manifest: dir.join(format!(
-            "terraform-provider-autoheal_{VERSION}_manifest.json"
-        )),
-        sums: dir.join(format!("terraform-provider-autoheal_{VERSION}_SHA256SUMS")),
-    };
+    release_with(dir, &[], &[]).0
+}
+
+/// As `release_into`, with extra arguments and environment; also returns tools/release's
+/// stderr (its log).
+fn release_with(dir: &Path, args: &[&str], envs: &[(&str, &Path)]) -> (Artifacts, String) {
+    let (artifacts, out) = run_release(dir, args, envs);
+    let signed = args.contains(&"--sign");
+    let mut expected = vec![artifacts.zip.clone()];
+    if arm64_binary().is_some() {
+        expected.push(artifacts.arm64_zip());
+    } else {
+        assert!(
+            out.stderr.contains("linux_arm64 not packed"),
+            "tools/release should say it packed no linux_arm64 zip:\n{}",
+            out.stderr
+        );
+    }
+    expected.extend([artifacts.manifest.clone(), artifacts.sums.clone()]);
+    if signed {
+        expected.push(artifacts.signature());
+    } else {
+        assert!(
+            out.stderr.contains(".sig not written"),
+            "tools/release should say it signed nothing:\n{}",
+            out.stderr
+        );
+    }
     let listed: Vec<PathBuf> = out.stdout.lines().map(PathBuf::from).collect();
     assert_eq!(
-        listed,
-        [
-            artifacts.zip.clone(),
-            artifacts.manifest.clone(),
-            artifacts.sums.clone()
-        ],
+        listed, expected,
         "tools/release should print the artifacts' paths:\n{}",
         out.stderr
     );
     for path in &listed {
         assert!(path.is_file(), "{} missing", path.display());
     }
-    assert!(
-        out.stderr.contains("linux_arm64 not packed") && out.stderr.contains(".sig not written"),
-        "tools/release should say what it does not produce:\n{}",
-        out.stderr
-    );
-    artifacts
+    (artifacts, out.stderr)
 }
 
 /// `sha256sum --check --strict SUMS` in the directory of SUMS.
@@ -108,36 +83,6 @@ fn sha256sum_check(sums: &Path) -> Captured {
         TOOL_TIMEOUT,
     )
     .expect("running sha256sum")
-}
-
-/// The SHA-256 of a file, in hex, by coreutils (the tool users check releases with).
-fn sha256_hex(path: &Path) -> String {
-    let out = checked(
-        "sha256sum",
-        run_with_timeout(Command::new("sha256sum").arg(path), TOOL_TIMEOUT),
-    );
-    out.stdout.split_whitespace().next().unwrap().to_string()
-}
-
-/// The `h1:` hash Terraform records in `.terraform.lock.hcl` for a provider package: the
-/// SHA-256 of the `sha256sum`-style lines ("HEX  NAME\n", by name) of the package's files,
-/// base64-encoded (Go's dirhash.Hash1). Our package has one file.
-fn h1_hash(package_dir: &Path, file: &str) -> String {
-    let summary = format!("{}  {file}\n", sha256_hex(&package_dir.join(file)));
-    let scratch = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(scratch.path(), summary).unwrap();
-    let digest = hex_bytes(&sha256_hex(scratch.path()));
-    format!(
-        "h1:{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// Unpacks the zip's single entry into DIR with the entry's Unix mode, as `unzip` would, and
@@ -158,16 +103,13 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     print(e.filename)
 "#;
     std::fs::create_dir_all(dir).unwrap();
-    let out = checked(
+    let out = run_checked(
         "unpacking the release zip",
-        run_with_timeout(
-            Command::new("python3")
-                .arg("-c")
-                .arg(UNPACK)
-                .arg(zip)
-                .arg(dir),
-            TOOL_TIMEOUT,
-        ),
+        Command::new("python3")
+            .arg("-c")
+            .arg(UNPACK)
+            .arg(zip)
+            .arg(dir),
     );
     out.stdout.trim().to_string()
 }
@@ -195,40 +137,6 @@ fn write_cli_config(dir: &Path, mirror: &Path) -> PathBuf {
     path
 }
 
-/// A one-resource configuration that pins the released version.
-fn write_config(dir: &Path, counter: &ConnectionCounter) -> PathBuf {
-    let config = dir.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("main.tf"),
-        format!(
-            r#"terraform {{
-  required_providers {{
-    autoheal = {{
-      source  = "{PROVIDER_SOURCE}"
-      version = "= {VERSION}"
-    }}
-  }}
-}}
-
-provider "autoheal" {{
-  region = "ap-southeast-2"
-{endpoints}}}
-
-resource "autoheal_instance" "app" {{
-  name              = "release-check"
-  availability_zone = "ap-southeast-2a"
-  ami               = "ami-0720cb7af233b0529"
-  instance_type     = "t3.micro"
-}}
-"#,
-            endpoints = counter.endpoints_block(&[]),
-        ),
-    )
-    .unwrap();
-    config
-}
-
 /// A Terraform working copy of a fresh configuration that installs from MIRROR only.
 fn terraform_with_mirror(
     tf: &TerraformBinary,
@@ -239,7 +147,11 @@ fn terraform_with_mirror(
     std::fs::create_dir_all(scratch).unwrap();
     let cli_config = write_cli_config(scratch, mirror);
     let options = tf
-        .options(write_config(scratch, counter))
+        .options(write_pinned_config(
+            &scratch.join("config"),
+            counter,
+            "release-check",
+        ))
         .with_envs(counter.aws_env())
         .with_env("TF_CLI_CONFIG_FILE", cli_config.to_str().unwrap())
         // A plugin cache from the caller's environment would be a second source.
@@ -319,10 +231,12 @@ fn release_sums_match_the_files_catch_a_changed_byte_and_packing_is_reproducible
         })
         .collect();
     named.sort();
-    let expected_names = [
-        first.zip.file_name().unwrap().to_str().unwrap(),
-        first.manifest.file_name().unwrap().to_str().unwrap(),
-    ];
+    let arm64_zip = zip_name_for(ARM64_PLATFORM);
+    let mut expected_names = vec![first.zip.file_name().unwrap().to_str().unwrap()];
+    if arm64_binary().is_some() {
+        expected_names.push(&arm64_zip);
+    }
+    expected_names.push(first.manifest.file_name().unwrap().to_str().unwrap());
     assert_eq!(
         named.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         expected_names,
@@ -383,7 +297,7 @@ fn terraform_installs_the_release_zip_from_a_filesystem_mirror_and_plans() {
         .join(PLATFORM);
     let entry = unpack(&artifacts.zip, &package_dir);
     assert_eq!(entry, binary_name(), "the binary's name inside the zip");
-    let expected_h1 = h1_hash(&package_dir, &entry);
+    let expected_h1 = h1_of_unpacked(&package_dir, &entry);
 
     // Packed layout: HOSTNAME/NAMESPACE/TYPE/terraform-provider-TYPE_VERSION_TARGET.zip, which
     // Terraform unpacks itself.
@@ -445,4 +359,172 @@ fn an_empty_mirror_installs_nothing() {
         "{}: the error should name the provider: {init}",
         tf.name
     );
+}
+
+#[test]
+fn the_signed_sums_verify_with_the_publishers_public_key_only() {
+    let publisher = GnupgHome::create();
+    let fingerprint = publisher.generate_key(
+        "autoheal release test <release@example.invalid>",
+        "rsa3072",
+        "never",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let (artifacts, log) = release_with(
+        &scratch.path().join("release"),
+        &["--sign", &fingerprint],
+        &[("GNUPGHOME", publisher.path())],
+    );
+    assert!(
+        log.contains(&format!("signed with {fingerprint}")),
+        "tools/release should name the signing key:\n{log}"
+    );
+    let sig = artifacts.signature();
+    let bytes = std::fs::read(&sig).unwrap();
+    // A binary OpenPGP packet (the Registry's form), not an armored text block.
+    assert!(
+        !bytes.starts_with(b"-----BEGIN"),
+        "the signature should be binary, not armored"
+    );
+
+    // What the Registry or a user holds: the public key alone, in a keyring of its own.
+    let public = publisher.armored_public_key(&fingerprint);
+    assert!(public.contains("BEGIN PGP PUBLIC KEY BLOCK"), "{public}");
+    let verifier = GnupgHome::create();
+    let key_file = scratch.path().join("public.asc");
+    std::fs::write(&key_file, &public).unwrap();
+    let import = verifier.import(&key_file);
+    assert!(import.status.success(), "gpg --import: {import:?}");
+    let good = verifier.verify(&sig, &artifacts.sums);
+    assert!(
+        good.status.success() && good.stdout.contains(&format!("VALIDSIG {fingerprint}")),
+        "the publisher's public key should verify the sums: {good:?}"
+    );
+
+    // One changed byte of the sums breaks the signature.
+    let tampered = scratch.path().join("SHA256SUMS.changed");
+    let mut sums = std::fs::read(&artifacts.sums).unwrap();
+    sums[0] = if sums[0] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&tampered, sums).unwrap();
+    let bad = verifier.verify(&sig, &tampered);
+    assert!(
+        !bad.status.success() && bad.stdout.contains("BADSIG"),
+        "changed sums must not verify: {bad:?}"
+    );
+
+    // Someone else's key does not vouch for it.
+    let stranger = GnupgHome::create();
+    stranger.generate_key("someone else <other@example.invalid>", "rsa3072", "never");
+    let unknown = stranger.verify(&sig, &artifacts.sums);
+    assert!(
+        !unknown.status.success() && unknown.stdout.contains("NO_PUBKEY"),
+        "a keyring without the publisher's key must not verify: {unknown:?}"
+    );
+}
+
+#[test]
+fn release_refuses_a_binary_for_the_wrong_machine_or_without_the_handler() {
+    let built = terraform_tests::provider_binary();
+    let not_elf = workspace_root().join("Cargo.toml");
+    // (what, the binaries as (directory under the target dir, file to copy there), the error)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a Path)], &'a str);
+    let cases: [Case; 3] = [
+        // An x86-64 ELF that is not the provider: no handler zip inside.
+        (
+            "no handler",
+            &[("release", Path::new("/bin/true"))],
+            "ships the handler for [], not for both",
+        ),
+        // The amd64 provider where the arm64 one belongs.
+        (
+            "wrong machine",
+            &[
+                ("release", built.as_path()),
+                ("aarch64-unknown-linux-gnu/release", built.as_path()),
+            ],
+            "is not a linux_arm64 binary (AArch64)",
+        ),
+        // Not an ELF at all.
+        (
+            "not an ELF",
+            &[("release", not_elf.as_path())],
+            "is not an ELF file",
+        ),
+    ];
+    for (what, binaries, expected) in cases {
+        let fake_target = tempfile::tempdir().unwrap();
+        for (dir, source) in binaries {
+            let dest = fake_target.path().join(dir);
+            std::fs::create_dir_all(&dest).unwrap();
+            let bin = dest.join("terraform-provider-autoheal");
+            std::fs::copy(source, &bin).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = run_with_timeout(
+            release_command(out_dir.path()).env("CARGO_TARGET_DIR", fake_target.path()),
+            RELEASE_TIMEOUT,
+        )
+        .unwrap();
+        assert!(
+            !out.status.success(),
+            "{what}: tools/release must refuse it: {out:?}"
+        );
+        assert!(
+            out.stderr.contains(expected),
+            "{what}: expected {expected:?} in:\n{}",
+            out.stderr
+        );
+        let left: Vec<_> = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{what}: nothing may be written: {left:?}");
+    }
+}
+
+/// The bytes of NEEDLE appear in HAYSTACK.
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_arm64_zip_holds_an_aarch64_provider_with_both_handlers() {
+    if arm64_binary().is_none() {
+        terraform_tests::report_skip(
+            "the linux_arm64 release zip: only `tools/release` (without --no-build) builds the \
+             arm64 provider, a second cold build of the SDKs (see CONTRIBUTING, Releasing)",
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let artifacts = release_into(&scratch.path().join("release"));
+    let arm64_zip = artifacts.arm64_zip();
+    let dir = scratch.path().join("arm64");
+    let entry = unpack(&arm64_zip, &dir);
+    assert_eq!(entry, binary_name());
+    let binary = std::fs::read(dir.join(&entry)).unwrap();
+    // ELF64, little-endian, e_machine 183 (EM_AARCH64).
+    assert_eq!(&binary[..6], b"\x7fELF\x02\x01", "not a 64-bit LSB ELF");
+    assert_eq!(
+        u16::from_le_bytes([binary[18], binary[19]]),
+        183,
+        "not an AArch64 binary"
+    );
+    // tools/release builds the handler zips and then the provider, so the zips in
+    // target/handler are the ones the binary embeds (provider/build.rs includes them whole).
+    for arch in ["x86_64", "arm64"] {
+        let zip = std::fs::read(
+            cargo_target_dir()
+                .join("handler")
+                .join(arch)
+                .join("bootstrap.zip"),
+        )
+        .unwrap_or_else(|e| panic!("the {arch} handler zip: {e}"));
+        assert!(
+            contains_bytes(&binary, &zip),
+            "the arm64 provider does not embed target/handler/{arch}/bootstrap.zip"
+        );
+    }
 }
