@@ -24,6 +24,9 @@
 //! xfsprogs, shellcheck and python3; a missing one fails the test with what to install.
 //! The namespaces end with each run, which unmounts everything and frees the loop devices.
 
+// Mount namespaces, loop devices and file modes: Linux only (on another host this file is empty).
+#![cfg(target_os = "linux")]
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

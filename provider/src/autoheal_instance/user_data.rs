@@ -594,6 +594,9 @@ mod tests {
 
     /// Bash reads every quoted value back as exactly the value, whatever it holds.
     #[test]
+    // The quoted values run in the instance's bash (Linux); a Windows host may have no bash,
+    // or WSL's bash.exe first on PATH, which would test something else.
+    #[cfg_attr(windows, ignore = "needs a Unix bash; runs on Linux and macOS")]
     fn shell_quoting_survives_hostile_values() {
         let hostile = [
             "/data dir",

@@ -20,8 +20,11 @@ pub const PLUGIN_PROTOCOL_VERSION: u32 = 6;
 pub struct HandshakeEnv {
     pub protocol_version: u32,
     pub client_cert_pem: Option<String>,
+    /// `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`: where a TCP listener may bind.
     pub min_port: u16,
     pub max_port: u16,
+    /// `PLUGIN_UNIX_SOCKET_DIR`: where a Unix socket goes (unused on Windows, which listens
+    /// on TCP only, as go-plugin does there).
     pub unix_socket_dir: Option<PathBuf>,
 }
 
@@ -66,8 +69,11 @@ impl HandshakeEnv {
                 }),
             }
         };
-        let min_port = port("PLUGIN_MIN_PORT", 10000)?;
-        let max_port = port("PLUGIN_MAX_PORT", 25000)?;
+        // Unset means 0, as in go-plugin's serverListener_tcp: with neither set, port 0 lets
+        // the OS pick; with only the minimum set, the range is empty and refused below.
+        // Terraform always sets both (10000 and 25000).
+        let min_port = port("PLUGIN_MIN_PORT", 0)?;
+        let max_port = port("PLUGIN_MAX_PORT", 0)?;
         if min_port > max_port {
             return Err(HandshakeError::BadSetting {
                 name: "PLUGIN_MIN_PORT",
@@ -123,20 +129,6 @@ pub fn handshake_line(protocol_version: u32, address: &Address, cert_der: Option
         .map(|d| base64::engine::general_purpose::STANDARD_NO_PAD.encode(d))
         .unwrap_or_default();
     format!("{CORE_PROTOCOL_VERSION}|{protocol_version}|{network}|{addr}|grpc|{cert}")
-}
-
-/// Binds a loopback TCP listener on the first free port of `min..=max` (go-plugin's range).
-pub async fn bind_tcp(min: u16, max: u16) -> std::io::Result<tokio::net::TcpListener> {
-    let mut last = None;
-    for port in min..=max {
-        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "empty port range")
-    }))
 }
 
 #[cfg(test)]
@@ -198,6 +190,28 @@ mod tests {
     }
 
     #[test]
+    fn unset_ports_default_to_zero_like_go_plugin() {
+        let base = [
+            (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE),
+            ("PLUGIN_PROTOCOL_VERSIONS", "6"),
+        ];
+        let e = HandshakeEnv::from_env(env(&base)).unwrap();
+        assert_eq!((e.min_port, e.max_port), (0, 0));
+        let only_min =
+            HandshakeEnv::from_env(env(&[base[0], base[1], ("PLUGIN_MIN_PORT", "12000")]));
+        assert!(
+            matches!(
+                only_min,
+                Err(HandshakeError::BadSetting {
+                    name: "PLUGIN_MIN_PORT",
+                    ..
+                })
+            ),
+            "{only_min:?}"
+        );
+    }
+
+    #[test]
     fn line_shape_matches_go_plugin() {
         let line = handshake_line(
             6,
@@ -207,19 +221,5 @@ mod tests {
         assert_eq!(line, "1|6|unix|/tmp/p/plugin.sock|grpc|/wAQ");
         let tcp = handshake_line(6, &Address::Tcp("127.0.0.1:10001".parse().unwrap()), None);
         assert_eq!(tcp, "1|6|tcp|127.0.0.1:10001|grpc|");
-    }
-
-    #[tokio::test]
-    async fn tcp_binds_inside_the_range() {
-        let blocker = bind_tcp(20000, 20100).await.unwrap();
-        let taken = blocker.local_addr().unwrap().port();
-        let next = bind_tcp(taken, taken + 50).await.unwrap();
-        let port = next.local_addr().unwrap().port();
-        assert!(
-            port > taken && port <= taken + 50,
-            "{port} not in ({taken}, {}]",
-            taken + 50
-        );
-        assert!(next.local_addr().unwrap().ip().is_loopback());
     }
 }

@@ -11,6 +11,7 @@ pub mod schema;
 pub mod serve;
 pub mod server;
 pub mod tls;
+pub mod transport;
 pub mod value;
 
 /// Code generated from ../proto at build time.

@@ -199,6 +199,23 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
     })
 }
 
+/// `der` as PEM text with `label` ("CERTIFICATE", "PRIVATE KEY"), 64 columns as Go writes it:
+/// what tests hand over as PLUGIN_CLIENT_CERT and to a TLS client.
+#[cfg(test)]
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,7 +231,7 @@ mod tests {
     #[test]
     fn pem_with_two_certificates_is_refused() {
         let (der, _) = generate_server_certificate().unwrap();
-        let pem = pem_of(&der);
+        let pem = pem("CERTIFICATE", &der);
         assert_eq!(parse_single_pem_cert(&pem).unwrap(), der);
         assert!(parse_single_pem_cert(&format!("{pem}{pem}")).is_err());
         assert!(parse_single_pem_cert("garbage").is_err());
@@ -235,19 +252,5 @@ mod tests {
         assert!(v
             .verify_client_cert(&CertificateDer::from(b), &[], now)
             .is_err());
-    }
-
-    fn pem_of(der: &[u8]) -> String {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            lines.join("\n")
-        )
     }
 }
