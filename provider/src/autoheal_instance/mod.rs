@@ -43,6 +43,7 @@ pub mod schema;
 pub mod security_rules;
 pub mod spec;
 pub mod stack;
+pub mod state_upgrade;
 pub mod steps;
 pub mod tagging;
 pub mod update;
@@ -257,6 +258,10 @@ impl Resource for AutohealInstance {
 
     fn modify_plan(&self, request: PlanRequest<'_>, response: &mut PlanResponse) {
         plan::modify_plan(&self.schema, request, response);
+    }
+
+    fn upgrade_state(&self, version: i64, raw_json: &[u8]) -> Result<Value, Diagnostics> {
+        state_upgrade::upgrade(version, raw_json, &self.schema.value_type())
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {

@@ -11,8 +11,11 @@ use crate::plugin::value::{Type, Value};
 use super::duration::parse_go_duration;
 use super::names::{AWS_MAX_TAGS, NAME_MAX_LEN, NAME_TAG, PROVIDER_TAG_COUNT, STACK_TAG};
 
-/// Bumped whenever the state layout changes (with an upgrade path in the resource).
-pub const SCHEMA_VERSION: i64 = 0;
+/// Bumped whenever the state layout or the meaning of a stored value changes, with an
+/// upgrade from the previous version in [`super::state_upgrade`]. 1: the first versioned
+/// schema; version 0 is every state written before (`device_name` defaulting to `/dev/xvdb`,
+/// no `ingress`, `unmanaged_security_group_rules`, ...).
+pub const SCHEMA_VERSION: i64 = 1;
 
 pub const DEFAULT_VPC_CIDR: &str = "10.0.0.0/16";
 pub const DEFAULT_SUBNET_CIDR: &str = "10.0.1.0/24";

@@ -76,6 +76,21 @@ pub trait Resource: Send + Sync + 'static {
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse;
     async fn read(&self, state: Value, cancel: CancellationToken) -> ReadResponse;
     async fn import(&self, id: &str, cancel: CancellationToken) -> ImportResponse;
+    /// A stored state of schema `version`, older than the schema's own (the server decodes
+    /// states of the current version itself), as JSON exactly as Terraform keeps it, read as
+    /// a value of the current schema. A resource whose schema never changed version has no
+    /// such state to read, hence the default.
+    fn upgrade_state(&self, version: i64, _raw_json: &[u8]) -> Result<Value, Diagnostics> {
+        Err(Diagnostics::from_error(
+            "Unknown state version",
+            format!(
+                "The stored state of this {} has schema version {version}, and this provider \
+                 has no upgrade from it to version {}.",
+                self.type_name(),
+                self.schema().version
+            ),
+        ))
+    }
 }
 
 #[async_trait]

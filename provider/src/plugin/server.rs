@@ -301,12 +301,12 @@ impl pb::provider_server::Provider for ProviderServer {
                 ),
             ))));
         }
-        // Schema version 0 is the only one so far: the stored JSON is already in shape.
         let ty = schema.value_type();
         let raw = req.raw_state.unwrap_or_default();
         let state = if raw.json.is_empty() {
             Value::Null
-        } else {
+        } else if req.version == schema.version {
+            // The current layout: the stored JSON is already in shape.
             try_decode!(
                 Value::from_json(&raw.json, &ty).map_err(|e| Diagnostics::from_error(
                     "Unreadable stored state",
@@ -314,6 +314,9 @@ impl pb::provider_server::Provider for ProviderServer {
                 )),
                 respond
             )
+        } else {
+            // Written by an earlier provider: the resource knows what changed since.
+            try_decode!(resource.upgrade_state(req.version, &raw.json), respond)
         };
         let upgraded = try_decode!(encode(&state, &ty, "upgraded state"), respond);
         Ok(Response::new(pb::upgrade_resource_state::Response {
