@@ -177,6 +177,19 @@ impl CommandOutput {
         self.exit_code == 2
     }
 
+    /// A `-detailed-exitcode` plan whose only change is creating the one resource `address`
+    /// (e.g. `autoheal_instance.app`): what an installed provider must plan for a fresh
+    /// one-resource configuration.
+    pub fn plans_only_the_creation_of(&self, address: &str) -> bool {
+        self.plan_has_changes()
+            && self
+                .stdout
+                .contains(&format!("# {address} will be created"))
+            && self
+                .stdout
+                .contains("Plan: 1 to add, 0 to change, 0 to destroy.")
+    }
+
     /// stdout, then stderr.
     pub fn combined(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)

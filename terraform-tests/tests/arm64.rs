@@ -352,8 +352,7 @@ resource "autoheal_instance" "app" {{
             .plan()
             .unwrap_or_else(|e| panic!("{}: plan: {e:#}", tf.name));
         assert!(
-            plan.stdout
-                .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+            plan.plans_only_the_creation_of("autoheal_instance.app"),
             "{}: the arm64 provider should plan the stack: {plan}",
             tf.name
         );

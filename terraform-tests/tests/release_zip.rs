@@ -174,13 +174,7 @@ fn install_and_plan(tf: &TerraformBinary, layout: &str, terraform: &Terraform) -
         .plan()
         .unwrap_or_else(|e| panic!("{} ({layout}): plan failed: {e:#}", tf.name));
     assert!(
-        plan.plan_has_changes()
-            && plan
-                .stdout
-                .contains("# autoheal_instance.app will be created")
-            && plan
-                .stdout
-                .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+        plan.plans_only_the_creation_of("autoheal_instance.app"),
         "{} ({layout}): the installed provider should plan the instance:\n{plan}",
         tf.name
     );
