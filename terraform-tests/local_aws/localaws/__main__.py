@@ -35,7 +35,8 @@ process, in three ways:
   retries and the scaling activity history (``launches``, ``activities``),
   instance states pending and shutting-down and what a termination releases
   (``instancelife``), AttachVolume's zone/in-use checks, DetachVolume by
-  VolumeId and the time a detach takes (``ec2ext``), EventBridge delivery to Lambda
+  VolumeId and the time a detach takes (``ec2ext``), network interfaces' attach and
+  detach times, in-use and dependency refusals (``eniext``), EventBridge delivery to Lambda
   with AWS's pattern semantics (``events``, ``patterns``), Lambda's
   asynchronous invocation configuration (``event_invoke_config``);
 * background machinery moto has none of: a scaled clock and timer thread

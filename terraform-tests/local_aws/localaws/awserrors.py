@@ -14,7 +14,8 @@ instead of ``Throttling``/``VolumeInUse``. The four formats we speak:
 * Lambda (REST-JSON): ``{"Type": "User", "message": ...}`` plus ``x-amzn-ErrorType``.
 
 ``error_code_of`` does the reverse, reading the code out of any response so
-that the call log can show it.
+that the call log can show it (a CBOR one's too: see ``cbor_protocol``, which renders
+CloudWatch's RPC v2 CBOR errors from these).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def error_code_of(status: int, headers: list[tuple[str, str]], body: bytes) -> s
     """The AWS error code of a response, or None for a success."""
     if status < 300:
         return None
+    if any(n.lower() == "content-type" and v.startswith("application/cbor") for n, v in headers):
+        from .cbor_protocol import error_code
+
+        return error_code(headers, body) or f"HTTP{status}"
     for name, value in headers:
         if name.lower() == "x-amzn-errortype" and value:
             return value.split(":")[0]

@@ -18,6 +18,7 @@ class _RequestView(threading.local):
 
     def clear(self) -> None:
         self.detaching_volumes: set[str] = set()
+        self.detaching_interfaces: set[str] = set()
         self.pending_instances: set[str] = set()
         self.operation: str | None = None
 

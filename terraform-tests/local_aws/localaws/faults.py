@@ -147,7 +147,7 @@ class FaultStore:
 class Transients:
     """Counters of "the next K polls show state X", keyed by (kind, id)."""
 
-    KINDS = ("volume_detaching", "instance_pending", "function_update_in_progress")
+    KINDS = ("volume_detaching", "interface_detaching", "instance_pending", "function_update_in_progress")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -310,9 +310,13 @@ def _ec2_tags(backend: Any, rid: str) -> dict[str, str]:
 
 def _find_instance(info: RequestInfo, account: str) -> list[Found] | None:
     ids = _ids(info, "InstanceId")
+    ec2 = _ec2(account, info.region)
+    if not ids and info.get("AttachmentId"):
+        # DetachNetworkInterface names the attachment: its instance.
+        eni = _eni_by_attachment(ec2, str(info.get("AttachmentId")))
+        ids = [eni.instance.id] if eni is not None and eni.instance is not None else []
     if not ids:
         return None
-    ec2 = _ec2(account, info.region)
     out = []
     for iid in ids:
         keys: dict[str, Any] = {"ec2:InstanceID": iid, "ec2:Region": info.region}
@@ -387,6 +391,33 @@ def _find_ec2_simple(rtype: str, *params: str) -> Callable[[RequestInfo, str], l
                 for i in ids]
 
     return find
+
+
+def _eni_by_attachment(ec2: Any, attachment_id: str) -> Any | None:
+    return next((e for e in ec2.enis.values() if e.attachment_id == attachment_id), None)
+
+
+def _find_network_interface(info: RequestInfo, account: str) -> list[Found] | None:
+    """The interfaces a call names (``NetworkInterfaceId``, or DetachNetworkInterface's
+    ``AttachmentId``), with the keys the reference lists for the type: ec2:NetworkInterfaceID,
+    ec2:Subnet and ec2:Vpc (ARNs), ec2:AvailabilityZone, ec2:Region, and its tags."""
+    ids = _ids(info, "NetworkInterfaceId")
+    ec2 = _ec2(account, info.region)
+    if not ids and info.get("AttachmentId"):
+        eni = _eni_by_attachment(ec2, str(info.get("AttachmentId")))
+        ids = [eni.id] if eni is not None else []
+    if not ids:
+        return None
+    out = []
+    for nid in ids:
+        keys: dict[str, Any] = {"ec2:NetworkInterfaceID": nid, "ec2:Region": info.region}
+        eni = ec2.enis.get(nid)
+        if eni is not None and eni.subnet is not None:
+            keys["ec2:Subnet"] = _ec2_arn(info.region, account, "subnet", eni.subnet.id)
+            keys["ec2:Vpc"] = _ec2_arn(info.region, account, "vpc", eni.subnet.vpc_id)
+            keys["ec2:AvailabilityZone"] = eni.subnet.availability_zone
+        out.append(Found(_ec2_arn(info.region, account, "network-interface", nid), _ec2_tags(ec2, nid), keys))
+    return out
 
 
 def _find_image(info: RequestInfo, account: str) -> list[Found] | None:
@@ -576,14 +607,36 @@ def _find_rule(info: RequestInfo, account: str, arn: str) -> list[Found] | None:
     return [Found(arn, tags, {})]
 
 
+def _find_alarm(info: RequestInfo, account: str) -> list[Found] | None:
+    """The CloudWatch alarms a call names: ``AlarmName``, ``AlarmNames`` (PutMetricAlarm,
+    DescribeAlarms, DeleteAlarms, SetAlarmState, DescribeAlarmHistory, ...), or an alarm ARN
+    in ``ResourceARN`` (TagResource, UntagResource, ListTagsForResource), with its tags.
+    DescribeAlarms without names is on ``alarm:*`` (the placeholder)."""
+    names = _ids(info, "AlarmName", "AlarmNames", "AlarmNames.member")
+    arn_param = str(info.get("ResourceARN") or "")
+    if not names and ":alarm:" in arn_param:
+        names = [arn_param.split(":alarm:", 1)[1]]
+    if not names:
+        return None
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account][info.region]
+    out = []
+    for name in names:
+        arn = f"arn:{PARTITION}:cloudwatch:{info.region}:{account}:alarm:{name}"
+        tags = dict(backend.tagger.get_tag_dict_for_resource(arn)) if name in backend.alarms else {}
+        out.append(Found(arn, tags, {}))
+    return out
+
+
 # How a request names a resource of each type (service, resource type).
 FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]] = {
     ("ec2", "instance"): _find_instance,
     ("ec2", "volume"): _find_volume,
     ("ec2", "elastic-ip"): _find_elastic_ip,
-    ("ec2", "network-interface"): _find_ec2_simple("network-interface", "NetworkInterfaceId"),
+    ("ec2", "network-interface"): _find_network_interface,
     ("ec2", "subnet"): _find_subnet,
-    ("ec2", "security-group"): _find_ec2_simple("security-group", "GroupId"),
+    ("ec2", "security-group"): _find_ec2_simple("security-group", "GroupId", "SecurityGroupId"),
     ("ec2", "vpc"): _find_ec2_simple("vpc", "VpcId"),
     ("ec2", "launch-template"): _find_ec2_simple("launch-template", "LaunchTemplateId"),
     ("ec2", "snapshot"): _find_ec2_simple("snapshot", "SnapshotId"),
@@ -597,8 +650,13 @@ FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]]
     ("iam", "role"): _find_role,
     ("lambda", "function"): _find_function,
     ("events", "rule-on-default-event-bus"): _find_rule_on(custom=False),
+    ("cloudwatch", "alarm"): _find_alarm,
     ("events", "rule-on-custom-event-bus"): _find_rule_on(custom=True),
 }
+
+# The IAM service prefix of a SigV4 signing name that differs from it (CloudWatch signs as
+# ``monitoring``; its actions are ``cloudwatch:...``).
+IAM_PREFIXES = {"monitoring": "cloudwatch"}
 
 # The IAM action of an operation whose name differs from its API name.
 ACTION_NAMES = {
@@ -713,7 +771,8 @@ def _request_tag_keys(tags: dict[str, str], definition: ActionDef | None) -> dic
 
 
 def action_of(info: RequestInfo) -> str:
-    return f"{info.service}:{ACTION_NAMES.get((info.service, info.operation), info.operation)}"
+    prefix = IAM_PREFIXES.get(info.service, info.service)
+    return f"{prefix}:{ACTION_NAMES.get((info.service, info.operation), info.operation)}"
 
 
 def build(info: RequestInfo, principal: AnyPrincipal) -> list[Request]:
@@ -763,6 +822,11 @@ def _request_keys(info: RequestInfo, action: str, definition: ActionDef | None, 
         out["iam:AWSServiceName"] = str(info.get("AWSServiceName"))
     if action == "iam:AttachRolePolicy" and info.get("PolicyArn") and _listed(definition, "iam:PolicyARN"):
         out["iam:PolicyARN"] = str(info.get("PolicyArn"))
+    if action == "cloudwatch:PutMetricAlarm" and _listed(definition, "cloudwatch:AlarmActions"):
+        actions = _ids(info, "AlarmActions", "AlarmActions.member") + _ids(info, "OKActions", "OKActions.member") \
+            + _ids(info, "InsufficientDataActions", "InsufficientDataActions.member")
+        if actions:
+            out["cloudwatch:AlarmActions"] = actions
     if action == "lambda:AddPermission" and info.get("Principal"):
         out["lambda:Principal"] = str(info.get("Principal"))
     return out

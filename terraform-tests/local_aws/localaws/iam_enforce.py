@@ -64,6 +64,10 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 
 MAX_RECORDS = 1000
 
+# Query services whose SDKs may speak JSON to them (CloudWatch, signing name ``monitoring``):
+# a denial keeps the Query answer's code and status.
+QUERY_COMPATIBLE = frozenset({"monitoring"})
+
 
 def role_policies(account: str, role_arn: str) -> tuple[Any, list[Policy], list[Policy] | None]:
     """(moto role or None, identity policies, boundary or None) of a role, as IAM holds it
@@ -113,6 +117,11 @@ def access_denied(info: RequestInfo, principal_arn: str, decision: Decision) -> 
                             + f". Encoded authorization failure message: {encoded}", 403)
     if info.protocol == "query":
         return render_error("query", info.service, "AccessDenied", message, 403)
+    if info.protocol == "json" and info.service in QUERY_COMPATIBLE:
+        # A Query service reached through its JSON protocol (awsQueryCompatible): the Query
+        # error code and status, the code also in ``x-amzn-query-error`` (SDKs read it there).
+        status, headers, body = render_error("json", info.service, "AccessDenied", message, 403)
+        return status, headers + [("x-amzn-query-error", "AccessDenied;Sender")], body
     if info.protocol == "json":
         return render_error("json", info.service, "AccessDeniedException", message, 400)
     return render_error(info.protocol, info.service, "AccessDeniedException", message, 403)

@@ -24,7 +24,8 @@ instant, as in moto.
   its volumes stay attached (``in-use``, attachment ``attached``; AttachVolume of one
   elsewhere answers ``VolumeInUse``), its Elastic IPs stay associated and its private
   IPs stay taken. At ``terminated``: volumes with DeleteOnTermination are deleted, the
-  others detach over the 2 s window of ``ec2ext``, Elastic IPs are disassociated and
+  others detach over the 2 s window of ``ec2ext``, Elastic IPs are disassociated (an
+  interface attached with DeleteOnTermination false detaches keeping its own: ``eniext``) and
   the private IPv4 addresses return to the subnet (moto never freed them: a /24 ran
   out after ~250 launches). A second TerminateInstances does not restart the
   shutdown. Lifecycle actions of the instance end when its termination starts.
@@ -153,9 +154,13 @@ def install(world_ref: Any) -> None:
         """The instance is terminated: what it held is released (lock held)."""
         life().shutdowns.pop(instance.id, None)
         if "address_stays_on_terminated" not in world_ref().ec2.breaks:
-            nics = list(getattr(instance, "nics", {}).values())
+            # Only the interfaces deleted with the instance lose their addresses; one attached
+            # with DeleteOnTermination false keeps its address as it detaches (eniext).
+            nics = [n for n in getattr(instance, "nics", {}).values() if n.delete_on_termination]
             for eip in list(instance.ec2_backend.addresses):
-                if (eip.instance is not None and eip.instance.id == instance.id) or (eip.eni is not None and eip.eni in nics):
+                if (eip.eni is None and eip.instance is not None and eip.instance.id == instance.id) or (
+                    eip.eni is not None and eip.eni in nics
+                ):
                     log.info("instance %s terminated: disassociating %s", instance.id, eip.public_ip)
                     instance.ec2_backend.disassociate_address(address=eip.public_ip)
         reason, state_reason = instance._reason, instance.state_reason

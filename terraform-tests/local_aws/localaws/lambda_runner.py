@@ -646,6 +646,8 @@ class LambdaRunner:
             if stream not in backend.groups[group].streams:
                 backend.create_log_stream(group, stream)
             backend.put_log_events(group, stream, [{"timestamp": ts, "message": msg} for ts, msg in lines])
+            # CloudWatch Logs extracts the metrics of EMF events it received (alarms).
+            self.world.alarms.ingest_log_lines(snap.account, snap.region, group, lines)
 
     def _attempt(self, snap: FunctionSnapshot, request_id: str, payload: bytes, generation: int,
                  meta: dict[str, Any]) -> AttemptResult:

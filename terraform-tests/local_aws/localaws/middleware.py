@@ -5,7 +5,10 @@ Every HTTP request to the server passes through ``LocalAWSMiddleware``:
 1. ``/_localaws/...`` is our control API (JSON), answered here (see
    ``ControlAPI``); ``/moto-api/...`` goes to moto, except that
    ``POST /moto-api/reset`` resets localaws' state along with moto's.
-2. Anything else is an AWS call: it is classified (``requestinfo``), faults
+2. Anything else is an AWS call. One in the Smithy RPC v2 CBOR protocol (CloudWatch as the
+   AWS SDK for Rust calls it) is first rewritten into its awsJson1_0 twin, and its answer,
+   whoever gives it (moto, a fault, a refusal), back into CBOR (``cbor_protocol``). It is
+   classified (``requestinfo``), faults
    are consulted (latency is slept *before* taking the world lock, so a slow
    call never blocks the others), and an error fault answers in the service's
    own format without reaching moto.
@@ -36,6 +39,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
+from . import cbor_protocol
 from .awserrors import error_code_of, render_error
 from .context import view
 from .faults import BadRequest
@@ -110,13 +114,21 @@ class LocalAWSMiddleware:
         world = self.world
         started = time.monotonic()
         body = _read_body(environ)
+        # An RPC v2 CBOR call (CloudWatch, the Rust SDK) becomes the awsJson1_0 request that
+        # everything below and moto know; its answer is turned back into CBOR at the end.
+        cbor = cbor_protocol.recognise(environ)
+        refused = None
+        if cbor is not None:
+            body, refused = cbor.to_json_request(environ, body)
         info = classify(environ, body, world.region)
-        delay, fault, fired, lose = world.faults.pick(info)
+        delay, fault, fired, lose = world.faults.pick(info) if refused is None else (0.0, None, [], False)
         if delay > 0:
             time.sleep(delay)
         fault_id = fault.id if fault else (fired[0] if fired else None)
         caller = world.lambdas.identity(info.access_key_id)
-        if fault is not None:
+        if refused is not None:
+            response = refused  # already CBOR: a body CloudWatch could not read
+        elif fault is not None:
             log.info("fault %s answers %s %s with %s", fault.id, info.service, info.operation, fault.error_code)
             response = render_error(info.protocol, info.service, fault.error_code, fault.message, fault.status)
         else:
@@ -143,6 +155,8 @@ class LocalAWSMiddleware:
                         finally:
                             view.clear()
                         world.tokens.keep(info, _default_account(), response)
+        if cbor is not None and refused is None:
+            response = cbor.to_cbor_response(response)
         status, headers, data = response
         world.calls.record(info, status, error_code_of(status, headers, data), fault_id, started, caller, lose)
         if lose:
@@ -372,6 +386,8 @@ class ControlAPI:
                 with w.lock:
                     if data.get("kind") == "volume_detaching" and data.get("id"):
                         w.ec2.check_detaching_transient(str(data["id"]))
+                    if data.get("kind") == "interface_detaching" and data.get("id"):
+                        w.enis.check_detaching_transient(str(data["id"]))
                     return _json_response(200, w.transients.add(data))
             if method == "GET":
                 return _json_response(200, w.transients.list())

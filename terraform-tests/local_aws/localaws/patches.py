@@ -32,7 +32,8 @@ def install() -> None:
             "run tools/install-tools (or set LOCALAWS_ALLOW_MOTO_VERSION=1 to try anyway)"
         )
     _import_moto_ec2_faster()
-    from . import activities, ec2ext, event_invoke_config, events, instancelife, lambdaext, launches, lifecycle
+    from . import activities, ec2ext, eniext, event_invoke_config, events, instancelife, lambdaext, launches, lifecycle
+    from . import alarms
     from .world import current
 
     lifecycle.install(current)
@@ -40,9 +41,11 @@ def install() -> None:
     activities.install(current)
     ec2ext.install(current)
     instancelife.install(current)
+    eniext.install(current)  # after ec2ext and instancelife: wraps their patches
     events.install(current)
     lambdaext.install(current)
     event_invoke_config.install(current)
+    alarms.install(current)
     _installed = True
     log.debug("moto %s patched", moto.__version__)
 

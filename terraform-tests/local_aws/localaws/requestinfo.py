@@ -8,7 +8,8 @@ vocabulary:
   scope (``.../REGION/SERVICE/aws4_request``), the same thing AWS routes on;
 * the operation is the Query ``Action`` (ec2, autoscaling, iam, sts), the
   ``X-Amz-Target`` suffix for JSON services (``AWSEvents.PutRule`` ->
-  ``PutRule``), or, for REST services such as Lambda, the operation whose
+  ``PutRule``; a CloudWatch RPC v2 CBOR call arrives here already rewritten into its
+  JSON twin by ``cbor_protocol``), or, for REST services such as Lambda, the operation whose
   botocore ``requestUri`` template matches the method and path. Deriving that
   table from botocore's service model (instead of writing it by hand) keeps it
   complete and right for every Lambda operation;
@@ -112,7 +113,7 @@ def classify(environ: dict[str, Any], body: bytes, default_region: str) -> Reque
             service = "ec2"
         else:
             service = "unknown"
-    service = {"eventbridge": "events"}.get(service, service)
+    service = {"eventbridge": "events", "graniteserviceversion20100801": "monitoring"}.get(service, service)
     region = region or default_region
 
     if target:

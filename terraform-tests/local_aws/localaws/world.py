@@ -21,8 +21,10 @@ import threading
 from typing import Any
 
 from .activities import ScalingActivities
+from .alarms import Alarms
 from .clock import Clock, Scheduler
 from .ec2ext import Ec2Extensions
+from .eniext import EniExtensions
 from .events import EventRouter
 from .faults import CallLog, FaultStore, Transients
 from .iam_enforce import IamEnforcement
@@ -62,9 +64,11 @@ class World:
         self.tokens = ClientTokens()
         self.lifecycle = LifecycleManager(self)
         self.ec2 = Ec2Extensions(self)
+        self.enis = EniExtensions(self)
         self.instances = InstanceLife(self)
         self.launches = Launches(self)
         self.activities = ScalingActivities(self)
+        self.alarms = Alarms(self)
         self.events = EventRouter(self)
         self.lambdas = LambdaRunner(self)
         self.iam_propagation = IamPropagation(self)
@@ -84,9 +88,11 @@ class World:
             self.iam.reset()
             self.events.reset()
             self.ec2.reset()
+            self.enis.reset()
             self.instances.reset()
             self.launches.reset()
             self.activities.reset()
+            self.alarms.reset()
             self.faults.clear()
             self.transients.clear()
             self.calls.clear()
