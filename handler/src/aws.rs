@@ -14,9 +14,10 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::decide::{
-    AddressFacts, Attachment, AttachmentState, InstanceState, VolumeFacts, VolumeState,
+    AddressFacts, Attachment, AttachmentState, InstanceState, InterfaceAttachment, InterfaceFacts,
+    InterfaceStatus, VolumeFacts, VolumeState, INTERFACE_DEVICE_INDEX,
 };
-use crate::errors::AwsError;
+use crate::errors::{AwsError, INTERFACE_NOT_FOUND};
 
 /// A single attempt may take this long; the heal's own retry loop does the rest.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -188,6 +189,65 @@ pub async fn attach_volume(
     Ok(())
 }
 
+/// `Ok(None)`: EC2 does not know the interface (InvalidNetworkInterfaceID.NotFound, or an
+/// answer without it).
+pub async fn describe_network_interface(
+    ec2: &Ec2Client,
+    interface_id: &str,
+) -> Result<Option<InterfaceFacts>, AwsError> {
+    let out = match ec2
+        .describe_network_interfaces()
+        .network_interface_ids(interface_id)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let err = aws_error("DescribeNetworkInterfaces", e);
+            if err.code.as_deref() == Some(INTERFACE_NOT_FOUND) {
+                return Ok(None);
+            }
+            return Err(err);
+        }
+    };
+    let Some(n) = out
+        .network_interfaces()
+        .iter()
+        .find(|n| n.network_interface_id() == Some(interface_id))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(InterfaceFacts {
+        interface_id: interface_id.to_string(),
+        status: InterfaceStatus::parse(n.status().map_or("", |s| s.as_str())),
+        availability_zone: n.availability_zone().unwrap_or_default().to_string(),
+        private_ip: n.private_ip_address().map(str::to_string),
+        mac_address: n.mac_address().map(str::to_string),
+        attachment: n.attachment().map(|a| InterfaceAttachment {
+            instance_id: a.instance_id().map(str::to_string),
+            state: AttachmentState::parse(a.status().map_or("", |s| s.as_str())),
+            device_index: a.device_index(),
+        }),
+    }))
+}
+
+/// AttachNetworkInterface at [`INTERFACE_DEVICE_INDEX`]; returns the attachment id.
+pub async fn attach_network_interface(
+    ec2: &Ec2Client,
+    interface_id: &str,
+    instance_id: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = ec2
+        .attach_network_interface()
+        .network_interface_id(interface_id)
+        .instance_id(instance_id)
+        .device_index(INTERFACE_DEVICE_INDEX)
+        .send()
+        .await
+        .map_err(|e| aws_error("AttachNetworkInterface", e))?;
+    Ok(out.attachment_id().map(str::to_string))
+}
+
 pub async fn describe_address(
     ec2: &Ec2Client,
     allocation_id: &str,
@@ -213,6 +273,7 @@ pub async fn describe_address(
         allocation_id: allocation_id.to_string(),
         public_ip: a.public_ip().map(str::to_string),
         instance_id: a.instance_id().map(str::to_string),
+        network_interface_id: a.network_interface_id().map(str::to_string),
         association_id: a.association_id().map(str::to_string),
     })
 }
@@ -227,6 +288,25 @@ pub async fn associate_address(
         .associate_address()
         .allocation_id(allocation_id)
         .instance_id(instance_id)
+        .allow_reassociation(true)
+        .send()
+        .await
+        .map_err(|e| aws_error("AssociateAddress", e))?;
+    Ok(out.association_id().map(str::to_string))
+}
+
+/// AssociateAddress with AllowReassociation onto the persistent interface: moves the address
+/// off wherever it was (the old instance's primary interface, say); from then on it follows
+/// the interface.
+pub async fn associate_address_with_interface(
+    ec2: &Ec2Client,
+    allocation_id: &str,
+    interface_id: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = ec2
+        .associate_address()
+        .allocation_id(allocation_id)
+        .network_interface_id(interface_id)
         .allow_reassociation(true)
         .send()
         .await

@@ -206,12 +206,37 @@ pub struct Target {
     pub availability_zone: String,
 }
 
-/// The state of the instance that holds the volume, as looked up after a
-/// [`VolumeAction::CheckHolder`]. `None` state: EC2 no longer knows the instance.
+/// The state of the instance that holds the volume (or the network interface), as looked up
+/// after a [`VolumeAction::CheckHolder`] (or [`InterfaceAction::CheckHolder`]). `None` state:
+/// EC2 no longer knows the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub instance_id: String,
     pub state: Option<InstanceState>,
+}
+
+impl Holder {
+    /// Going away: shutting-down, terminated, stopping, stopped, or gone from EC2. What it
+    /// holds will be let go (a stopped holder keeps its volumes and interfaces until it is
+    /// terminated, which is how Auto Scaling replaces it), so it is worth waiting for. Any
+    /// other state (pending, running, one we do not know) is a live machine, which is never
+    /// forced to let go.
+    pub fn is_departing(&self) -> bool {
+        matches!(
+            self.state,
+            None | Some(
+                InstanceState::ShuttingDown
+                    | InstanceState::Terminated
+                    | InstanceState::Stopping
+                    | InstanceState::Stopped
+            )
+        )
+    }
+
+    /// The state for messages: "gone" when EC2 no longer knows the instance.
+    pub fn state_name(&self) -> &str {
+        self.state.as_ref().map_or("gone", InstanceState::as_str)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,30 +319,22 @@ pub fn next_volume_action(
         let Some(holder) = holder.filter(|h| h.instance_id == other.instance_id) else {
             return VolumeAction::CheckHolder(other.instance_id.clone());
         };
-        match &holder.state {
-            None
-            | Some(InstanceState::ShuttingDown)
-            | Some(InstanceState::Terminated)
-            | Some(InstanceState::Stopping)
-            | Some(InstanceState::Stopped) => {
-                let state = holder.state.as_ref().map_or("gone", InstanceState::as_str);
-                return VolumeAction::WaitForHolder {
-                    why: format!(
-                        "held by instance {} which is {state}: waiting for the volume to be released",
-                        other.instance_id
-                    ),
-                    known_departing: true,
-                };
-            }
-            Some(state) => {
-                return VolumeAction::Abandon(Failure::new(format!(
-                    "volume {} is attached to instance {} which is {state}; it is never forced \
-                     off a live instance (detach it, or terminate that instance, then let the \
-                     group launch again)",
-                    vol.volume_id, other.instance_id
-                )));
-            }
+        let state = holder.state_name();
+        if holder.is_departing() {
+            return VolumeAction::WaitForHolder {
+                why: format!(
+                    "held by instance {} which is {state}: waiting for the volume to be released",
+                    other.instance_id
+                ),
+                known_departing: true,
+            };
         }
+        return VolumeAction::Abandon(Failure::new(format!(
+            "volume {} is attached to instance {} which is {state}; it is never forced \
+             off a live instance (detach it, or terminate that instance, then let the \
+             group launch again)",
+            vol.volume_id, other.instance_id
+        )));
     }
     if !vol.attachments.is_empty() {
         let who: Vec<&str> = vol
@@ -338,6 +355,190 @@ pub fn next_volume_action(
     }
 }
 
+// --- The persistent network interface (opt-in) -----------------------------------------
+
+/// The device index the persistent interface is attached at: the first one after the
+/// instance's own primary interface (index 0).
+pub const INTERFACE_DEVICE_INDEX: i32 = 1;
+
+/// EC2 network interface statuses (`NetworkInterfaceStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceStatus {
+    Available,
+    Attaching,
+    InUse,
+    Detaching,
+    /// A branch interface of a trunk (ENI trunking): never one the provider creates.
+    Associated,
+    Other(String),
+}
+
+impl InterfaceStatus {
+    pub fn parse(s: &str) -> InterfaceStatus {
+        match s {
+            "available" => InterfaceStatus::Available,
+            "attaching" => InterfaceStatus::Attaching,
+            "in-use" => InterfaceStatus::InUse,
+            "detaching" => InterfaceStatus::Detaching,
+            "associated" => InterfaceStatus::Associated,
+            other => InterfaceStatus::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InterfaceStatus::Available => "available",
+            InterfaceStatus::Attaching => "attaching",
+            InterfaceStatus::InUse => "in-use",
+            InterfaceStatus::Detaching => "detaching",
+            InterfaceStatus::Associated => "associated",
+            InterfaceStatus::Other(s) => s,
+        }
+    }
+}
+
+/// The interface's attachment (`NetworkInterfaceAttachment`); its states are the volume's
+/// (`attaching`, `attached`, `detaching`, `detached`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAttachment {
+    /// `None`: EC2 names no instance (an attachment it has not filled in yet).
+    pub instance_id: Option<String>,
+    pub state: AttachmentState,
+    pub device_index: Option<i32>,
+}
+
+/// What DescribeNetworkInterfaces said about the persistent interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceFacts {
+    pub interface_id: String,
+    pub status: InterfaceStatus,
+    pub availability_zone: String,
+    pub private_ip: Option<String>,
+    pub mac_address: Option<String>,
+    pub attachment: Option<InterfaceAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceAction {
+    /// Attached to the target already (a repeated event, or done before). At any device
+    /// index: the interface, its address and its IP are on this instance, which is what the
+    /// heal is for; `heal.rs` logs an index other than [`INTERFACE_DEVICE_INDEX`].
+    AttachedHere {
+        device_index: Option<i32>,
+    },
+    /// Available: call AttachNetworkInterface (device index [`INTERFACE_DEVICE_INDEX`]).
+    Attach,
+    /// Something is in progress (attach here, EC2's views settling): poll.
+    Wait(String),
+    /// Another instance still holds the interface and is going away, or the attachment is
+    /// detaching: poll, across invocations if need be, as for the volume.
+    WaitForHolder(String),
+    /// Attached to this other instance: look up its state, then decide again with it.
+    CheckHolder(String),
+    Abandon(Failure),
+}
+
+/// The next step for the persistent network interface; `None` facts: EC2 does not know
+/// `interface_id` (InvalidNetworkInterfaceID.NotFound).
+///
+/// The volume's rules ([`next_volume_action`]): an interface attached to another instance is
+/// waited for only while that instance is going away ([`Holder::is_departing`]) or while the
+/// attachment is detaching; a running or pending holder is never forced off (its traffic,
+/// and the address that follows the interface, would be cut from a live machine): the heal
+/// is abandoned with the reason instead. An interface lives in one subnet, so it attaches
+/// only to instances in that subnet's availability zone.
+pub fn next_interface_action(
+    eni: Option<&InterfaceFacts>,
+    interface_id: &str,
+    target: &Target,
+    holder: Option<&Holder>,
+) -> InterfaceAction {
+    let Some(eni) = eni else {
+        return InterfaceAction::Abandon(Failure::new(format!(
+            "network interface {interface_id} does not exist \
+             (InvalidNetworkInterfaceID.NotFound): was it deleted outside Terraform?"
+        )));
+    };
+    if eni.availability_zone != target.availability_zone {
+        return InterfaceAction::Abandon(Failure::new(format!(
+            "network interface {} is in {} but instance {} is in {}: a network interface \
+             attaches only to instances in its subnet's availability zone",
+            eni.interface_id, eni.availability_zone, target.instance_id, target.availability_zone
+        )));
+    }
+    match &eni.status {
+        InterfaceStatus::Associated | InterfaceStatus::Other(_) => {
+            return InterfaceAction::Abandon(Failure::new(format!(
+                "network interface {} is {:?}, which no instance can attach",
+                eni.interface_id,
+                eni.status.as_str()
+            )));
+        }
+        InterfaceStatus::Available
+        | InterfaceStatus::Attaching
+        | InterfaceStatus::InUse
+        | InterfaceStatus::Detaching => {}
+    }
+    // A detached attachment still listed on an available interface is history: attach.
+    let attachment = eni.attachment.as_ref().filter(|a| {
+        !(a.state == AttachmentState::Detached && eni.status == InterfaceStatus::Available)
+    });
+    let Some(att) = attachment else {
+        return match eni.status {
+            InterfaceStatus::Available => InterfaceAction::Attach,
+            // in-use, attaching or detaching with no attachment listed: EC2's views have not
+            // converged yet.
+            _ => InterfaceAction::Wait(format!(
+                "{} without an attachment (settling)",
+                eni.status.as_str()
+            )),
+        };
+    };
+    let Some(holder_id) = att.instance_id.as_deref() else {
+        return InterfaceAction::Wait(format!(
+            "an attachment that names no instance ({:?}; settling)",
+            att.state
+        ));
+    };
+    if holder_id == target.instance_id {
+        return match &att.state {
+            AttachmentState::Attached => InterfaceAction::AttachedHere {
+                device_index: att.device_index,
+            },
+            AttachmentState::Attaching | AttachmentState::Busy => {
+                InterfaceAction::Wait("attaching to this instance".into())
+            }
+            AttachmentState::Detaching | AttachmentState::Detached => {
+                InterfaceAction::Wait("detaching from this instance; will attach again".into())
+            }
+            AttachmentState::Other(s) => InterfaceAction::Wait(format!("attachment here is {s:?}")),
+        };
+    }
+    // As for the volume: a detaching attachment is being let go, whoever the holder is.
+    if matches!(
+        att.state,
+        AttachmentState::Detaching | AttachmentState::Detached
+    ) {
+        return InterfaceAction::WaitForHolder(format!("detaching from {holder_id}"));
+    }
+    let Some(holder) = holder.filter(|h| h.instance_id == holder_id) else {
+        return InterfaceAction::CheckHolder(holder_id.to_string());
+    };
+    let state = holder.state_name();
+    if holder.is_departing() {
+        return InterfaceAction::WaitForHolder(format!(
+            "held by instance {holder_id} which is {state}: waiting for the interface to be \
+             released"
+        ));
+    }
+    InterfaceAction::Abandon(Failure::new(format!(
+        "network interface {} is attached to instance {holder_id} which is {state}; it is \
+         never forced off a live instance (detach it, or terminate that instance, then let \
+         the group launch again)",
+        eni.interface_id
+    )))
+}
+
 // --- The Elastic IP --------------------------------------------------------------------
 
 /// What DescribeAddresses said about the Elastic IP.
@@ -346,23 +547,79 @@ pub struct AddressFacts {
     pub allocation_id: String,
     pub public_ip: Option<String>,
     pub instance_id: Option<String>,
+    /// The interface the address is on. EC2 also names the interface's instance in
+    /// `instance_id` while the interface is attached.
+    pub network_interface_id: Option<String>,
     pub association_id: Option<String>,
+}
+
+/// Where the Elastic IP belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressTarget<'a> {
+    /// The new instance (its primary interface): the default.
+    Instance(&'a str),
+    /// The persistent network interface (`AUTOHEAL_NETWORK_INTERFACE_ID`): the address
+    /// follows the interface from instance to instance.
+    Interface(&'a str),
+}
+
+/// Where the Elastic IP is, seen from where it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressPlace {
+    Here,
+    /// On another instance or interface (named).
+    Elsewhere(String),
+    /// Not associated (yet, when just associated: DescribeAddresses lags).
+    Nowhere,
+}
+
+pub fn address_place(addr: &AddressFacts, target: AddressTarget<'_>) -> AddressPlace {
+    match target {
+        AddressTarget::Instance(id) => match addr.instance_id.as_deref() {
+            Some(i) if i == id => AddressPlace::Here,
+            Some(other) => AddressPlace::Elsewhere(format!("instance {other}")),
+            None => AddressPlace::Nowhere,
+        },
+        // Only the interface counts: on the right instance through another of its
+        // interfaces, the address would not follow the next hand-over.
+        AddressTarget::Interface(eni) => {
+            match (
+                addr.network_interface_id.as_deref(),
+                addr.instance_id.as_deref(),
+            ) {
+                (Some(n), _) if n == eni => AddressPlace::Here,
+                (Some(other), _) => AddressPlace::Elsewhere(format!("network interface {other}")),
+                (None, Some(i)) => AddressPlace::Elsewhere(format!("instance {i}")),
+                (None, None) => AddressPlace::Nowhere,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddressAction {
     AssociatedHere,
-    /// Unassociated, or associated elsewhere (the old instance): AssociateAddress with
-    /// AllowReassociation, then verify.
+    /// Unassociated, or associated elsewhere (the old instance, another interface):
+    /// AssociateAddress with AllowReassociation, then verify.
     Associate,
 }
 
-pub fn next_address_action(addr: &AddressFacts, instance_id: &str) -> AddressAction {
-    if addr.instance_id.as_deref() == Some(instance_id) {
+pub fn next_address_action(addr: &AddressFacts, target: AddressTarget<'_>) -> AddressAction {
+    if address_place(addr, target) == AddressPlace::Here {
         AddressAction::AssociatedHere
     } else {
         AddressAction::Associate
     }
+}
+
+/// Whether to associate the address while the volume's departing holder lets the volume go
+/// ("egress first": the new instance can reach out during the hand-off). Only when the
+/// address goes on the instance. With a persistent interface the address is on the
+/// interface, which that same holder still has: the new instance gains nothing before the
+/// interface comes over (the interface step then finds the address in place), and
+/// associating it with the instance would pull it off the interface it must follow.
+pub fn take_address_early(known_departing: bool, interface_mode: bool) -> bool {
+    known_departing && !interface_mode
 }
 
 // --- Completing the lifecycle action ---------------------------------------------------
@@ -552,20 +809,254 @@ mod tests {
         )));
     }
 
-    #[test]
-    fn address_here_is_skipped_elsewhere_is_associated() {
-        let mut a = AddressFacts {
+    fn address(instance: Option<&str>, eni: Option<&str>) -> AddressFacts {
+        AddressFacts {
             allocation_id: "eipalloc-0123abcd".into(),
             public_ip: Some("203.0.113.7".into()),
-            instance_id: Some(ME.into()),
-            association_id: Some("eipassoc-0123abcd".into()),
+            instance_id: instance.map(str::to_string),
+            network_interface_id: eni.map(str::to_string),
+            association_id: (instance.is_some() || eni.is_some())
+                .then(|| "eipassoc-0123abcd".to_string()),
+        }
+    }
+
+    #[test]
+    fn address_here_is_skipped_elsewhere_is_associated() {
+        let here = AddressTarget::Instance(ME);
+        let a = address(Some(ME), Some("eni-0000000a"));
+        assert_eq!(next_address_action(&a, here), AddressAction::AssociatedHere);
+        let a = address(Some(OLD), Some("eni-0000000b"));
+        assert_eq!(next_address_action(&a, here), AddressAction::Associate);
+        assert_eq!(
+            address_place(&a, here),
+            AddressPlace::Elsewhere(format!("instance {OLD}"))
+        );
+        let a = address(None, None);
+        assert_eq!(next_address_action(&a, here), AddressAction::Associate);
+        assert_eq!(address_place(&a, here), AddressPlace::Nowhere);
+    }
+
+    #[test]
+    fn address_follows_the_interface_in_interface_mode() {
+        let target = AddressTarget::Interface(ENI);
+        // On the interface: done, whichever instance has the interface (or none).
+        for instance in [Some(ME), Some(OLD), None] {
+            let a = address(instance, Some(ENI));
+            assert_eq!(
+                address_place(&a, target),
+                AddressPlace::Here,
+                "{instance:?}"
+            );
+            assert_eq!(
+                next_address_action(&a, target),
+                AddressAction::AssociatedHere
+            );
+        }
+        // On this very instance, but through its primary interface: not where it must be.
+        let a = address(Some(ME), Some("eni-0000000a"));
+        assert_eq!(
+            address_place(&a, target),
+            AddressPlace::Elsewhere("network interface eni-0000000a".into())
+        );
+        assert_eq!(next_address_action(&a, target), AddressAction::Associate);
+        // An instance without an interface named: elsewhere too.
+        let a = address(Some(OLD), None);
+        assert_eq!(
+            address_place(&a, target),
+            AddressPlace::Elsewhere(format!("instance {OLD}"))
+        );
+        let a = address(None, None);
+        assert_eq!(address_place(&a, target), AddressPlace::Nowhere);
+        assert_eq!(next_address_action(&a, target), AddressAction::Associate);
+    }
+
+    #[test]
+    fn the_address_is_taken_early_only_onto_the_instance() {
+        assert!(take_address_early(true, false));
+        assert!(!take_address_early(false, false));
+        // The address is on the interface the departing holder still has.
+        assert!(!take_address_early(true, true));
+        assert!(!take_address_early(false, true));
+    }
+
+    // --- The persistent network interface ---
+
+    const ENI: &str = "eni-0123456789abcdef0";
+
+    fn interface(status: &str, attachment: Option<(Option<&str>, &str, i32)>) -> InterfaceFacts {
+        InterfaceFacts {
+            interface_id: ENI.into(),
+            status: InterfaceStatus::parse(status),
+            availability_zone: "eu-west-1a".into(),
+            private_ip: Some("10.0.1.10".into()),
+            mac_address: Some("02:00:00:00:00:01".into()),
+            attachment: attachment.map(|(instance, state, index)| InterfaceAttachment {
+                instance_id: instance.map(str::to_string),
+                state: AttachmentState::parse(state),
+                device_index: Some(index),
+            }),
+        }
+    }
+
+    fn next_eni(eni: &InterfaceFacts, holder: Option<&Holder>) -> InterfaceAction {
+        next_interface_action(Some(eni), ENI, &target(), holder)
+    }
+
+    fn abandon_reason(a: InterfaceAction) -> String {
+        match a {
+            InterfaceAction::Abandon(f) => f.reason,
+            other => panic!("not abandoned: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn available_interface_is_attached() {
+        assert_eq!(
+            next_eni(&interface("available", None), None),
+            InterfaceAction::Attach
+        );
+        // A detached attachment still listed on an available interface is history.
+        assert_eq!(
+            next_eni(
+                &interface("available", Some((Some(OLD), "detached", 1))),
+                None
+            ),
+            InterfaceAction::Attach
+        );
+    }
+
+    #[test]
+    fn interface_attached_here_is_skipped_at_any_index() {
+        for index in [INTERFACE_DEVICE_INDEX, 2] {
+            assert_eq!(
+                next_eni(
+                    &interface("in-use", Some((Some(ME), "attached", index))),
+                    None
+                ),
+                InterfaceAction::AttachedHere {
+                    device_index: Some(index)
+                }
+            );
+        }
+        for state in ["attaching", "detaching"] {
+            let a = next_eni(&interface("in-use", Some((Some(ME), state, 1))), None);
+            assert!(matches!(a, InterfaceAction::Wait(_)), "{state}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn interface_holder_is_looked_up_before_deciding() {
+        let eni = interface("in-use", Some((Some(OLD), "attached", 1)));
+        assert_eq!(
+            next_eni(&eni, None),
+            InterfaceAction::CheckHolder(OLD.into())
+        );
+        let stale = Holder {
+            instance_id: "i-0000000000000000c".into(),
+            state: Some(InstanceState::Terminated),
         };
-        assert_eq!(next_address_action(&a, ME), AddressAction::AssociatedHere);
-        a.instance_id = Some(OLD.into());
-        assert_eq!(next_address_action(&a, ME), AddressAction::Associate);
-        a.instance_id = None;
-        a.association_id = None;
-        assert_eq!(next_address_action(&a, ME), AddressAction::Associate);
+        assert_eq!(
+            next_eni(&eni, Some(&stale)),
+            InterfaceAction::CheckHolder(OLD.into())
+        );
+    }
+
+    #[test]
+    fn interface_held_by_a_departing_instance_waits() {
+        let eni = interface("in-use", Some((Some(OLD), "attached", 1)));
+        for state in [
+            Some("shutting-down"),
+            Some("terminated"),
+            Some("stopping"),
+            Some("stopped"),
+            None,
+        ] {
+            let a = next_eni(&eni, Some(&holder(state)));
+            assert!(
+                matches!(&a, InterfaceAction::WaitForHolder(why) if why.contains(OLD)),
+                "{state:?}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interface_detaching_waits_without_looking_up_the_holder() {
+        for eni in [
+            interface("detaching", Some((Some(OLD), "detaching", 1))),
+            interface("in-use", Some((Some(OLD), "detached", 1))),
+        ] {
+            let a = next_eni(&eni, None);
+            assert!(matches!(a, InterfaceAction::WaitForHolder(_)), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn a_live_interface_holder_is_never_forced_off() {
+        for (state, attachment) in [
+            ("running", "attached"),
+            ("pending", "attached"),
+            ("running", "attaching"),
+        ] {
+            let eni = interface("in-use", Some((Some(OLD), attachment, 1)));
+            let reason = abandon_reason(next_eni(&eni, Some(&holder(Some(state)))));
+            assert!(
+                reason.contains(OLD) && reason.contains(state) && reason.contains(ENI),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn interface_in_another_zone_is_abandoned() {
+        let mut eni = interface("available", None);
+        eni.availability_zone = "eu-west-1b".into();
+        let reason = abandon_reason(next_eni(&eni, None));
+        assert!(
+            reason.contains("eu-west-1b") && reason.contains("availability zone"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn missing_interface_is_abandoned_naming_it() {
+        let reason = abandon_reason(next_interface_action(None, ENI, &target(), None));
+        assert!(
+            reason.contains(ENI) && reason.contains("InvalidNetworkInterfaceID.NotFound"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn broken_or_settling_interfaces() {
+        for status in ["associated", "exploded"] {
+            let reason = abandon_reason(next_eni(&interface(status, None), None));
+            assert!(reason.contains(status), "{reason}");
+        }
+        for eni in [
+            interface("in-use", None),
+            interface("attaching", None),
+            interface("in-use", Some((None, "attached", 1))),
+        ] {
+            let a = next_eni(&eni, None);
+            assert!(matches!(a, InterfaceAction::Wait(_)), "{eni:?}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn departing_holders() {
+        for (state, departing) in [
+            (Some("shutting-down"), true),
+            (Some("terminated"), true),
+            (Some("stopping"), true),
+            (Some("stopped"), true),
+            (None, true),
+            (Some("pending"), false),
+            (Some("running"), false),
+            (Some("weird"), false),
+        ] {
+            assert_eq!(holder(state).is_departing(), departing, "{state:?}");
+        }
+        assert_eq!(holder(None).state_name(), "gone");
     }
 
     #[test]

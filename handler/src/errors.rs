@@ -91,7 +91,19 @@ const CONFLICT: &[&str] = &[
     "IncorrectInstanceState",
     "VolumeInUse",
     "InvalidVolume.NotAttached",
+    // AttachNetworkInterface on an interface another instance (or a concurrent delivery of
+    // the same event) has: "The specified network interface is in use and cannot be deleted
+    // or attached to another instance" (EC2 error codes).
+    "InvalidNetworkInterface.InUse",
 ];
+
+/// EC2's error-codes page adds, for an interface in use: "you may also receive the
+/// InvalidParameterValue error". That code also covers plain mistakes (a bad device index,
+/// say), which are permanent: only its "in use" messages are the conflict.
+const IN_USE_PARAMETER: &str = "InvalidParameterValue";
+
+/// DescribeNetworkInterfaces for an interface that does not exist.
+pub const INTERFACE_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
 
 pub fn classify(err: &AwsError) -> ErrorKind {
     if err.transport {
@@ -108,7 +120,9 @@ pub fn classify(err: &AwsError) -> ErrorKind {
     if code == "InvalidInstanceID.NotFound" {
         return ErrorKind::NotFoundYet;
     }
-    if CONFLICT.contains(&code) {
+    if CONFLICT.contains(&code)
+        || (code == IN_USE_PARAMETER && message.to_ascii_lowercase().contains("in use"))
+    {
         return ErrorKind::Conflict;
     }
     if ACCESS_REFUSED.contains(&code) {
@@ -164,6 +178,36 @@ mod tests {
             ),
             (Some("IncorrectState"), None, Some(400), ErrorKind::Conflict),
             (Some("VolumeInUse"), None, Some(400), ErrorKind::Conflict),
+            (
+                Some("InvalidNetworkInterface.InUse"),
+                Some("Interface: [eni-0123abcd] in use."),
+                Some(400),
+                ErrorKind::Conflict,
+            ),
+            (
+                Some("InvalidParameterValue"),
+                Some("Interface: [eni-0123abcd] in use."),
+                Some(400),
+                ErrorKind::Conflict,
+            ),
+            (
+                Some("InvalidParameterValue"),
+                Some("The network interface is already In Use by another instance"),
+                Some(400),
+                ErrorKind::Conflict,
+            ),
+            (
+                Some("InvalidParameterValue"),
+                Some("Instance i-0123abcd already has an interface attached at device index 1."),
+                Some(400),
+                ErrorKind::Permanent,
+            ),
+            (
+                Some(INTERFACE_NOT_FOUND),
+                Some("The networkInterface ID 'eni-0123abcd' does not exist"),
+                Some(400),
+                ErrorKind::Permanent,
+            ),
             (
                 Some("UnauthorizedOperation"),
                 None,

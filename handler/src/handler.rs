@@ -109,6 +109,8 @@ impl Healer {
             instance = %action.instance_id,
             volume = %self.settings.volume_id,
             allocation = %self.settings.allocation_id,
+            // Only in interface mode (an unset field is left out of the log lines).
+            network_interface = self.features.network_interface_id.as_deref(),
         );
         let report = async {
             info!(event_id = action.event_id.as_deref(), "healing launch");
@@ -125,18 +127,25 @@ impl Healer {
         .await;
         let heal_seconds = started.elapsed().as_secs_f64();
         let response = self.response(&action.instance_id, &report, heal_seconds);
-        let properties = ["instance", "volume", "allocation", "reason", "publicIp"]
-            .into_iter()
-            .map(|k| (k, response.get(k).cloned().unwrap_or(Value::Null)))
-            .chain([
-                ("requestId", json!(request_id)),
-                // Also for failures, which the HealSeconds metric leaves out.
-                (
-                    "elapsedSeconds",
-                    json!((heal_seconds * 1000.0).round() / 1000.0),
-                ),
-            ])
-            .collect();
+        let properties = [
+            "instance",
+            "volume",
+            "allocation",
+            "networkInterface",
+            "reason",
+            "publicIp",
+        ]
+        .into_iter()
+        .map(|k| (k, response.get(k).cloned().unwrap_or(Value::Null)))
+        .chain([
+            ("requestId", json!(request_id)),
+            // Also for failures, which the HealSeconds metric leaves out.
+            (
+                "elapsedSeconds",
+                json!((heal_seconds * 1000.0).round() / 1000.0),
+            ),
+        ])
+        .collect();
         let metric_seconds = report.outcome.healed().then_some(heal_seconds);
         metrics::emit(&record(report.outcome, metric_seconds, properties));
         match report.outcome {
@@ -168,6 +177,8 @@ impl Healer {
             "instance": instance,
             "volume": self.settings.volume_id,
             "allocation": self.settings.allocation_id,
+            // null without AUTOHEAL_NETWORK_INTERFACE_ID (then also absent from the metric line).
+            "networkInterface": self.features.network_interface_id,
             "publicIp": report.public_ip,
             "reason": report.reason,
             "stepsMs": steps,

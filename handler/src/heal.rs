@@ -1,5 +1,14 @@
 //! The heal of one launch: wait for the instance to run, check it belongs to the group,
-//! attach the data volume, associate the Elastic IP, complete the lifecycle action.
+//! attach the data volume, attach the persistent network interface (only with
+//! `AUTOHEAL_NETWORK_INTERFACE_ID`), associate the Elastic IP, complete the lifecycle action.
+//!
+//! Steps, as named in the report and the logs: `wait_running`, `attach_volume`,
+//! `attach_interface` (interface mode only), `associate_address`, `complete`. Without an
+//! interface the address is associated with the instance, and may be associated early
+//! ("egress first") while the volume's departing holder lets go; with one, the address
+//! belongs on the interface (it follows the interface from instance to instance): the heal
+//! attaches the interface at device index 1, waits for the attachment, then makes sure the
+//! address is on the interface, and never takes the address early.
 //!
 //! Every decision is made by `decide.rs` from facts `aws.rs` observed; this file only
 //! sequences the calls, waits with [`Backoff`] inside the invocation's deadline, retries
@@ -11,20 +20,22 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_ec2::Client as Ec2Client;
 use tracing::{error, info, warn};
 
 use crate::aws::{self, ActionRef, Clients};
 use crate::backoff::Backoff;
 use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
 use crate::decide::{
-    instance_step, membership_from_group, membership_from_tag, next_address_action,
-    next_volume_action, AddressAction, Failure, Holder, InstanceStep, LifecycleResult, Membership,
-    Target, VolumeAction,
+    address_place, instance_step, membership_from_group, membership_from_tag, next_address_action,
+    next_interface_action, next_volume_action, take_address_early, AddressAction, AddressPlace,
+    AddressTarget, Failure, Holder, InstanceStep, InterfaceAction, LifecycleResult, Membership,
+    Target, VolumeAction, INTERFACE_DEVICE_INDEX,
 };
 use crate::errors::{classify, AwsError, ErrorKind};
 use crate::event::LaunchAction;
 use crate::metrics::Outcome;
-use crate::settings::Settings;
+use crate::settings::{Config, Features, Settings};
 
 /// How long a just-launched instance may stay invisible to DescribeInstances before the id is
 /// treated as bogus (EC2 is eventually consistent, but not for this long).
@@ -50,12 +61,13 @@ pub struct HealReport {
     pub steps: Vec<(&'static str, Duration)>,
 }
 
-/// The function's state across invocations: clients and settings (built once at init) and the
-/// hook timeout once read.
+/// The function's state across invocations: clients, settings and features (built once at
+/// init) and the hook timeout once read.
 #[derive(Debug)]
 pub struct Healer {
     pub clients: Clients,
     pub settings: Settings,
+    pub features: Features,
     hook_timeout: OnceLock<Duration>,
 }
 
@@ -70,11 +82,11 @@ enum Stop {
     ActionGone,
     /// The instance, confirmed ours, is shutting down or terminated: nothing to heal.
     InstanceGone(String),
-    /// Out of this invocation's time while the volume's holder is still going away: the
-    /// instance can be healed, only later. The hook gets a heartbeat and the invocation
-    /// fails, so Lambda delivers the event again (one and two minutes later, as many times
-    /// as the function's event-invoke configuration allows) instead of a healthy instance
-    /// being abandoned.
+    /// Out of this invocation's time while the holder of the volume (or of the network
+    /// interface) is still going away: the instance can be healed, only later. The hook gets
+    /// a heartbeat and the invocation fails, so Lambda delivers the event again (one and two
+    /// minutes later, as many times as the function's event-invoke configuration allows)
+    /// instead of a healthy instance being abandoned.
     Waiting(String),
 }
 
@@ -149,6 +161,20 @@ where
     }
 }
 
+/// AssociateAddress onto `target`: the instance, or the persistent interface.
+async fn associate(
+    ec2: &Ec2Client,
+    allocation_id: &str,
+    target: AddressTarget<'_>,
+) -> Result<Option<String>, AwsError> {
+    match target {
+        AddressTarget::Instance(id) => aws::associate_address(ec2, allocation_id, id).await,
+        AddressTarget::Interface(eni) => {
+            aws::associate_address_with_interface(ec2, allocation_id, eni).await
+        }
+    }
+}
+
 /// One heal's progress.
 struct Run<'a> {
     action: &'a LaunchAction,
@@ -162,8 +188,8 @@ struct Run<'a> {
     hook_timeout: Option<Duration>,
     hook_expires: Option<Instant>,
     heartbeats_off: bool,
-    /// Set once the address is on the instance (early, during the hand-off, or after the
-    /// volume): the public IP it showed.
+    /// Set once the address is where it belongs (on the instance early, during the hand-off,
+    /// or after the volume; on the interface after it is attached): the public IP it showed.
     address: Option<Option<String>>,
     steps: Vec<(&'static str, Duration)>,
 }
@@ -188,10 +214,11 @@ impl<'a> Run<'a> {
 }
 
 impl Healer {
-    pub fn new(clients: Clients, settings: Settings) -> Healer {
+    pub fn new(clients: Clients, config: Config) -> Healer {
         Healer {
             clients,
-            settings,
+            settings: config.settings,
+            features: config.features,
             hook_timeout: OnceLock::new(),
         }
     }
@@ -272,7 +299,7 @@ impl Healer {
             }
             Err(Stop::Waiting(reason)) => match self.keep_hook(&mut run).await {
                 Ok(()) => {
-                    warn!(reason = %reason, "out of time while the volume's holder goes away: the hook is kept, Lambda's retry goes on waiting");
+                    warn!(reason = %reason, "out of time while the old holder goes away: the hook is kept, Lambda's retry goes on waiting");
                     (Outcome::Waiting, Some(reason), None)
                 }
                 Err(()) => (
@@ -312,6 +339,12 @@ impl Healer {
         let t = Instant::now();
         self.ensure_volume(run, &target).await?;
         run.step_done("attach_volume", t, "volume attached");
+
+        if let Some(interface_id) = self.features.network_interface_id.as_deref() {
+            let t = Instant::now();
+            self.ensure_interface(run, &target, interface_id).await?;
+            run.step_done("attach_interface", t, "network interface attached");
+        }
 
         if let Some(public_ip) = run.address.clone() {
             return Ok(public_ip);
@@ -409,21 +442,7 @@ impl Healer {
             let action = loop {
                 match next_volume_action(&facts, target, holder.as_ref()) {
                     VolumeAction::CheckHolder(holder_id) if holder.is_none() => {
-                        let state = match call(run.work_deadline, || {
-                            aws::describe_instance(ec2, &holder_id)
-                        })
-                        .await
-                        {
-                            Ok(facts) => facts.map(|f| f.state),
-                            Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => None,
-                            Err(e) => {
-                                return Err(e.stop("describing the instance holding the volume"))
-                            }
-                        };
-                        holder = Some(Holder {
-                            instance_id: holder_id,
-                            state,
-                        });
+                        holder = Some(self.look_up_holder(run, holder_id, "the volume").await?);
                     }
                     other => break other,
                 }
@@ -479,8 +498,11 @@ impl Healer {
                     }
                     // Egress first: the holder is going away (its address goes with it), so
                     // the new instance can reach out while the volume is let go. Never while
-                    // the holder's state is unknown: a running holder keeps its address.
-                    if known_departing && run.address.is_none() {
+                    // the holder's state is unknown: a running holder keeps its address. Never
+                    // with a persistent interface (see take_address_early).
+                    let interface_mode = self.features.network_interface_id.is_some();
+                    if take_address_early(known_departing, interface_mode) && run.address.is_none()
+                    {
                         self.address_step(run).await?;
                     }
                     last_wait = why;
@@ -502,17 +524,166 @@ impl Healer {
         }
     }
 
+    /// The state of the instance `holder_id` that holds `what`; `None` state when EC2 no
+    /// longer knows it.
+    async fn look_up_holder(
+        &self,
+        run: &Run<'_>,
+        holder_id: String,
+        what: &str,
+    ) -> Result<Holder, Stop> {
+        let ec2 = &self.clients.ec2;
+        let state = match call(run.work_deadline, || {
+            aws::describe_instance(ec2, &holder_id)
+        })
+        .await
+        {
+            Ok(facts) => facts.map(|f| f.state),
+            Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => None,
+            Err(e) => return Err(e.stop(&format!("describing the instance holding {what}"))),
+        };
+        Ok(Holder {
+            instance_id: holder_id,
+            state,
+        })
+    }
+
+    /// Attaches the persistent network interface to the instance at device index 1 and waits
+    /// for the attachment to be `attached`: the volume's loop, with the interface's rules.
+    async fn ensure_interface(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        interface_id: &str,
+    ) -> Result<(), Stop> {
+        let ec2 = &self.clients.ec2;
+        let mut backoff = Backoff::new();
+        let mut last_wait = String::new();
+        let mut looked_after_attach = false;
+        loop {
+            let facts = call(run.work_deadline, || {
+                aws::describe_network_interface(ec2, interface_id)
+            })
+            .await
+            .map_err(|e| e.stop("describing the network interface"))?;
+            let mut holder: Option<Holder> = None;
+            let action = loop {
+                match next_interface_action(facts.as_ref(), interface_id, target, holder.as_ref()) {
+                    InterfaceAction::CheckHolder(holder_id) if holder.is_none() => {
+                        holder = Some(
+                            self.look_up_holder(run, holder_id, "the network interface")
+                                .await?,
+                        );
+                    }
+                    other => break other,
+                }
+            };
+            // Only a holder that is going away is worth waiting for past this invocation.
+            let mut out_of_time = WhenOutOfTime::Abandon;
+            match action {
+                InterfaceAction::AttachedHere { device_index } => {
+                    let (private_ip, mac) = facts.as_ref().map_or((None, None), |f| {
+                        (f.private_ip.as_deref(), f.mac_address.as_deref())
+                    });
+                    if device_index == Some(INTERFACE_DEVICE_INDEX) {
+                        info!(
+                            device_index,
+                            private_ip, mac, "network interface attached here"
+                        );
+                    } else {
+                        // Attached here by someone else (by hand, say): the interface and its
+                        // address are on this instance, which is what the heal is for, and
+                        // moving it to index 1 would cut the instance's traffic through it.
+                        warn!(
+                            device_index,
+                            expected_device_index = INTERFACE_DEVICE_INDEX,
+                            private_ip,
+                            mac,
+                            "network interface attached here at another device index: kept"
+                        );
+                    }
+                    return Ok(());
+                }
+                InterfaceAction::Attach => {
+                    let t = Instant::now();
+                    match call(run.work_deadline, || {
+                        aws::attach_network_interface(ec2, interface_id, &target.instance_id)
+                    })
+                    .await
+                    {
+                        Ok(attachment) => {
+                            info!(
+                                step = "attach_interface_call",
+                                device_index = INTERFACE_DEVICE_INDEX,
+                                attachment = attachment.as_deref(),
+                                duration_ms = t.elapsed().as_millis() as u64,
+                                "AttachNetworkInterface accepted"
+                            );
+                            // Look once at once, as for the volume: the attachment is often
+                            // complete within the call's round trip.
+                            if !looked_after_attach {
+                                looked_after_attach = true;
+                                last_wait = "the attachment to complete".into();
+                                continue;
+                            }
+                        }
+                        // A concurrent delivery got there first, the old holder still has it
+                        // (InvalidNetworkInterface.InUse), or the instance is not ready
+                        // (IncorrectState): look again.
+                        Err(CallError::Aws(e, ErrorKind::Conflict)) => {
+                            info!(error = %e, "AttachNetworkInterface conflicted; observing again")
+                        }
+                        Err(e) => return Err(e.stop("attaching the network interface")),
+                    }
+                    last_wait = "the attachment to complete".into();
+                }
+                InterfaceAction::Wait(why) => {
+                    if why != last_wait {
+                        info!(waiting_for = %why, "waiting on the network interface");
+                    }
+                    last_wait = why;
+                }
+                InterfaceAction::WaitForHolder(why) => {
+                    if why != last_wait {
+                        info!(waiting_for = %why, "waiting on the network interface");
+                    }
+                    last_wait = why;
+                    out_of_time = WhenOutOfTime::YieldToRetry;
+                }
+                InterfaceAction::CheckHolder(id) => {
+                    // Only after a lookup that did not settle it: treat as still held.
+                    last_wait = format!("instance {id} to release the network interface");
+                }
+                InterfaceAction::Abandon(f) => return Err(Stop::Abandon(f)),
+            }
+            self.pause_or(
+                run,
+                &mut backoff,
+                &format!("network interface {interface_id}: {last_wait}"),
+                out_of_time,
+            )
+            .await?;
+        }
+    }
+
+    /// Puts the address where it belongs (the instance, or the persistent interface) and
+    /// verifies it there; returns its public IP.
     async fn ensure_address(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
         let ec2 = &self.clients.ec2;
         let allocation_id = self.settings.allocation_id.as_str();
         let id = run.action.instance_id.clone();
+        let target = match self.features.network_interface_id.as_deref() {
+            Some(interface_id) => AddressTarget::Interface(interface_id),
+            None => AddressTarget::Instance(&id),
+        };
         let describe = || aws::describe_address(ec2, allocation_id);
         let facts = call(run.work_deadline, describe)
             .await
             .map_err(|e| e.stop("describing the address"))?;
-        if next_address_action(&facts, &id) == AddressAction::AssociatedHere {
+        if next_address_action(&facts, target) == AddressAction::AssociatedHere {
             info!(
                 public_ip = facts.public_ip.as_deref(),
+                network_interface = facts.network_interface_id.as_deref(),
                 "address already associated here"
             );
             return Ok(facts.public_ip);
@@ -521,13 +692,11 @@ impl Healer {
         for attempt in 1..=MAX_ASSOCIATIONS {
             info!(
                 previous_instance = facts.instance_id.as_deref(),
-                attempt, "associating the address"
+                previous_interface = facts.network_interface_id.as_deref(),
+                attempt,
+                "associating the address"
             );
-            match call(run.work_deadline, || {
-                aws::associate_address(ec2, allocation_id, &id)
-            })
-            .await
-            {
+            match call(run.work_deadline, || associate(ec2, allocation_id, target)).await {
                 Ok(association) => info!(
                     association = association.as_deref(),
                     "AssociateAddress accepted"
@@ -542,24 +711,25 @@ impl Healer {
                 let now = call(run.work_deadline, describe)
                     .await
                     .map_err(|e| e.stop("verifying the address"))?;
-                match now.instance_id.as_deref() {
-                    Some(i) if i == id => return Ok(now.public_ip),
-                    Some(other) => {
-                        warn!(
-                            now_at = other,
-                            "the address moved to another instance; associating again"
-                        );
+                match address_place(&now, target) {
+                    AddressPlace::Here => return Ok(now.public_ip),
+                    AddressPlace::Elsewhere(other) => {
+                        warn!(now_at = %other, "the address moved elsewhere; associating again");
                         break;
                     }
-                    None => {
+                    AddressPlace::Nowhere => {
                         self.pause(run, &mut backoff, "the address association to show")
                             .await?
                     }
                 }
             }
         }
+        let kept_moving = match target {
+            AddressTarget::Instance(_) => "to other instances".to_string(),
+            AddressTarget::Interface(eni) => format!("off network interface {eni}"),
+        };
         Err(Stop::Abandon(Failure::new(format!(
-            "address {allocation_id} kept moving to other instances after {MAX_ASSOCIATIONS} associations"
+            "address {allocation_id} kept moving {kept_moving} after {MAX_ASSOCIATIONS} associations"
         ))))
     }
 

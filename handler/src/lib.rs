@@ -13,8 +13,15 @@
 //! 3. attaches the data volume: skipped if already attached there (events arrive at least
 //!    once); waits while the old instance is going away or the volume is detaching; never
 //!    forces it off a live instance (ABANDON instead);
-//! 4. associates the Elastic IP (AllowReassociation) and verifies it with DescribeAddresses;
-//! 5. completes the lifecycle action with CONTINUE; "No active Lifecycle Action found" counts
+//! 4. only with `AUTOHEAL_NETWORK_INTERFACE_ID`: attaches the stack's persistent network
+//!    interface at device index 1 and waits until the attachment is `attached`, by the
+//!    volume's rules (skipped if already attached there, at any index; waits for a departing
+//!    holder; never forces it off a live one; ABANDON for another zone or an interface that
+//!    does not exist);
+//! 5. associates the Elastic IP (AllowReassociation) and verifies it with DescribeAddresses:
+//!    with the instance, or, in interface mode, with the interface (the address then follows
+//!    the interface, and is not associated early during the volume's hand-off);
+//! 6. completes the lifecycle action with CONTINUE; "No active Lifecycle Action found" counts
 //!    as done. Any unrecoverable error (wrong zone, no permission, a live holder, time running
 //!    out) completes it with ABANDON instead, so the group launches a fresh instance.
 //!
@@ -24,8 +31,9 @@
 //! # Configuration
 //! The environment variables in [`settings`]: `AUTOHEAL_VOLUME_ID`, `AUTOHEAL_ALLOCATION_ID`,
 //! `AUTOHEAL_DEVICE_NAME`, `AUTOHEAL_GROUP_NAME`, `AUTOHEAL_HOOK_NAME`, and optionally
-//! `AUTOHEAL_HOOK_TIMEOUT_SECONDS` (saves a DescribeLifecycleHooks call). A missing or
-//! malformed one fails the function's init, reported through the Runtime API
+//! `AUTOHEAL_HOOK_TIMEOUT_SECONDS` (saves a DescribeLifecycleHooks call) and
+//! `AUTOHEAL_NETWORK_INTERFACE_ID` (interface mode, above; [`settings::Features`]). A
+//! missing or malformed one fails the function's init, reported through the Runtime API
 //! ([`init_error`]). AWS endpoints, region and credentials load the standard way
 //! (aws-config), so `AWS_ENDPOINT_URL` points the function at a local AWS.
 //!
@@ -35,6 +43,9 @@
 //! `autoscaling:CompleteLifecycleAction`, `autoscaling:RecordLifecycleActionHeartbeat`,
 //! `autoscaling:DescribeAutoScalingInstances` (only used when the instance lacks the group
 //! tag), `autoscaling:DescribeLifecycleHooks` (only without `AUTOHEAL_HOOK_TIMEOUT_SECONDS`).
+//! Interface mode adds `ec2:DescribeNetworkInterfaces` and `ec2:AttachNetworkInterface` (the
+//! interface and the group's instances), and AssociateAddress then acts on the interface
+//! (`network-interface` resource) instead of the instance.
 //!
 //! # Structure
 //! Decisions are pure functions of observed facts ([`decide`], [`errors`], [`deadline`],
@@ -58,4 +69,4 @@ pub mod settings;
 pub use aws::Clients;
 pub use handler::HandlerError;
 pub use heal::{HealReport, Healer};
-pub use settings::Settings;
+pub use settings::{Config, Features, Settings};

@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use autoheal_handler::{init_error, logging, Clients, Healer, Settings};
+use autoheal_handler::{init_error, logging, Clients, Config, Healer};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     logging::init();
-    let settings = match Settings::from_env() {
+    let config = match Config::from_env() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "init failed");
@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
     };
     // Built once per execution environment: every invocation reuses the clients and their
     // connection pools.
-    let healer = Arc::new(Healer::new(Clients::from_env().await, settings));
+    let healer = Arc::new(Healer::new(Clients::from_env().await, config));
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let healer = Arc::clone(&healer);
         async move { healer.invoke(event).await }

@@ -3,8 +3,12 @@
 //! PutMetricData call, no extra permission, no latency.
 //!
 //! Namespace `Autoheal`, dimension `AutoScalingGroupName`; metrics `HealSeconds` (Seconds,
-//! only for successful heals), `Healed` and `PermanentFailure` (Count); `outcome`, the ids and
-//! `elapsedSeconds` are plain properties (searchable in Logs Insights, not dimensions).
+//! only for successful heals), `Healed` and `PermanentFailure` (Count); `outcome`, the ids
+//! (`instance`, `volume`, `allocation`, and `networkInterface` only when
+//! `AUTOHEAL_NETWORK_INTERFACE_ID` is set), `publicIp`, `reason` and `elapsedSeconds` are plain
+//! properties (searchable in Logs Insights, not dimensions). A heal's steps are not in the
+//! line: they are in the function's response (`stepsMs`: `wait_running`, `attach_volume`,
+//! `attach_interface` in interface mode, `associate_address`, `complete`) and the logs.
 
 use std::io::Write;
 
@@ -15,7 +19,7 @@ pub const NAMESPACE: &str = "Autoheal";
 /// What the invocation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Volume and address in place, CONTINUE sent.
+    /// Volume, interface (when configured) and address in place, CONTINUE sent.
     Healed,
     /// Everything was in place and the action was already completed (a repeated event).
     AlreadyCompleted,
@@ -36,9 +40,9 @@ pub enum Outcome {
     Malformed,
     /// The heal needed to complete the action but could not reach Auto Scaling.
     CompletionFailed,
-    /// Out of time while the volume's previous holder was still going away: the hook got a
-    /// heartbeat and the invocation failed so that Lambda delivers the event again. Neither a
-    /// heal nor a permanent failure.
+    /// Out of time while the previous holder of the volume (or of the network interface) was
+    /// still going away: the hook got a heartbeat and the invocation failed so that Lambda
+    /// delivers the event again. Neither a heal nor a permanent failure.
     Waiting,
     /// The heal failed before the instance was confirmed as the group's (say, no permission
     /// to describe it): nothing was completed, the hook's default result applies.

@@ -19,15 +19,21 @@ pub const AUTOHEAL_HOOK_NAME: &str = "AUTOHEAL_HOOK_NAME";
 /// calls DescribeLifecycleHooks; when unset it reads HeartbeatTimeout from there once per
 /// execution environment, the first time it has to wait. Set it to the hook's value.
 pub const AUTOHEAL_HOOK_TIMEOUT_SECONDS: &str = "AUTOHEAL_HOOK_TIMEOUT_SECONDS";
+/// Optional: the stack's persistent network interface (`eni-` and 8 or 17 hex digits), which
+/// carries the Elastic IP. When set, the heal attaches it to the new instance at device index
+/// 1 after the volume and makes sure the address is on the interface (not on the instance);
+/// unset, the address is associated with the instance.
+pub const AUTOHEAL_NETWORK_INTERFACE_ID: &str = "AUTOHEAL_NETWORK_INTERFACE_ID";
 
 /// Every key the function reads, required ones first.
-pub const ALL_KEYS: [&str; 6] = [
+pub const ALL_KEYS: [&str; 7] = [
     AUTOHEAL_VOLUME_ID,
     AUTOHEAL_ALLOCATION_ID,
     AUTOHEAL_DEVICE_NAME,
     AUTOHEAL_GROUP_NAME,
     AUTOHEAL_HOOK_NAME,
     AUTOHEAL_HOOK_TIMEOUT_SECONDS,
+    AUTOHEAL_NETWORK_INTERFACE_ID,
 ];
 
 /// Lifecycle hook heartbeat timeouts AWS accepts, in seconds.
@@ -42,6 +48,23 @@ pub struct Settings {
     pub hook_name: String,
     /// `None`: read it from DescribeLifecycleHooks when first needed.
     pub hook_timeout: Option<Duration>,
+}
+
+/// The opt-in features: each off unless its variable is set. A struct apart from
+/// [`Settings`] because the fuzz target's property (fuzz/checks/handler_event.rs, compiled
+/// against this file) builds `Settings` field by field: a feature added there would break
+/// that build, here it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    /// [`AUTOHEAL_NETWORK_INTERFACE_ID`]; `None`: the address goes on the instance.
+    pub network_interface_id: Option<String>,
+}
+
+/// Everything the function reads at init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub settings: Settings,
+    pub features: Features,
 }
 
 /// One problem with one variable.
@@ -85,15 +108,17 @@ fn join(problems: &[Problem]) -> String {
         .join("; ")
 }
 
-impl Settings {
+impl Config {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Settings, SettingsError> {
+    pub fn from_env() -> Result<Config, SettingsError> {
         // Lossy: a non-UTF-8 value then fails validation instead of looking unset.
-        Settings::from_lookup(|key| std::env::var_os(key).map(|v| v.to_string_lossy().into_owned()))
+        Config::from_lookup(|key| std::env::var_os(key).map(|v| v.to_string_lossy().into_owned()))
     }
 
     /// Reads and validates through `lookup` (the environment in production, a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+    /// Settings and features are read together, so one init error names every variable to
+    /// fix (and there is no way to read the settings and miss a feature that is set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, SettingsError> {
         let mut problems = Vec::new();
         let mut get =
             |key: &'static str, check: fn(&str) -> bool, expected: &'static str| match lookup(key)
@@ -152,6 +177,21 @@ impl Settings {
                 }
             },
         };
+        // Optional, but a malformed value is an error, never "unset": the provider set it
+        // to have the address follow the interface.
+        let network_interface_id =
+            match lookup(AUTOHEAL_NETWORK_INTERFACE_ID).filter(|v| !v.is_empty()) {
+                None => None,
+                Some(value) if is_ec2_id(&value, "eni-") => Some(value),
+                Some(value) => {
+                    problems.push(Problem::Malformed {
+                        key: AUTOHEAL_NETWORK_INTERFACE_ID,
+                        value,
+                        expected: "\"eni-\" and 8 or 17 lowercase hex digits",
+                    });
+                    None
+                }
+            };
         match (volume_id, allocation_id, device_name, group_name, hook_name) {
             (
                 Some(volume_id),
@@ -159,13 +199,18 @@ impl Settings {
                 Some(device_name),
                 Some(group_name),
                 Some(hook_name),
-            ) if problems.is_empty() => Ok(Settings {
-                volume_id,
-                allocation_id,
-                device_name,
-                group_name,
-                hook_name,
-                hook_timeout,
+            ) if problems.is_empty() => Ok(Config {
+                settings: Settings {
+                    volume_id,
+                    allocation_id,
+                    device_name,
+                    group_name,
+                    hook_name,
+                    hook_timeout,
+                },
+                features: Features {
+                    network_interface_id,
+                },
             }),
             _ => Err(SettingsError { problems }),
         }
@@ -236,23 +281,26 @@ mod tests {
         v
     }
 
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Config::from_lookup(env(pairs)).map(|c| c.settings)
+    }
+
     #[test]
     fn complete_settings_parse() {
-        let s = Settings::from_lookup(env(&GOOD)).unwrap();
+        let s = settings(&GOOD).unwrap();
         assert_eq!(s.volume_id, "vol-0123456789abcdef0");
         assert_eq!(s.allocation_id, "eipalloc-0123abcd");
         assert_eq!(s.device_name, "/dev/sdf");
         assert_eq!(s.group_name, "web-autoheal");
         assert_eq!(s.hook_name, "web-autoheal-launch");
         assert_eq!(s.hook_timeout, None);
-        let s =
-            Settings::from_lookup(env(&with(&[(AUTOHEAL_HOOK_TIMEOUT_SECONDS, "900")]))).unwrap();
+        let s = settings(&with(&[(AUTOHEAL_HOOK_TIMEOUT_SECONDS, "900")])).unwrap();
         assert_eq!(s.hook_timeout, Some(Duration::from_secs(900)));
     }
 
     #[test]
     fn every_missing_variable_is_reported_at_once() {
-        let err = Settings::from_lookup(env(&[])).unwrap_err();
+        let err = settings(&[]).unwrap_err();
         let missing: Vec<_> = err
             .problems
             .iter()
@@ -267,7 +315,7 @@ mod tests {
             assert!(text.contains(key), "{text}");
         }
         // Empty counts as missing.
-        let err = Settings::from_lookup(env(&with(&[(AUTOHEAL_GROUP_NAME, "")]))).unwrap_err();
+        let err = settings(&with(&[(AUTOHEAL_GROUP_NAME, "")])).unwrap_err();
         assert_eq!(
             err.problems,
             [Problem::Missing {
@@ -296,6 +344,12 @@ mod tests {
             (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "7201"),
             (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "1h"),
             (AUTOHEAL_HOOK_TIMEOUT_SECONDS, "-30"),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "eni-0123"),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "eni-0123ABCD"),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "eni-0123456789abcdef"),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "vol-0123abcd"),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "eni-0123abcd "),
+            (AUTOHEAL_NETWORK_INTERFACE_ID, "10.0.1.10"),
         ];
         for &(key, value) in cases {
             let pairs: Vec<(&str, &str)> = GOOD
@@ -304,7 +358,7 @@ mod tests {
                 .copied()
                 .chain([(key, value)])
                 .collect();
-            let err = Settings::from_lookup(env(&pairs)).unwrap_err();
+            let err = settings(&pairs).unwrap_err();
             assert_eq!(err.problems.len(), 1, "{key}={value:?}: {err}");
             match &err.problems[0] {
                 Problem::Malformed {
@@ -316,6 +370,37 @@ mod tests {
             }
             assert!(err.to_string().contains(key));
         }
+    }
+
+    #[test]
+    fn the_network_interface_is_optional() {
+        // Unset or empty: off, and the rest parses as before.
+        for pairs in [GOOD.to_vec(), with(&[(AUTOHEAL_NETWORK_INTERFACE_ID, "")])] {
+            let c = Config::from_lookup(env(&pairs)).unwrap();
+            assert_eq!(c.features, Features::default());
+            assert_eq!(c.features.network_interface_id, None);
+        }
+        for id in ["eni-0123abcd", "eni-0123456789abcdef0"] {
+            let c =
+                Config::from_lookup(env(&with(&[(AUTOHEAL_NETWORK_INTERFACE_ID, id)]))).unwrap();
+            assert_eq!(c.features.network_interface_id.as_deref(), Some(id));
+            assert_eq!(c.settings, settings(&GOOD).unwrap());
+        }
+        // A malformed interface is reported with the other problems, not ignored.
+        let pairs: Vec<_> = with(&[(AUTOHEAL_NETWORK_INTERFACE_ID, "eni-xyz")])
+            .into_iter()
+            .filter(|(k, _)| *k != AUTOHEAL_VOLUME_ID)
+            .collect();
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        let keys: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| match p {
+                Problem::Missing { key } | Problem::Malformed { key, .. } => *key,
+            })
+            .collect();
+        assert_eq!(keys, [AUTOHEAL_VOLUME_ID, AUTOHEAL_NETWORK_INTERFACE_ID]);
+        assert!(ALL_KEYS.contains(&AUTOHEAL_NETWORK_INTERFACE_ID));
     }
 
     #[test]
