@@ -46,17 +46,19 @@ pub enum Service {
     Lambda,
     Events,
     Logs,
+    CloudWatch,
     Sts,
 }
 
 impl Service {
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Ec2,
         Service::AutoScaling,
         Service::Iam,
         Service::Lambda,
         Service::Events,
         Service::Logs,
+        Service::CloudWatch,
         Service::Sts,
     ];
 
@@ -69,6 +71,7 @@ impl Service {
             Service::Lambda => "lambda",
             Service::Events => "events",
             Service::Logs => "logs",
+            Service::CloudWatch => "cloudwatch",
             Service::Sts => "sts",
         }
     }
@@ -83,6 +86,7 @@ impl Service {
             Service::Lambda => "Lambda",
             Service::Events => "EventBridge",
             Service::Logs => "CloudWatch Logs",
+            Service::CloudWatch => "CloudWatch",
             Service::Sts => "STS",
         }
     }

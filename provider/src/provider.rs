@@ -282,6 +282,7 @@ fn service_title(service: Service) -> &'static str {
         Service::Lambda => "Lambda",
         Service::Events => "EventBridge",
         Service::Logs => "CloudWatch Logs",
+        Service::CloudWatch => "CloudWatch (the alarms of `alarm_actions`)",
         Service::Sts => "STS (AssumeRole)",
     }
 }

@@ -79,9 +79,10 @@ fn render(
     config: &Value,
     volume: &VolumeInfo,
     allocation_id: &str,
+    interface: Option<&str>,
 ) -> Json {
     let spec = Spec::from_value(config);
-    let scope = policy_scope(role_arn, region, &spec, volume, allocation_id)
+    let scope = policy_scope(role_arn, region, &spec, volume, allocation_id, interface)
         .expect("the role ARN has the shape IAM returns");
     assert_eq!(scope.problems(), Vec::<String>::new());
     attach_policy(&scope)
@@ -96,6 +97,20 @@ fn variants() -> Vec<Variant> {
     let gov_cmk = format!("arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/{KEY_ID}");
     vec![
         Variant {
+            name: "inline-persistent-network-interface",
+            // The address rides on the interface: AssociateAddress names the interface, and
+            // AttachNetworkInterface the interface and the group's instances.
+            kms: true,
+            policy: render(
+                role,
+                region,
+                &config(&[]),
+                &volume("vol-0123456789abcdef0", Some(ebs_default_key)),
+                "eipalloc-0123456789abcdef0",
+                Some("eni-0123456789abcdef0"),
+            ),
+        },
+        Variant {
             name: "inline-new-volume-new-address",
             // The policy names the key EBS reports for the volume, whichever it is: the
             // provider cannot tell the account's default (AWS-managed or a customer key set as
@@ -107,6 +122,7 @@ fn variants() -> Vec<Variant> {
                 &config(&[]),
                 &volume("vol-0123456789abcdef0", Some(ebs_default_key)),
                 "eipalloc-0123456789abcdef0",
+                None,
             ),
         },
         Variant {
@@ -119,6 +135,7 @@ fn variants() -> Vec<Variant> {
                 &config(&[("volume_kms_key_id", "alias/data")]),
                 &volume("vol-0123456789abcdef0", Some(&cmk)),
                 "eipalloc-0123456789abcdef0",
+                None,
             ),
         },
         Variant {
@@ -134,6 +151,7 @@ fn variants() -> Vec<Variant> {
                 ]),
                 &volume("vol-0fedcba9876543210", Some(ebs_default_key)),
                 "eipalloc-0fedcba9876543210",
+                None,
             ),
         },
         Variant {
@@ -148,6 +166,7 @@ fn variants() -> Vec<Variant> {
                 ]),
                 &volume("vol-0123456789abcdef0", Some(&gov_cmk)),
                 "eipalloc-0123456789abcdef0",
+                None,
             ),
         },
     ]
@@ -235,13 +254,15 @@ fn our_rules_hold_for_every_variant() {
         );
         let (problems, granted) = instance_rule_problems(doc, &group);
         assert_eq!(problems, Vec::<String>::new(), "{}", v.name);
-        // The handler's two instance calls are granted, and only on the group's instances.
-        assert_eq!(
-            granted,
-            ["ec2:AssociateAddress", "ec2:AttachVolume"],
-            "{}",
-            v.name
-        );
+        // The handler's two instance calls are granted, and only on the group's instances:
+        // with a persistent interface, the address goes to the interface, never to an
+        // instance, and the interface is attached to the instance.
+        let expected: &[&str] = if v.name.contains("network-interface") {
+            &["ec2:AttachNetworkInterface", "ec2:AttachVolume"]
+        } else {
+            &["ec2:AssociateAddress", "ec2:AttachVolume"]
+        };
+        assert_eq!(granted, expected, "{}", v.name);
         let has_kms = statements(doc)
             .iter()
             .any(|s| list(s.get("Action")).iter().any(|a| a.starts_with("kms:")));
@@ -307,6 +328,12 @@ fn explained(key: &str) -> Option<&'static str> {
         "RESOURCE_MISMATCH: AttachThisVolume: ec2:AttachVolume needs arn:*:ec2:*:*:instance/*"
         | "RESOURCE_MISMATCH: AttachAndAssociateToGroupInstances: ec2:AttachVolume needs arn:*:ec2:*:*:volume/*" => {
             Some("AttachVolume's volume and instance are allowed in separate statements")
+        }
+        // The same for AttachNetworkInterface (the persistent interface and the instance),
+        // in the variant with `persistent_network_interface`.
+        "RESOURCE_MISMATCH: AttachAndAddressThisInterface: ec2:AttachNetworkInterface needs arn:*:ec2:*:*:instance/*"
+        | "RESOURCE_MISMATCH: AttachAndAssociateToGroupInstances: ec2:AttachVolume needs arn:*:ec2:*:*:volume/*, ec2:AttachNetworkInterface needs arn:*:ec2:*:*:network-interface/*" => {
+            Some("AttachVolume's and AttachNetworkInterface's two resources are allowed in separate statements")
         }
         // A community auditor that lists every "permissions management" action whatever its
         // conditions. Attaching an encrypted volume makes EC2 create a grant on the
@@ -483,9 +510,14 @@ fn parliament_finds_nothing_but_its_known_limitations() {
             vec!["MALFORMED: Statement contains neither Resource nor NotResource".into()]
         } else {
             let mut e = vec![
-                "RESOURCE_MISMATCH: AttachAndAssociateToGroupInstances: ec2:AttachVolume needs arn:*:ec2:*:*:volume/*".to_string(),
                 "RESOURCE_MISMATCH: AttachThisVolume: ec2:AttachVolume needs arn:*:ec2:*:*:instance/*".to_string(),
             ];
+            if file.contains("network-interface") {
+                e.push("RESOURCE_MISMATCH: AttachAndAddressThisInterface: ec2:AttachNetworkInterface needs arn:*:ec2:*:*:instance/*".into());
+                e.push("RESOURCE_MISMATCH: AttachAndAssociateToGroupInstances: ec2:AttachVolume needs arn:*:ec2:*:*:volume/*, ec2:AttachNetworkInterface needs arn:*:ec2:*:*:network-interface/*".into());
+            } else {
+                e.push("RESOURCE_MISMATCH: AttachAndAssociateToGroupInstances: ec2:AttachVolume needs arn:*:ec2:*:*:volume/*".into());
+            }
             if kms[file] {
                 e.push("PERMISSIONS_MANAGEMENT_ACTIONS: kms:creategrant".into());
             }

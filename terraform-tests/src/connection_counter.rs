@@ -15,13 +15,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The services in the provider's `endpoints` block.
-pub const AWS_SERVICES: [&str; 7] = [
+pub const AWS_SERVICES: [&str; 8] = [
     "ec2",
     "autoscaling",
     "iam",
     "lambda",
     "events",
     "logs",
+    "cloudwatch",
     "sts",
 ];
 
@@ -261,7 +262,11 @@ mod tests {
         let block = counter.endpoints_block(&[("ec2", "\"not a url\"")]);
         assert!(block.contains("ec2         = \"not a url\""), "{block}");
         let url = format!("\"{}\"", counter.url());
-        assert_eq!(block.matches(&url).count(), 6, "{block}");
+        assert_eq!(
+            block.matches(&url).count(),
+            AWS_SERVICES.len() - 1,
+            "{block}"
+        );
         let env = counter.aws_env();
         assert!(env.contains(&("AWS_ENDPOINT_URL".to_string(), counter.url())));
     }

@@ -23,8 +23,12 @@ use crate::workspace_root;
 pub const BOUNDARY_NAME: &str = "autoheal-lambda-boundary";
 /// The deployer user's name.
 pub const DEPLOYER_USER: &str = "deployer";
-/// The names of the two managed policies that hold README's two deployer blocks.
-pub const DEPLOYER_POLICY_NAMES: [&str; 2] = ["autoheal-deployer-ec2", "autoheal-deployer"];
+/// The names of the managed policies that hold README's deployer blocks, in order.
+pub const DEPLOYER_POLICY_NAMES: [&str; 3] = [
+    "autoheal-deployer-ec2",
+    "autoheal-deployer",
+    "autoheal-deployer-alarms",
+];
 
 pub fn readme_path() -> PathBuf {
     workspace_root().join("README.md")

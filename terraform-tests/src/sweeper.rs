@@ -4,12 +4,12 @@
 //! name prefix that every other name starts with. The sweeper lists:
 //!
 //! * by tag: VPCs, subnets, internet gateways, route tables, security groups, EBS volumes,
-//!   Elastic IPs, launch templates, Auto Scaling groups, EBS snapshots, and instances that are
-//!   not terminated (a group's tags propagate to its instances);
+//!   Elastic IPs, network interfaces, launch templates, Auto Scaling groups, EBS snapshots,
+//!   and instances that are not terminated (a group's tags propagate to its instances);
 //! * by name prefix, for what cannot be tagged (or is not by the pattern): IAM roles and their
 //!   inline policies, Lambda functions and permissions (resource-policy statements), EventBridge
 //!   rules and their targets, lifecycle hooks, CloudWatch Logs groups (`PREFIX...` or
-//!   `/aws/lambda/PREFIX...`).
+//!   `/aws/lambda/PREFIX...`), CloudWatch alarms (their tags asked for in a strict scope).
 //!
 //! Tags are compared here rather than with EC2 `tag:` filters, so the answer does not depend
 //! on which filters the emulator implements. [`Sweeper::assert_nothing_left`] fails listing
@@ -71,10 +71,12 @@ pub enum Kind {
     /// `GROUP/HOOK`
     LifecycleHook,
     LogGroup,
+    NetworkInterface,
+    Alarm,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Vpc,
         Kind::Subnet,
         Kind::InternetGateway,
@@ -94,6 +96,8 @@ impl Kind {
         Kind::RuleTarget,
         Kind::LifecycleHook,
         Kind::LogGroup,
+        Kind::NetworkInterface,
+        Kind::Alarm,
     ];
 }
 
@@ -119,6 +123,8 @@ impl fmt::Display for Kind {
             Kind::RuleTarget => "eventbridge target",
             Kind::LifecycleHook => "lifecycle hook",
             Kind::LogGroup => "log group",
+            Kind::NetworkInterface => "network interface",
+            Kind::Alarm => "cloudwatch alarm",
         };
         f.write_str(s)
     }
@@ -321,6 +327,7 @@ impl Sweeper {
         self.lambda(&mut found).await?;
         self.eventbridge(&mut found).await?;
         self.log_groups(&mut found).await?;
+        self.alarms(&mut found).await?;
         found.sort();
         found.dedup();
         Ok(found)
@@ -479,6 +486,27 @@ impl Sweeper {
             .map_err(|e| anyhow!("DescribeAddresses: {}", err_text(&e)))?;
         for v in addresses.addresses().iter().filter(|v| ec2_tagged!(v, s)) {
             push(Kind::Address, v.allocation_id().or(v.public_ip()));
+        }
+        let interfaces = ec2
+            .describe_network_interfaces()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| anyhow!("DescribeNetworkInterfaces: {}", err_text(&e)))?;
+        for v in interfaces.iter().filter(|v| {
+            if s.is_strict() {
+                s.owns(name_tag(v.tag_set()), ec2_pairs(v.tag_set()))
+            } else {
+                tagged(
+                    v.tag_set().iter().map(|t| (t.key(), t.value())),
+                    &s.tag_key,
+                    &s.tag_value,
+                )
+            }
+        }) {
+            push(Kind::NetworkInterface, v.network_interface_id());
         }
         let templates = ec2
             .describe_launch_templates()
@@ -800,6 +828,44 @@ impl Sweeper {
             {
                 found.push(leftover(Kind::LogGroup, name));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Sweeper {
+    /// CloudWatch alarms by name prefix; in a strict scope, only those whose tags say so.
+    async fn alarms(&self, found: &mut Vec<Leftover>) -> anyhow::Result<()> {
+        let cw = &self.clients.cloudwatch;
+        let mut request = cw.describe_alarms();
+        if !self.scope.name_prefix.is_empty() {
+            request = request.alarm_name_prefix(&self.scope.name_prefix);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("DescribeAlarms: {}", err_text(&e)))?;
+        for a in out.metric_alarms() {
+            let name = a.alarm_name().unwrap_or("?");
+            if !self.scope.has_name(name) {
+                continue;
+            }
+            if self.scope.is_strict() {
+                let tags = cw
+                    .list_tags_for_resource()
+                    .resource_arn(a.alarm_arn().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("ListTagsForResource {name}: {}", err_text(&e)))?;
+                let pairs = tags
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?)));
+                if !self.scope.owns(Some(name), pairs) {
+                    continue;
+                }
+            }
+            found.push(leftover(Kind::Alarm, name));
         }
         Ok(())
     }

@@ -67,6 +67,9 @@ fn case(
 
 fn cases() -> Vec<Case> {
     let forty = format!("\"{}\"", "a".repeat(40));
+    let topic = |n: usize| format!("\"arn:aws:sns:ap-southeast-2:123456789012:ops{n}\"");
+    let one_topic = format!("[{}]", topic(1));
+    let six_topics = format!("[{}]", (1..=6).map(topic).collect::<Vec<_>>().join(", "));
     let mut cases = vec![
         case(
             "vpc_cidr syntax",
@@ -171,6 +174,35 @@ fn cases() -> Vec<Case> {
                 ("volume_snapshot_id", r#""snap-0123456789abcdef0""#),
             ],
             &["existing_volume_id", "volume_snapshot_id"],
+        ),
+        case(
+            "alarm_actions with an SQS queue",
+            &[(
+                "alarm_actions",
+                r#"["arn:aws:sqs:ap-southeast-2:123456789012:ops"]"#,
+            )],
+            &["alarm_actions"],
+        ),
+        case(
+            "alarm_actions with 6 topics",
+            &[("alarm_actions", &six_topics)],
+            &["alarm_actions"],
+        ),
+        case(
+            "alarm_no_in_service_minutes 0",
+            &[
+                ("alarm_actions", &one_topic),
+                ("alarm_no_in_service_minutes", "0"),
+            ],
+            &["alarm_no_in_service_minutes"],
+        ),
+        case(
+            "alarm_no_in_service_minutes 1441",
+            &[
+                ("alarm_actions", &one_topic),
+                ("alarm_no_in_service_minutes", "1441"),
+            ],
+            &["alarm_no_in_service_minutes"],
         ),
     ];
     cases.push(Case {

@@ -169,6 +169,14 @@ fn set_vars(t: &Terraform, boundary: &str, tags: &str, instance_type: Option<&st
     }
 }
 
+fn set_opt_ins(t: &Terraform) {
+    t.set_var("persistent_network_interface", "true");
+    t.set_var(
+        "alarm_actions",
+        format!(r#"["arn:aws:sns:ap-southeast-2:{ACCOUNT_ID}:ops"]"#),
+    );
+}
+
 fn stack_output(t: &Terraform) -> anyhow::Result<Json> {
     Ok(t.output("stacks")?[STACK].clone())
 }
@@ -214,6 +222,26 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         anyhow::ensure!(plan.exit_code == 0, "the plan is not empty:\n{plan}");
         Ok(())
     });
+    // The opt-ins, with their own statements: the interface (made, the address moved onto it,
+    // attached to the serving instance) and the alarms (on an SNS topic only).
+    step(
+        &log,
+        &mut seen,
+        "update in place (persistent_network_interface, alarm_actions)",
+        || {
+            set_opt_ins(&t);
+            t.apply()?;
+            let plan = t.plan()?;
+            anyhow::ensure!(plan.exit_code == 0, "the plan is not empty:\n{plan}");
+            let stack = stack_output(&t)?;
+            anyhow::ensure!(
+                stack["network_interface_id"].is_string()
+                    && stack["heal_failure_alarm_arn"].is_string(),
+                "the interface and the alarms are made: {stack}"
+            );
+            Ok(())
+        },
+    );
     step(
         &log,
         &mut seen,
@@ -235,6 +263,7 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
             r#"{Team = "storage", Tier = "gold"}"#,
             Some("t3.small"),
         );
+        set_opt_ins(&imp);
         let mut args: Vec<String> =
             vec!["import".into(), "-no-color".into(), "-input=false".into()];
         args.extend(imp.var_args());
@@ -261,6 +290,14 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         .partition(|d| d["principal"] == deployer.user_arn.as_str());
     print_summary(&format!("{} ({})", deployer.user_arn, tf.name), &mine);
     print_summary("the Lambda's role (heals, log delivery)", &others);
+    // The roll's heal ran under the boundary with the interface: attached, and allowed.
+    let lambda = summary(&others);
+    assert!(
+        lambda
+            .get("ec2:AttachNetworkInterface")
+            .is_some_and(|(a, d)| *a > 0 && *d == 0),
+        "the Lambda attached the interface, allowed: {lambda:?}"
+    );
     assert!(
         mine.len() > 50,
         "the deployer's calls were evaluated: {}",
@@ -277,6 +314,10 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         "ec2:RunInstances",
         "ec2:DeleteVolume",
         "iam:DeleteRole",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
     ] {
         let s = summary(&mine);
         assert!(

@@ -344,3 +344,85 @@ fn default_tags_example_merges_provider_tags_under_the_resource_tags() {
         assert_no_aws_calls(&tf, &counter, "default-tags");
     }
 }
+
+#[test]
+fn licensed_app_example_plans_the_interface_the_alarms_and_the_port() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}: examples/licensed-app", tf.name);
+        let counter = ConnectionCounter::start().unwrap();
+        let terraform = Terraform::new(options(&tf, "licensed-app", &counter)).unwrap();
+        init(&tf, &terraform);
+        validate(&tf, &terraform);
+        let plan = terraform
+            .plan()
+            .unwrap_or_else(|e| panic!("{}: plan failed: {e:#}", tf.name));
+        assert_eq!(plan.exit_code, 2, "{}: {plan}", tf.name);
+        assert!(
+            plan.stdout
+                .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+            "{}: {plan}",
+            tf.name
+        );
+        assert_planned(&tf, &plan, "persistent_network_interface", "true");
+        assert_planned(&tf, &plan, "alarm_no_in_service_minutes", "15");
+        assert_planned(&tf, &plan, "iam_instance_profile", "\"licensed-app\"");
+        // Known only once AWS made them; with the opt-ins on they are not null.
+        for computed in [
+            "network_interface_id",
+            "network_interface_private_ip",
+            "network_interface_mac_address",
+            "heal_failure_alarm_arn",
+            "no_in_service_alarm_arn",
+        ] {
+            assert_planned(&tf, &plan, computed, "(known after apply)");
+        }
+        assert_no_aws_calls(&tf, &counter, "licensed-app");
+
+        // The saved plan: the topic and the application's rule, exactly.
+        let saved = plan_saved(&terraform).unwrap_or_else(|e| panic!("{}: {e:#}", tf.name));
+        let address = "autoheal_instance.licensed";
+        assert_after(
+            &tf,
+            &saved,
+            address,
+            "alarm_actions",
+            json!(["arn:aws:sns:ap-southeast-2:123456789012:licensed-app-alarms"]),
+        );
+        let ingress = saved
+            .after(address, "ingress")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            ingress[0]["from_port"],
+            json!(27000),
+            "{}: {ingress}",
+            tf.name
+        );
+        assert_eq!(
+            ingress[0]["cidr_blocks"],
+            json!(["10.20.0.0/16"]),
+            "{}: {ingress}",
+            tf.name
+        );
+        assert_after(&tf, &saved, address, "ssh_ingress_cidrs", json!([]));
+    }
+}
+
+/// The basic example opts into neither: its plan shows the interface and alarm attributes
+/// null, not "known after apply" (a default stack makes no interface and no alarm).
+#[test]
+fn basic_example_plans_no_interface_and_no_alarms() {
+    let tf = terraform_versions().into_iter().next().unwrap();
+    let counter = ConnectionCounter::start().unwrap();
+    let terraform = Terraform::new(options(&tf, "basic", &counter)).unwrap();
+    init(&tf, &terraform);
+    let saved = plan_saved(&terraform).unwrap_or_else(|e| panic!("{}: {e:#}", tf.name));
+    for attr in [
+        "network_interface_id",
+        "network_interface_mac_address",
+        "heal_failure_alarm_arn",
+        "no_in_service_alarm_arn",
+    ] {
+        assert_after(&tf, &saved, "autoheal_instance.app", attr, Value::Null);
+    }
+}

@@ -118,6 +118,37 @@ async fn finds_every_kind_by_tag_and_name_prefix_and_nothing_once_deleted() {
         .send()
         .await
         .unwrap();
+    // A persistent network interface (by tag) and an alarm (by name prefix).
+    let interface = ec2
+        .create_network_interface()
+        .subnet_id(&stack.subnet_id)
+        .tag_specifications(tags(ResourceType::NetworkInterface, name, false))
+        .send()
+        .await
+        .unwrap()
+        .network_interface()
+        .and_then(|n| n.network_interface_id())
+        .unwrap()
+        .to_string();
+    let alarm = format!("{name}-heal-failed");
+    for alarm_name in [alarm.as_str(), "other-heal-failed"] {
+        clients
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(alarm_name)
+            .namespace("Autoheal")
+            .metric_name("PermanentFailure")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(0.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap();
+    }
 
     // Decoys: another stack's tag, another prefix.
     ec2.create_vpc()
@@ -187,6 +218,8 @@ async fn finds_every_kind_by_tag_and_name_prefix_and_nothing_once_deleted() {
     let hook = format!("{}/{}", stack.group_name, stack.hook_name);
     expect(Kind::LifecycleHook, vec![&hook]);
     expect(Kind::LogGroup, vec![&log_group]);
+    expect(Kind::NetworkInterface, vec![&interface]);
+    expect(Kind::Alarm, vec![&alarm]);
     assert!(found
         .iter()
         .all(|l| l.final_snapshot == (l.id == final_snapshot)));
@@ -221,6 +254,18 @@ async fn finds_every_kind_by_tag_and_name_prefix_and_nothing_once_deleted() {
         .unwrap();
     ec2.delete_snapshot()
         .snapshot_id(&snapshot)
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_network_interface()
+        .network_interface_id(&interface)
+        .send()
+        .await
+        .unwrap();
+    clients
+        .cloudwatch
+        .delete_alarms()
+        .alarm_names(&alarm)
         .send()
         .await
         .unwrap();

@@ -1034,9 +1034,15 @@ fn the_boundary_holds_the_inline_policy_of_a_stack() {
         }
     }
     let stack = "web";
-    for kms_key_arn in [
-        None,
-        Some("arn:aws:kms:ap-southeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+    for (kms_key_arn, network_interface_id) in [
+        (None, None),
+        (
+            Some(
+                "arn:aws:kms:ap-southeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
+            None,
+        ),
+        (None, Some("eni-0123456789abcdef0")),
     ] {
         let scope = PolicyScope {
             partition: "aws".into(),
@@ -1046,6 +1052,7 @@ fn the_boundary_holds_the_inline_policy_of_a_stack() {
             allocation_id: "eipalloc-0123456789abcdef0".into(),
             autoscaling_group_name: names::AUTOSCALING_GROUP.for_stack(stack),
             log_group_name: names::LOG_GROUP.for_stack(stack),
+            network_interface_id: network_interface_id.map(str::to_string),
             kms_key_arn: kms_key_arn.map(str::to_string),
         };
         let inline = attach_policy(&scope);

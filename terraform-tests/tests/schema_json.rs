@@ -189,6 +189,7 @@ fn providers_schema_json_describes_the_provider_and_its_resource() {
             endpoints,
             [
                 "autoscaling",
+                "cloudwatch",
                 "ec2",
                 "events",
                 "iam",

@@ -9,7 +9,10 @@
 //! provider (`terraform init -upgrade`, as a user bumping the version constraint) and plans:
 //!
 //! - from b06d38b, the previous release (the same attributes, schema version 0): the plan is
-//!   empty, a refresh-only apply stores schema version 1, the next plan is empty again;
+//!   empty, a refresh-only apply stores schema version 1, the next plan is empty again; when
+//!   this build ships another attachment Lambda than b06d38b did, the plan is one in-place
+//!   update whose only change is `handler_sha256` (the function's new code), and the apply
+//!   stores schema version 1;
 //! - from 9fbb21f (before `ingress` and the other access attributes, with `device_name`
 //!   defaulting to `/dev/xvdb`): the state upgrade keeps the device name, and the plan is
 //!   one in-place update that repairs what the provider now guards (the Lambda role moves
@@ -24,7 +27,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value as Json;
+use terraform_tests::heal_world::handler_zip_path;
 use terraform_tests::process::run_with_timeout;
+use terraform_tests::release::sha256_hex;
 use terraform_tests::stack_world::{
     served_instance, stack_fixture, World, DEFAULT_STACK_COMMAND_TIMEOUT,
 };
@@ -174,6 +179,10 @@ fn ids(stack: &Json) -> [(&'static str, String); 5] {
 enum Expect {
     /// No change at all.
     Empty,
+    /// The new build ships another attachment Lambda: its code is updated in place, and
+    /// `handler_sha256` (to this digest) is the only attribute that changes. No default, no
+    /// object, no instance.
+    NewHandler(String),
     /// One resource updated in place, no replacement, no rolled instance; these attributes
     /// become known only after the apply (repairs of what the provider now guards).
     InPlaceRepair(&'static [&'static str]),
@@ -184,6 +193,36 @@ fn assert_plan(t: &Terraform, expect: &Expect, what: &str) -> CommandOutput {
     let plan = t.plan().unwrap_or_else(|e| panic!("{what}: plan: {e:#}"));
     match expect {
         Expect::Empty => assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}"),
+        Expect::NewHandler(digest) => {
+            let words = plan.words();
+            assert!(
+                words.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+                "{what}: one in-place update expected:\n{plan}"
+            );
+            // Every changed attribute of the resource: exactly the handler's digest.
+            let resource = plan
+                .stdout
+                .split("will be updated in-place")
+                .nth(1)
+                .and_then(|r| r.split("Plan:").next())
+                .unwrap_or_default();
+            let changed: Vec<&str> = resource
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("~ ") || l.starts_with("+ ") || l.starts_with("- "))
+                .filter(|l| !l.starts_with("~ resource "))
+                .collect();
+            assert_eq!(
+                changed.len(),
+                1,
+                "{what}: only the handler changes:\n{plan}"
+            );
+            assert!(
+                changed[0].starts_with("~ handler_sha256 ")
+                    && changed[0].ends_with(&format!("-> \"{digest}\"")),
+                "{what}: the new handler's digest {digest}:\n{plan}"
+            );
+        }
         Expect::InPlaceRepair(attrs) => {
             let words = plan.words();
             assert!(
@@ -274,6 +313,15 @@ fn upgrade_from(commit: &str, tf: &TerraformBinary, expect: Expect) {
         "{what}: state written by the old provider:\n{}",
         serde_json::json!({"schema_version": 0, "attributes": stored[0].1})
     );
+    // The Lambda the new build ships: when it differs from the old one's, the plan updates
+    // the function's code in place, and nothing else.
+    let shipped = sha256_hex(&handler_zip_path("x86_64"));
+    let expect = match expect {
+        Expect::Empty if stored[0].1["handler_sha256"] != shipped.as_str() => {
+            Expect::NewHandler(shipped)
+        }
+        other => other,
+    };
     let before = stack(&old);
     let served = world
         .block(served_instance(&world.clients, "acc", &before))
@@ -316,7 +364,7 @@ fn upgrade_from(commit: &str, tf: &TerraformBinary, expect: Expect) {
             .map(|o| assert_eq!(o.exit_code, 0, "{what}: refresh-only apply:\n{o}"))
             .unwrap();
         }
-        Expect::InPlaceRepair(_) => {
+        Expect::InPlaceRepair(_) | Expect::NewHandler(_) => {
             old.apply()
                 .unwrap_or_else(|e| panic!("{what}: apply after the upgrade: {e:#}"));
         }
@@ -359,6 +407,7 @@ fn upgrading_from_9fbb21f_repairs_in_place_and_rolls_nothing() {
     // One Terraform: the stack's apply is the slow part, and the previous release's test
     // runs every version. The newest, as in the upgrade run by hand (RELIABILITY.md).
     let versions = terraform_versions();
+    // (A new handler shows there too, as one more change of the same in-place update.)
     upgrade_from(
         BEFORE_ACCESS,
         versions.last().expect("at least Terraform 1.0.3"),

@@ -22,6 +22,7 @@ provider "autoheal" {
   # Emulators and private (VPC) endpoints only; omit for AWS's public endpoints.
   endpoints {
     autoscaling = "https://autoscaling.ap-southeast-2.amazonaws.com"
+    cloudwatch  = "https://monitoring.ap-southeast-2.amazonaws.com"
     ec2         = "https://ec2.ap-southeast-2.amazonaws.com"
     events      = "https://events.ap-southeast-2.amazonaws.com"
     iam         = "https://iam.amazonaws.com"

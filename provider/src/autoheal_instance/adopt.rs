@@ -34,6 +34,7 @@ pub struct Leftovers {
     pub volume_ids: Vec<String>,
     pub allocation_ids: Vec<String>,
     pub launch_template_ids: Vec<String>,
+    pub network_interface_ids: Vec<String>,
     pub log_group: bool,
     pub role_arn: Option<String>,
     pub rule: bool,
@@ -61,6 +62,7 @@ impl Leftovers {
                 "vol" => &mut self.volume_ids,
                 "eipalloc" => &mut self.allocation_ids,
                 "lt" => &mut self.launch_template_ids,
+                "eni" => &mut self.network_interface_ids,
                 _ => continue,
             };
             if !list.contains(&t.id) {
@@ -81,6 +83,7 @@ impl Leftovers {
             ("volume", &self.volume_ids),
             ("Elastic IP", &self.allocation_ids),
             ("launch template", &self.launch_template_ids),
+            ("network interface", &self.network_interface_ids),
         ] {
             parts.extend(ids.iter().map(|id| format!("{kind} {id}")));
         }

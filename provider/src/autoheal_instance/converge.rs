@@ -13,10 +13,11 @@
 
 use crate::aws::tags::{self as aws_tags, Tags};
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, log_group, security_group,
-    volume, OpContext,
+    address, alarm, autoscaling_group, event_rule, iam_role, lambda_function, log_group,
+    network_interface, security_group, volume, OpContext,
 };
 
+use super::alarms;
 use super::create::{function_settings, policy_scope};
 use super::names;
 use super::policy;
@@ -188,9 +189,17 @@ impl<'a> Converger<'a> {
         role_arn: &str,
         volume: &volume::VolumeInfo,
         allocation_id: &str,
+        interface: Option<&str>,
     ) -> Result<(), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        let scope = policy_scope(role_arn, ctx.region(), spec, volume, allocation_id)?;
+        let scope = policy_scope(
+            role_arn,
+            ctx.region(),
+            spec,
+            volume,
+            allocation_id,
+            interface,
+        )?;
         let role = names::lambda_role_name(&spec.name, ctx.region());
         let policy_name = self.name(names::LAMBDA_POLICY);
         iam_role::put_policy(
@@ -250,13 +259,14 @@ impl<'a> Converger<'a> {
         role_made: bool,
         volume_id: &str,
         allocation_id: &str,
+        interface: Option<&str>,
         rule_arn: &str,
         created: impl FnOnce(&str),
     ) -> Result<String, StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let name = self.name(names::LAMBDA_FUNCTION);
         let object = || format!("Lambda function {name}");
-        let settings = function_settings(spec, role_arn, volume_id, allocation_id);
+        let settings = function_settings(spec, role_arn, volume_id, allocation_id, interface);
         let wanted = self.tags(stack_tags(spec));
         let found = match presence {
             Presence::Absent => None,
@@ -461,6 +471,148 @@ impl<'a> Converger<'a> {
             .await
             .step("create", format!("security group {name}"))?;
         Ok((id, true))
+    }
+
+    /// The persistent network interface (`persistent_network_interface`) in `subnet_id` with
+    /// `security_group_ids`: the one `known` names, converged (its groups, tags), or a new one
+    /// when there is none or it is gone (a new one has a new MAC and private IP: logged, since
+    /// a licence bound to the old one no longer matches). `created` is told a new interface
+    /// at once. `None` when the spec has none.
+    ///
+    /// A found interface is used only if it is in the stack's subnet: a tag or an id in the
+    /// state proves nothing about where it is.
+    pub async fn network_interface(
+        &self,
+        known: Option<&str>,
+        subnet_id: &str,
+        security_group_ids: &[String],
+        created: impl FnOnce(&network_interface::InterfaceInfo),
+    ) -> Result<Option<network_interface::InterfaceInfo>, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        if !spec.persistent_network_interface {
+            return Ok(None);
+        }
+        let wanted = self.tags(object_tags(spec, names::NETWORK_INTERFACE_NAME_TAG));
+        let found = match known {
+            Some(id) => network_interface::find(ctx, id)
+                .await
+                .step("find", format!("network interface {id}"))?,
+            None => None,
+        };
+        if let Some(n) = found {
+            let object = || format!("network interface {}", n.network_interface_id);
+            if n.subnet_id != subnet_id {
+                return Err(StepError::problem(
+                    "use",
+                    object(),
+                    format!(
+                        "it is in subnet {}, not in the stack's subnet {subnet_id}; delete it or \
+                         remove it from the state",
+                        n.subnet_id
+                    ),
+                ));
+            }
+            let mut have = n.security_group_ids.clone();
+            let mut want = security_group_ids.to_vec();
+            have.sort();
+            want.sort();
+            if have != want {
+                network_interface::set_security_groups(
+                    ctx,
+                    &n.network_interface_id,
+                    security_group_ids,
+                )
+                .await
+                .step("set the security groups of", object())?;
+            }
+            let (set, remove) = aws_tags::diff(&n.tags, &wanted);
+            crate::aws::ec2_tags::set(
+                ctx,
+                std::slice::from_ref(&n.network_interface_id),
+                &set,
+                &remove,
+            )
+            .await
+            .step("tag", object())?;
+            return Ok(Some(n));
+        }
+        if let Some(gone) = known {
+            tracing::warn!(
+                network_interface_id = gone,
+                "the stack's network interface no longer exists: making a new one, whose MAC \
+                 address and private IP differ (a licence bound to the old ones must be moved)"
+            );
+        }
+        let made = network_interface::create(
+            ctx,
+            subnet_id,
+            security_group_ids,
+            &format!(
+                "autoheal: the persistent network interface of stack {}",
+                spec.name
+            ),
+            &wanted,
+        )
+        .await
+        .step("create", "network interface")?;
+        created(&made);
+        Ok(Some(made))
+    }
+
+    /// The stack's alarms: put when missing or different, tags converged; the alarms of a
+    /// spec without `alarm_actions` deleted. Returns (heal failure ARN, no-in-service ARN).
+    pub async fn alarms(&self) -> Result<(Option<String>, Option<String>), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let wanted = alarms::wanted(spec);
+        let names = alarms::all_names(&spec.name);
+        if wanted.is_empty() {
+            alarm::delete(ctx, &names)
+                .await
+                .step("delete", "the stack's CloudWatch alarms")?;
+            return Ok((None, None));
+        }
+        let tags = self.tags(stack_tags(spec));
+        let found = alarm::find(ctx, &names)
+            .await
+            .step("find", "the stack's CloudWatch alarms")?;
+        let mut made = false;
+        for w in &wanted {
+            let object = || format!("CloudWatch alarm {}", w.name);
+            let existing = found.iter().find(|f| f.spec.name == w.name);
+            if !existing.is_some_and(|f| alarms::matches(&f.spec, w)) {
+                // PutMetricAlarm tags only a new alarm; an existing one's are converged below.
+                let action = if existing.is_some() {
+                    "write"
+                } else {
+                    "create"
+                };
+                alarm::put(ctx, w, &tags).await.step(action, object())?;
+                made |= existing.is_none();
+            }
+            if let Some(f) = existing {
+                let current = alarm::tags(ctx, &f.arn)
+                    .await
+                    .step("read the tags of", object())?;
+                let (set, remove) = aws_tags::diff(&current, &tags);
+                alarm::set_tags(ctx, &f.arn, &set, &remove)
+                    .await
+                    .step("tag", object())?;
+            }
+        }
+        // The ARNs as CloudWatch reports them (a new alarm's: read back).
+        let now = if made {
+            alarm::find(ctx, &names)
+                .await
+                .step("find", "the stack's CloudWatch alarms")?
+        } else {
+            found
+        };
+        let arn = |name: &str| {
+            now.iter()
+                .find(|a| a.spec.name == name)
+                .map(|a| a.arn.clone())
+        };
+        Ok((arn(&names[0]), arn(&names[1])))
     }
 
     /// The group's launch hook, with the configured heartbeat timeout (the group is made with

@@ -4,15 +4,18 @@
 //! soon as AWS returns its id, so a failure leaves a state that destroy can clean up):
 //!
 //! 1. at once: network (VPC, subnet, gateway, routes; or the user's subnet) then the security
-//!    group; the data volume (restored from the newest final snapshot of a stack of the same
-//!    name, else `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the
-//!    EventBridge rule (its pattern needs only the group's name);
-//! 2. the role's inline policy (it names the volume and the address) and the launch template
-//!    (its user data names the volume);
+//!    group, then the persistent network interface (`persistent_network_interface`); the data
+//!    volume (restored from the newest final snapshot of a stack of the same name, else
+//!    `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the EventBridge rule
+//!    (its pattern needs only the group's name); the alarms (`alarm_actions`: they need only
+//!    the names);
+//! 2. the role's inline policy (it names the volume, the address and the interface), the
+//!    launch template (its user data names the volume) and, with an interface, the address
+//!    put on it;
 //! 3. the Lambda function, then the rule's target and the invoke permission; meanwhile the
 //!    group at size 0 with its launch hook;
 //! 4. last, the group at size 1, and a wait until its instance is InService with the volume
-//!    attached and the address associated.
+//!    (and the interface) attached and the address associated.
 //!
 //! No instance can launch before step 4, so none escapes the hook, the rule or the function.
 //!
@@ -25,8 +28,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::aws::{
-    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
-    log_group, network, volume, OpContext,
+    address, alarm, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function,
+    launch_template, log_group, network, network_interface, volume, OpContext,
 };
 
 use super::adopt::{self, Leftovers};
@@ -42,6 +45,9 @@ use super::tagging::{
     LINEAGE_LIVE, UNUSED_TAG,
 };
 use super::user_data::{user_data_base64, MountParams};
+
+/// The handler's variable naming the persistent network interface (handler/src/settings.rs).
+pub const NETWORK_INTERFACE_ENV: &str = "AUTOHEAL_NETWORK_INTERFACE_ID";
 
 /// The settings and shared record of one create.
 pub struct Creator<'a> {
@@ -207,13 +213,14 @@ impl<'a> Creator<'a> {
     /// Steps 1 to 4.
     async fn build(&self) -> Result<(), Vec<StepError>> {
         // Step 1.
-        let (net, vol, addr, logs, role, rule) = tokio::join!(
+        let (net, vol, addr, logs, role, rule, alarms) = tokio::join!(
             self.network(),
             self.volume(),
             self.address(),
             self.log_group(),
             self.role(),
             self.rule(),
+            self.alarms(),
         );
         let mut errors: Vec<StepError> = Vec::new();
         let net = keep(net, &mut errors);
@@ -227,10 +234,11 @@ impl<'a> Creator<'a> {
         }
         let addr = keep(addr, &mut errors);
         keep(logs, &mut errors);
+        keep(alarms, &mut errors);
         let role = keep(role, &mut errors);
         let rule = keep(rule, &mut errors);
         let (
-            Some((subnet_id, security_group_id)),
+            Some((subnet_id, security_group_id, interface)),
             Some(volume),
             Some(allocation_id),
             Some((role_arn, role_made)),
@@ -244,15 +252,21 @@ impl<'a> Creator<'a> {
         }
 
         // Step 2.
-        let (policy, template) = tokio::join!(
-            self.role_policy(&role_arn, &volume, &allocation_id),
+        let interface_id = interface.as_ref().map(|n| n.network_interface_id.as_str());
+        let (policy, template, moved) = tokio::join!(
+            self.role_policy(&role_arn, &volume, &allocation_id, interface_id),
             self.launch_template(&security_group_id, &volume.volume_id),
+            self.address_on_interface(&allocation_id, interface_id),
         );
         let policy = keep(policy, &mut errors);
         let template = keep(template, &mut errors);
+        keep(moved, &mut errors);
         let (Some(()), Some((template_id, version))) = (policy, template) else {
             return Err(errors);
         };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
 
         // Step 3.
         let (function, group) = tokio::join!(
@@ -260,6 +274,7 @@ impl<'a> Creator<'a> {
                 (&role_arn, role_made),
                 &volume.volume_id,
                 &allocation_id,
+                interface_id,
                 &rule_arn
             ),
             self.group(&template_id, version, &subnet_id),
@@ -271,7 +286,7 @@ impl<'a> Creator<'a> {
         }
 
         // Step 4.
-        self.scale_up_and_wait(&volume.volume_id, &allocation_id)
+        self.scale_up_and_wait(&volume.volume_id, &allocation_id, interface_id)
             .await
             .map_err(|e| vec![e])
     }
@@ -316,12 +331,24 @@ impl<'a> Creator<'a> {
                 None => Ok(()),
             }
         };
-        let (a, b, c, d, e) = tokio::join!(
+        // The alarms (`alarm_actions`) were tagged like every object the create made.
+        let alarm_arns: Vec<String> = [stack.heal_failure_alarm_arn, stack.no_in_service_alarm_arn]
+            .into_iter()
+            .flatten()
+            .collect();
+        let alarms = async {
+            for arn in &alarm_arns {
+                alarm::set_tags(ctx, arn, &none, &key).await?;
+            }
+            Ok(())
+        };
+        let (a, b, c, d, e, f) = tokio::join!(
             autoscaling_group::set_tags(ctx, &group, &none, &key),
             lambda_function::set_tags(ctx, &function, &none, &key),
             iam_role::set_tags(ctx, &role, &none, &key),
             event_rule::set_tags(ctx, &rule, &none, &key),
             logs,
+            alarms,
         );
         let ec2 = async {
             let found = ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name).await?;
@@ -335,6 +362,7 @@ impl<'a> Creator<'a> {
             ("IAM role", c),
             ("EventBridge rule", d),
             ("log group", e),
+            ("CloudWatch alarms", f),
             ("EC2 objects", ec2),
         ] {
             if let Err(e) = result {
@@ -348,8 +376,11 @@ impl<'a> Creator<'a> {
         }
     }
 
-    /// Network and security group; returns (subnet id, security group id).
-    async fn network(&self) -> Result<(String, String), StepError> {
+    /// Network, security group and the persistent network interface (if the spec has one);
+    /// returns (subnet id, security group id, interface).
+    async fn network(
+        &self,
+    ) -> Result<(String, String, Option<network_interface::InterfaceInfo>), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let (vpc_id, subnet_id) = match &spec.subnet_id {
             Some(subnet_id) => {
@@ -396,7 +427,54 @@ impl<'a> Creator<'a> {
             })
             .await?;
         self.record(|s| s.security_group_id = Some(sg.clone()));
-        Ok((subnet_id, sg))
+        let left = self.leftover("network interface", &self.leftovers.network_interface_ids);
+        let groups: Vec<String> = std::iter::once(sg.clone())
+            .chain(self.spec.security_group_ids.iter().cloned())
+            .collect();
+        let interface = self
+            .converger()
+            .network_interface(left.map(String::as_str), &subnet_id, &groups, |n| {
+                self.record(|s| record_interface(s, Some(n)))
+            })
+            .await?;
+        self.record(|s| record_interface(s, interface.as_ref()));
+        Ok((subnet_id, sg, interface))
+    }
+
+    /// Puts the Elastic IP on the persistent network interface, if there is one: from then on
+    /// it follows the interface from instance to instance.
+    async fn address_on_interface(
+        &self,
+        allocation_id: &str,
+        interface: Option<&str>,
+    ) -> Result<(), StepError> {
+        let Some(interface) = interface else {
+            return Ok(());
+        };
+        address::associate(
+            self.ctx,
+            allocation_id,
+            address::Holder::Interface(interface),
+        )
+        .await
+        .step(
+            "associate",
+            format!("Elastic IP {allocation_id} with network interface {interface}"),
+        )
+    }
+
+    /// The alarms (`alarm_actions`); their ARNs go into the record. Without `alarm_actions`
+    /// no call at all: a new stack has none to delete.
+    async fn alarms(&self) -> Result<(), StepError> {
+        if !self.spec.has_alarms() {
+            return Ok(());
+        }
+        let (heal, serve) = self.converger().alarms().await?;
+        self.record(|s| {
+            s.heal_failure_alarm_arn = heal;
+            s.no_in_service_alarm_arn = serve;
+        });
+        Ok(())
     }
 
     /// The network of an interrupted create: adopted when it was finished (its security group,
@@ -603,9 +681,10 @@ impl<'a> Creator<'a> {
         role_arn: &str,
         volume: &volume::VolumeInfo,
         allocation_id: &str,
+        interface: Option<&str>,
     ) -> Result<(), StepError> {
         self.converger()
-            .role_policy(role_arn, volume, allocation_id)
+            .role_policy(role_arn, volume, allocation_id, interface)
             .await
     }
 
@@ -649,6 +728,7 @@ impl<'a> Creator<'a> {
         (role_arn, role_made): (&str, bool),
         volume_id: &str,
         allocation_id: &str,
+        interface: Option<&str>,
         rule_arn: &str,
     ) -> Result<(), StepError> {
         let sha = crate::handler_zip::sha256_hex(self.zip);
@@ -660,6 +740,7 @@ impl<'a> Creator<'a> {
                 role_made,
                 volume_id,
                 allocation_id,
+                interface,
                 rule_arn,
                 |arn| {
                     self.record(|s| {
@@ -736,6 +817,7 @@ impl<'a> Creator<'a> {
         &self,
         volume_id: &str,
         allocation_id: &str,
+        interface: Option<&str>,
     ) -> Result<(), StepError> {
         let name = derived(names::AUTOSCALING_GROUP, self.spec);
         // From here an instance may write to the volume: the proof that none did goes first
@@ -758,7 +840,12 @@ impl<'a> Creator<'a> {
             group = name,
             "waiting for the first instance to get the volume and the address"
         );
-        let instance = wait_served(self.ctx, &name, None, volume_id, allocation_id)
+        let served = Served {
+            volume_id,
+            allocation_id,
+            interface,
+        };
+        let instance = wait_served(self.ctx, &name, None, &served)
             .await
             .step("wait for", format!("the first instance of {name}"))?;
         tracing::info!(
@@ -791,14 +878,24 @@ fn keep<T>(r: Result<T, StepError>, errors: &mut Vec<StepError>) -> Option<T> {
 
 /// Waits until the group's one instance is InService with the volume attached to it and the
 /// address associated with it. Returns the instance id.
+/// What a serving instance holds once its heal is done.
+pub struct Served<'a> {
+    pub volume_id: &'a str,
+    pub allocation_id: &'a str,
+    /// The persistent network interface, which then carries the address.
+    pub interface: Option<&'a str>,
+}
+
+/// Waits until the group has an InService instance (other than `not`) that holds the volume,
+/// the interface (if any) and the address; returns its id.
 pub async fn wait_served(
     ctx: &OpContext,
     group: &str,
     not: Option<&str>,
-    volume_id: &str,
-    allocation_id: &str,
+    served: &Served<'_>,
 ) -> Result<String, crate::aws::AwsError> {
     autoscaling_group::wait_in_service(ctx, group, not, |instance| async move {
+        let (volume_id, allocation_id) = (served.volume_id, served.allocation_id);
         let v = volume::find(ctx, volume_id).await?;
         let attached = v.as_ref().is_some_and(|v| {
             v.attachments
@@ -808,8 +905,24 @@ pub async fn wait_served(
         if !attached {
             return Ok(Some(format!("volume {volume_id} not attached to it yet")));
         }
+        if let Some(eni) = served.interface {
+            let n = network_interface::find(ctx, eni).await?;
+            let here = n
+                .as_ref()
+                .and_then(|n| n.attachment.as_ref())
+                .is_some_and(|(i, _, state)| *i == instance && state == "attached");
+            if !here {
+                return Ok(Some(format!(
+                    "network interface {eni} not attached to it yet"
+                )));
+            }
+        }
         let a = address::find(ctx, allocation_id).await?;
-        if a.and_then(|a| a.instance_id).as_deref() != Some(instance.as_str()) {
+        let on = match served.interface {
+            Some(eni) => a.and_then(|a| a.network_interface_id).as_deref() == Some(eni),
+            None => a.and_then(|a| a.instance_id).as_deref() == Some(instance.as_str()),
+        };
+        if !on {
             return Ok(Some(format!(
                 "address {allocation_id} not associated with it yet"
             )));
@@ -819,14 +932,42 @@ pub async fn wait_served(
     .await
 }
 
-/// The inline policy's scope. The account and partition come from the role's ARN (no STS
-/// call needed).
+/// Writes the interface's id and addresses into a state (`None`: no interface).
+pub fn record_interface_in_state(
+    state: &mut crate::plugin::value::Value,
+    n: Option<&network_interface::InterfaceInfo>,
+) {
+    let mut s = Stack::default();
+    record_interface(&mut s, n);
+    for (attr, v) in [
+        ("network_interface_id", s.network_interface_id),
+        (
+            "network_interface_private_ip",
+            s.network_interface_private_ip,
+        ),
+        (
+            "network_interface_mac_address",
+            s.network_interface_mac_address,
+        ),
+    ] {
+        state.set_attr(attr, crate::plugin::value::Value::from(v));
+    }
+}
+
+/// Writes the interface's id and addresses into the record (`None`: no interface).
+pub fn record_interface(s: &mut Stack, n: Option<&network_interface::InterfaceInfo>) {
+    s.network_interface_id = n.map(|n| n.network_interface_id.clone());
+    s.network_interface_private_ip = n.map(|n| n.private_ip.clone());
+    s.network_interface_mac_address = n.map(|n| n.mac_address.clone());
+}
+
 pub fn policy_scope(
     role_arn: &str,
     region: &str,
     spec: &Spec,
     volume: &volume::VolumeInfo,
     allocation_id: &str,
+    interface: Option<&str>,
 ) -> Result<PolicyScope, StepError> {
     let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
     let (partition, account) = match parts.as_slice() {
@@ -847,6 +988,7 @@ pub fn policy_scope(
         allocation_id: allocation_id.to_string(),
         autoscaling_group_name: derived(names::AUTOSCALING_GROUP, spec),
         log_group_name: derived(names::LOG_GROUP, spec),
+        network_interface_id: interface.map(str::to_string),
         // The key that encrypts the volume, as EBS records it (a key ARN, whatever form the
         // user gave): the one of `volume_kms_key_id`, but also of a user's volume or of a
         // snapshot restored with its own key. Attaching needs KMS access to it; the policy
@@ -906,8 +1048,9 @@ pub fn function_settings(
     role_arn: &str,
     volume_id: &str,
     allocation_id: &str,
+    interface: Option<&str>,
 ) -> lambda_function::FunctionSettings {
-    let env: BTreeMap<String, String> = [
+    let mut env: BTreeMap<String, String> = [
         ("AUTOHEAL_VOLUME_ID", volume_id.to_string()),
         ("AUTOHEAL_ALLOCATION_ID", allocation_id.to_string()),
         ("AUTOHEAL_DEVICE_NAME", spec.device_name.clone()),
@@ -924,6 +1067,9 @@ pub fn function_settings(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(eni) = interface {
+        env.insert(NETWORK_INTERFACE_ENV.to_string(), eni.to_string());
+    }
     lambda_function::FunctionSettings {
         role_arn: role_arn.to_string(),
         memory_size: spec.lambda_memory_size,

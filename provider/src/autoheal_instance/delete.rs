@@ -4,9 +4,10 @@
 //!    address are then released by AWS); then the group itself (its hook goes with it).
 //! 2. At once: the data volume (wait for the detach; then final snapshot and delete, or
 //!    retain, or delete, per `volume_on_destroy`; a user's volume is only waited for), the
-//!    address (released, or only disassociated when it is the user's), and the Lambda side
-//!    (rule with its targets, function with its permission, log group, role with its
-//!    policy).
+//!    address (released, or only disassociated when it is the user's), then the persistent
+//!    network interface (once its instance has let it go), the Lambda side (rule with its
+//!    targets, function with its permission, log group, role with its policy) and the
+//!    alarms.
 //! 3. The launch template, the security group (DependencyViolation retried while network
 //!    interfaces linger), then the network the provider created. A user's subnet is left.
 //!
@@ -22,8 +23,9 @@
 
 use crate::aws::tags::Tags;
 use crate::aws::{
-    address, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function, launch_template,
-    log_group, network, security_group, volume, AwsError, OpContext,
+    address, alarm, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function,
+    launch_template, log_group, network, network_interface, security_group, volume, AwsError,
+    OpContext,
 };
 
 use super::names;
@@ -76,10 +78,15 @@ pub async fn delete(
     left.lifecycle_hook_name = None;
 
     // 2. Volume, address and the Lambda side, at once.
-    let (vol, addr, lambda) = tokio::join!(
+    let address_and_interface = async {
+        release_address(ctx, spec, stack).await?;
+        delete_interface(ctx, spec, stack).await
+    };
+    let (vol, addr, lambda, alarms) = tokio::join!(
         delete_volume(ctx, spec, stack),
-        release_address(ctx, spec, stack),
+        address_and_interface,
         delete_lambda_side(ctx, spec),
+        delete_alarms(ctx, spec, stack),
     );
     let mut errors = Vec::new();
     match vol {
@@ -95,6 +102,14 @@ pub async fn delete(
         Ok(()) => {
             left.allocation_id = None;
             left.public_ip = None;
+            super::create::record_interface(&mut left, None);
+        }
+        Err(e) => errors.push(e),
+    }
+    match alarms {
+        Ok(()) => {
+            left.heal_failure_alarm_arn = None;
+            left.no_in_service_alarm_arn = None;
         }
         Err(e) => errors.push(e),
     }
@@ -146,6 +161,35 @@ pub async fn delete(
         Ok(()) => Ok(outcome),
         Err(e) => Err((left, vec![e])),
     }
+}
+
+/// The persistent network interface, once its instance has let it go (EC2 detaches an
+/// interface it did not create when the instance terminates; one attached to another live
+/// instance is detached only with `force_detach`, else waited for until the deadline).
+async fn delete_interface(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<(), StepError> {
+    let Some(id) = &stack.network_interface_id else {
+        return Ok(());
+    };
+    let object = || format!("network interface {id}");
+    network_interface::wait_available(ctx, id, spec.force_detach)
+        .await
+        .step("wait for the release of", object())?;
+    network_interface::delete(ctx, id)
+        .await
+        .step("delete", object())
+}
+
+/// The stack's alarms, when it has (or had) any.
+async fn delete_alarms(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<(), StepError> {
+    if !spec.has_alarms()
+        && stack.heal_failure_alarm_arn.is_none()
+        && stack.no_in_service_alarm_arn.is_none()
+    {
+        return Ok(());
+    }
+    alarm::delete(ctx, &super::alarms::all_names(&spec.name))
+        .await
+        .step("delete", "the stack's CloudWatch alarms")
 }
 
 /// Returns (final snapshot, kept volume).

@@ -29,6 +29,7 @@
 //! step into the diagnostic the user sees.
 
 pub mod adopt;
+pub mod alarms;
 pub mod converge;
 pub mod create;
 pub mod delete;

@@ -114,6 +114,19 @@ pub const LAMBDA_PERMISSION_SID: DerivedName = DerivedName {
     max_len: 100,
 };
 
+pub const HEAL_FAILED_ALARM: DerivedName = DerivedName {
+    what: "CloudWatch alarm name",
+    prefix: "",
+    suffix: "-heal-failed",
+    max_len: 255,
+};
+pub const NO_IN_SERVICE_ALARM: DerivedName = DerivedName {
+    what: "CloudWatch alarm name",
+    prefix: "",
+    suffix: "-no-in-service",
+    max_len: 255,
+};
+
 /// Name tags (tag values may have 256 characters).
 pub const VPC_NAME_TAG: DerivedName = tag("-vpc");
 pub const SUBNET_NAME_TAG: DerivedName = tag("-subnet");
@@ -123,6 +136,7 @@ pub const VOLUME_NAME_TAG: DerivedName = tag("-data");
 pub const EIP_NAME_TAG: DerivedName = tag("-eip");
 pub const INSTANCE_NAME_TAG: DerivedName = tag("");
 pub const FINAL_SNAPSHOT_NAME_TAG: DerivedName = tag("-final");
+pub const NETWORK_INTERFACE_NAME_TAG: DerivedName = tag("-eni");
 
 const fn tag(suffix: &'static str) -> DerivedName {
     DerivedName {
@@ -151,6 +165,8 @@ pub const ALL: &[DerivedName] = &[
     EVENT_RULE,
     EVENT_TARGET_ID,
     LAMBDA_PERMISSION_SID,
+    HEAL_FAILED_ALARM,
+    NO_IN_SERVICE_ALARM,
     VPC_NAME_TAG,
     SUBNET_NAME_TAG,
     INTERNET_GATEWAY_NAME_TAG,
@@ -159,6 +175,7 @@ pub const ALL: &[DerivedName] = &[
     EIP_NAME_TAG,
     INSTANCE_NAME_TAG,
     FINAL_SNAPSHOT_NAME_TAG,
+    NETWORK_INTERFACE_NAME_TAG,
 ];
 
 #[cfg(test)]

@@ -199,6 +199,43 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         }
     }
 
+    // The persistent network interface: null without one; unknown when it is to be made (or
+    // made again, after read found it gone); its addresses unknown while read found it in
+    // need of repair (see `read`).
+    const INTERFACE: [&str; 3] = [
+        "network_interface_id",
+        "network_interface_private_ip",
+        "network_interface_mac_address",
+    ];
+    match planned.attr("persistent_network_interface") {
+        Value::Unknown => INTERFACE
+            .iter()
+            .for_each(|a| planned.set_attr(a, Value::Unknown)),
+        v if v.as_bool() != Some(true) => INTERFACE
+            .iter()
+            .for_each(|a| planned.set_attr(a, Value::Null)),
+        _ if creating || prior.attr("network_interface_id").is_null() => INTERFACE
+            .iter()
+            .for_each(|a| planned.set_attr(a, Value::Unknown)),
+        _ if prior.attr("network_interface_private_ip").is_null() => {
+            planned.set_attr("network_interface_private_ip", Value::Unknown);
+            planned.set_attr("network_interface_mac_address", Value::Unknown);
+        }
+        _ => {}
+    }
+    // The alarms: null without `alarm_actions`; unknown when they are to be made (or made
+    // again, or rewritten after read found them different).
+    let actions = planned.attr("alarm_actions").clone();
+    for attr in ["heal_failure_alarm_arn", "no_in_service_alarm_arn"] {
+        if actions.is_unknown() {
+            planned.set_attr(attr, Value::Unknown);
+        } else if actions.elements().is_empty() {
+            planned.set_attr(attr, Value::Null);
+        } else if creating || prior.attr(attr).is_null() {
+            planned.set_attr(attr, Value::Unknown);
+        }
+    }
+
     // Every apply leaves the security group with exactly the configured rules, so the rules
     // a refresh found beyond them show as going.
     planned.set_attr("unmanaged_security_group_rules", Value::List(vec![]));
@@ -969,5 +1006,119 @@ mod tests {
             &config(&[("volume_size", Value::Number(Number::Float(10.5)))]),
         );
         assert_eq!(error_paths(&r.diagnostics), ["volume_size"]);
+    }
+
+    const INTERFACE_ATTRS: [&str; 3] = [
+        "network_interface_id",
+        "network_interface_private_ip",
+        "network_interface_mac_address",
+    ];
+    const ALARM_ATTRS: [&str; 2] = ["heal_failure_alarm_arn", "no_in_service_alarm_arn"];
+
+    fn topics(arns: &[&str]) -> Value {
+        Value::Set(arns.iter().map(|a| Value::from(*a)).collect())
+    }
+
+    #[test]
+    fn a_stack_without_the_opt_ins_plans_their_attributes_null() {
+        let p = plan(&Value::Null, &config(&[])).planned_state;
+        for a in INTERFACE_ATTRS.iter().chain(&ALARM_ATTRS) {
+            assert!(p.attr(a).is_null(), "{a}: {:?}", p.attr(a));
+        }
+        // And an existing one plans no change for them.
+        let prior = created(&config(&[]));
+        let p = plan(&prior, &config(&[])).planned_state;
+        assert_eq!(p, prior);
+    }
+
+    #[test]
+    fn the_interface_is_unknown_when_made_kept_when_there_and_null_when_turned_off() {
+        let on = config(&[("persistent_network_interface", Value::Bool(true))]);
+        let p = plan(&Value::Null, &on).planned_state;
+        for a in INTERFACE_ATTRS {
+            assert!(p.attr(a).is_unknown(), "{a} on create");
+        }
+        // Turned on in place: made now.
+        let off_state = created(&config(&[]));
+        let p = plan(&off_state, &on).planned_state;
+        for a in INTERFACE_ATTRS {
+            assert!(p.attr(a).is_unknown(), "{a} when turned on");
+        }
+        assert_eq!(
+            p.attr("instance_id"),
+            off_state.attr("instance_id"),
+            "no roll"
+        );
+        // There: kept, an empty plan.
+        let on_state = created(&on);
+        assert_eq!(plan(&on_state, &on).planned_state, on_state);
+        // Read found it in need of repair (its private IP nulled): the addresses are unknown,
+        // the id is kept (the interface is converged, not replaced).
+        let mut drifted = on_state.clone();
+        drifted.set_attr("network_interface_private_ip", Value::Null);
+        let p = plan(&drifted, &on).planned_state;
+        assert_eq!(
+            p.attr("network_interface_id"),
+            on_state.attr("network_interface_id")
+        );
+        assert!(p.attr("network_interface_private_ip").is_unknown());
+        // Read found it gone: a new one.
+        let mut gone = on_state.clone();
+        gone.set_attr("network_interface_id", Value::Null);
+        assert!(plan(&gone, &on)
+            .planned_state
+            .attr("network_interface_id")
+            .is_unknown());
+        // Turned off: null, in place.
+        let r = plan(&on_state, &config(&[]));
+        for a in INTERFACE_ATTRS {
+            assert!(r.planned_state.attr(a).is_null(), "{a} when turned off");
+        }
+        assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
+        // Unknown until apply (from another resource): unknown.
+        let p = plan(
+            &Value::Null,
+            &config(&[("persistent_network_interface", Value::Unknown)]),
+        )
+        .planned_state;
+        assert!(p.attr("network_interface_id").is_unknown());
+    }
+
+    #[test]
+    fn alarm_arns_follow_alarm_actions() {
+        let topic = "arn:aws:sns:ap-southeast-2:123456789012:ops";
+        let with = config(&[("alarm_actions", topics(&[topic]))]);
+        let p = plan(&Value::Null, &with).planned_state;
+        for a in ALARM_ATTRS {
+            assert!(p.attr(a).is_unknown(), "{a} on create");
+        }
+        let state = created(&with);
+        assert_eq!(plan(&state, &with).planned_state, state, "no change");
+        // Other minutes: the same alarms rewritten, ARNs kept, in place.
+        let minutes = config(&[
+            ("alarm_actions", topics(&[topic])),
+            ("alarm_no_in_service_minutes", Value::from(3)),
+        ]);
+        let r = plan(&state, &minutes);
+        for a in ALARM_ATTRS {
+            assert_eq!(r.planned_state.attr(a), state.attr(a), "{a}");
+        }
+        assert!(r.requires_replace.is_empty());
+        // One deleted by hand (read nulled it): made again.
+        let mut drifted = state.clone();
+        drifted.set_attr("no_in_service_alarm_arn", Value::Null);
+        let p = plan(&drifted, &with).planned_state;
+        assert!(p.attr("no_in_service_alarm_arn").is_unknown());
+        assert_eq!(
+            p.attr("heal_failure_alarm_arn"),
+            state.attr("heal_failure_alarm_arn")
+        );
+        // Removed, or an empty set: null.
+        for without in [config(&[]), config(&[("alarm_actions", topics(&[]))])] {
+            let p = plan(&state, &without).planned_state;
+            for a in ALARM_ATTRS {
+                assert!(p.attr(a).is_null(), "{a}");
+            }
+        }
     }
 }

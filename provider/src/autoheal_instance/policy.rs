@@ -8,7 +8,9 @@
 //! |---|---|
 //! | `ec2:Describe{Instances,Volumes,Addresses}`, `autoscaling:Describe{AutoScalingInstances,LifecycleHooks}` | `*`: these actions support no resource-level permissions |
 //! | `ec2:AttachVolume` | this volume's ARN, and instances tagged `aws:autoscaling:groupName = <group>` |
-//! | `ec2:AssociateAddress` | this allocation's elastic-ip ARN, and the same instances |
+//! | `ec2:AssociateAddress` | this allocation's elastic-ip ARN, and the same instances (with a persistent network interface: the interface's ARN instead of instances) |
+//! | `ec2:DescribeNetworkInterfaces` (only with a persistent network interface) | `*` |
+//! | `ec2:AttachNetworkInterface` (only with a persistent network interface) | the interface's ARN, and the group's instances |
 //! | `autoscaling:CompleteLifecycleAction`, `autoscaling:RecordLifecycleActionHeartbeat` | this group's ARN |
 //! | `logs:CreateLogStream`, `logs:PutLogEvents` | the function's own log group and its streams |
 //! | `kms:CreateGrant` (only for AWS resources), `kms:Decrypt`, `kms:DescribeKey`, each only via EC2 in the stack's region and from its account | the volume's KMS key, when there is one |
@@ -65,6 +67,8 @@ pub struct PolicyScope {
     pub autoscaling_group_name: String,
     /// The Lambda function's log group (`/aws/lambda/<name>-attach`).
     pub log_group_name: String,
+    /// The stack's persistent network interface (`eni-...`), if it has one.
+    pub network_interface_id: Option<String>,
     /// The ARN of the KMS key that encrypts the data volume, if the policy must allow it.
     /// Must be a key ARN (`arn:...:kms:...:key/...`), never an alias: see
     /// [`kms_key_for_policy`] for how to get one.
@@ -75,6 +79,13 @@ impl PolicyScope {
     /// The data volume's ARN.
     pub fn volume_arn(&self) -> String {
         self.ec2_arn(&format!("volume/{}", self.volume_id))
+    }
+
+    /// The persistent network interface's ARN, if there is one.
+    pub fn network_interface_arn(&self) -> Option<String> {
+        self.network_interface_id
+            .as_ref()
+            .map(|id| self.ec2_arn(&format!("network-interface/{id}")))
     }
 
     /// Every instance of the account and region; the statements that use it restrict it to
@@ -131,6 +142,10 @@ impl PolicyScope {
             ("autoscaling_group_name", &self.autoscaling_group_name),
             ("log_group_name", &self.log_group_name),
         ];
+        let interface = self.network_interface_id.as_ref();
+        let fields = fields
+            .into_iter()
+            .chain(interface.map(|i| ("network_interface_id", i)));
         for (name, value) in fields {
             if value.is_empty() {
                 problems.push(format!("{name} is empty"));
@@ -177,11 +192,22 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     let group_condition = json!({
         "StringEquals": { format!("aws:ResourceTag/{GROUP_TAG}"): scope.autoscaling_group_name }
     });
+    let interface = scope.network_interface_arn();
+    let mut describe: Vec<&str> = DESCRIBE_ACTIONS.to_vec();
+    // With a persistent interface the address stays on the interface: the handler
+    // associates it with the interface, never with an instance.
+    let mut to_instances = vec!["ec2:AttachVolume"];
+    if interface.is_some() {
+        describe.push("ec2:DescribeNetworkInterfaces");
+        to_instances.push("ec2:AttachNetworkInterface");
+    } else {
+        to_instances.push("ec2:AssociateAddress");
+    }
     let mut statements = vec![
         json!({
             "Sid": "DescribeCannotBeScoped",
             "Effect": "Allow",
-            "Action": DESCRIBE_ACTIONS,
+            "Action": describe,
             "Resource": "*"
         }),
         json!({
@@ -196,12 +222,22 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
             "Action": "ec2:AssociateAddress",
             "Resource": scope.elastic_ip_arn()
         }),
-        // The instance half of both calls, restricted to the group's instances. Instance
+    ];
+    if let Some(arn) = &interface {
+        statements.push(json!({
+            "Sid": "AttachAndAddressThisInterface",
+            "Effect": "Allow",
+            "Action": ["ec2:AttachNetworkInterface", "ec2:AssociateAddress"],
+            "Resource": arn
+        }));
+    }
+    statements.extend([
+        // The instance half of the calls, restricted to the group's instances. Instance
         // ARNs only (see the module documentation for why).
         json!({
             "Sid": "AttachAndAssociateToGroupInstances",
             "Effect": "Allow",
-            "Action": ["ec2:AttachVolume", "ec2:AssociateAddress"],
+            "Action": to_instances,
             "Resource": scope.instances_arn(),
             "Condition": group_condition
         }),
@@ -220,7 +256,7 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": scope.log_group_arn()
         }),
-    ];
+    ]);
     if let Some(key) = &scope.kms_key_arn {
         // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf;
         // GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so
@@ -648,6 +684,7 @@ mod tests {
             allocation_id: "eipalloc-0123456789abcdef0".into(),
             autoscaling_group_name: "web-asg".into(),
             log_group_name: "/aws/lambda/web-attach".into(),
+            network_interface_id: None,
             kms_key_arn: kms.map(str::to_string),
         }
     }
@@ -729,6 +766,47 @@ mod tests {
             ]
         });
         assert_eq!(doc, expected);
+    }
+
+    #[test]
+    fn a_persistent_interface_moves_the_address_to_it_and_lets_the_handler_attach_it() {
+        let mut s = scope(None);
+        s.network_interface_id = Some("eni-0123456789abcdef0".into());
+        let doc = attach_policy(&s);
+        let eni = "arn:aws:ec2:ap-southeast-2:111122223333:network-interface/eni-0123456789abcdef0";
+        let by_sid = |sid: &str| {
+            statements(&doc)
+                .into_iter()
+                .find(|st| st["Sid"] == sid)
+                .unwrap_or_else(|| panic!("no {sid} in {doc}"))
+        };
+        assert!(string_list(by_sid("DescribeCannotBeScoped").get("Action"))
+            .contains(&"ec2:DescribeNetworkInterfaces"));
+        let interface = by_sid("AttachAndAddressThisInterface");
+        assert_eq!(
+            string_list(interface.get("Action")),
+            ["ec2:AttachNetworkInterface", "ec2:AssociateAddress"]
+        );
+        assert_eq!(string_list(interface.get("Resource")), [eni]);
+        // The address never goes to an instance: only the volume and the interface attach.
+        let instances = by_sid("AttachAndAssociateToGroupInstances");
+        assert_eq!(
+            string_list(instances.get("Action")),
+            ["ec2:AttachVolume", "ec2:AttachNetworkInterface"]
+        );
+        assert_eq!(s.problems(), Vec::<String>::new());
+        assert_eq!(
+            tag_conditions_outside_instance_statements(&doc),
+            Vec::<String>::new()
+        );
+        assert_eq!(mutating_actions_with_star(&doc), Vec::<String>::new());
+        // Without one, nothing about interfaces at all.
+        assert!(!attach_policy(&scope(None))
+            .to_string()
+            .contains("NetworkInterface"));
+        // A wildcard smuggled in as the id is a scope problem.
+        s.network_interface_id = Some("eni-*".into());
+        assert_eq!(s.problems().len(), 1, "{:?}", s.problems());
     }
 
     #[test]
@@ -996,8 +1074,9 @@ mod tests {
             // Stack names as validation accepts them (no `--`, no trailing `-`).
             "[a-z]([a-z0-9]{0,5}-?){0,5}[a-z0-9]",
             prop::option::of("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+            prop::option::of(hex17),
         )
-            .prop_map(|(partition, region, account, vol, eip, name, key)| {
+            .prop_map(|(partition, region, account, vol, eip, name, key, eni)| {
                 let kms_key_arn =
                     key.map(
                         |k| match kms_key_for_policy(&k, partition, &region, &account) {
@@ -1014,6 +1093,7 @@ mod tests {
                     autoscaling_group_name: crate::autoheal_instance::names::AUTOSCALING_GROUP
                         .for_stack(&name),
                     log_group_name: crate::autoheal_instance::names::LOG_GROUP.for_stack(&name),
+                    network_interface_id: eni.map(|e| format!("eni-{e}")),
                     kms_key_arn,
                 }
             })
@@ -1047,6 +1127,7 @@ mod tests {
                         || r.ends_with(&format!("/{}", s.autoscaling_group_name))
                         || r.ends_with(&format!("{}:*", s.log_group_name))
                         || Some(r) == s.kms_key_arn.as_deref()
+                        || s.network_interface_id.as_ref().is_some_and(|e| r.ends_with(&format!("network-interface/{e}")))
                         || is_instance_arn(r);
                     prop_assert!(names_ours, "{}", r);
                 }

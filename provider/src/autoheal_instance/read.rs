@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use crate::aws::{
-    address, autoscaling_group, event_rule, iam_role, lambda_function, launch_template, log_group,
-    security_group, volume, OpContext,
+    address, alarm, autoscaling_group, event_rule, iam_role, lambda_function, launch_template,
+    log_group, network_interface, security_group, volume, OpContext,
 };
 use crate::plugin::diagnostics::Diagnostics;
 use crate::plugin::resource::{ImportResponse, ReadResponse};
@@ -128,7 +128,8 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         role.map_err(aws_err)?,
     );
     let our_policy = names::LAMBDA_POLICY.for_stack(&spec.name);
-    let (vol, addr, sg, role_policies, role_policy) = tokio::join!(
+    let alarm_names = super::alarms::all_names(&spec.name);
+    let (vol, addr, sg, role_policies, role_policy, eni, alarms) = tokio::join!(
         async {
             match opt(&stack.volume_id) {
                 Some(id) => volume::find(ctx, &id).await,
@@ -151,13 +152,32 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         // none): in this round rather than after the role's, which would add two to the chain.
         iam_role::policies(ctx, &role_name),
         iam_role::get_policy(ctx, &role_name, &our_policy),
+        async {
+            match opt(&stack.network_interface_id) {
+                Some(id) => network_interface::find(ctx, &id).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            // Asked only for a stack that has (or had) alarms: one call fewer for the others.
+            if spec.has_alarms()
+                || stack.heal_failure_alarm_arn.is_some()
+                || stack.no_in_service_alarm_arn.is_some()
+            {
+                alarm::find(ctx, &alarm_names).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
     );
-    let (vol, addr, sg, role_policies, role_policy) = (
+    let (vol, addr, sg, role_policies, role_policy, eni, alarms) = (
         vol.map_err(aws_err)?,
         addr.map_err(aws_err)?,
         sg.map_err(aws_err)?,
         role_policies.map_err(aws_err)?,
         role_policy.map_err(aws_err)?,
+        eni.map_err(aws_err)?,
+        alarms.map_err(aws_err)?,
     );
 
     // Gone only when nothing of it is left, down to the network: a destroy interrupted in its
@@ -170,7 +190,9 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         && role.is_none()
         && vol.is_none()
         && addr.is_none()
-        && sg.is_none();
+        && sg.is_none()
+        && eni.is_none()
+        && alarms.is_empty();
     if nothing_named_left && !rest_left(ctx, &spec, &stack).await.map_err(aws_err)? {
         tracing::info!(
             stack = spec.name,
@@ -249,6 +271,69 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             set_str(&mut state, "allocation_id", None);
             set_str(&mut state, "public_ip", None);
         }
+    }
+
+    // The persistent network interface: gone (the id goes null: the next apply makes a new
+    // one), or there with the wrong groups or without the address (its private IP goes
+    // null: the next apply converges it, keeping the interface).
+    if stack.network_interface_id.is_some() {
+        match &eni {
+            None => super::create::record_interface_in_state(&mut state, None),
+            Some(n) => {
+                let mut wanted: Vec<String> = stack
+                    .security_group_id
+                    .iter()
+                    .cloned()
+                    .chain(spec.security_group_ids.iter().cloned())
+                    .collect();
+                let mut have = n.security_group_ids.clone();
+                wanted.sort();
+                have.sort();
+                let addressed = addr
+                    .as_ref()
+                    .and_then(|a| a.network_interface_id.as_deref())
+                    == Some(n.network_interface_id.as_str());
+                let whole = have == wanted && (addressed || addr.is_none());
+                if !whole {
+                    tracing::warn!(
+                        network_interface_id = n.network_interface_id,
+                        security_groups = ?have,
+                        addressed,
+                        "the network interface is not what the stack writes; the next apply repairs it"
+                    );
+                }
+                super::create::record_interface_in_state(&mut state, Some(n));
+                if !whole {
+                    set_str(&mut state, "network_interface_private_ip", None);
+                }
+            }
+        }
+    }
+
+    // The alarms: each one that is missing or differs from the definition has its ARN null,
+    // so the next apply writes it; a stack without `alarm_actions` reports what exists (to
+    // be deleted).
+    let wanted_alarms = super::alarms::wanted(&spec);
+    for (attr, name) in [
+        ("heal_failure_alarm_arn", &alarm_names[0]),
+        ("no_in_service_alarm_arn", &alarm_names[1]),
+    ] {
+        let found = alarms.iter().find(|a| a.spec.name == *name);
+        let ok = match wanted_alarms.iter().find(|w| w.name == *name) {
+            Some(w) => found.is_some_and(|f| super::alarms::matches(&f.spec, w)),
+            None => true,
+        };
+        if found.is_some() && !ok {
+            tracing::warn!(
+                alarm = name,
+                "the alarm differs from what the stack writes; the next apply rewrites it"
+            );
+        }
+        set_str(
+            &mut state,
+            attr,
+            found.filter(|_| ok).map(|a| a.arn.clone()),
+        );
     }
 
     // Security group: the configured rules that are there, and what else is.
@@ -404,6 +489,8 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             let env = &f.settings.environment;
             if env.get("AUTOHEAL_ALLOCATION_ID") != stack.allocation_id.as_ref()
                 || env.get("AUTOHEAL_VOLUME_ID") != stack.volume_id.as_ref()
+                || env.get(super::create::NETWORK_INTERFACE_ENV)
+                    != stack.network_interface_id.as_ref()
             {
                 set_str(&mut state, "lambda_function_arn", None);
             }
@@ -519,9 +606,16 @@ fn role_problems(
     );
     // Our policy's text, when the objects it names are known.
     if let (Some(v), Some(alloc)) = (volume, &stack.allocation_id) {
-        let expected = super::create::policy_scope(&role.arn, region, spec, v, alloc)
-            .ok()
-            .map(|scope| super::policy::attach_policy(&scope));
+        let expected = super::create::policy_scope(
+            &role.arn,
+            region,
+            spec,
+            v,
+            alloc,
+            stack.network_interface_id.as_deref(),
+        )
+        .ok()
+        .map(|scope| super::policy::attach_policy(&scope));
         if expected.is_some() && ours_found != expected.as_ref() {
             problems.push(format!(
                 "inline policy {ours} differs from what the stack writes"
@@ -577,6 +671,7 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
         subnet_id: group.subnets.first().cloned(),
         volume_id: env.get("AUTOHEAL_VOLUME_ID").cloned(),
         allocation_id: env.get("AUTOHEAL_ALLOCATION_ID").cloned(),
+        network_interface_id: env.get(super::create::NETWORK_INTERFACE_ENV).cloned(),
         lambda_function_arn: Some(function.arn.clone()),
         log_group_name: Some(names::LOG_GROUP.for_stack(name)),
         ..Stack::default()
@@ -676,6 +771,53 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                 state.set_attr("existing_allocation_id", alloc.clone().into());
             }
         }
+    }
+    // The interface the function attaches: it must be in the stack's subnet and carry the
+    // stack's tag (a variable alone proves nothing about the object it names).
+    if let Some(eni) = &stack.network_interface_id {
+        let ours = match network_interface::find(ctx, eni).await {
+            Ok(Some(n)) => {
+                n.tags.get(STACK_TAG).map(String::as_str) == Some(name)
+                    && Some(&n.subnet_id) == stack.subnet_id.as_ref()
+            }
+            Ok(None) => false,
+            Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
+        };
+        if !ours {
+            return fail(
+                format!("The network interface of stack {name:?} is not the stack's"),
+                format!(
+                    "The function {function_name} attaches network interface {eni}, which does \
+                     not exist, is not in the group's subnet or lacks the tag {STACK_TAG} = \
+                     {name:?}."
+                ),
+            );
+        }
+        state.set_attr("persistent_network_interface", true.into());
+    }
+    // The alarms, by their names: their topics are the stack's `alarm_actions`.
+    match alarm::find(ctx, &super::alarms::all_names(name)).await {
+        Ok(found) => {
+            let heal = names::HEAL_FAILED_ALARM.for_stack(name);
+            let serve = names::NO_IN_SERVICE_ALARM.for_stack(name);
+            if let Some(a) = found.iter().find(|a| a.spec.name == heal) {
+                let mut actions = a.spec.alarm_actions.clone();
+                actions.sort();
+                state.set_attr(
+                    "alarm_actions",
+                    Value::Set(actions.into_iter().map(Value::from).collect()),
+                );
+                state.set_attr("heal_failure_alarm_arn", a.arn.clone().into());
+            }
+            if let Some(a) = found.iter().find(|a| a.spec.name == serve) {
+                let minutes = i64::from(a.spec.evaluation_periods);
+                if minutes != super::schema::DEFAULT_ALARM_NO_IN_SERVICE_MINUTES {
+                    state.set_attr("alarm_no_in_service_minutes", minutes.into());
+                }
+                state.set_attr("no_in_service_alarm_arn", a.arn.clone().into());
+            }
+        }
+        Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
     }
     state.set_attr("force_detach", false.into());
     state.set_attr("allow_unencrypted_volume", false.into());

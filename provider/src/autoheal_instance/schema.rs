@@ -38,6 +38,13 @@ pub const DEFAULT_LAMBDA_MEMORY_SIZE: i64 = 128;
 pub const DEFAULT_LAMBDA_TIMEOUT: i64 = 120;
 pub const DEFAULT_LAMBDA_ARCHITECTURE: &str = "x86_64";
 pub const DEFAULT_LOG_RETENTION_DAYS: i64 = 30;
+/// `alarm_no_in_service_minutes` when unset. Not a schema default: a stack from before the
+/// attribute existed must plan no change (see `state_upgrade`).
+pub const DEFAULT_ALARM_NO_IN_SERVICE_MINUTES: i64 = 10;
+/// CloudWatch refuses an alarm whose evaluation periods times its period exceed one day.
+pub const MAX_ALARM_NO_IN_SERVICE_MINUTES: i64 = 24 * 60;
+/// The most actions CloudWatch accepts per alarm state.
+pub const MAX_ALARM_ACTIONS: usize = 5;
 
 pub const VOLUME_TYPES: &[&str] = &["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
 pub const FILESYSTEMS: &[&str] = &["ext4", "xfs"];
@@ -122,6 +129,7 @@ pub fn schema() -> Schema {
     let block = inputs(block);
     let block = volume_inputs(block);
     let block = lambda_inputs(block);
+    let block = operator_inputs(block);
     let block = computed(block);
     let block = block.block(ingress_block()).block(timeouts_block());
     Schema {
@@ -312,6 +320,57 @@ fn inputs(b: Block) -> Block {
              (EC2's 16 KiB limit, less room for the built-in script). Changing it rolls the \
              instance (see `ami`). {IN_PLACE}",
             USER_DATA_MAX_BYTES
+        ),
+    ))
+}
+
+/// The opt-in parts operators of licensed applications ask for: a network interface that
+/// moves with the stack, and alarms.
+fn operator_inputs(b: Block) -> Block {
+    b.attribute(Attribute::optional(
+        "persistent_network_interface",
+        Type::Bool,
+        &format!(
+            "Whether the stack keeps one network interface for life, for applications \
+             licensed to a MAC address or a private IP. When `true`, the provider creates an \
+             elastic network interface in the stack's subnet, with the stack's security \
+             groups, puts the Elastic IP on it, and the Lambda function attaches it to every \
+             instance as its second interface (device index 1, e.g. `eth1` or `ens6`) before \
+             the instance goes in service; `network_interface_id`, \
+             `network_interface_private_ip` and `network_interface_mac_address` report it. \
+             Bind the application's licence to that interface: the instance's first \
+             interface still changes with every instance. Default: `false` (the Elastic IP is \
+             on each instance's own interface). Turning it on creates the interface, moves \
+             the address onto it and attaches it to the serving instance; turning it off \
+             moves the address back to the instance and deletes the interface. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "alarm_actions",
+        Type::set(Type::String),
+        &format!(
+            "ARNs of Amazon SNS topics (at most {MAX_ALARM_ACTIONS}) to notify when a heal \
+             fails or the stack serves nothing. When set, the provider creates two CloudWatch \
+             alarms (`heal_failure_alarm_arn`, `no_in_service_alarm_arn`): `<name>-heal-failed` \
+             goes off when the Lambda function reports a heal it could not finish (its \
+             `PermanentFailure` metric, namespace `Autoheal`, summed over a minute, above 0), \
+             and `<name>-no-in-service` when the Auto Scaling group's \
+             `GroupInServiceInstances` stays below 1 for `alarm_no_in_service_minutes`. Both \
+             notify the topics again when they return to OK. Each topic's access policy must \
+             let CloudWatch (`cloudwatch.amazonaws.com`) publish to it. Default: none, and no \
+             alarm. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "alarm_no_in_service_minutes",
+        Type::Number,
+        &format!(
+            "How many consecutive minutes the group may have no InService instance before \
+             the `<name>-no-in-service` alarm goes off: 1 to \
+             {MAX_ALARM_NO_IN_SERVICE_MINUTES}. Default: \
+             {DEFAULT_ALARM_NO_IN_SERVICE_MINUTES}. Set it above the time a heal takes \
+             (instance boot, the previous instance's shutdown, the volume's move), or every \
+             heal raises the alarm. Only used with `alarm_actions`. {IN_PLACE}"
         ),
     ))
 }
@@ -706,6 +765,36 @@ fn computed(b: Block) -> Block {
             Type::String,
             "Id of the instance serving now. It changes when the group replaces the instance \
          (after a failure, or when an update rolls it); a refresh picks up the new one.",
+        ))
+        .attribute(stable(
+            "network_interface_id",
+            Type::String,
+            "Id of the persistent network interface (`persistent_network_interface`); null \
+         without one.",
+        ))
+        .attribute(stable(
+            "network_interface_private_ip",
+            Type::String,
+            "The private IPv4 address of the persistent network interface: the same on every \
+         instance of the stack. Null without one.",
+        ))
+        .attribute(stable(
+            "network_interface_mac_address",
+            Type::String,
+            "The MAC address of the persistent network interface: the same on every instance \
+         of the stack. Null without one.",
+        ))
+        .attribute(stable(
+            "heal_failure_alarm_arn",
+            Type::String,
+            "ARN of the CloudWatch alarm on failed heals (`<name>-heal-failed`); null without \
+         `alarm_actions`.",
+        ))
+        .attribute(stable(
+            "no_in_service_alarm_arn",
+            Type::String,
+            "ARN of the CloudWatch alarm on a group with no InService instance \
+         (`<name>-no-in-service`); null without `alarm_actions`.",
         ))
         .attribute(Attribute::computed(
             "tags_all",

@@ -84,6 +84,11 @@ pub struct Spec {
     pub lambda_reserved_concurrency: Option<i32>,
     pub log_retention_days: i32,
     pub handler_zip: Option<String>,
+    /// An elastic network interface that moves from instance to instance with the address.
+    pub persistent_network_interface: bool,
+    /// SNS topics of the stack's alarms, sorted; empty: no alarms.
+    pub alarm_actions: Vec<String>,
+    pub alarm_no_in_service_minutes: i32,
     /// The digest of the handler the plan promised (`handler_sha256`, known at plan time).
     pub handler_sha256: Option<String>,
     /// `tags` merged over the provider's `default_tags` (the planned `tags_all`).
@@ -168,6 +173,20 @@ impl Spec {
             lambda_reserved_concurrency: int(v, "lambda_reserved_concurrency"),
             log_retention_days: n("log_retention_days", schema::DEFAULT_LOG_RETENTION_DAYS),
             handler_zip: string(v, "handler_zip"),
+            persistent_network_interface: v
+                .attr("persistent_network_interface")
+                .as_bool()
+                .unwrap_or(false),
+            alarm_actions: {
+                let mut a = strings(v, "alarm_actions");
+                a.sort();
+                a.dedup();
+                a
+            },
+            alarm_no_in_service_minutes: n(
+                "alarm_no_in_service_minutes",
+                schema::DEFAULT_ALARM_NO_IN_SERVICE_MINUTES,
+            ),
             handler_sha256: string(v, "handler_sha256"),
             tags_all: v
                 .attr("tags_all")
@@ -182,6 +201,11 @@ impl Spec {
             update_timeout: operation_timeout(v, Operation::Update),
             delete_timeout: operation_timeout(v, Operation::Delete),
         }
+    }
+
+    /// Whether the stack has its alarms (`alarm_actions` set and not empty).
+    pub fn has_alarms(&self) -> bool {
+        !self.alarm_actions.is_empty()
     }
 
     /// Whether the provider owns the network (no `subnet_id` given).

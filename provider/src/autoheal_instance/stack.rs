@@ -26,6 +26,11 @@ pub struct Stack {
     pub log_group_name: Option<String>,
     pub handler_sha256: Option<String>,
     pub instance_id: Option<String>,
+    pub network_interface_id: Option<String>,
+    pub network_interface_private_ip: Option<String>,
+    pub network_interface_mac_address: Option<String>,
+    pub heal_failure_alarm_arn: Option<String>,
+    pub no_in_service_alarm_arn: Option<String>,
 }
 
 /// The string attributes, in schema order, with their accessors.
@@ -47,6 +52,11 @@ macro_rules! string_fields {
         $m!(log_group_name);
         $m!(handler_sha256);
         $m!(instance_id);
+        $m!(network_interface_id);
+        $m!(network_interface_private_ip);
+        $m!(network_interface_mac_address);
+        $m!(heal_failure_alarm_arn);
+        $m!(no_in_service_alarm_arn);
     };
 }
 

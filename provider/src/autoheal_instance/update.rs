@@ -15,14 +15,15 @@
 //! (`converge`), so a repair makes an object exactly as a create does.
 
 use crate::aws::{
-    autoscaling_group, ec2_tags, launch_template, tags as aws_tags, volume, AwsError, OpContext,
+    address, autoscaling_group, ec2_tags, launch_template, network_interface, tags as aws_tags,
+    volume, OpContext,
 };
 use crate::plugin::diagnostics::Diagnostics;
 use crate::plugin::resource::ApplyResponse;
 use crate::plugin::value::Value;
 
 use super::converge::{Converger, Presence};
-use super::create::{self, template_data, wait_served};
+use super::create::{self, record_interface, template_data, wait_served, Served};
 use super::names;
 use super::plan::ROLLING_ATTRIBUTES;
 use super::spec::Spec;
@@ -99,12 +100,49 @@ async fn run(
     let allocation_id = address.info.allocation_id.clone();
     stack.allocation_id = Some(allocation_id.clone());
     stack.public_ip = Some(address.info.public_ip.clone());
+    // Security group (made again if deleted out of band; the template then needs a version),
+    // before the interface that carries it.
+    let vpc_id = stack.vpc_id.clone().unwrap_or_default();
+    let known = stack.security_group_id.clone();
+    let (sg_id, sg_made) = steps
+        .security_group(known.as_deref(), &vpc_id, |id| {
+            stack.security_group_id = Some(id.to_string())
+        })
+        .await?;
+    stack.security_group_id = Some(sg_id.clone());
+
+    // The persistent network interface: made (or made again) when the spec has one, with the
+    // address on it; one the spec no longer has is let go below, once the function no
+    // longer attaches it.
+    let old_interface = stack.network_interface_id.clone();
+    let subnet_id = stack.subnet_id.clone().unwrap_or_default();
+    let groups: Vec<String> = std::iter::once(sg_id.clone())
+        .chain(new.security_group_ids.iter().cloned())
+        .collect();
+    let interface = steps
+        .network_interface(old_interface.as_deref(), &subnet_id, &groups, |n| {
+            record_interface(stack, Some(n))
+        })
+        .await?;
+    record_interface(stack, interface.as_ref());
+    let interface_id = interface.as_ref().map(|n| n.network_interface_id.clone());
+    if let Some(eni) = &interface_id {
+        if address.info.network_interface_id.as_deref() != Some(eni.as_str()) || address.allocated {
+            address::associate(ctx, &allocation_id, address::Holder::Interface(eni))
+                .await
+                .step(
+                    "associate",
+                    format!("Elastic IP {allocation_id} with network interface {eni}"),
+                )?;
+        }
+    }
+
     steps.log_group(Presence::Unknown, || {}).await?;
     stack.log_group_name = Some(logs.clone());
     let (role_arn, role_made) = steps.role(Presence::Unknown).await?;
     stack.lambda_role_arn = Some(role_arn.clone());
     steps
-        .role_policy(&role_arn, &volume, &allocation_id)
+        .role_policy(&role_arn, &volume, &allocation_id, interface_id.as_deref())
         .await?;
     let rule_arn = steps.rule(Presence::Unknown).await?;
     stack.event_rule_arn = Some(rule_arn.clone());
@@ -118,6 +156,7 @@ async fn run(
             role_made,
             &volume_id,
             &allocation_id,
+            interface_id.as_deref(),
             &rule_arn,
             |_| {},
         )
@@ -176,16 +215,7 @@ async fn run(
         }
     }
 
-    // Security group (made again if deleted out of band; the template then needs a version).
-    let vpc_id = stack.vpc_id.clone().unwrap_or_default();
-    let known = stack.security_group_id.clone();
-    let (sg_id, sg_made) = steps
-        .security_group(known.as_deref(), &vpc_id, |id| {
-            stack.security_group_id = Some(id.to_string())
-        })
-        .await?;
     let mut template_needs_version = sg_made;
-    stack.security_group_id = Some(sg_id.clone());
 
     // Launch template and group.
     let rolls = ROLLING_ATTRIBUTES
@@ -302,7 +332,12 @@ async fn run(
                 .await
                 .step("replace", format!("instance {old_instance}"))?;
         }
-        let instance = wait_served(ctx, &group, serving.as_deref(), &volume_id, &allocation_id)
+        let served = Served {
+            volume_id: &volume_id,
+            allocation_id: &allocation_id,
+            interface: interface_id.as_deref(),
+        };
+        let instance = wait_served(ctx, &group, serving.as_deref(), &served)
             .await
             .step("wait for", format!("the replacement instance of {group}"))?;
         tracing::info!(
@@ -310,34 +345,51 @@ async fn run(
             "replacement in service with the data volume and the Elastic IP"
         );
         stack.instance_id = Some(instance);
-    } else if address.allocated {
-        // The serving instance lost its address; give it the new one.
-        if let Some(i) = &serving {
-            associate(ctx, &allocation_id, i)
+    } else {
+        if let (Some(eni), Some(i)) = (&interface, &serving) {
+            // A new interface (turned on, or made again) joins the serving instance now; a
+            // heal attaches it to every later one.
+            if eni.instance_id() != Some(i.as_str()) {
+                network_interface::attach(ctx, &eni.network_interface_id, i)
+                    .await
+                    .step(
+                        "attach",
+                        format!(
+                            "network interface {} to instance {i}",
+                            eni.network_interface_id
+                        ),
+                    )?;
+            }
+        } else if let (Some(i), true) = (&serving, address.allocated || old_interface.is_some()) {
+            // The serving instance lost its address, or the address leaves the interface
+            // that goes: it goes to the instance itself.
+            address::associate(ctx, &allocation_id, address::Holder::Instance(i))
                 .await
                 .step("associate", format!("Elastic IP {allocation_id}"))?;
         }
         stack.instance_id = current;
-    } else {
-        stack.instance_id = current;
     }
-    Ok(())
-}
+    // An interface the spec no longer has, now that nothing attaches it and the address is
+    // elsewhere.
+    if let (Some(old), None) = (&old_interface, &interface_id) {
+        let object = || format!("network interface {old}");
+        network_interface::wait_available(ctx, old, true)
+            .await
+            .step("detach", object())?;
+        network_interface::delete(ctx, old)
+            .await
+            .step("delete", object())?;
+        record_interface(stack, None);
+    }
 
-async fn associate(ctx: &OpContext, allocation_id: &str, instance: &str) -> Result<(), AwsError> {
-    ctx.call(
-        "ec2:AssociateAddress",
-        &["InvalidAllocationID.NotFound"],
-        || {
-            ctx.clients
-                .ec2
-                .associate_address()
-                .allocation_id(allocation_id)
-                .instance_id(instance)
-                .allow_reassociation(true)
-                .send()
-        },
-    )
-    .await?;
+    // The alarms, when the stack has or had them.
+    if new.has_alarms()
+        || stack.heal_failure_alarm_arn.is_some()
+        || stack.no_in_service_alarm_arn.is_some()
+    {
+        let (heal, serve) = steps.alarms().await?;
+        stack.heal_failure_alarm_arn = heal;
+        stack.no_in_service_alarm_arn = serve;
+    }
     Ok(())
 }

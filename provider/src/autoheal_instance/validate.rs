@@ -22,7 +22,8 @@ use super::names::{AWS_MAX_TAGS, NAME_MAX_LEN, PROVIDER_TAG_COUNT, RESERVED_TAG_
 use super::schema::{
     DEFAULT_LAMBDA_TIMEOUT, DEFAULT_LIFECYCLE_HOOK_TIMEOUT, DEFAULT_SUBNET_CIDR,
     DEFAULT_VOLUME_SIZE, DEFAULT_VOLUME_TYPE, DEFAULT_VPC_CIDR, FILESYSTEMS, LAMBDA_ARCHITECTURES,
-    LOG_RETENTION_DAYS, USER_DATA_MAX_BYTES, VOLUME_ON_DESTROY, VOLUME_TYPES,
+    LOG_RETENTION_DAYS, MAX_ALARM_ACTIONS, MAX_ALARM_NO_IN_SERVICE_MINUTES, USER_DATA_MAX_BYTES,
+    VOLUME_ON_DESTROY, VOLUME_TYPES,
 };
 
 /// VPC and subnet CIDR prefix lengths AWS accepts.
@@ -64,6 +65,7 @@ pub fn validate(config: &Value, ctx: &ValidateContext) -> Diagnostics {
     v.access();
     v.volume();
     v.lambda();
+    v.operators();
     v.timeouts();
     v.tags();
     v.diags
@@ -72,6 +74,27 @@ pub fn validate(config: &Value, ctx: &ValidateContext) -> Diagnostics {
 struct Validator<'a> {
     config: &'a Value,
     diags: Diagnostics,
+}
+
+/// `arn:<partition>:sns:<region>:<12-digit account>:<topic>`, the topic name as SNS allows
+/// (1 to 256 letters, digits, `-`, `_`; a FIFO topic ends in `.fifo`).
+pub fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, "sns", region, account, topic] = parts.as_slice() else {
+        return false;
+    };
+    let base = topic.strip_suffix(".fifo").unwrap_or(topic);
+    partition.starts_with("aws")
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && (1..=256).contains(&base.len())
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn root(name: &str) -> AttributePath {
@@ -948,6 +971,51 @@ impl Validator<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// `alarm_actions` and `alarm_no_in_service_minutes`.
+    fn operators(&mut self) {
+        self.range(
+            "alarm_no_in_service_minutes",
+            1,
+            MAX_ALARM_NO_IN_SERVICE_MINUTES,
+            " minutes",
+        );
+        let actions = self.attr("alarm_actions").clone();
+        let elements = actions.elements();
+        if elements.len() > MAX_ALARM_ACTIONS {
+            self.error(
+                root("alarm_actions"),
+                "Too many alarm actions",
+                format!(
+                    "CloudWatch accepts at most {MAX_ALARM_ACTIONS} actions per alarm state; \
+                     `alarm_actions` has {}.",
+                    elements.len()
+                ),
+            );
+        }
+        for arn in elements.iter().filter_map(Value::as_str) {
+            if !is_sns_topic_arn(arn) {
+                self.error(
+                    root("alarm_actions"),
+                    "Invalid alarm action",
+                    format!(
+                        "`alarm_actions` takes Amazon SNS topic ARNs, \
+                         `arn:aws:sns:<region>:<account id>:<topic name>`; got {arn:?}."
+                    ),
+                );
+            }
+        }
+        if self.is_known_set("alarm_no_in_service_minutes")
+            && (actions.is_null() || (!actions.is_unknown() && elements.is_empty()))
+        {
+            self.diags.attribute_warning(
+                root("alarm_no_in_service_minutes"),
+                "No alarm to configure",
+                "`alarm_no_in_service_minutes` only sets the `<name>-no-in-service` alarm, \
+                 which exists only with `alarm_actions`.",
+            );
         }
     }
 
@@ -1883,5 +1951,56 @@ mod tests {
             "tags",
             map(&many[..AWS_MAX_TAGS - PROVIDER_TAG_COUNT]),
         )]));
+    }
+
+    #[test]
+    fn alarm_settings_are_checked() {
+        let set = |arns: &[&str]| Value::Set(arns.iter().map(|a| Value::from(*a)).collect());
+        // The detail of each error, to check it names what was given.
+        let details = |config: &Value| -> Vec<String> {
+            validate(config, &ap2())
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| d.detail.clone())
+                .collect()
+        };
+        let ok = "arn:aws:sns:ap-southeast-2:123456789012:ops";
+        assert!(errors(&with(&[("alarm_actions", set(&[ok]))])).is_empty());
+        let fifo = "arn:aws-us-gov:sns:us-gov-west-1:123456789012:ops.fifo";
+        assert!(errors(&with(&[("alarm_actions", set(&[fifo]))])).is_empty());
+        for bad in [
+            "arn:aws:sqs:ap-southeast-2:123456789012:ops",
+            "arn:aws:sns:ap-southeast-2:1234:ops",
+            "arn:aws:sns:ap-southeast-2:123456789012:",
+            "arn:aws:sns:ap-southeast-2:123456789012:a/b",
+            "ops",
+        ] {
+            let config = with(&[("alarm_actions", set(&[bad]))]);
+            assert_eq!(errors(&config), vec!["alarm_actions".to_string()], "{bad}");
+            assert!(details(&config)[0].contains(bad), "{bad}");
+        }
+        let six: Vec<String> = (0..6)
+            .map(|i| format!("arn:aws:sns:ap-southeast-2:123456789012:t{i}"))
+            .collect();
+        let six: Vec<&str> = six.iter().map(String::as_str).collect();
+        let config = with(&[("alarm_actions", set(&six))]);
+        assert_eq!(errors(&config), vec!["alarm_actions".to_string()]);
+        assert!(details(&config)[0].contains("at most 5"));
+        for minutes in [0, 1441] {
+            let config = with(&[
+                ("alarm_actions", set(&[ok])),
+                ("alarm_no_in_service_minutes", Value::from(minutes)),
+            ]);
+            assert_eq!(
+                errors(&config),
+                vec!["alarm_no_in_service_minutes".to_string()],
+                "{minutes}"
+            );
+        }
+        assert!(errors(&with(&[
+            ("alarm_actions", set(&[ok])),
+            ("alarm_no_in_service_minutes", Value::from(1440)),
+        ]))
+        .is_empty());
     }
 }

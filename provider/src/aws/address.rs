@@ -11,8 +11,20 @@ pub struct AddressInfo {
     pub allocation_id: String,
     pub public_ip: String,
     pub instance_id: Option<String>,
+    /// The network interface the address is on (an instance's primary one when it was
+    /// associated with the instance, or the stack's persistent interface).
+    pub network_interface_id: Option<String>,
     pub association_id: Option<String>,
     pub tags: Tags,
+}
+
+/// What an address is associated with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder<'a> {
+    /// The instance (its primary network interface).
+    Instance(&'a str),
+    /// A network interface, whichever instance it is attached to (or none).
+    Interface(&'a str),
 }
 
 pub async fn allocate(ctx: &OpContext, tags: &Tags) -> Result<AddressInfo, AwsError> {
@@ -56,6 +68,7 @@ pub async fn allocate(ctx: &OpContext, tags: &Tags) -> Result<AddressInfo, AwsEr
         allocation_id,
         public_ip,
         instance_id: None,
+        network_interface_id: None,
         association_id: None,
         tags: tags.clone(),
     })
@@ -79,6 +92,10 @@ pub async fn find(ctx: &OpContext, allocation_id: &str) -> Result<Option<Address
                 .instance_id()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            network_interface_id: a
+                .network_interface_id()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             association_id: a
                 .association_id()
                 .filter(|s| !s.is_empty())
@@ -86,6 +103,35 @@ pub async fn find(ctx: &OpContext, allocation_id: &str) -> Result<Option<Address
             tags: from_ec2(a.tags()),
         })
     }))
+}
+
+/// Associates the address with `holder`, taking it from wherever it is.
+pub async fn associate(
+    ctx: &OpContext,
+    allocation_id: &str,
+    holder: Holder<'_>,
+) -> Result<(), AwsError> {
+    let (instance, interface) = match holder {
+        Holder::Instance(i) => (Some(i), None),
+        Holder::Interface(n) => (None, Some(n)),
+    };
+    ctx.call(
+        "ec2:AssociateAddress",
+        &["InvalidAllocationID.NotFound"],
+        || {
+            ctx.clients
+                .ec2
+                .associate_address()
+                .allocation_id(allocation_id)
+                .set_instance_id(instance.map(str::to_string))
+                .set_network_interface_id(interface.map(str::to_string))
+                .allow_reassociation(true)
+                .send()
+        },
+    )
+    .await?;
+    tracing::info!(allocation_id, ?holder, "associated Elastic IP");
+    Ok(())
 }
 
 /// Disassociates the address from whatever holds it (no-op when free or gone).

@@ -30,6 +30,7 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The region the clients call (resolved by aws-config from the provider or environment).
     pub region: String,
 }
@@ -90,6 +91,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(cfg),
             events: aws_sdk_eventbridge::Client::new(cfg),
             logs: aws_sdk_cloudwatchlogs::Client::new(cfg),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(cfg),
             region,
         })
     }

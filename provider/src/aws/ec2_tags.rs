@@ -118,6 +118,7 @@ pub async fn still_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError> {
             .await?
             .is_some_and(|v| !matches!(v.state.as_str(), "deleting" | "deleted")),
         "eipalloc" => super::address::find(ctx, id).await?.is_some(),
+        "eni" => super::network_interface::find(ctx, id).await?.is_some(),
         "igw" => ctx
             .find("ec2:DescribeInternetGateways", || {
                 ctx.clients

@@ -1,6 +1,7 @@
 //! Everything that talks to AWS, one module per kind of AWS object (network, security group,
 //! volume, Elastic IP, IAM role, the attachment Lambda, its EventBridge rule, its log group,
-//! launch template, Auto Scaling group).
+//! launch template, Auto Scaling group, the persistent network interface, the CloudWatch
+//! alarms).
 //!
 //! Each module offers small, single-purpose operations over one kind of object:
 //!
@@ -16,6 +17,7 @@
 //! [`retry::retry`] within the operation's deadline and Terraform's stop signal.
 
 pub mod address;
+pub mod alarm;
 pub mod autoscaling_group;
 pub mod context;
 pub mod ec2_tags;
@@ -27,6 +29,7 @@ pub mod lambda_function;
 pub mod launch_template;
 pub mod log_group;
 pub mod network;
+pub mod network_interface;
 pub mod retry;
 pub mod security_group;
 pub mod tags;

@@ -1169,6 +1169,7 @@ mod tests {
             public_ip: "127.0.0.9".into(),
             instance_id: instance.map(str::to_string),
             association_id: instance.map(|_| "eipassoc-1".to_string()),
+            network_interface_id: None,
         }
     }
 

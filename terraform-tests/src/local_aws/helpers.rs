@@ -309,6 +309,8 @@ pub struct AddressStatus {
     pub public_ip: String,
     pub instance_id: Option<String>,
     pub association_id: Option<String>,
+    /// The network interface it is associated with (an instance's primary one too).
+    pub network_interface_id: Option<String>,
 }
 
 pub async fn address_status(
@@ -336,7 +338,173 @@ pub async fn address_status(
             .association_id()
             .filter(|s| !s.is_empty())
             .map(str::to_string),
+        network_interface_id: a
+            .network_interface_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
+}
+
+// --- network interfaces ----------------------------------------------------------------------
+
+/// A network interface and its attachment, as DescribeNetworkInterfaces shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceStatus {
+    pub network_interface_id: String,
+    pub subnet_id: String,
+    /// `available`, `in-use`, ...
+    pub status: String,
+    pub private_ip: String,
+    pub mac_address: String,
+    /// Sorted.
+    pub security_group_ids: Vec<String>,
+    pub attachment: Option<InterfaceAttachment>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAttachment {
+    pub instance_id: String,
+    pub attachment_id: String,
+    pub device_index: i32,
+    /// `attaching`, `attached`, `detaching`, ...
+    pub state: String,
+}
+
+impl fmt::Display for InterfaceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.network_interface_id, self.status)?;
+        if let Some(a) = &self.attachment {
+            write!(
+                f,
+                " ({} to {} at {})",
+                a.state, a.instance_id, a.device_index
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn interface_status(n: &aws_sdk_ec2::types::NetworkInterface) -> InterfaceStatus {
+    let mut security_group_ids: Vec<String> = n
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_string))
+        .collect();
+    security_group_ids.sort();
+    InterfaceStatus {
+        network_interface_id: n.network_interface_id().unwrap_or_default().to_string(),
+        subnet_id: n.subnet_id().unwrap_or_default().to_string(),
+        status: n
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        private_ip: n.private_ip_address().unwrap_or_default().to_string(),
+        mac_address: n.mac_address().unwrap_or_default().to_string(),
+        security_group_ids,
+        attachment: n.attachment().and_then(|a| {
+            Some(InterfaceAttachment {
+                instance_id: a.instance_id()?.to_string(),
+                attachment_id: a.attachment_id().unwrap_or_default().to_string(),
+                device_index: a.device_index().unwrap_or(-1),
+                state: a
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+        }),
+        tags: n
+            .tag_set()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The network interface `id`; `None` when EC2 does not know it
+/// (`InvalidNetworkInterfaceID.NotFound`: deleted).
+pub async fn network_interface_status(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+) -> anyhow::Result<Option<InterfaceStatus>> {
+    match ec2
+        .describe_network_interfaces()
+        .network_interface_ids(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.network_interfaces().first().map(interface_status)),
+        Err(e) if e.code() == Some("InvalidNetworkInterfaceID.NotFound") => Ok(None),
+        Err(e) => bail!("DescribeNetworkInterfaces {id}: {}", err_text(&e)),
+    }
+}
+
+/// Every network interface in `subnet_id` (the instances' own ones too).
+pub async fn subnet_network_interfaces(
+    ec2: &aws_sdk_ec2::Client,
+    subnet_id: &str,
+) -> anyhow::Result<Vec<InterfaceStatus>> {
+    let out = ec2
+        .describe_network_interfaces()
+        .filters(
+            Filter::builder()
+                .name("subnet-id")
+                .values(subnet_id)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeNetworkInterfaces in {subnet_id}: {}", err_text(&e)))?;
+    Ok(out
+        .network_interfaces()
+        .iter()
+        .map(interface_status)
+        .collect())
+}
+
+/// An interface as DescribeInstances lists it on its instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInterface {
+    pub network_interface_id: String,
+    pub device_index: i32,
+    pub private_ip: String,
+    pub mac_address: String,
+}
+
+/// The network interfaces DescribeInstances shows on `instance_id`, by device index.
+pub async fn instance_interfaces(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> anyhow::Result<Vec<InstanceInterface>> {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|e| anyhow!("DescribeInstances {instance_id}: {}", err_text(&e)))?;
+    let instance = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.instance_id() == Some(instance_id))
+        .with_context(|| format!("DescribeInstances {instance_id}: no such instance"))?;
+    let mut list: Vec<InstanceInterface> = instance
+        .network_interfaces()
+        .iter()
+        .map(|n| InstanceInterface {
+            network_interface_id: n.network_interface_id().unwrap_or_default().to_string(),
+            device_index: n.attachment().and_then(|a| a.device_index()).unwrap_or(-1),
+            private_ip: n.private_ip_address().unwrap_or_default().to_string(),
+            mac_address: n.mac_address().unwrap_or_default().to_string(),
+        })
+        .collect();
+    list.sort_by_key(|n| n.device_index);
+    Ok(list)
 }
 
 // --- logs ----------------------------------------------------------------------------------

@@ -234,6 +234,27 @@ impl Sweeper {
         for l in of(Kind::Address) {
             note(self.release_address(&l.id).await);
         }
+        // After the instances (an interface still attached answers InvalidParameterValue /
+        // InvalidNetworkInterface.InUse until its instance has terminated: a later pass).
+        for l in of(Kind::NetworkInterface) {
+            let r = c
+                .ec2
+                .delete_network_interface()
+                .network_interface_id(&l.id)
+                .send()
+                .await;
+            note(outcome(&format!("DeleteNetworkInterface {}", l.id), r));
+        }
+        let alarms: Vec<String> = of(Kind::Alarm).map(|l| l.id.clone()).collect();
+        if !alarms.is_empty() {
+            let r = c
+                .cloudwatch
+                .delete_alarms()
+                .set_alarm_names(Some(alarms.clone()))
+                .send()
+                .await;
+            note(outcome(&format!("DeleteAlarms {}", alarms.join(" ")), r));
+        }
         for l in of(Kind::Volume) {
             let r = c.ec2.delete_volume().volume_id(&l.id).send().await;
             note(outcome(&format!("DeleteVolume {}", l.id), r));
