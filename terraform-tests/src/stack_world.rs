@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::local_aws::helpers::{address_status, group_instances, volume_status};
 use crate::local_aws::{Clients, LocalAws, Options as AwsOptions, Profile};
 use crate::sweeper::Sweeper;
-use crate::{Terraform, TerraformBinary};
+use crate::{CommandOutput, Terraform, TerraformBinary};
 
 /// How long one Terraform command may run unless a test says otherwise.
 pub const DEFAULT_STACK_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -134,4 +134,65 @@ pub async fn served_instance(
         .is_some_and(|x| x.instance_id == id && x.state == "attached")
         && a.instance_id.as_deref() == Some(id.as_str());
     ok.then_some(id)
+}
+
+/// `terraform apply -refresh-only`: the state (and the outputs) follow AWS.
+pub fn refresh(t: &Terraform) {
+    let out = t
+        .run(
+            &[
+                "apply",
+                "-refresh-only",
+                "-auto-approve",
+                "-no-color",
+                "-input=false",
+            ],
+            true,
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{out}");
+}
+
+/// `terraform import` of the fixture's stack `name` into the fresh state of `imp`; its output.
+pub fn import_output(imp: &Terraform, name: &str) -> CommandOutput {
+    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
+    args.extend(imp.var_args());
+    args.extend([
+        format!(r#"autoheal_instance.this["{name}"]"#),
+        name.to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    imp.run(&args, false).unwrap()
+}
+
+/// [`import_output`], which must succeed.
+pub fn import(imp: &Terraform, name: &str) {
+    let out = import_output(imp, name);
+    assert_eq!(out.exit_code, 0, "import: {out}");
+}
+
+/// The first resource's attributes in a `terraform show -json` output.
+pub fn resource_values(show: &CommandOutput) -> serde_json::Map<String, serde_json::Value> {
+    let j: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    j["values"]["root_module"]["resources"][0]["values"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no resource in the state: {}", show.stdout))
+        .clone()
+}
+
+/// After an import, the only difference a plan may show is the configuration-only `timeouts`
+/// block.
+pub fn assert_import_plans_no_change(imp: &Terraform) {
+    let plan = imp.plan().unwrap();
+    let body = plan.stdout.split("Plan:").next().unwrap_or_default();
+    let changes: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(['+', '-', '~']))
+        .filter(|l| !l.starts_with("~ resource") && !l.starts_with("~ update in-place"))
+        .collect();
+    assert!(
+        changes.iter().all(|l| l.starts_with("+ timeouts")),
+        "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
+    );
 }

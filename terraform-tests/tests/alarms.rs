@@ -27,7 +27,9 @@ use terraform_tests::local_aws::control::Fault;
 use terraform_tests::local_aws::helpers::{emf_records, function_logs, wait_until, Check};
 use terraform_tests::local_aws::Clients;
 use terraform_tests::saved_plan::plan_saved;
-use terraform_tests::stack_world::{served_instance, World};
+use terraform_tests::stack_world::{
+    assert_import_plans_no_change, import, refresh, resource_values, served_instance, World,
+};
 use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 
 /// The local AWS's clock: a virtual minute (an alarm period) is 1.2 s.
@@ -79,59 +81,11 @@ fn assert_empty_plan(t: &Terraform, what: &str) {
     assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}");
 }
 
-/// `terraform apply -refresh-only`: the state follows AWS.
-fn refresh(t: &Terraform) {
-    let out = t
-        .run(
-            &[
-                "apply",
-                "-refresh-only",
-                "-auto-approve",
-                "-no-color",
-                "-input=false",
-            ],
-            true,
-        )
-        .unwrap();
-    assert_eq!(out.exit_code, 0, "{out}");
-}
-
-/// `terraform import` of stack `name` into the fresh state of `imp`.
-fn import(imp: &Terraform, name: &str) {
-    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
-    args.extend(imp.var_args());
-    args.extend([address(name), name.to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = imp.run(&args, false).unwrap();
-    assert_eq!(out.exit_code, 0, "import: {out}");
-}
-
 /// The resource's attributes in the state (`terraform show -json`).
 fn state_values(t: &Terraform) -> serde_json::Map<String, Json> {
     let show = t.run(&["show", "-json"], false).unwrap();
     assert_eq!(show.exit_code, 0, "{show}");
-    let j: Json = serde_json::from_str(&show.stdout).unwrap();
-    j["values"]["root_module"]["resources"][0]["values"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no resource in the state: {}", show.stdout))
-        .clone()
-}
-
-/// After an import, the only difference a plan may show is the configuration-only `timeouts`
-/// block.
-fn assert_import_plans_no_change(imp: &Terraform) {
-    let plan = imp.plan().unwrap();
-    let body = plan.stdout.split("Plan:").next().unwrap_or_default();
-    let changes: Vec<&str> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with(['+', '-', '~']))
-        .filter(|l| !l.starts_with("~ resource") && !l.starts_with("~ update in-place"))
-        .collect();
-    assert!(
-        changes.iter().all(|l| l.starts_with("+ timeouts")),
-        "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
-    );
+    resource_values(&show)
 }
 
 /// The saved plan's actions for stack `name` (`["update"]`, `["delete", "create"]`, ...).

@@ -15,7 +15,9 @@ use terraform_tests::local_aws::helpers::{
     address_status, group_instances, volume_status, wait_for, Check,
 };
 use terraform_tests::local_aws::Clients;
-use terraform_tests::stack_world::{served_instance, World};
+use terraform_tests::stack_world::{
+    assert_import_plans_no_change, import, refresh, resource_values, served_instance, World,
+};
 use terraform_tests::sweeper::Sweeper;
 use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
 
@@ -340,31 +342,6 @@ fn basic_lifecycle(tf: &TerraformBinary) {
     eprintln!("{}: final snapshot {snapshot}", tf.name);
 }
 
-/// After an import, the only difference a plan may show is the configuration-only `timeouts`
-/// block.
-fn assert_import_plans_no_change(imp: &Terraform) {
-    let plan = imp.plan().unwrap();
-    let body = plan.stdout.split("Plan:").next().unwrap_or_default();
-    let changes: Vec<&str> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with(['+', '-', '~']))
-        .filter(|l| !l.starts_with("~ resource") && !l.starts_with("~ update in-place"))
-        .collect();
-    assert!(
-        changes.iter().all(|l| l.starts_with("+ timeouts")),
-        "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
-    );
-}
-
-fn resource_values(show: &CommandOutput) -> serde_json::Map<String, Json> {
-    let j: Json = serde_json::from_str(&show.stdout).unwrap();
-    j["values"]["root_module"]["resources"][0]["values"]
-        .as_object()
-        .unwrap()
-        .clone()
-}
-
 fn compare_imported(created: &CommandOutput, imported: &CommandOutput) {
     let a = resource_values(created);
     let b = resource_values(imported);
@@ -419,36 +396,6 @@ fn heal(world: &World, stack: &Json, first: &str) -> String {
         .await
         .unwrap()
     })
-}
-
-/// `terraform apply -refresh-only`: the state (and the outputs) follow AWS.
-fn refresh(t: &Terraform) {
-    let out = t
-        .run(
-            &[
-                "apply",
-                "-refresh-only",
-                "-auto-approve",
-                "-no-color",
-                "-input=false",
-            ],
-            true,
-        )
-        .unwrap();
-    assert_eq!(out.exit_code, 0, "{out}");
-}
-
-/// `terraform import` of stack `name` into the fresh state of `imp`.
-fn import(imp: &Terraform, name: &str) {
-    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
-    args.extend(imp.var_args());
-    args.extend([
-        format!(r#"autoheal_instance.this["{name}"]"#),
-        name.to_string(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = imp.run(&args, false).unwrap();
-    assert_eq!(out.exit_code, 0, "import: {out}");
 }
 
 fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {

@@ -20,7 +20,9 @@ use terraform_tests::local_aws::helpers::{
 };
 use terraform_tests::local_aws::Clients;
 use terraform_tests::output::planned_attribute;
-use terraform_tests::stack_world::{served_instance, World};
+use terraform_tests::stack_world::{
+    assert_import_plans_no_change, import_output, refresh, resource_values, served_instance, World,
+};
 use terraform_tests::sweeper::{Kind, Sweeper};
 use terraform_tests::{terraform_versions, CommandOutput, Terraform, TerraformBinary};
 
@@ -78,60 +80,6 @@ fn assert_plans_update_in_place(t: &Terraform, attr: &str, what: &str) -> Comman
         "{what}: {attr} known after apply, planned {planned:?}:\n{plan}"
     );
     plan
-}
-
-/// `terraform apply -refresh-only`: the state (and the outputs) follow AWS.
-fn refresh(t: &Terraform) {
-    let out = t
-        .run(
-            &[
-                "apply",
-                "-refresh-only",
-                "-auto-approve",
-                "-no-color",
-                "-input=false",
-            ],
-            true,
-        )
-        .unwrap();
-    assert_eq!(out.exit_code, 0, "{out}");
-}
-
-/// `terraform import` of stack `name` into the fresh state of `imp`.
-fn import_output(imp: &Terraform, name: &str) -> CommandOutput {
-    let mut args: Vec<String> = vec!["import".into(), "-no-color".into(), "-input=false".into()];
-    args.extend(imp.var_args());
-    args.extend([
-        format!(r#"autoheal_instance.this["{name}"]"#),
-        name.to_string(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    imp.run(&args, false).unwrap()
-}
-
-fn resource_values(show: &CommandOutput) -> serde_json::Map<String, Json> {
-    let j: Json = serde_json::from_str(&show.stdout).unwrap();
-    j["values"]["root_module"]["resources"][0]["values"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no resource in the state: {}", show.stdout))
-        .clone()
-}
-
-/// After an import, the only difference a plan may show is the configuration-only `timeouts`
-/// block.
-fn assert_import_plans_no_change(imp: &Terraform) {
-    let plan = imp.plan().unwrap();
-    let body = plan.stdout.split("Plan:").next().unwrap_or_default();
-    let changes: Vec<&str> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with(['+', '-', '~']))
-        .filter(|l| !l.starts_with("~ resource") && !l.starts_with("~ update in-place"))
-        .collect();
-    assert!(
-        changes.iter().all(|l| l.starts_with("+ timeouts")),
-        "after import the plan may only add the timeouts block: {changes:?}\n{plan}"
-    );
 }
 
 fn newest(tf_versions: &[TerraformBinary]) -> TerraformBinary {
