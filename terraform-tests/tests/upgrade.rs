@@ -8,8 +8,10 @@
 //! local AWS (realistic profile), then switches the configuration to the current fixture and
 //! provider (`terraform init -upgrade`, as a user bumping the version constraint) and plans:
 //!
-//! - from b06d38b, the previous release (the same attributes, schema version 0): the plan is
-//!   empty, a refresh-only apply stores schema version 1, the next plan is empty again; when
+//! - from b06d38b, the previous release (schema version 0): the plan changes no resource
+//!   (the current fixture's `stacks` output may only add, as null, the keys of attributes
+//!   b06d38b lacked: Terraform 1.0.3 plans that output change), a refresh-only apply stores
+//!   schema version 1, the next plan is empty; when
 //!   this build ships another attachment Lambda than b06d38b did, the plan is one in-place
 //!   update whose only change is `handler_sha256` (the function's new code), and the apply
 //!   stores schema version 1;
@@ -22,6 +24,7 @@
 //! In both, the SDK shows the same instance serving with the same volume and address as
 //! before the upgrade, and destroy leaves only the final snapshot.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -188,11 +191,80 @@ enum Expect {
     InPlaceRepair(&'static [&'static str]),
 }
 
-/// The plan must be exactly `expect`. Returns the plan.
-fn assert_plan(t: &Terraform, expect: &Expect, what: &str) -> CommandOutput {
+/// The keys of the `stacks` output's objects in a stack fixture's main.tf (`key = v.attr`).
+fn output_keys(fixture: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let block = text
+        .split("output \"stacks\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}: no output \"stacks\"", fixture.display()));
+    block
+        .lines()
+        .map(str::trim)
+        .take_while(|l| *l != "}")
+        .filter_map(|l| l.split_once(" = v."))
+        .map(|(k, _)| k.trim().to_string())
+        .collect()
+}
+
+/// The plan has no resource change. Its only other changes may be outputs: keys of
+/// `new_outputs` (those the new fixture adds to `stacks`) shown as added with the value
+/// `null` (attributes the old provider lacked, empty in the upgraded state). Terraform 1.0.3
+/// plans such an output-only change with exit code 2 ("Changes to Outputs"), which is the
+/// user's new configuration, not the provider; a resource change or another output change
+/// fails.
+fn assert_no_resource_change(plan: &CommandOutput, new_outputs: &BTreeSet<String>, what: &str) {
+    if plan.exit_code == 0 {
+        return;
+    }
+    assert_eq!(plan.exit_code, 2, "{what}: plan failed:\n{plan}");
+    for never in [
+        "will perform the following actions",
+        "Plan:",
+        "will be updated",
+        "must be replaced",
+    ] {
+        assert!(
+            !plan.stdout.contains(never),
+            "{what}: the plan must change no resource ({never:?}):\n{plan}"
+        );
+    }
+    let outputs = plan
+        .stdout
+        .split("Changes to Outputs:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{what}: a change that is neither resource nor output:\n{plan}"));
+    let changed: Vec<&str> = outputs
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("~ ") || l.starts_with("+ ") || l.starts_with("- "))
+        // The output and its map entry, both `~` when an element inside changes.
+        .filter(|l| *l != "~ stacks = {" && *l != "~ acc = {")
+        .collect();
+    assert!(!changed.is_empty(), "{what}: no change found in:\n{plan}");
+    for line in changed {
+        let added_null = line
+            .strip_prefix("+ ")
+            .and_then(|l| l.split_once(" = "))
+            .filter(|(k, v)| new_outputs.contains(k.trim()) && v.trim() == "null");
+        assert!(
+            added_null.is_some(),
+            "{what}: {line:?} is not a key the new fixture adds, shown null:\n{plan}"
+        );
+    }
+}
+
+/// The plan must be exactly `expect`; with `Expect::Empty`, outputs of `new_outputs` may
+/// be added as null (see `assert_no_resource_change`). Returns the plan.
+fn assert_plan(
+    t: &Terraform,
+    expect: &Expect,
+    new_outputs: &BTreeSet<String>,
+    what: &str,
+) -> CommandOutput {
     let plan = t.plan().unwrap_or_else(|e| panic!("{what}: plan: {e:#}"));
     match expect {
-        Expect::Empty => assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}"),
+        Expect::Empty => assert_no_resource_change(&plan, new_outputs, what),
         Expect::NewHandler(digest) => {
             let words = plan.words();
             assert!(
@@ -343,9 +415,15 @@ fn upgrade_from(commit: &str, tf: &TerraformBinary, expect: Expect) {
         "{what}: init -upgrade should install {new_version}:\n{upgrade}"
     );
 
+    // Keys the new fixture's `stacks` output adds: attributes the old provider lacked.
+    let new_outputs: BTreeSet<String> = output_keys(&stack_fixture().join("main.tf"))
+        .difference(&output_keys(&previous.join("stack/main.tf")))
+        .cloned()
+        .collect();
     let first = assert_plan(
         &old,
         &expect,
+        &new_outputs,
         &format!("{what}: first plan after the upgrade"),
     );
     eprintln!("{what}: first plan after the upgrade:\n{}", first.stdout);
@@ -374,10 +452,16 @@ fn upgrade_from(commit: &str, tf: &TerraformBinary, expect: Expect) {
         [1],
         "{what}: the state is stored at schema version 1 after an apply"
     );
-    assert_plan(
+    // After the apply (outputs saved too), nothing at all.
+    let after_apply = assert_plan(
         &old,
         &Expect::Empty,
+        &BTreeSet::new(),
         &format!("{what}: plan after the apply"),
+    );
+    assert_eq!(
+        after_apply.exit_code, 0,
+        "{what}: the plan after the apply must be empty:\n{after_apply}"
     );
 
     let after = stack(&old);
