@@ -9,18 +9,17 @@
 //!    `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the EventBridge rule
 //!    (its pattern needs only the group's name); the alarms (`alarm_actions`: they need only
 //!    the names);
-//! 2. the role's inline policy (it names the volume, the address and the interface), the
-//!    launch template (its user data names the volume) and, with an interface, the address
-//!    put on it;
-//! 3. the Lambda function, then the rule's target and the invoke permission; meanwhile the
-//!    group at size 0 with its launch hook;
-//! 4. last, the group at size 1, and a wait until its instance is InService with the volume
+//! 2. at once: the role's inline policy (it names the volume, the address and the
+//!    interface); the launch template (its user data names the volume), then the group at
+//!    size 0 with its launch hook; with an interface, the address put on it; the Lambda
+//!    function, then the rule's target and the invoke permission;
+//! 3. last, the group at size 1, and a wait until its instance is InService with the volume
 //!    (and the interface) attached and the address associated.
 //!
-//! No instance can launch before step 4, so none escapes the hook, the rule or the function.
+//! No instance can launch before step 3, so none escapes the hook, the rule or the function.
 //!
 //! Every object is made with the marker `autoheal:creating = <name>`, removed from all of
-//! them once step 4 is done. Before step 1 the create looks for a stack of its name
+//! them once step 3 is done. Before step 1 the create looks for a stack of its name
 //! ([`adopt`]): a finished one is refused ("import it"); the marked objects of a create that
 //! never returned are adopted, each step using its leftover instead of making a new one.
 
@@ -210,7 +209,7 @@ impl<'a> Creator<'a> {
         Ok(Some(v))
     }
 
-    /// Steps 1 to 4.
+    /// Steps 1 to 3.
     async fn build(&self) -> Result<(), Vec<StepError>> {
         // Step 1.
         let (net, vol, addr, logs, role, rule, alarms) = tokio::join!(
@@ -251,25 +250,20 @@ impl<'a> Creator<'a> {
             return Err(errors);
         }
 
-        // Step 2.
+        // Step 2: what needs step 1's objects, at once. The function needs the role (not its
+        // policy: it is in place before step 3, the first launch), the volume, the address,
+        // the interface and the rule; the group needs only its template.
         let interface_id = interface.as_ref().map(|n| n.network_interface_id.as_str());
-        let (policy, template, moved) = tokio::join!(
-            self.role_policy(&role_arn, &volume, &allocation_id, interface_id),
-            self.launch_template(&security_group_id, &volume.volume_id),
-            self.address_on_interface(&allocation_id, interface_id),
-        );
-        let policy = keep(policy, &mut errors);
-        let template = keep(template, &mut errors);
-        keep(moved, &mut errors);
-        let (Some(()), Some((template_id, version))) = (policy, template) else {
-            return Err(errors);
+        let template_and_group = async {
+            let (template_id, version) = self
+                .launch_template(&security_group_id, &volume.volume_id)
+                .await?;
+            self.group(&template_id, version, &subnet_id).await
         };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-
-        // Step 3.
-        let (function, group) = tokio::join!(
+        let (policy, group, moved, function) = tokio::join!(
+            self.role_policy(&role_arn, &volume, &allocation_id, interface_id),
+            template_and_group,
+            self.address_on_interface(&allocation_id, interface_id),
             self.function(
                 (&role_arn, role_made),
                 &volume.volume_id,
@@ -277,15 +271,16 @@ impl<'a> Creator<'a> {
                 interface_id,
                 &rule_arn
             ),
-            self.group(&template_id, version, &subnet_id),
         );
-        keep(function, &mut errors);
+        keep(policy, &mut errors);
         keep(group, &mut errors);
+        keep(moved, &mut errors);
+        keep(function, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
 
-        // Step 4.
+        // Step 3.
         self.scale_up_and_wait(&volume.volume_id, &allocation_id, interface_id)
             .await
             .map_err(|e| vec![e])
@@ -505,7 +500,10 @@ impl<'a> Creator<'a> {
         Ok(None)
     }
 
-    /// A new VPC with its subnet, gateway and routes; returns (VPC id, subnet id).
+    /// A new VPC with its subnet, gateway and routes; returns (VPC id, subnet id). Once the
+    /// VPC is available, what needs only it is made at once (its DNS attributes, the subnet,
+    /// the gateway with its attachment, the route table), then the route (it needs the
+    /// attached gateway) beside the table's association (it needs the subnet).
     async fn create_network(&self) -> Result<(String, String), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let vpc_id = network::create_vpc(
@@ -516,11 +514,13 @@ impl<'a> Creator<'a> {
         )
         .await
         .step("create", "VPC")?;
-        let (subnet_tags, igw_tags) = (
+        let (subnet_tags, igw_tags, table_tags) = (
             creating(spec, object_tags(spec, names::SUBNET_NAME_TAG)),
             creating(spec, object_tags(spec, names::INTERNET_GATEWAY_NAME_TAG)),
+            creating(spec, object_tags(spec, names::ROUTE_TABLE_NAME_TAG)),
         );
-        let (subnet, igw) = tokio::join!(
+        let (dns, subnet, igw, table) = tokio::join!(
+            network::enable_dns(ctx, &vpc_id),
             network::create_subnet(
                 ctx,
                 &vpc_id,
@@ -529,19 +529,23 @@ impl<'a> Creator<'a> {
                 &subnet_tags,
             ),
             network::create_internet_gateway(ctx, &vpc_id, &igw_tags),
+            network::create_route_table(ctx, &vpc_id, &table_tags),
         );
+        // The subnet first: recorded even when another part failed.
         let subnet_id = subnet.step("create", "subnet")?;
         self.record(|s| s.subnet_id = Some(subnet_id.clone()));
+        dns.step("enable DNS on", format!("VPC {vpc_id}"))?;
         let igw = igw.step("create", "internet gateway")?;
-        network::create_route_table(
-            ctx,
-            &vpc_id,
-            &subnet_id,
-            &igw,
-            &creating(spec, object_tags(spec, names::ROUTE_TABLE_NAME_TAG)),
-        )
-        .await
-        .step("create", "route table")?;
+        let table = table.step("create", "route table")?;
+        let (route, association) = tokio::join!(
+            network::route_to_gateway(ctx, &table, &igw),
+            network::associate_route_table(ctx, &table, &subnet_id),
+        );
+        route.step("create", format!("default route of route table {table}"))?;
+        association.step(
+            "associate",
+            format!("route table {table} with subnet {subnet_id}"),
+        )?;
         Ok((vpc_id, subnet_id))
     }
 

@@ -1,15 +1,17 @@
 //! Destroy: takes the stack down in the order AWS needs, and never loses data silently.
 //!
 //! 1. The group to size 0, and a wait until its instance is terminated (the volume and the
-//!    address are then released by AWS); then the group itself (its hook goes with it).
-//! 2. At once: the data volume (wait for the detach; then final snapshot and delete, or
-//!    retain, or delete, per `volume_on_destroy`; a user's volume is only waited for), the
-//!    address (released, or only disassociated when it is the user's), then the persistent
-//!    network interface (once its instance has let it go), the Lambda side (rule with its
-//!    targets, function with its permission, log group, role with its policy) and the
-//!    alarms.
-//! 3. The launch template, the security group (DependencyViolation retried while network
-//!    interfaces linger), then the network the provider created. A user's subnet is left.
+//!    address are then released by AWS).
+//! 2. At once, each branch in the order AWS needs: the group itself (its hook goes with it),
+//!    then the launch template; the data volume (wait for the detach; then final snapshot
+//!    and delete, or retain, or delete, per `volume_on_destroy`; a user's volume is only
+//!    waited for); the address (released, or only disassociated when it is the user's), then
+//!    the persistent network interface (once its instance has let it go), the security group
+//!    (DependencyViolation retried while network interfaces linger), then the network the
+//!    provider created (a user's subnet is left); the Lambda side (rule with its targets,
+//!    function with its permission, log group, role with its policy, each apart); the
+//!    alarms. A branch that fails stops there; the others go on, and what is left stays in
+//!    the state.
 //!
 //! Every deleter treats "not found" as done, so destroying again, or after parts were deleted
 //! by hand, succeeds. A failed final snapshot stops the volume's deletion: the volume stays,
@@ -55,40 +57,81 @@ pub async fn delete(
 ) -> Result<Outcome, (Stack, Vec<StepError>)> {
     let mut left = stack.clone();
     let mut outcome = Outcome::default();
-    // 1. The instance, then the group. The objects named after the stack are deleted by
-    // name even when the state lost their ids (a refresh nulls the id of a part that is
-    // broken, so the plan repairs it): a state exists only for a stack this configuration
-    // created or imported (create refuses a name already in use and then saves no state).
+    // 1. The instance. The objects named after the stack are deleted by name even when the
+    // state lost their ids (a refresh nulls the id of a part that is broken, so the plan
+    // repairs it): a state exists only for a stack this configuration created or imported
+    // (create refuses a name already in use and then saves no state).
     let group = names::AUTOSCALING_GROUP.for_stack(&spec.name);
-    let r = async {
-        autoscaling_group::drain(ctx, &group).await.step(
-            "terminate the instance of",
-            format!("Auto Scaling group {group}"),
-        )?;
-        autoscaling_group::delete(ctx, &group)
-            .await
-            .step("delete", format!("Auto Scaling group {group}"))
-    }
-    .await;
-    if let Err(e) = r {
+    if let Err(e) = autoscaling_group::drain(ctx, &group).await.step(
+        "terminate the instance of",
+        format!("Auto Scaling group {group}"),
+    ) {
         return Err((left, vec![e]));
     }
     left.instance_id = None;
-    left.autoscaling_group_name = None;
-    left.lifecycle_hook_name = None;
 
-    // 2. Volume, address and the Lambda side, at once.
-    let address_and_interface = async {
-        release_address(ctx, spec, stack).await?;
-        delete_interface(ctx, spec, stack).await
+    // 2. With no instance (and the group at size 0: none launches), what only AWS's own
+    // dependencies order runs at once, each branch stopping at its first error:
+    // - the group (its hook goes with it), then its launch template;
+    // - the volume (final snapshot first, per `volume_on_destroy`);
+    // - the address, then the persistent interface (its address gone), then the security
+    //   group (no interface left using it), then the network (its gateway detaches only
+    //   once no address is mapped in the VPC, its VPC goes last);
+    // - the Lambda side (rule, function, log group and role, each apart);
+    // - the alarms.
+    let group_and_template = async {
+        autoscaling_group::delete(ctx, &group)
+            .await
+            .step("delete", format!("Auto Scaling group {group}"))?;
+        if let Some(id) = &stack.launch_template_id {
+            launch_template::delete(ctx, id)
+                .await
+                .step("delete", format!("launch template {id}"))?;
+        }
+        Ok::<(), StepError>(())
     };
-    let (vol, addr, lambda, alarms) = tokio::join!(
+    // What this branch got done, for `left` when a later part fails.
+    let mut addressing_done = false;
+    let mut security_group_done = false;
+    let network_side = async {
+        release_address(ctx, spec, stack).await?;
+        delete_interface(ctx, spec, stack).await?;
+        addressing_done = true;
+        if let Some(id) = &stack.security_group_id {
+            security_group::delete(ctx, id)
+                .await
+                .step("delete", format!("security group {id}"))?;
+        }
+        security_group_done = true;
+        if spec.creates_network() {
+            if let Some(vpc) = &stack.vpc_id {
+                network::delete_vpc(ctx, vpc, (names::STACK_TAG, &spec.name))
+                    .await
+                    .step(
+                        "delete",
+                        format!("VPC {vpc} and its subnet, gateway and routes"),
+                    )?;
+            }
+        }
+        Ok::<(), StepError>(())
+    };
+    let (group_and_template, vol, network_side, lambda, alarms) = tokio::join!(
+        group_and_template,
         delete_volume(ctx, spec, stack),
-        address_and_interface,
+        network_side,
         delete_lambda_side(ctx, spec),
         delete_alarms(ctx, spec, stack),
     );
     let mut errors = Vec::new();
+    match group_and_template {
+        Ok(()) => {
+            left.autoscaling_group_name = None;
+            left.lifecycle_hook_name = None;
+            left.launch_template_id = None;
+            left.launch_template_version = None;
+        }
+        Err(e) => errors.push(e),
+    }
     match vol {
         Ok((snapshot, kept)) => {
             outcome.final_snapshot = snapshot;
@@ -98,11 +141,18 @@ pub async fn delete(
         }
         Err(e) => errors.push(e),
     }
-    match addr {
+    if addressing_done {
+        left.allocation_id = None;
+        left.public_ip = None;
+        super::create::record_interface(&mut left, None);
+    }
+    if security_group_done {
+        left.security_group_id = None;
+    }
+    match network_side {
         Ok(()) => {
-            left.allocation_id = None;
-            left.public_ip = None;
-            super::create::record_interface(&mut left, None);
+            left.vpc_id = None;
+            left.subnet_id = None;
         }
         Err(e) => errors.push(e),
     }
@@ -123,43 +173,10 @@ pub async fn delete(
         }
         Err(e) => errors.push(e),
     }
-    if !errors.is_empty() {
-        return Err((left, errors));
-    }
-
-    // 3. Template, security group, network.
-    let r = async {
-        if let Some(id) = &stack.launch_template_id {
-            launch_template::delete(ctx, id)
-                .await
-                .step("delete", format!("launch template {id}"))?;
-        }
-        left.launch_template_id = None;
-        left.launch_template_version = None;
-        if let Some(id) = &stack.security_group_id {
-            security_group::delete(ctx, id)
-                .await
-                .step("delete", format!("security group {id}"))?;
-        }
-        left.security_group_id = None;
-        if spec.creates_network() {
-            if let Some(vpc) = &stack.vpc_id {
-                network::delete_vpc(ctx, vpc, (names::STACK_TAG, &spec.name))
-                    .await
-                    .step(
-                        "delete",
-                        format!("VPC {vpc} and its subnet, gateway and routes"),
-                    )?;
-            }
-        }
-        left.vpc_id = None;
-        left.subnet_id = None;
-        Ok::<(), StepError>(())
-    }
-    .await;
-    match r {
-        Ok(()) => Ok(outcome),
-        Err(e) => Err((left, vec![e])),
+    if errors.is_empty() {
+        Ok(outcome)
+    } else {
+        Err((left, errors))
     }
 }
 
@@ -400,22 +417,35 @@ async fn release_address(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<
 }
 
 /// Rule (targets first), function (its permission goes with it), log group, role (policies
-/// first), by the names derived from the stack's name.
+/// first), by the names derived from the stack's name; the four at once: AWS orders none of
+/// them after another (a rule may target a function that is gone, a function's role may be
+/// deleted under it), and with the group drained nothing invokes the function any more.
 async fn delete_lambda_side(ctx: &OpContext, spec: &Spec) -> Result<(), StepError> {
     let rule = names::EVENT_RULE.for_stack(&spec.name);
-    event_rule::delete(ctx, &rule)
-        .await
-        .step("delete", format!("EventBridge rule {rule}"))?;
     let function = names::LAMBDA_FUNCTION.for_stack(&spec.name);
-    lambda_function::delete(ctx, &function)
-        .await
-        .step("delete", format!("Lambda function {function}"))?;
     let logs = names::LOG_GROUP.for_stack(&spec.name);
-    log_group::delete(ctx, &logs)
-        .await
-        .step("delete", format!("log group {logs}"))?;
     let role = names::lambda_role_name(&spec.name, ctx.region());
-    iam_role::delete(ctx, &role)
-        .await
-        .step("delete", format!("IAM role {role}"))
+    let (r, f, l, i) = tokio::join!(
+        async {
+            event_rule::delete(ctx, &rule)
+                .await
+                .step("delete", format!("EventBridge rule {rule}"))
+        },
+        async {
+            lambda_function::delete(ctx, &function)
+                .await
+                .step("delete", format!("Lambda function {function}"))
+        },
+        async {
+            log_group::delete(ctx, &logs)
+                .await
+                .step("delete", format!("log group {logs}"))
+        },
+        async {
+            iam_role::delete(ctx, &role)
+                .await
+                .step("delete", format!("IAM role {role}"))
+        },
+    );
+    r.and(f).and(l).and(i)
 }

@@ -99,7 +99,7 @@ pub async fn create_vpc(
         .await?
         .ok_or_else(|| AwsError::other("ec2:CreateVpc", "no VPC id in the answer"))?;
     tracing::info!(vpc_id, cidr, "created VPC");
-    // Recorded before the wait and the attribute calls, which may fail.
+    // Recorded before the wait, which may fail.
     created(&vpc_id);
     ctx.wait_for(&format!("VPC {vpc_id} to be available"), || async {
         let out = ctx
@@ -116,13 +116,20 @@ pub async fn create_vpc(
         })
     })
     .await?;
-    for (op, support) in [("EnableDnsSupport", true), ("EnableDnsHostnames", false)] {
+    Ok(vpc_id)
+}
+
+/// DNS support and hostnames on (two calls: EC2 takes one attribute per
+/// ModifyVpcAttribute), at once: they are independent of each other and of the subnet, the
+/// gateway and the route table made meanwhile.
+pub async fn enable_dns(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
+    let modify = |op: &'static str, support: bool| async move {
         ctx.call(
             &format!("ec2:ModifyVpcAttribute ({op})"),
             &["InvalidVpcID.NotFound"],
             || {
                 let on = AttributeBooleanValue::builder().value(true).build();
-                let req = ctx.clients.ec2.modify_vpc_attribute().vpc_id(&vpc_id);
+                let req = ctx.clients.ec2.modify_vpc_attribute().vpc_id(vpc_id);
                 if support {
                     req.enable_dns_support(on).send()
                 } else {
@@ -130,9 +137,14 @@ pub async fn create_vpc(
                 }
             },
         )
-        .await?;
-    }
-    Ok(vpc_id)
+        .await
+        .map(|_| ())
+    };
+    let (support, hostnames) = tokio::join!(
+        modify("EnableDnsSupport", true),
+        modify("EnableDnsHostnames", false)
+    );
+    support.and(hostnames)
 }
 
 pub async fn create_subnet(
@@ -237,12 +249,12 @@ pub async fn create_internet_gateway(
     Ok(id)
 }
 
-/// A route table with a default route to the gateway, associated with the subnet.
+/// A route table in the VPC (its route and subnet come with [`route_to_gateway`] and
+/// [`associate_route_table`], which need the gateway and the subnet: the table is made
+/// meanwhile).
 pub async fn create_route_table(
     ctx: &OpContext,
     vpc_id: &str,
-    subnet_id: &str,
-    internet_gateway_id: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
     // One token for this create, kept across its retries: a repeat returns the first table.
@@ -264,8 +276,19 @@ pub async fn create_route_table(
         .ok_or_else(|| AwsError::other("ec2:CreateRouteTable", "no route table id in the answer"))?
         .to_string();
     tracing::info!(route_table_id = id, "created route table");
-    // Both on a table and a subnet only this create has: "already there" after a retry is
-    // the answer of an attempt that was lost, not somebody else's object.
+    Ok(id)
+}
+
+// Both on a table and a subnet only this create has: "already there" after a retry is the
+// answer of an attempt that was lost, not somebody else's object.
+
+/// The default route of `route_table_id` to the gateway (attached: EC2 refuses a route to a
+/// gateway that is not attached to the table's VPC).
+pub async fn route_to_gateway(
+    ctx: &OpContext,
+    route_table_id: &str,
+    internet_gateway_id: &str,
+) -> Result<(), AwsError> {
     let route = ctx
         .call(
             "ec2:CreateRoute",
@@ -277,7 +300,7 @@ pub async fn create_route_table(
                 ctx.clients
                     .ec2
                     .create_route()
-                    .route_table_id(&id)
+                    .route_table_id(route_table_id)
                     .destination_cidr_block("0.0.0.0/0")
                     .gateway_id(internet_gateway_id)
                     .send()
@@ -285,9 +308,17 @@ pub async fn create_route_table(
         )
         .await;
     match route {
-        Err(e) if !e.is_code(&["RouteAlreadyExists"]) => return Err(e),
-        _ => {}
+        Err(e) if !e.is_code(&["RouteAlreadyExists"]) => Err(e),
+        _ => Ok(()),
     }
+}
+
+/// `route_table_id` as the subnet's table.
+pub async fn associate_route_table(
+    ctx: &OpContext,
+    route_table_id: &str,
+    subnet_id: &str,
+) -> Result<(), AwsError> {
     let association = ctx
         .call(
             "ec2:AssociateRouteTable",
@@ -296,7 +327,7 @@ pub async fn create_route_table(
                 ctx.clients
                     .ec2
                     .associate_route_table()
-                    .route_table_id(&id)
+                    .route_table_id(route_table_id)
                     .subnet_id(subnet_id)
                     .send()
             },
@@ -304,7 +335,7 @@ pub async fn create_route_table(
         .await;
     match association {
         Err(e) if !e.is_code(&["Resource.AlreadyAssociated"]) => Err(e),
-        _ => Ok(id),
+        _ => Ok(()),
     }
 }
 
@@ -366,28 +397,66 @@ pub async fn delete_vpc(
     vpc_id: &str,
     owner_tag: (&str, &str),
 ) -> Result<(), AwsError> {
-    let owned = ctx
-        .call("ec2:DescribeInternetGateways", &[], || {
-            ctx.clients
-                .ec2
-                .describe_internet_gateways()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{}", owner_tag.0))
-                        .values(owner_tag.1)
-                        .build(),
-                )
-                .send()
-        })
-        .await?;
-    for igw in owned.internet_gateways() {
-        if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
-            delete_internet_gateway(ctx, id, None).await?;
+    // What only AWS's dependencies order runs at once: the stack's gateways that are not
+    // attached (an interrupted create's: not in the VPC) beside the VPC's own parts; in the
+    // VPC, its gateway (detached and deleted) beside its route tables and subnets (a subnet
+    // after its table lets it go: EC2 deletes a subnet's association with it, and a table
+    // with associations is refused as DependencyViolation); the VPC last (EC2 refuses it,
+    // DependencyViolation, while any of them is there). Each deleter retries
+    // DependencyViolation within the operation's timeout.
+    let unattached = async {
+        let owned = ctx
+            .call("ec2:DescribeInternetGateways", &[], || {
+                ctx.clients
+                    .ec2
+                    .describe_internet_gateways()
+                    .filters(
+                        Filter::builder()
+                            .name(format!("tag:{}", owner_tag.0))
+                            .values(owner_tag.1)
+                            .build(),
+                    )
+                    .send()
+            })
+            .await?;
+        for igw in owned.internet_gateways() {
+            if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
+                delete_internet_gateway(ctx, id, None).await?;
+            }
         }
-    }
-    if find_vpc(ctx, vpc_id).await?.is_none() {
+        Ok::<(), AwsError>(())
+    };
+    let parts = async {
+        if find_vpc(ctx, vpc_id).await?.is_none() {
+            return Ok(false);
+        }
+        let (gateways, tables_and_subnets) =
+            tokio::join!(delete_attached_gateways(ctx, vpc_id), async {
+                let tables = disassociate_route_tables(ctx, vpc_id).await?;
+                let (t, s) = tokio::join!(
+                    delete_route_tables(ctx, &tables),
+                    delete_subnets(ctx, vpc_id)
+                );
+                t.and(s)
+            });
+        gateways.and(tables_and_subnets)?;
+        Ok::<bool, AwsError>(true)
+    };
+    let (unattached, parts) = tokio::join!(unattached, parts);
+    unattached?;
+    if !parts? {
         return Ok(());
     }
+    ctx.delete("ec2:DeleteVpc", &["DependencyViolation"], || {
+        ctx.clients.ec2.delete_vpc().vpc_id(vpc_id).send()
+    })
+    .await?;
+    tracing::info!(vpc_id, "deleted VPC");
+    Ok(())
+}
+
+/// The gateways attached to the VPC, detached and deleted.
+async fn delete_attached_gateways(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
     let igws = ctx
         .call("ec2:DescribeInternetGateways", &[], || {
             ctx.clients
@@ -408,6 +477,12 @@ pub async fn delete_vpc(
         };
         delete_internet_gateway(ctx, id, Some(vpc_id)).await?;
     }
+    Ok(())
+}
+
+/// Takes every subnet off the VPC's route tables but its main one (deleted with the VPC);
+/// returns those tables' ids.
+async fn disassociate_route_tables(ctx: &OpContext, vpc_id: &str) -> Result<Vec<String>, AwsError> {
     let tables = ctx
         .call("ec2:DescribeRouteTables", &[], || {
             ctx.clients
@@ -417,6 +492,7 @@ pub async fn delete_vpc(
                 .send()
         })
         .await?;
+    let mut ids = Vec::new();
     for table in tables.route_tables() {
         if table.associations().iter().any(|a| a.main() == Some(true)) {
             continue; // deleted with the VPC
@@ -436,6 +512,13 @@ pub async fn delete_vpc(
                 .await?;
             }
         }
+        ids.push(id.to_string());
+    }
+    Ok(ids)
+}
+
+async fn delete_route_tables(ctx: &OpContext, ids: &[String]) -> Result<(), AwsError> {
+    for id in ids {
         ctx.delete("ec2:DeleteRouteTable", &["DependencyViolation"], || {
             ctx.clients
                 .ec2
@@ -446,6 +529,10 @@ pub async fn delete_vpc(
         .await?;
         tracing::info!(route_table_id = id, "deleted route table");
     }
+    Ok(())
+}
+
+async fn delete_subnets(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
     let subnets = ctx
         .call("ec2:DescribeSubnets", &[], || {
             ctx.clients
@@ -465,11 +552,6 @@ pub async fn delete_vpc(
         .await?;
         tracing::info!(subnet_id = id, "deleted subnet");
     }
-    ctx.delete("ec2:DeleteVpc", &["DependencyViolation"], || {
-        ctx.clients.ec2.delete_vpc().vpc_id(vpc_id).send()
-    })
-    .await?;
-    tracing::info!(vpc_id, "deleted VPC");
     Ok(())
 }
 
