@@ -9,10 +9,11 @@
 //!    `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the EventBridge rule
 //!    (its pattern needs only the group's name); the alarms (`alarm_actions`: they need only
 //!    the names);
-//! 2. at once: the role's inline policy (it names the volume, the address and the
-//!    interface); the launch template (its user data names the volume), then the group at
-//!    size 0 with its launch hook; with an interface, the address put on it; the Lambda
-//!    function, then the rule's target and the invoke permission;
+//! 2. each as soon as what it needs exists: the launch template (its user data names the
+//!    volume; its groups are the network's), then the group at size 0 with its launch hook;
+//!    the role's inline policy (it names the volume, the address and the interface); with an
+//!    interface, the address put on it; the Lambda function, then the rule's target and the
+//!    invoke permission (without an interface these do not wait for the network);
 //! 3. last, the group at size 1, and a wait until its instance is InService with the volume
 //!    (and the interface) attached and the address associated.
 //!
@@ -209,79 +210,117 @@ impl<'a> Creator<'a> {
         Ok(Some(v))
     }
 
-    /// Steps 1 to 3.
+    /// Steps 1 to 3. Steps 1 and 2 run as two sides that hand each other what the other
+    /// needs as soon as it exists, so neither waits for more than AWS's own dependencies:
+    ///
+    /// - the network side: network, security group, interface; then the launch template (it
+    ///   needs the volume, from the other side) and the group at size 0;
+    /// - the Lambda side: volume, address, log group, role, rule, alarms; then the role's
+    ///   policy, the address on the interface and the function with its target and
+    ///   permission (with `persistent_network_interface` these need the interface, from the
+    ///   network side; without, they need nothing of it and do not wait for the network).
+    ///
+    /// A side that fails drops its half of the hand-over, and the other stops where it
+    /// needed it (reporting nothing more: the failed side says why).
     async fn build(&self) -> Result<(), Vec<StepError>> {
-        // Step 1.
-        let (net, vol, addr, logs, role, rule, alarms) = tokio::join!(
-            self.network(),
-            self.volume(),
-            self.address(),
-            self.log_group(),
-            self.role(),
-            self.rule(),
-            self.alarms(),
-        );
-        let mut errors: Vec<StepError> = Vec::new();
-        let net = keep(net, &mut errors);
-        let vol = keep(vol, &mut errors);
-        if let Some(v) = &vol {
-            self.record(|s| s.volume_source_snapshot_id = v.snapshot_id.clone());
-            *self
-                .volume_performance
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some((v.iops, v.throughput));
-        }
-        let addr = keep(addr, &mut errors);
-        keep(logs, &mut errors);
-        keep(alarms, &mut errors);
-        let role = keep(role, &mut errors);
-        let rule = keep(rule, &mut errors);
-        let (
-            Some((subnet_id, security_group_id, interface)),
-            Some(volume),
-            Some(allocation_id),
-            Some((role_arn, role_made)),
-            Some(rule_arn),
-        ) = (net, vol, addr, role, rule)
-        else {
-            return Err(errors);
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        use tokio::sync::oneshot;
+        let wants_interface = self.spec.persistent_network_interface;
+        let (volume_tx, volume_rx) = oneshot::channel::<String>();
+        let (interface_tx, interface_rx) = oneshot::channel::<Option<String>>();
 
-        // Step 2: what needs step 1's objects, at once. The function needs the role (not its
-        // policy: it is in place before step 3, the first launch), the volume, the address,
-        // the interface and the rule; the group needs only its template.
-        let interface_id = interface.as_ref().map(|n| n.network_interface_id.as_str());
-        let template_and_group = async {
+        let network_side = async move {
+            let (subnet_id, security_group_id, interface) =
+                self.network().await.map_err(|e| vec![e])?;
+            let interface_id = interface.map(|n| n.network_interface_id);
+            let _ = interface_tx.send(interface_id.clone());
+            let Ok(volume_id) = volume_rx.await else {
+                return Err(Vec::new());
+            };
             let (template_id, version) = self
-                .launch_template(&security_group_id, &volume.volume_id)
-                .await?;
-            self.group(&template_id, version, &subnet_id).await
+                .launch_template(&security_group_id, &volume_id)
+                .await
+                .map_err(|e| vec![e])?;
+            self.group(&template_id, version, &subnet_id)
+                .await
+                .map_err(|e| vec![e])?;
+            Ok(interface_id)
         };
-        let (policy, group, moved, function) = tokio::join!(
-            self.role_policy(&role_arn, &volume, &allocation_id, interface_id),
-            template_and_group,
-            self.address_on_interface(&allocation_id, interface_id),
-            self.function(
-                (&role_arn, role_made),
-                &volume.volume_id,
-                &allocation_id,
-                interface_id,
-                &rule_arn
-            ),
-        );
-        keep(policy, &mut errors);
-        keep(group, &mut errors);
-        keep(moved, &mut errors);
-        keep(function, &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+
+        let lambda_side = async move {
+            let (vol, addr, logs, role, rule, alarms) = tokio::join!(
+                self.volume(),
+                self.address(),
+                self.log_group(),
+                self.role(),
+                self.rule(),
+                self.alarms(),
+            );
+            let mut errors: Vec<StepError> = Vec::new();
+            let vol = keep(vol, &mut errors);
+            if let Some(v) = &vol {
+                self.record(|s| s.volume_source_snapshot_id = v.snapshot_id.clone());
+                *self
+                    .volume_performance
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((v.iops, v.throughput));
+            }
+            let addr = keep(addr, &mut errors);
+            keep(logs, &mut errors);
+            keep(alarms, &mut errors);
+            let role = keep(role, &mut errors);
+            let rule = keep(rule, &mut errors);
+            let (Some(volume), Some(allocation_id), Some((role_arn, role_made)), Some(rule_arn)) =
+                (vol, addr, role, rule)
+            else {
+                return Err(errors);
+            };
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            let _ = volume_tx.send(volume.volume_id.clone());
+            let interface_id = if wants_interface {
+                match interface_rx.await {
+                    Ok(id) => id,
+                    Err(_) => return Err(Vec::new()),
+                }
+            } else {
+                None
+            };
+            // The function needs the role (not its policy: that is in place before step 3,
+            // the first launch), the volume, the address, the interface and the rule.
+            let (policy, moved, function) = tokio::join!(
+                self.role_policy(&role_arn, &volume, &allocation_id, interface_id.as_deref()),
+                self.address_on_interface(&allocation_id, interface_id.as_deref()),
+                self.function(
+                    (&role_arn, role_made),
+                    &volume.volume_id,
+                    &allocation_id,
+                    interface_id.as_deref(),
+                    &rule_arn
+                ),
+            );
+            keep(policy, &mut errors);
+            keep(moved, &mut errors);
+            keep(function, &mut errors);
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            Ok((volume.volume_id, allocation_id))
+        };
+
+        let (network, lambda) = tokio::join!(network_side, lambda_side);
+        let (interface_id, (volume_id, allocation_id)) = match (network, lambda) {
+            (Ok(n), Ok(l)) => (n, l),
+            (n, l) => {
+                let errors: Vec<StepError> =
+                    [n.err(), l.err()].into_iter().flatten().flatten().collect();
+                debug_assert!(!errors.is_empty(), "a side stopped without a failure");
+                return Err(errors);
+            }
+        };
 
         // Step 3.
-        self.scale_up_and_wait(&volume.volume_id, &allocation_id, interface_id)
+        self.scale_up_and_wait(&volume_id, &allocation_id, interface_id.as_deref())
             .await
             .map_err(|e| vec![e])
     }
