@@ -622,6 +622,66 @@ pub fn take_address_early(known_departing: bool, interface_mode: bool) -> bool {
     known_departing && !interface_mode
 }
 
+/// How far the volume's step has come, as far as the address is concerned. Ordered: a later
+/// stage is more than an earlier one, and the heal only ever moves forward through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum VolumeProgress {
+    /// Nothing known yet, or a holder not known to be going away: its state not looked up,
+    /// its attachment merely detaching (it may be a live instance someone detached by hand),
+    /// or a live instance (the heal then abandons).
+    #[default]
+    Unsettled,
+    /// Another instance holds the volume and was seen going away
+    /// ([`VolumeAction::WaitForHolder`] with `known_departing`).
+    HolderDeparting,
+    /// AttachVolume for this instance was accepted: EC2 gave the volume to this instance, so
+    /// no other instance holds it.
+    AttachAccepted,
+    /// Attached to this instance.
+    AttachedHere,
+}
+
+/// What the address step waits for before it may move the address (the volume and interface
+/// steps, which run beside it, report into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddressGate {
+    pub volume: VolumeProgress,
+    /// Interface mode: the persistent interface is attached to this instance.
+    pub interface_attached: bool,
+}
+
+impl AddressGate {
+    /// Moves the volume's progress forward to `to` (never back); whether it changed.
+    pub fn advance(&mut self, to: VolumeProgress) -> bool {
+        if to > self.volume {
+            self.volume = to;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether AssociateAddress may now move the address to where it belongs (an address
+    /// already there moves nowhere and waits for nothing).
+    ///
+    /// The address goes with the volume: it may leave another instance only once the volume
+    /// shows that no live instance holds the stack, i.e. the volume's holder is going away
+    /// (early, onto the instance only: [`take_address_early`]) or the volume is this
+    /// instance's (AttachVolume accepted, or attached). A live holder never gets that far
+    /// (the heal abandons instead), so it never loses its address. With a persistent
+    /// interface the address goes on the interface, so also only once the interface is
+    /// attached here: the interface's own holder rules have then let it come over.
+    pub fn address_may_move(&self, interface_mode: bool) -> bool {
+        match self.volume {
+            VolumeProgress::Unsettled => false,
+            VolumeProgress::HolderDeparting => take_address_early(true, interface_mode),
+            VolumeProgress::AttachAccepted | VolumeProgress::AttachedHere => {
+                !interface_mode || self.interface_attached
+            }
+        }
+    }
+}
+
 // --- Completing the lifecycle action ---------------------------------------------------
 
 /// Result sent with CompleteLifecycleAction.
@@ -877,6 +937,66 @@ mod tests {
         // The address is on the interface the departing holder still has.
         assert!(!take_address_early(true, true));
         assert!(!take_address_early(false, true));
+    }
+
+    fn gate(volume: VolumeProgress, interface_attached: bool) -> AddressGate {
+        AddressGate {
+            volume,
+            interface_attached,
+        }
+    }
+
+    #[test]
+    fn the_address_waits_until_the_volume_has_no_live_holder() {
+        use VolumeProgress::*;
+        // Without an interface: from the moment the holder is seen going away.
+        for (progress, open) in [
+            (Unsettled, false),
+            (HolderDeparting, true),
+            (AttachAccepted, true),
+            (AttachedHere, true),
+        ] {
+            for interface_attached in [false, true] {
+                assert_eq!(
+                    gate(progress, interface_attached).address_may_move(false),
+                    open,
+                    "{progress:?}"
+                );
+            }
+        }
+        // With one: only once the volume is this instance's and the interface is here.
+        for (progress, attached, open) in [
+            (Unsettled, false, false),
+            (Unsettled, true, false),
+            (HolderDeparting, false, false),
+            (HolderDeparting, true, false),
+            (AttachAccepted, false, false),
+            (AttachAccepted, true, true),
+            (AttachedHere, false, false),
+            (AttachedHere, true, true),
+        ] {
+            assert_eq!(
+                gate(progress, attached).address_may_move(true),
+                open,
+                "{progress:?}, interface attached: {attached}"
+            );
+        }
+        assert_eq!(AddressGate::default(), gate(Unsettled, false));
+    }
+
+    #[test]
+    fn the_gate_only_moves_forward() {
+        use VolumeProgress::*;
+        let mut g = AddressGate::default();
+        assert!(g.advance(HolderDeparting));
+        assert!(!g.advance(HolderDeparting));
+        assert!(!g.advance(Unsettled));
+        assert_eq!(g.volume, HolderDeparting);
+        assert!(g.advance(AttachedHere));
+        for earlier in [Unsettled, HolderDeparting, AttachAccepted] {
+            assert!(!g.advance(earlier));
+            assert_eq!(g.volume, AttachedHere);
+        }
     }
 
     // --- The persistent network interface ---

@@ -10,6 +10,19 @@
 //! attaches the interface at device index 1, waits for the attachment, then makes sure the
 //! address is on the interface, and never takes the address early.
 //!
+//! What runs at the same time, and why that is safe (each group says more where it runs):
+//!
+//! * the first look (`Healer::first_look`): the new instance's first poll beside the first
+//!   reads of the volume, the address and the interface. Reads only; nothing changes before
+//!   the instance is confirmed in the group and running, as before.
+//! * then three lanes (`Healer::heal_steps`): the volume, the interface (interface mode)
+//!   and the address. The volume and the interface each keep their own holder rules; the
+//!   address lane moves the address only when the [`AddressGate`] the other two lanes open
+//!   allows it, so a live holder never loses its address, and the address goes on the
+//!   interface only once the interface is attached here.
+//! * `complete` only after all three lanes are done; a lane that stops (abandon, out of time
+//!   while a holder goes away, the action gone) stops the others where they are.
+//!
 //! Every decision is made by `decide.rs` from facts `aws.rs` observed; this file only
 //! sequences the calls, waits with [`Backoff`] inside the invocation's deadline, retries
 //! throttling/5xx, and keeps the lifecycle hook alive with heartbeats when the work may outlast
@@ -17,20 +30,22 @@
 //! not confirmed to be in the group.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_ec2::Client as Ec2Client;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::aws::{self, ActionRef, Clients};
+use crate::aws::{self, ActionRef, Clients, InstanceFacts};
 use crate::backoff::Backoff;
 use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
 use crate::decide::{
     address_place, instance_step, membership_from_group, membership_from_tag, next_address_action,
-    next_interface_action, next_volume_action, take_address_early, AddressAction, AddressPlace,
-    AddressTarget, Failure, Holder, InstanceStep, InterfaceAction, LifecycleResult, Membership,
-    Target, VolumeAction, INTERFACE_DEVICE_INDEX,
+    next_interface_action, next_volume_action, AddressAction, AddressFacts, AddressGate,
+    AddressPlace, AddressTarget, Failure, Holder, InstanceStep, InterfaceAction, InterfaceFacts,
+    LifecycleResult, Membership, Target, VolumeAction, VolumeFacts, VolumeProgress,
+    INTERFACE_DEVICE_INDEX,
 };
 use crate::errors::{classify, AwsError, ErrorKind};
 use crate::event::LaunchAction;
@@ -175,7 +190,9 @@ async fn associate(
     }
 }
 
-/// One heal's progress.
+/// One heal's progress. Shared by the lanes that run at the same time (see
+/// [`Healer::heal_steps`]), so what changes is behind a lock, which is never held across an
+/// await.
 struct Run<'a> {
     action: &'a LaunchAction,
     started: Instant,
@@ -183,19 +200,40 @@ struct Run<'a> {
     work_deadline: Instant,
     /// The invocation's deadline.
     deadline: Instant,
+    state: Mutex<RunState>,
+}
+
+/// What a heal learns and records as it goes.
+#[derive(Debug, Default)]
+struct RunState {
     /// Confirmed to be an instance of the group: only then are mutating calls allowed.
     member: bool,
     hook_timeout: Option<Duration>,
     hook_expires: Option<Instant>,
     heartbeats_off: bool,
-    /// Set once the address is where it belongs (on the instance early, during the hand-off,
-    /// or after the volume; on the interface after it is attached): the public IP it showed.
-    address: Option<Option<String>>,
     steps: Vec<(&'static str, Duration)>,
 }
 
+/// What the first look read beside the new instance's first poll, for each step's first
+/// observation (`None`: not read, as the interface without interface mode).
+#[derive(Debug, Default)]
+struct FirstLook {
+    volume: Option<Result<VolumeFacts, CallError>>,
+    interface: Option<Result<Option<InterfaceFacts>, CallError>>,
+    address: Option<Result<AddressFacts, CallError>>,
+}
+
 impl<'a> Run<'a> {
-    /// Borrows the event, not the run, so the run stays mutable around the call.
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        // Nothing panics while holding it; were it poisoned, its plain data is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_member(&self) -> bool {
+        self.state().member
+    }
+
+    /// Borrows the event, not the run, so the reference outlives any borrow of the run.
     fn action_ref(&self) -> ActionRef<'a> {
         let a: &'a LaunchAction = self.action;
         ActionRef {
@@ -206,9 +244,12 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn step_done(&mut self, step: &'static str, since: Instant, message: &str) {
-        let took = since.elapsed();
-        self.steps.push((step, took));
+    fn step_done(&self, step: &'static str, since: Instant, message: &str) {
+        self.step_took(step, since.elapsed(), message);
+    }
+
+    fn step_took(&self, step: &'static str, took: Duration, message: &str) {
+        self.state().steps.push((step, took));
         info!(step, duration_ms = took.as_millis() as u64, "{message}");
     }
 }
@@ -228,21 +269,17 @@ impl Healer {
     /// error (a retry of the event may then complete it).
     pub async fn heal(&self, action: &LaunchAction, deadline: Instant) -> HealReport {
         let now = Instant::now();
-        let mut run = Run {
+        let run = Run {
             action,
             started: now,
             work_deadline: work_deadline(now, deadline),
             deadline,
-            member: false,
-            hook_timeout: None,
-            hook_expires: None,
-            heartbeats_off: false,
-            address: None,
-            steps: Vec::new(),
+            state: Mutex::new(RunState::default()),
         };
-        let result = self.heal_steps(&mut run).await;
+        let result = self.heal_steps(&run).await;
+        let member = run.is_member();
         let (outcome, reason, public_ip) = match result {
-            Ok(public_ip) => match self.complete(&mut run, LifecycleResult::Continue).await {
+            Ok(public_ip) => match self.complete(&run, LifecycleResult::Continue).await {
                 Ok(true) => (Outcome::Healed, None, public_ip),
                 // No action to complete: a repeated event, unless the instance died after
                 // the heal's last look and its action ended with it.
@@ -258,14 +295,14 @@ impl Healer {
                 },
                 Err(e) => (Outcome::CompletionFailed, Some(e), public_ip),
             },
-            Err(Stop::Abandon(f)) if !run.member => {
+            Err(Stop::Abandon(f)) if !member => {
                 // Never confirmed as ours: no ABANDON either. The hook's timeout applies.
                 error!(reason = %f.reason, "heal failed before the instance was confirmed; not completing");
                 (Outcome::Failed, Some(f.reason), None)
             }
             Err(Stop::Abandon(f)) => {
                 error!(reason = %f.reason, "abandoning: the group will replace the instance");
-                match self.complete(&mut run, LifecycleResult::Abandon).await {
+                match self.complete(&run, LifecycleResult::Abandon).await {
                     Ok(true) => (Outcome::Abandoned, Some(f.reason), None),
                     // The action had ended: if with the instance (terminated while a call
                     // failed on it), that is no failure of the heal.
@@ -292,12 +329,12 @@ impl Healer {
                 warn!(reason = %reason, "the instance is going away: nothing to heal");
                 // ABANDON ends a hold AWS may still keep on the dying instance; an action
                 // already ended with it is just as good.
-                if let Err(e) = self.complete(&mut run, LifecycleResult::Abandon).await {
+                if let Err(e) = self.complete(&run, LifecycleResult::Abandon).await {
                     warn!(error = %e, "could not abandon the dying instance's action");
                 }
                 (Outcome::InstanceTerminated, Some(reason), None)
             }
-            Err(Stop::Waiting(reason)) => match self.keep_hook(&mut run).await {
+            Err(Stop::Waiting(reason)) => match self.keep_hook(&run).await {
                 Ok(()) => {
                     warn!(reason = %reason, "out of time while the old holder goes away: the hook is kept, Lambda's retry goes on waiting");
                     (Outcome::Waiting, Some(reason), None)
@@ -319,90 +356,184 @@ impl Healer {
                 )
             }
         };
+        let state = run
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         HealReport {
             outcome,
             reason,
             public_ip,
-            steps: run.steps,
+            steps: state.steps,
         }
     }
 
-    async fn heal_steps(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
+    async fn heal_steps(&self, run: &Run<'_>) -> Result<Option<String>, Stop> {
         let t = Instant::now();
-        let zone = self.wait_running(run).await?;
+        let (zone, first) = self.wait_running(run).await?;
         run.step_done("wait_running", t, "instance is running and in the group");
+
+        // A read of the first look that failed is reported now, before anything is changed,
+        // in the order the steps used to make them (volume, interface, address): the heal
+        // could not have finished without it, and nothing is attached to an instance about to
+        // be abandoned.
+        let FirstLook {
+            volume,
+            interface,
+            address,
+        } = first;
+        let volume = volume
+            .transpose()
+            .map_err(|e| e.stop("describing the volume"))?;
+        let interface = interface
+            .transpose()
+            .map_err(|e| e.stop("describing the network interface"))?;
+        let address = address
+            .transpose()
+            .map_err(|e| e.stop("describing the address"))?;
 
         let target = Target {
             instance_id: run.action.instance_id.clone(),
             availability_zone: zone,
         };
-        let t = Instant::now();
-        self.ensure_volume(run, &target).await?;
-        run.step_done("attach_volume", t, "volume attached");
-
-        if let Some(interface_id) = self.features.network_interface_id.as_deref() {
+        // Three lanes at once: the volume, the interface (interface mode) and the address.
+        // Why that is safe:
+        // - the volume and the interface are separate objects with separate holder rules
+        //   (decide.rs): each lane waits for its own departing holder, never forces a live one
+        //   off and abandons another zone, exactly as when they ran one after the other. A
+        //   lane that stops stops the heal: the other is dropped between or during its calls,
+        //   as a deadline cuts a call off, and the next delivery looks again (every step is
+        //   idempotent). The interface can only have come to this instance from nobody or
+        //   from a departing holder, so attaching it while the volume lane fails costs no
+        //   live instance anything.
+        // - the address lane reads the address at once but moves it only when the gate the
+        //   two other lanes open allows it (AddressGate::address_may_move): the volume's
+        //   holder is seen going away (the former "egress first", onto the instance only) or
+        //   the volume is this instance's, and in interface mode the interface is attached
+        //   here. A live holder stops the volume lane before any of that, so the gate stays
+        //   shut and the holder keeps its address. An address already where it belongs
+        //   moves nowhere and waits for nothing.
+        // - CONTINUE comes only after all three are done.
+        let interface_id = self.features.network_interface_id.as_deref();
+        let gate = watch::Sender::new(AddressGate::default());
+        let volume_lane = async {
             let t = Instant::now();
-            self.ensure_interface(run, &target, interface_id).await?;
+            self.ensure_volume(run, &target, volume, &gate).await?;
+            // Also when it was attached here from the start: the gate then opens now.
+            gate.send_if_modified(|g| g.advance(VolumeProgress::AttachedHere));
+            run.step_done("attach_volume", t, "volume attached");
+            Ok::<(), Stop>(())
+        };
+        let interface_lane = async {
+            let Some(interface_id) = interface_id else {
+                return Ok(());
+            };
+            let t = Instant::now();
+            self.ensure_interface(run, &target, interface_id, interface)
+                .await?;
+            gate.send_if_modified(|g| !std::mem::replace(&mut g.interface_attached, true));
             run.step_done("attach_interface", t, "network interface attached");
-        }
-
-        if let Some(public_ip) = run.address.clone() {
-            return Ok(public_ip);
-        }
-        self.address_step(run).await
-    }
-
-    /// Associates the address and records the step.
-    async fn address_step(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
-        let t = Instant::now();
-        let public_ip = self.ensure_address(run).await?;
-        run.step_done("associate_address", t, "address associated");
-        run.address = Some(public_ip.clone());
+            Ok(())
+        };
+        let address_lane = self.ensure_address(run, address, gate.subscribe());
+        let ((), (), public_ip) = tokio::try_join!(volume_lane, interface_lane, address_lane)?;
         Ok(public_ip)
     }
 
+    /// The first poll of the new instance and, at the same time, the first reads of the volume,
+    /// the address and (interface mode) the interface.
+    ///
+    /// Concurrent because none of these reads depends on another, and they are reads: nothing
+    /// is attached, associated or completed before the instance is confirmed in the group and
+    /// running, as when they were made one after the other. A forged instance id costs two
+    /// more reads (three with an interface) and nothing else; each read retries on its own.
+    async fn first_look(
+        &self,
+        run: &Run<'_>,
+    ) -> (Result<Option<InstanceFacts>, CallError>, FirstLook) {
+        let ec2 = &self.clients.ec2;
+        let id = run.action.instance_id.as_str();
+        let volume_id = self.settings.volume_id.as_str();
+        let allocation_id = self.settings.allocation_id.as_str();
+        let interface = async {
+            match self.features.network_interface_id.as_deref() {
+                Some(eni) => Some(
+                    call(run.work_deadline, || {
+                        aws::describe_network_interface(ec2, eni)
+                    })
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        let (instance, volume, address, interface) = tokio::join!(
+            call(run.work_deadline, || aws::describe_instance(ec2, id)),
+            call(run.work_deadline, || aws::describe_volume(ec2, volume_id)),
+            call(run.work_deadline, || aws::describe_address(
+                ec2,
+                allocation_id
+            )),
+            interface,
+        );
+        let look = FirstLook {
+            volume: Some(volume),
+            interface,
+            address: Some(address),
+        };
+        (instance, look)
+    }
+
     /// Polls the instance until it runs; checks membership on the first sight of it.
-    /// Returns its availability zone.
-    async fn wait_running(&self, run: &mut Run<'_>) -> Result<String, Stop> {
+    /// Returns its availability zone, and the first look's other reads when the very first
+    /// poll found it running (a round trip older than reads made after it would be; after a
+    /// wait they are stale, dropped, and each step reads again).
+    async fn wait_running(&self, run: &Run<'_>) -> Result<(String, FirstLook), Stop> {
         let ec2 = &self.clients.ec2;
         let id = run.action.instance_id.as_str();
         let give_up_unseen = (run.started + NOT_FOUND_GRACE).min(run.work_deadline);
         let mut backoff = Backoff::new();
+        let mut first = true;
         loop {
-            let waiting_for =
-                match call(run.work_deadline, || aws::describe_instance(ec2, id)).await {
-                    Ok(Some(facts)) => {
-                        if !run.member {
-                            self.check_membership(run, facts.group_tag.as_deref())
-                                .await?;
-                            run.member = true;
+            let (instance, look) = if std::mem::take(&mut first) {
+                self.first_look(run).await
+            } else {
+                let instance = call(run.work_deadline, || aws::describe_instance(ec2, id)).await;
+                (instance, FirstLook::default())
+            };
+            let waiting_for = match instance {
+                Ok(Some(facts)) => {
+                    if !run.is_member() {
+                        self.check_membership(run, facts.group_tag.as_deref())
+                            .await?;
+                        run.state().member = true;
+                    }
+                    match instance_step(id, &facts.state) {
+                        InstanceStep::Ready => {
+                            return match facts.availability_zone {
+                                Some(zone) => Ok((zone, look)),
+                                None => Err(Stop::Abandon(Failure::new(format!(
+                                    "instance {id} has no availability zone"
+                                )))),
+                            }
                         }
-                        match instance_step(id, &facts.state) {
-                            InstanceStep::Ready => {
-                                return facts.availability_zone.ok_or_else(|| {
-                                    Stop::Abandon(Failure::new(format!(
-                                        "instance {id} has no availability zone"
-                                    )))
-                                })
-                            }
-                            InstanceStep::Gone(reason) => return Err(Stop::InstanceGone(reason)),
-                            InstanceStep::Abandon(f) => return Err(Stop::Abandon(f)),
-                            InstanceStep::Wait => {
-                                format!("instance {id} to run (it is {})", facts.state)
-                            }
+                        InstanceStep::Gone(reason) => return Err(Stop::InstanceGone(reason)),
+                        InstanceStep::Abandon(f) => return Err(Stop::Abandon(f)),
+                        InstanceStep::Wait => {
+                            format!("instance {id} to run (it is {})", facts.state)
                         }
                     }
-                    Ok(None) | Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => {
-                        if !run.member && Instant::now() >= give_up_unseen {
-                            return Err(Stop::NotMember(format!(
-                                "instance {id} is unknown to EC2 {}s after the invocation started",
-                                NOT_FOUND_GRACE.as_secs()
-                            )));
-                        }
-                        format!("instance {id} to be visible")
+                }
+                Ok(None) | Err(CallError::Aws(_, ErrorKind::NotFoundYet)) => {
+                    if !run.is_member() && Instant::now() >= give_up_unseen {
+                        return Err(Stop::NotMember(format!(
+                            "instance {id} is unknown to EC2 {}s after the invocation started",
+                            NOT_FOUND_GRACE.as_secs()
+                        )));
                     }
-                    Err(e) => return Err(e.stop("describing the new instance")),
-                };
+                    format!("instance {id} to be visible")
+                }
+                Err(e) => return Err(e.stop("describing the new instance")),
+            };
             self.pause(run, &mut backoff, &waiting_for).await?;
         }
     }
@@ -427,7 +558,15 @@ impl Healer {
         }
     }
 
-    async fn ensure_volume(&self, run: &mut Run<'_>, target: &Target) -> Result<(), Stop> {
+    /// Attaches the data volume by its holder rules; `first`: the first look's facts, if still
+    /// fresh. Reports its progress to the address lane through `gate`.
+    async fn ensure_volume(
+        &self,
+        run: &Run<'_>,
+        target: &Target,
+        mut first: Option<VolumeFacts>,
+        gate: &watch::Sender<AddressGate>,
+    ) -> Result<(), Stop> {
         let ec2 = &self.clients.ec2;
         let volume_id = self.settings.volume_id.as_str();
         let device = self.settings.device_name.as_str();
@@ -435,9 +574,12 @@ impl Healer {
         let mut last_wait = String::new();
         let mut looked_after_attach = false;
         loop {
-            let facts = call(run.work_deadline, || aws::describe_volume(ec2, volume_id))
-                .await
-                .map_err(|e| e.stop("describing the volume"))?;
+            let facts = match first.take() {
+                Some(facts) => facts,
+                None => call(run.work_deadline, || aws::describe_volume(ec2, volume_id))
+                    .await
+                    .map_err(|e| e.stop("describing the volume"))?,
+            };
             let mut holder: Option<Holder> = None;
             let action = loop {
                 match next_volume_action(&facts, target, holder.as_ref()) {
@@ -465,6 +607,9 @@ impl Healer {
                                 duration_ms = t.elapsed().as_millis() as u64,
                                 "AttachVolume accepted"
                             );
+                            // EC2 gave this instance the volume: no other instance holds it,
+                            // so the address may come over while the attachment completes.
+                            gate.send_if_modified(|g| g.advance(VolumeProgress::AttachAccepted));
                             // Look once at once: an attach often completes within the call's
                             // round trip, and the first backoff delay would only add to the
                             // heal. (Only after an accepted call: a conflict always pauses.)
@@ -497,13 +642,12 @@ impl Healer {
                         info!(waiting_for = %why, "waiting on the volume");
                     }
                     // Egress first: the holder is going away (its address goes with it), so
-                    // the new instance can reach out while the volume is let go. Never while
-                    // the holder's state is unknown: a running holder keeps its address. Never
-                    // with a persistent interface (see take_address_early).
-                    let interface_mode = self.features.network_interface_id.is_some();
-                    if take_address_early(known_departing, interface_mode) && run.address.is_none()
-                    {
-                        self.address_step(run).await?;
+                    // the address lane may give the new instance its address while the volume
+                    // is let go. Never while the holder's state is unknown: a running holder
+                    // keeps its address. Never with a persistent interface (the gate asks
+                    // take_address_early).
+                    if known_departing {
+                        gate.send_if_modified(|g| g.advance(VolumeProgress::HolderDeparting));
                     }
                     last_wait = why;
                     out_of_time = WhenOutOfTime::YieldToRetry;
@@ -550,22 +694,27 @@ impl Healer {
 
     /// Attaches the persistent network interface to the instance at device index 1 and waits
     /// for the attachment to be `attached`: the volume's loop, with the interface's rules.
+    /// `first`: the first look's facts, if still fresh.
     async fn ensure_interface(
         &self,
-        run: &mut Run<'_>,
+        run: &Run<'_>,
         target: &Target,
         interface_id: &str,
+        mut first: Option<Option<InterfaceFacts>>,
     ) -> Result<(), Stop> {
         let ec2 = &self.clients.ec2;
         let mut backoff = Backoff::new();
         let mut last_wait = String::new();
         let mut looked_after_attach = false;
         loop {
-            let facts = call(run.work_deadline, || {
-                aws::describe_network_interface(ec2, interface_id)
-            })
-            .await
-            .map_err(|e| e.stop("describing the network interface"))?;
+            let facts = match first.take() {
+                Some(facts) => facts,
+                None => call(run.work_deadline, || {
+                    aws::describe_network_interface(ec2, interface_id)
+                })
+                .await
+                .map_err(|e| e.stop("describing the network interface"))?,
+            };
             let mut holder: Option<Holder> = None;
             let action = loop {
                 match next_interface_action(facts.as_ref(), interface_id, target, holder.as_ref()) {
@@ -666,20 +815,47 @@ impl Healer {
         }
     }
 
-    /// Puts the address where it belongs (the instance, or the persistent interface) and
-    /// verifies it there; returns its public IP.
-    async fn ensure_address(&self, run: &mut Run<'_>) -> Result<Option<String>, Stop> {
+    /// The address lane: [`Self::place_address`], recorded as the step `associate_address`,
+    /// whose time leaves out the wait for the gate (the other lanes' time).
+    async fn ensure_address(
+        &self,
+        run: &Run<'_>,
+        first: Option<AddressFacts>,
+        gate: watch::Receiver<AddressGate>,
+    ) -> Result<Option<String>, Stop> {
+        let t = Instant::now();
+        let mut waited = Duration::ZERO;
+        let public_ip = self.place_address(run, first, gate, &mut waited).await?;
+        let took = t.elapsed().saturating_sub(waited);
+        run.step_took("associate_address", took, "address associated");
+        Ok(public_ip)
+    }
+
+    /// Puts the address where it belongs (the instance, or the persistent interface) once
+    /// `gate` lets it move, and verifies it there; returns its public IP. `first`: the first
+    /// look's facts, if still fresh. Adds the time spent waiting for the gate to `waited`.
+    async fn place_address(
+        &self,
+        run: &Run<'_>,
+        first: Option<AddressFacts>,
+        mut gate: watch::Receiver<AddressGate>,
+        waited: &mut Duration,
+    ) -> Result<Option<String>, Stop> {
         let ec2 = &self.clients.ec2;
         let allocation_id = self.settings.allocation_id.as_str();
         let id = run.action.instance_id.clone();
+        let interface_mode = self.features.network_interface_id.is_some();
         let target = match self.features.network_interface_id.as_deref() {
             Some(interface_id) => AddressTarget::Interface(interface_id),
             None => AddressTarget::Instance(&id),
         };
         let describe = || aws::describe_address(ec2, allocation_id);
-        let facts = call(run.work_deadline, describe)
-            .await
-            .map_err(|e| e.stop("describing the address"))?;
+        let facts = match first {
+            Some(facts) => facts,
+            None => call(run.work_deadline, describe)
+                .await
+                .map_err(|e| e.stop("describing the address"))?,
+        };
         if next_address_action(&facts, target) == AddressAction::AssociatedHere {
             info!(
                 public_ip = facts.public_ip.as_deref(),
@@ -687,6 +863,29 @@ impl Healer {
                 "address already associated here"
             );
             return Ok(facts.public_ip);
+        }
+        // Moving it waits for the volume (and in interface mode the interface): see
+        // AddressGate::address_may_move. The other lanes end, one way or the other, within the
+        // work deadline, and a lane that stops ends this wait with the heal; a lane that
+        // finishes has opened its part of the gate.
+        let open_now = gate.borrow().address_may_move(interface_mode);
+        if !open_now {
+            info!(
+                previous_instance = facts.instance_id.as_deref(),
+                previous_interface = facts.network_interface_id.as_deref(),
+                "the address waits until the volume's holder is known to be going away or the volume is this instance's"
+            );
+            let since = Instant::now();
+            let opened = gate
+                .wait_for(|g| g.address_may_move(interface_mode))
+                .await
+                .is_ok();
+            *waited += since.elapsed();
+            if !opened {
+                return Err(Stop::Abandon(Failure::new(
+                    "the volume's step ended without letting the address move",
+                )));
+            }
         }
         let mut backoff = Backoff::new();
         for attempt in 1..=MAX_ASSOCIATIONS {
@@ -737,7 +936,7 @@ impl Healer {
     /// heartbeat first when the hook could expire before the work is done.
     async fn pause(
         &self,
-        run: &mut Run<'_>,
+        run: &Run<'_>,
         backoff: &mut Backoff,
         waiting_for: &str,
     ) -> Result<(), Stop> {
@@ -748,7 +947,7 @@ impl Healer {
     /// [`Self::pause`], with what running out of time means for this wait.
     async fn pause_or(
         &self,
-        run: &mut Run<'_>,
+        run: &Run<'_>,
         backoff: &mut Backoff,
         waiting_for: &str,
         out_of_time: WhenOutOfTime,
@@ -764,36 +963,43 @@ impl Healer {
                 WhenOutOfTime::YieldToRetry => Stop::Waiting(why),
             });
         };
-        if run.member {
+        if run.is_member() {
             self.maybe_heartbeat(run).await?;
         }
         tokio::time::sleep(delay).await;
         Ok(())
     }
 
-    async fn maybe_heartbeat(&self, run: &mut Run<'_>) -> Result<(), Stop> {
-        if run.heartbeats_off {
+    /// A heartbeat when the hook could expire before the work is done. The lanes pause at the
+    /// same time: the first that finds one due claims it (moves the expiry before the call),
+    /// so the others do not send a second.
+    async fn maybe_heartbeat(&self, run: &Run<'_>) -> Result<(), Stop> {
+        if run.state().heartbeats_off {
             return Ok(());
         }
         let timeout = self.hook_timeout(run).await;
         let now = Instant::now();
-        let expires = *run.hook_expires.get_or_insert_with(|| {
-            now + hook_remaining(
-                run.action.event_time_ms,
-                timeout,
-                epoch_ms(SystemTime::now()),
-            )
-        });
-        let hook_left = expires.saturating_duration_since(now);
-        let work_left = run.work_deadline.saturating_duration_since(now);
-        if !heartbeat_due(hook_left, work_left, timeout) {
-            return Ok(());
+        {
+            let mut state = run.state();
+            let expires = *state.hook_expires.get_or_insert_with(|| {
+                now + hook_remaining(
+                    run.action.event_time_ms,
+                    timeout,
+                    epoch_ms(SystemTime::now()),
+                )
+            });
+            let hook_left = expires.saturating_duration_since(now);
+            let work_left = run.work_deadline.saturating_duration_since(now);
+            if !heartbeat_due(hook_left, work_left, timeout) {
+                return Ok(());
+            }
+            // Claimed; should the call fail, heartbeats stop for this invocation anyway.
+            state.hook_expires = Some(now + timeout);
         }
         let asg = &self.clients.autoscaling;
         let action = run.action_ref();
         match call(run.work_deadline, || aws::heartbeat(asg, action)).await {
             Ok(()) => {
-                run.hook_expires = Some(now + timeout);
                 info!(
                     hook_timeout_s = timeout.as_secs(),
                     "lifecycle heartbeat sent"
@@ -804,7 +1010,7 @@ impl Healer {
             Err(e) => {
                 let f = e.failure("RecordLifecycleActionHeartbeat");
                 warn!(error = %f.reason, "heartbeat failed; no more heartbeats in this invocation");
-                run.heartbeats_off = true;
+                run.state().heartbeats_off = true;
                 Ok(())
             }
         }
@@ -812,7 +1018,7 @@ impl Healer {
 
     /// A heartbeat now, whatever the hook's expiry, so that Lambda's next delivery (a minute
     /// or two away) finds the action alive. `Err` when the action is gone.
-    async fn keep_hook(&self, run: &mut Run<'_>) -> Result<(), ()> {
+    async fn keep_hook(&self, run: &Run<'_>) -> Result<(), ()> {
         let asg = &self.clients.autoscaling;
         let action = run.action_ref();
         match call(run.deadline, || aws::heartbeat(asg, action)).await {
@@ -832,8 +1038,9 @@ impl Healer {
 
     /// The hook's heartbeat timeout: from the settings, else read once per execution
     /// environment with DescribeLifecycleHooks (falling back to the minimum on failure).
-    async fn hook_timeout(&self, run: &mut Run<'_>) -> Duration {
-        if let Some(t) = self.settings.hook_timeout.or(run.hook_timeout) {
+    async fn hook_timeout(&self, run: &Run<'_>) -> Duration {
+        let known = run.state().hook_timeout;
+        if let Some(t) = self.settings.hook_timeout.or(known) {
             return t;
         }
         if let Some(t) = self.hook_timeout.get() {
@@ -857,7 +1064,7 @@ impl Healer {
                 FALLBACK_HOOK_TIMEOUT
             }
         };
-        run.hook_timeout = Some(t);
+        run.state().hook_timeout = Some(t);
         t
     }
 
@@ -880,13 +1087,13 @@ impl Healer {
 
     /// CompleteLifecycleAction. `Ok(true)`: completed now; `Ok(false)`: it was already
     /// completed (or timed out), which is treated as done, never retried.
-    async fn complete(&self, run: &mut Run<'_>, result: LifecycleResult) -> Result<bool, String> {
+    async fn complete(&self, run: &Run<'_>, result: LifecycleResult) -> Result<bool, String> {
         let t = Instant::now();
         let asg = &self.clients.autoscaling;
         let action = run.action_ref();
         let r = call(run.deadline, || aws::complete(asg, action, result.as_str())).await;
         let took = t.elapsed();
-        run.steps.push(("complete", took));
+        run.state().steps.push(("complete", took));
         let duration_ms = took.as_millis() as u64;
         match r {
             Ok(()) => {
@@ -913,5 +1120,23 @@ impl Healer {
                 Err(f.reason)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes share the run through a lock, not a `RefCell`, so a heal stays a `Send`
+    /// future: the handler runs it on a current-thread runtime today, and nothing should stop
+    /// it from running on a multi-threaded one (Lambda's concurrent mode spawns handlers).
+    /// Checked by the compiler; the future is never polled.
+    #[test]
+    fn a_heal_is_a_send_future() {
+        fn send<T: Send>(_: &T) {}
+        fn check(healer: &Healer, action: &LaunchAction) {
+            send(&healer.heal(action, Instant::now()));
+        }
+        let _: fn(&Healer, &LaunchAction) = check;
     }
 }

@@ -25,6 +25,13 @@
 //!    as done. Any unrecoverable error (wrong zone, no permission, a live holder, time running
 //!    out) completes it with ABANDON instead, so the group launches a fresh instance.
 //!
+//! What does not depend on anything else runs at the same time ([`heal`] says why each group
+//! is safe): the first poll of step 2 goes out with the first reads of steps 3-5 (reads only;
+//! nothing changes before the instance is confirmed and running), then steps 3, 4 and 5 run
+//! side by side. The address moves only once the volume's holder is seen going away or
+//! AttachVolume for the new instance was accepted (and, in interface mode, once the interface
+//! is attached here), so a live holder never loses it; step 6 waits for all three.
+//!
 //! Heartbeats (RecordLifecycleActionHeartbeat) keep the hook alive when the work could outlast
 //! its timeout. One CloudWatch EMF line per invocation ([`metrics`]); JSON logs ([`logging`]).
 //!

@@ -32,7 +32,7 @@ use terraform_tests::heal_world::{create_stack, handler_zip, response, Heal, DEV
 use terraform_tests::local_aws::control::{Call, Fault, Invocation, Outcome, Transient};
 use terraform_tests::local_aws::helpers::{
     address_status, emf_records, group_instances, instance_state, json_log_records, parse_report,
-    volume_status, wait_for, wait_for_single_instance, wait_until, Check,
+    parse_utc, volume_status, wait_for, wait_for_single_instance, wait_until, Check,
     HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID, POLL_INTERVAL,
 };
 
@@ -1361,4 +1361,252 @@ async fn access_refused_while_the_policy_propagates_is_retried_not_final() {
     assert!(abandons.is_empty(), "{abandons:?}");
     h.assert_volume_attached_to(&instance.id).await;
     h.assert_address_on(&instance.id).await;
+}
+
+// --- 12. what a heal does at the same time --------------------------------------------------
+
+/// When a call reached the server and when it was answered (seconds since the epoch, to the
+/// millisecond): the call log records the answer's time and the call's duration.
+fn span(c: &Call) -> (f64, f64) {
+    let end = parse_utc(&c.time).unwrap_or_else(|e| panic!("{e:#}: {c:?}"));
+    (end - c.duration_ms / 1000.0, end)
+}
+
+/// The function's own calls of `operation` (none of the test's) naming `param` = `value`, in
+/// the order they reached the server.
+async fn function_calls(h: &Heal, operation: &str, param: &str, value: &str) -> Vec<Call> {
+    let mut calls: Vec<Call> = h
+        .calls_of(operation)
+        .await
+        .into_iter()
+        .filter(|c| {
+            c.function.as_deref() == Some(h.stack.function_name.as_str())
+                && has_param(c, param, value)
+        })
+        .collect();
+    calls.sort_by(|a, b| span(a).0.total_cmp(&span(b).0));
+    calls
+}
+
+/// A launch held in `Pending:Wait` whose event the test delivers itself (the rule has no
+/// target), the call log cleared: every call from here on is the test's or that delivery's.
+async fn held_launch(h: &Heal, not: Option<&str>) -> (String, Value) {
+    h.stack.remove_rule_target(&h.clients).await.unwrap();
+    h.scale_to(if not.is_some() { 2 } else { 1 }).await;
+    let instance = h.wait_launched(not).await;
+    assert_eq!(instance.lifecycle_state, "Pending:Wait", "{instance:?}");
+    let event = h.launch_event(&instance.id).await;
+    h.control().clear_calls().await.unwrap();
+    (instance.id, event)
+}
+
+/// The heal's first look sends the new instance's first poll and the first reads of the volume
+/// and the address together (they are reads, none needs another's answer): each answer is
+/// slowed down, and all three were under way at once. The address, on no instance and the
+/// volume free, moves only once AttachVolume for the new instance was accepted: a slow
+/// AttachVolume holds the AssociateAddress back.
+#[tokio::test]
+async fn the_first_look_reads_the_instance_the_volume_and_the_address_at_once() {
+    const SLOW_MS: u64 = 400;
+    let h = Heal::new("firstlook", |b| b).await;
+    let (instance, event) = held_launch(&h, None).await;
+    let (volume, allocation) = (&h.stack.volume_id, &h.stack.allocation_id);
+    for (operation, param, value) in [
+        ("DescribeInstances", "InstanceId", instance.as_str()),
+        ("DescribeVolumes", "VolumeId", volume.as_str()),
+        ("DescribeAddresses", "AllocationId", allocation.as_str()),
+        ("AttachVolume", "InstanceId", instance.as_str()),
+    ] {
+        h.control()
+            .add_fault(
+                &Fault::latency(operation, SLOW_MS)
+                    .matching(param, value)
+                    .count(1),
+            )
+            .await
+            .unwrap();
+    }
+
+    let out = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(out.function_error, None, "{}", out.payload);
+    assert_eq!(out.payload["outcome"], "healed", "{}", out.payload);
+    h.assert_volume_attached_to(&instance).await;
+    h.assert_address_on(&instance).await;
+
+    let first_of = |calls: Vec<Call>, what: &str| -> Call {
+        let first = calls
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {what} call by the function"));
+        assert!(
+            first.fault.is_some(),
+            "the slowed call comes first: {first:?}"
+        );
+        first
+    };
+    let look = [
+        first_of(
+            function_calls(&h, "DescribeInstances", "InstanceId", &instance).await,
+            "DescribeInstances",
+        ),
+        first_of(
+            function_calls(&h, "DescribeVolumes", "VolumeId", volume).await,
+            "DescribeVolumes",
+        ),
+        first_of(
+            function_calls(&h, "DescribeAddresses", "AllocationId", allocation).await,
+            "DescribeAddresses",
+        ),
+    ];
+    for a in &look {
+        for b in &look {
+            let ((a_start, a_end), (b_start, b_end)) = (span(a), span(b));
+            assert!(
+                a_start < b_end && b_start < a_end,
+                "{} and {} overlap:\n{a:?}\n{b:?}",
+                a.operation,
+                b.operation
+            );
+        }
+    }
+
+    let attach = function_calls(&h, "AttachVolume", "InstanceId", &instance).await;
+    let associate = function_calls(&h, "AssociateAddress", "InstanceId", &instance).await;
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert_eq!(associate.len(), 1, "{associate:?}");
+    assert!(attach[0].succeeded() && associate[0].succeeded());
+    // Sent once the slowed AttachVolume had been answered (to the log's millisecond).
+    let (attach_end, associate_start) = (span(&attach[0]).1, span(&associate[0]).0);
+    assert!(
+        associate_start >= attach_end - 0.002,
+        "AssociateAddress began {:.0} ms before AttachVolume was accepted",
+        (attach_end - associate_start) * 1000.0
+    );
+}
+
+/// A read of the first look that fails (here DescribeAddresses, refused for good) is what the
+/// heal reports, although the instance and the volume were read at the same time; and it is
+/// reported before anything is changed: no AttachVolume for an instance about to be
+/// abandoned, no AssociateAddress.
+#[tokio::test]
+async fn a_read_that_fails_in_the_first_look_is_reported_before_anything_changes() {
+    let h = Heal::new("lookfails", |b| b).await;
+    let (instance, event) = held_launch(&h, None).await;
+    h.control()
+        .add_fault(
+            &Fault::error("DescribeAddresses", "InvalidParameterValue")
+                .message("injected by the test: the address cannot be read")
+                .matching("AllocationId", h.stack.allocation_id.as_str())
+                .count(1),
+        )
+        .await
+        .unwrap();
+
+    let out = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(out.function_error, None, "{}", out.payload);
+    assert_eq!(out.payload["outcome"], "abandoned", "{}", out.payload);
+    let reason = out.payload["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("describing the address: DescribeAddresses: InvalidParameterValue")
+            && reason.contains("injected by the test"),
+        "{reason}"
+    );
+
+    // Both lookups happened, the failed one and the volume's beside it.
+    let addresses = function_calls(
+        &h,
+        "DescribeAddresses",
+        "AllocationId",
+        &h.stack.allocation_id,
+    )
+    .await;
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    assert_eq!(
+        addresses[0].error_code.as_deref(),
+        Some("InvalidParameterValue")
+    );
+    let volumes = function_calls(&h, "DescribeVolumes", "VolumeId", &h.stack.volume_id).await;
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert!(volumes[0].succeeded(), "{volumes:?}");
+    // Nothing changed but the ABANDON.
+    for operation in ["AttachVolume", "AssociateAddress"] {
+        let made = h.calls_of(operation).await;
+        assert!(made.is_empty(), "{operation}: {made:?}");
+    }
+    let complete = h.calls_of("CompleteLifecycleAction").await;
+    assert_eq!(complete.len(), 1, "{complete:?}");
+    assert_eq!(complete[0].param("InstanceId"), Some(instance.as_str()));
+    assert_eq!(complete[0].param("LifecycleActionResult"), Some("ABANDON"));
+    let v = volume_status(&h.clients.ec2, &h.stack.volume_id)
+        .await
+        .unwrap();
+    assert!(v.attachment.is_none(), "{v}");
+}
+
+/// A launch while the serving instance still runs with the volume and the address (a second
+/// instance in the group): the volume's holder is alive, so the heal abandons the newcomer,
+/// and the address, read at once beside the volume, never leaves the running holder, even
+/// while the look at that holder is slow.
+#[tokio::test]
+async fn a_live_holder_keeps_its_volume_and_its_address_while_the_newcomer_is_abandoned() {
+    const SLOW_MS: u64 = 400;
+    let h = Heal::new("liveholder", |b| b).await;
+    let serving = h.first_launch().await;
+    h.assert_volume_attached_to(&serving.id).await;
+    let association = h.assert_address_on(&serving.id).await;
+    let (newcomer, event) = held_launch(&h, Some(&serving.id)).await;
+    h.control()
+        .add_fault(
+            &Fault::latency("DescribeInstances", SLOW_MS)
+                .matching("InstanceId", serving.id.as_str())
+                .count(1),
+        )
+        .await
+        .unwrap();
+
+    let out = h.stack.invoke(&h.clients, &event).await.unwrap();
+    assert_eq!(out.function_error, None, "{}", out.payload);
+    assert_eq!(out.payload["outcome"], "abandoned", "{}", out.payload);
+    let reason = out.payload["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&serving.id)
+            && reason.contains("running")
+            && reason.contains("never forced off"),
+        "{reason}"
+    );
+    // The holder was looked up (slowly) and the address read while that went on.
+    let holder = function_calls(&h, "DescribeInstances", "InstanceId", &serving.id).await;
+    assert!(
+        holder.first().is_some_and(|c| c.fault.is_some()),
+        "{holder:?}"
+    );
+    let read = function_calls(
+        &h,
+        "DescribeAddresses",
+        "AllocationId",
+        &h.stack.allocation_id,
+    )
+    .await;
+    assert!(!read.is_empty(), "the address was looked at");
+    for operation in ["AttachVolume", "AssociateAddress"] {
+        let made = h.calls_of(operation).await;
+        assert!(made.is_empty(), "{operation}: {made:?}");
+    }
+    let complete = h.calls_of("CompleteLifecycleAction").await;
+    assert_eq!(complete.len(), 1, "{complete:?}");
+    assert_eq!(complete[0].param("InstanceId"), Some(newcomer.as_str()));
+    assert_eq!(complete[0].param("LifecycleActionResult"), Some("ABANDON"));
+    h.assert_volume_attached_to(&serving.id).await;
+    assert_eq!(
+        h.assert_address_on(&serving.id).await,
+        association,
+        "the running holder kept its association"
+    );
+    assert_eq!(
+        instance_state(&h.clients.ec2, &serving.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("running")
+    );
 }
