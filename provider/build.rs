@@ -1,5 +1,6 @@
 //! Compiles the wire protocol in ../proto with protox, a protobuf compiler written in Rust,
-//! so building the provider needs no system `protoc`.
+//! so building the provider needs no system `protoc`; embeds the attachment Lambda's zip
+//! with its SHA-256.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     embed_handler_zip();
@@ -90,4 +91,17 @@ fn embed_zip(path: &std::path::Path, env: &str, missing: &str) {
     }
     let abs = path.canonicalize().expect("handler zip path");
     println!("cargo:rustc-env={env}={}", abs.display());
+    // The digest `handler_sha256` plans with, computed here once per build rather than in
+    // every provider process that plans a resource (one per `terraform plan`). The crate
+    // checks in a unit test that it is the digest of the bytes `include_bytes!` embedded.
+    println!("cargo:rustc-env={env}_SHA256={}", sha256_hex(&bytes));
+}
+
+/// Lowercase hex SHA-256, the form `handler_sha256` takes.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -1,10 +1,13 @@
 //! The attachment Lambda shipped with the provider (built by tools/build-handler, embedded
 //! by build.rs), and the digest that tells Terraform whether the deployed code is current.
-
-use std::sync::OnceLock;
+//!
+//! build.rs computes the shipped zips' digests, so no provider process hashes them: each
+//! process Terraform starts to plan (one or more per command) used to hash the zip again.
 
 /// The `bootstrap` zip for provided.al2023 on x86_64 (always embedded).
 pub static HANDLER_ZIP_X86_64: &[u8] = include_bytes!(env!("AUTOHEAL_HANDLER_ZIP_X86_64"));
+/// Its SHA-256 in lowercase hex, computed by build.rs from the same file.
+const HANDLER_SHA256_X86_64: &str = env!("AUTOHEAL_HANDLER_ZIP_X86_64_SHA256");
 
 /// The arm64 zip, when the build was given one (`AUTOHEAL_HANDLER_ZIP_ARM64`, which
 /// tools/release sets after `tools/build-handler --arch all`). Development and test builds
@@ -13,9 +16,26 @@ pub static HANDLER_ZIP_X86_64: &[u8] = include_bytes!(env!("AUTOHEAL_HANDLER_ZIP
 static HANDLER_ZIP_ARM64: Option<&[u8]> = Some(include_bytes!(env!("AUTOHEAL_HANDLER_ZIP_ARM64")));
 #[cfg(not(autoheal_arm64_handler))]
 static HANDLER_ZIP_ARM64: Option<&[u8]> = None;
+#[cfg(autoheal_arm64_handler)]
+const HANDLER_SHA256_ARM64: Option<&str> = Some(env!("AUTOHEAL_HANDLER_ZIP_ARM64_SHA256"));
+#[cfg(not(autoheal_arm64_handler))]
+const HANDLER_SHA256_ARM64: Option<&str> = None;
 
-/// Lowercase hex SHA-256 of `bytes`, the form `handler_sha256` takes.
+/// Lowercase hex SHA-256 of `bytes`, the form `handler_sha256` takes. For a shipped zip
+/// itself (the embedded bytes, not a copy: apply passes them on as they are), the digest
+/// build.rs computed; anything else, a user's `handler_zip` file included, is hashed.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    match ["x86_64", "arm64"]
+        .into_iter()
+        .find(|a| shipped(a).is_some_and(|zip| std::ptr::eq(zip, bytes)))
+        .and_then(shipped_sha256)
+    {
+        Some(sha) => sha.to_string(),
+        None => hash_hex(bytes),
+    }
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .iter()
@@ -32,17 +52,13 @@ pub fn shipped(architecture: &str) -> Option<&'static [u8]> {
     }
 }
 
-/// The shipped zip's digest for `architecture`, computed once per process.
+/// The shipped zip's digest for `architecture`, computed at build time.
 pub fn shipped_sha256(architecture: &str) -> Option<&'static str> {
-    static X86_64: OnceLock<String> = OnceLock::new();
-    static ARM64: OnceLock<String> = OnceLock::new();
-    let cell = match architecture {
-        "x86_64" => &X86_64,
-        "arm64" => &ARM64,
-        _ => return None,
-    };
-    let zip = shipped(architecture)?;
-    Some(cell.get_or_init(|| sha256_hex(zip)).as_str())
+    match architecture {
+        "x86_64" => Some(HANDLER_SHA256_X86_64),
+        "arm64" => HANDLER_SHA256_ARM64,
+        _ => None,
+    }
 }
 
 /// The architectures this build ships a handler for, for diagnostics.
@@ -81,12 +97,29 @@ mod tests {
         );
         assert_eq!(shipped_sha256("x86_64").map(str::len), Some(64));
         assert_eq!(
-            shipped_sha256("x86_64"),
-            Some(sha256_hex(HANDLER_ZIP_X86_64).as_str())
-        );
-        assert_eq!(
             shipped_sha256("arm64").is_some(),
             shipped_architectures().contains(&"arm64")
         );
+        assert!(shipped_sha256("sparc").is_none());
+    }
+
+    /// The build-time digests are those of the bytes the binary embeds (a zip rebuilt
+    /// between build.rs reading it and `include_bytes!` would break this), and
+    /// `sha256_hex` answers with them for the embedded zips only: a copy, or a part of the
+    /// embedded bytes, is hashed.
+    #[test]
+    fn build_time_digest_is_the_embedded_zips() {
+        for arch in shipped_architectures() {
+            let zip = shipped(arch).unwrap();
+            let sha = shipped_sha256(arch).unwrap();
+            assert_eq!(sha, hash_hex(zip), "{arch}");
+            assert_eq!(sha256_hex(zip), sha, "{arch}");
+            let copy: Vec<u8> = zip.into();
+            assert_eq!(sha256_hex(&copy), sha, "{arch}: a copy, hashed");
+            let head = &zip[..zip.len() - 1];
+            assert_eq!(sha256_hex(head), hash_hex(head), "{arch}");
+            assert_ne!(sha256_hex(head), sha, "{arch}: not the whole zip");
+        }
+        assert_eq!(shipped_architectures().first(), Some(&"x86_64"));
     }
 }

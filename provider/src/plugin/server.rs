@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -173,8 +174,41 @@ fn capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {
         // Destroy plans come to us too, so the plan can warn about what destroy will keep.
         plan_destroy: true,
-        get_provider_schema_optional: false,
+        // Terraform (1.6 and later; older ones ignore it) may then answer later processes of
+        // the same command from the schema it already has instead of calling
+        // GetProviderSchema again: nothing here depends on that call having been made (every
+        // handler reads the schema from code), and a plan starts the provider three times
+        // (BENCHMARKS.md, "Where `terraform plan`'s time goes").
+        get_provider_schema_optional: true,
         move_resource_state: false,
+    }
+}
+
+/// One debug line per RPC, `rpc served` with the method and the microseconds from the
+/// handler's start (the request decoded by tonic) to its answer built, so that a
+/// `TF_LOG=debug` log holds Terraform's view of each call and the provider's own time side
+/// by side (tools/bench-plugin reads both). At the default level (warn) nothing is timed
+/// and nothing written: `tracing::enabled!` is a cached per-callsite check.
+struct RpcTimer {
+    method: &'static str,
+    start: Option<Instant>,
+}
+
+impl RpcTimer {
+    fn start(method: &'static str) -> Self {
+        RpcTimer {
+            method,
+            start: tracing::enabled!(tracing::Level::DEBUG).then(Instant::now),
+        }
+    }
+}
+
+impl Drop for RpcTimer {
+    fn drop(&mut self) {
+        if let Some(start) = self.start {
+            let elapsed_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::debug!(rpc = self.method, elapsed_us, "rpc served");
+        }
     }
 }
 
@@ -194,6 +228,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         _request: Request<pb::get_metadata::Request>,
     ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        let _rpc = RpcTimer::start("GetMetadata");
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(capabilities()),
             diagnostics: vec![],
@@ -214,6 +249,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         _request: Request<pb::get_provider_schema::Request>,
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        let _rpc = RpcTimer::start("GetProviderSchema");
         Ok(Response::new(pb::get_provider_schema::Response {
             provider: Some(schema_to_proto(self.provider.schema())),
             resource_schemas: self
@@ -234,6 +270,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::validate_provider_config::Request>,
     ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let _rpc = RpcTimer::start("ValidateProviderConfig");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::validate_provider_config::Response {
             diagnostics: diagnostics_to_proto(&d),
@@ -252,6 +289,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::validate_resource_config::Request>,
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let _rpc = RpcTimer::start("ValidateResourceConfig");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::validate_resource_config::Response {
             diagnostics: diagnostics_to_proto(&d),
@@ -270,6 +308,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::validate_data_resource_config::Request>,
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let _rpc = RpcTimer::start("ValidateDataResourceConfig");
         let req = request.into_inner();
         let d = Diagnostics::from_error(
             "Unknown data source",
@@ -284,6 +323,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::upgrade_resource_state::Request>,
     ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let _rpc = RpcTimer::start("UpgradeResourceState");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::upgrade_resource_state::Response {
             upgraded_state: None,
@@ -329,6 +369,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let _rpc = RpcTimer::start("ConfigureProvider");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::configure_provider::Response {
             diagnostics: diagnostics_to_proto(&d),
@@ -349,6 +390,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::read_resource::Request>,
     ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let _rpc = RpcTimer::start("ReadResource");
         let req = request.into_inner();
         let private = req.private.clone();
         let respond = |d: Diagnostics| pb::read_resource::Response {
@@ -377,6 +419,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::plan_resource_change::Request>,
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let _rpc = RpcTimer::start("PlanResourceChange");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::plan_resource_change::Response {
             planned_state: None,
@@ -437,6 +480,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let _rpc = RpcTimer::start("ApplyResourceChange");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::apply_resource_change::Response {
             new_state: None,
@@ -476,6 +520,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::import_resource_state::Request>,
     ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let _rpc = RpcTimer::start("ImportResourceState");
         let req = request.into_inner();
         let respond = |d: Diagnostics| pb::import_resource_state::Response {
             imported_resources: vec![],
@@ -504,6 +549,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         request: Request<pb::read_data_source::Request>,
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let _rpc = RpcTimer::start("ReadDataSource");
         let req = request.into_inner();
         let d = Diagnostics::from_error(
             "Unknown data source",
@@ -519,6 +565,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         _request: Request<pb::get_functions::Request>,
     ) -> Result<Response<pb::get_functions::Response>, Status> {
+        let _rpc = RpcTimer::start("GetFunctions");
         Ok(Response::new(pb::get_functions::Response::default()))
     }
 
@@ -526,6 +573,7 @@ impl pb::provider_server::Provider for ProviderServer {
         &self,
         _request: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        let _rpc = RpcTimer::start("StopProvider");
         // Cancel everything in flight; later calls get a fresh token (Terraform may still
         // ask us to persist what the cancelled calls managed to create).
         let mut guard = self.stop.lock().expect("stop token lock");
@@ -739,5 +787,52 @@ mod tests {
         );
         let planned = Value::from_msgpack(&resp.planned_state.unwrap().msgpack, &ty).unwrap();
         assert_eq!(planned.attr("id").as_str(), Some("a"));
+    }
+
+    /// A writer into a shared buffer, for reading back what the logger wrote.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `terraform plan` logs at `level` while the server answers one RPC.
+    async fn rpc_log_lines(level: tracing::Level) -> Vec<serde_json::Value> {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || b2.clone())
+            .with_max_level(level)
+            .event_format(crate::plugin::logging::HclogJson)
+            .finish();
+        let _guard = tracing::subscriber::set_default(sub);
+        let s = server();
+        s.get_metadata(Request::new(pb::get_metadata::Request {}))
+            .await
+            .unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_rpc_logs_its_time_at_debug_only() {
+        let lines = rpc_log_lines(tracing::Level::DEBUG).await;
+        let served: Vec<_> = lines
+            .iter()
+            .filter(|j| j["@message"] == "rpc served")
+            .collect();
+        assert_eq!(served.len(), 1, "{lines:?}");
+        assert_eq!(served[0]["@level"], "debug");
+        assert_eq!(served[0]["rpc"], "GetMetadata");
+        assert!(served[0]["elapsed_us"].is_u64(), "{lines:?}");
+        assert!(rpc_log_lines(tracing::Level::INFO).await.is_empty());
     }
 }
