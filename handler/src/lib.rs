@@ -6,7 +6,7 @@
 //!
 //! 1. refuses, with a log line and no AWS call, anything but a launch of its group through its
 //!    hook ([`event::classify`]);
-//! 2. waits for the instance to be `running` (backoff from 200 ms, x1.5, capped at 2 s, inside
+//! 2. waits for the instance to be `running` (backoff from 50 ms, x1.5, capped at 2 s, inside
 //!    the invocation's deadline) and checks it belongs to the group (its
 //!    `aws:autoscaling:groupName` tag, else DescribeAutoScalingInstances): a forged instance id
 //!    gets no mutating call;

@@ -36,9 +36,9 @@ use terraform_tests::local_aws::helpers::{
     HANDLER_HOOK_TIMEOUT_SECONDS, HANDLER_VOLUME_ID, POLL_INTERVAL,
 };
 
-/// The handler's first backoff delays (handler/src/backoff.rs): 200, 300, 450 ms. Three polls
+/// The handler's first backoff delays (handler/src/backoff.rs): 50, 75, 112 ms. Three polls
 /// that see a state cost at least their sum.
-const THREE_POLLS: Duration = Duration::from_millis(200 + 300 + 450);
+const THREE_POLLS: Duration = Duration::from_millis(50 + 75 + 112);
 
 /// Does a call's key parameter `name` equal `value` (or, for a list, contain it)?
 fn has_param(call: &Call, name: &str, value: &str) -> bool {
