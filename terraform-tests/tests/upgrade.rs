@@ -73,7 +73,7 @@ fn previous_provider(commit: &str) -> Option<PathBuf> {
     assert!(
         out.status.success(),
         "the provider of {commit} is not built: run `tools/build-previous-provider {commit}` \
-         first (tools/test does; about 4 minutes, once per machine):\n{}",
+         first (tools/test does; about 4 minutes for both, once per machine):\n{}",
         out.stderr
     );
     eprint!("{}", out.stderr);
