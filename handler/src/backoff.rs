@@ -48,7 +48,10 @@ mod tests {
     fn grows_by_half_then_caps() {
         let mut b = Backoff::new();
         let delays: Vec<u128> = (0..11).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [50, 75, 112, 168, 253, 379, 569, 854, 1281, 1922, 2000]);
+        assert_eq!(
+            delays,
+            [50, 75, 112, 168, 253, 379, 569, 854, 1281, 1922, 2000]
+        );
         assert_eq!(b.peek(), CAP);
     }
 
