@@ -42,7 +42,9 @@ def test_a_launch_is_pending_for_pending_s_then_running(server, net):
     (code 0) before it is `running` (16). Meanwhile AWS refuses AttachVolume ("IncorrectState:
     Instance 'i-..' is not 'running'.") and AssociateAddress ("InvalidInstanceID: The pending
     instance 'i-..' is not in a valid state for this operation.")."""
-    profile(server, pending_s=60)  # 0.6 s
+    # 5 s: the checks below must all run inside the pending window, also on a loaded machine
+    # (tools/test runs this suite beside the Terraform tests; 0.6 s was not enough there).
+    profile(server, pending_s=500)
     ec2 = server.client("ec2")
     started = time.monotonic()
     iid = run(server, net)
@@ -59,8 +61,8 @@ def test_a_launch_is_pending_for_pending_s_then_running(server, net):
     assert (err["Error"]["Code"], err["Error"]["Message"]) == (
         "InvalidInstanceID", f"The pending instance '{iid}' is not in a valid state for this operation."
     )
-    assert time.monotonic() - started < 0.6, "the checks above ran after pending_s: the test proves nothing"
-    wait_for(lambda: state_of(server, iid)["Name"] == "running", timeout=5, what="running")
+    assert time.monotonic() - started < 5.0, "the checks above ran after pending_s: the test proves nothing"
+    wait_for(lambda: state_of(server, iid)["Name"] == "running", timeout=10, what="running")
     assert state_of(server, iid) == {"Code": 16, "Name": "running"}
     ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
     ec2.associate_address(AllocationId=alloc, InstanceId=iid)
