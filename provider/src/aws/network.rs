@@ -2,7 +2,7 @@
 //! one subnet, an internet gateway, a route table with a default route, its association.
 //! Also the finder for a user's subnet (its VPC and zone).
 
-use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, InternetGateway, ResourceType};
 
 use super::context::with_create_token;
 use super::context::{OpContext, Poll};
@@ -343,23 +343,35 @@ fn vpc_filter(vpc_id: &str) -> Filter {
     Filter::builder().name("vpc-id").values(vpc_id).build()
 }
 
-/// The gateway and route table of a VPC the provider created (found through the VPC, so state
-/// needs only the VPC and subnet ids).
-pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsError> {
-    let igws = ctx
+/// The filter for the internet gateways attached to a VPC.
+fn attached_to(vpc_id: &str) -> Filter {
+    Filter::builder()
+        .name("attachment.vpc-id")
+        .values(vpc_id)
+        .build()
+}
+
+/// The internet gateways `filter` selects: the one place that lists them.
+async fn internet_gateways(
+    ctx: &OpContext,
+    filter: Filter,
+) -> Result<Vec<InternetGateway>, AwsError> {
+    let out = ctx
         .call("ec2:DescribeInternetGateways", &[], || {
             ctx.clients
                 .ec2
                 .describe_internet_gateways()
-                .filters(
-                    Filter::builder()
-                        .name("attachment.vpc-id")
-                        .values(vpc_id)
-                        .build(),
-                )
+                .filters(filter.clone())
                 .send()
         })
         .await?;
+    Ok(out.internet_gateways.unwrap_or_default())
+}
+
+/// The gateway and route table of a VPC the provider created (found through the VPC, so state
+/// needs only the VPC and subnet ids).
+pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsError> {
+    let igws = internet_gateways(ctx, attached_to(vpc_id)).await?;
     let tables = ctx
         .call("ec2:DescribeRouteTables", &[], || {
             ctx.clients
@@ -379,7 +391,6 @@ pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsE
         vpc_id: Some(vpc_id.to_string()),
         subnet_id: None,
         internet_gateway_id: igws
-            .internet_gateways()
             .first()
             .and_then(|g| g.internet_gateway_id())
             .map(str::to_string),
@@ -405,21 +416,15 @@ pub async fn delete_vpc(
     // DependencyViolation, while any of them is there). Each deleter retries
     // DependencyViolation within the operation's timeout.
     let unattached = async {
-        let owned = ctx
-            .call("ec2:DescribeInternetGateways", &[], || {
-                ctx.clients
-                    .ec2
-                    .describe_internet_gateways()
-                    .filters(
-                        Filter::builder()
-                            .name(format!("tag:{}", owner_tag.0))
-                            .values(owner_tag.1)
-                            .build(),
-                    )
-                    .send()
-            })
-            .await?;
-        for igw in owned.internet_gateways() {
+        let owned = internet_gateways(
+            ctx,
+            Filter::builder()
+                .name(format!("tag:{}", owner_tag.0))
+                .values(owner_tag.1)
+                .build(),
+        )
+        .await?;
+        for igw in &owned {
             if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
                 delete_internet_gateway(ctx, id, None).await?;
             }
@@ -457,21 +462,7 @@ pub async fn delete_vpc(
 
 /// The gateways attached to the VPC, detached and deleted.
 async fn delete_attached_gateways(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
-    let igws = ctx
-        .call("ec2:DescribeInternetGateways", &[], || {
-            ctx.clients
-                .ec2
-                .describe_internet_gateways()
-                .filters(
-                    Filter::builder()
-                        .name("attachment.vpc-id")
-                        .values(vpc_id)
-                        .build(),
-                )
-                .send()
-        })
-        .await?;
-    for igw in igws.internet_gateways() {
+    for igw in internet_gateways(ctx, attached_to(vpc_id)).await? {
         let Some(id) = igw.internet_gateway_id() else {
             continue;
         };

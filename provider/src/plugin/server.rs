@@ -789,22 +789,9 @@ mod tests {
         assert_eq!(planned.attr("id").as_str(), Some("a"));
     }
 
-    /// A writer into a shared buffer, for reading back what the logger wrote.
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The lines `terraform plan` logs at `level` while the server answers one RPC.
     async fn rpc_log_lines(level: tracing::Level) -> Vec<serde_json::Value> {
-        let buf = Buf::default();
+        let buf = crate::plugin::logging::tests::Buf::default();
         let b2 = buf.clone();
         let sub = tracing_subscriber::fmt()
             .with_writer(move || b2.clone())
