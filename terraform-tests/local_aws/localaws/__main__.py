@@ -36,12 +36,13 @@ process, in three ways:
   instance states pending and shutting-down and what a termination releases
   (``instancelife``), AttachVolume's zone/in-use checks, DetachVolume by
   VolumeId and the time a detach takes (``ec2ext``), network interfaces' attach and
-  detach times, in-use and dependency refusals (``eniext``), EventBridge delivery to Lambda
-  with AWS's pattern semantics (``events``, ``patterns``), Lambda's
+  detach times, in-use and dependency refusals (``eniext``), snapshots that stay pending
+  for a while (``ec2ext``), EventBridge delivery to Lambda with AWS's pattern semantics and
+  rate-scheduled rules (``events``, ``patterns``), Lambda's
   asynchronous invocation configuration (``event_invoke_config``);
 * background machinery moto has none of: a scaled clock and timer thread
-  (``clock``) for heartbeat timeouts, Lambda retry delays and detach
-  durations; an event router thread; and a Lambda runner (``lambda_runner``,
+  (``clock``) for heartbeat timeouts, Lambda retry delays, detach and snapshot
+  durations and scheduled rules' firings; an event router thread; and a Lambda runner (``lambda_runner``,
   ``runtime_api``) that unpacks the function's zip and runs its ``bootstrap``
   natively behind a Runtime API emulator, with Lambda's environment, timeout,
   asynchronous retries, reserved concurrency, resource-policy check and

@@ -30,6 +30,22 @@
   as moto has it (AWS lists all the caller may use, public ones included).
   The snapshot of a moto AMI has that AMI's owner alias (moto marks all its
   default AMIs ``amazon``), also for the ``owner-alias`` filter moto lacks.
+* Snapshots take time (profile setting ``snapshot_s``; 0 in ``fast``, moto's instant
+  ``completed``): CreateSnapshot, CreateSnapshots and CopySnapshot make a snapshot that is
+  ``pending`` for ``snapshot_s`` on the scaled clock, then ``completed`` with Progress
+  ``100%`` (EBS User Guide, "Create Amazon EBS snapshots": snapshots occur asynchronously
+  and stay pending until complete). CreateSnapshot answers ``State: pending`` without
+  ``Progress`` (botocore's CreateSnapshot example, from the API Reference);
+  DescribeSnapshots shows Progress rising with the elapsed time (``0%`` .. ``99%``; its
+  pending example shows ``87%``), also for the ``status`` filter. Meanwhile CreateVolume from
+  it answers ``IncorrectState`` ``Snapshot 'snap-..' is not 'completed'.`` (EC2's answer
+  quoted in tschellenbach/Snaptastic#17; velero-io/velero#1799 is the same refusal), and so
+  does CopySnapshot of it (inferred: no report of EC2's answer found). DeleteSnapshot of a
+  pending snapshot succeeds but "the snapshot must complete before the deletion takes
+  effect" (EBS User Guide, "Delete an Amazon EBS snapshot"): it is listed, pending, until
+  its time is up, then gone. Deleting the source volume meanwhile is allowed and the
+  snapshot still completes ("Deleting a volume has no effect on the snapshots made from
+  it", same page). Snapshots moto makes for AMIs are completed at once.
 * The volume detaching transient (control API, the next K polls) is shown
   through the per-request view in ``context``. A volume can only be
   ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
@@ -55,6 +71,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .context import view
@@ -68,6 +85,17 @@ log = logging.getLogger("localaws.ec2")
 DETACH_SECONDS = 2.0
 
 
+@dataclass
+class PendingSnapshot:
+    """A snapshot still being taken: virtual start and deadline, a DeleteSnapshot waiting."""
+
+    snapshot: Any
+    start: float
+    deadline: float
+    delete_requested: bool = False
+    timer: Any = None
+
+
 class Ec2Extensions:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -78,6 +106,8 @@ class Ec2Extensions:
         self.breaks: set[str] = set()
         # volume id -> the earlier attachment a double_attach break keeps listed.
         self.extra_attachments: dict[str, Any] = {}
+        # snapshot id -> the snapshot still pending (until its deadline).
+        self.pending_snapshots: dict[str, PendingSnapshot] = {}
 
     BREAKS = frozenset({"double_attach", "volume_stays_on_terminated", "address_stays_on_terminated"})
 
@@ -86,6 +116,10 @@ class Ec2Extensions:
         self.last_attachment.clear()
         self.breaks.clear()
         self.extra_attachments.clear()
+        for entry in self.pending_snapshots.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+        self.pending_snapshots.clear()  # moto's snapshots are gone with the reset too
 
     def set_breaks(self, names: Any) -> list[str]:
         """Replaces the breaks in force (lock held); refuses unknown names."""
@@ -137,6 +171,60 @@ class Ec2Extensions:
                     )
                 return
         raise BadRequest(f"no volume {volume_id}")
+
+    # -- snapshots ------------------------------------------------------------------
+
+    def start_snapshot(self, snapshot: Any) -> None:
+        """``snapshot`` was just created by a client's call: pending for ``snapshot_s`` (lock held)."""
+        seconds = self.world.profile.current.snapshot_s
+        if seconds <= 0:
+            return
+        now = self.world.clock.now()
+        entry = PendingSnapshot(snapshot, now, now + seconds)
+        generation = self.world.generation
+        entry.timer = self.world.scheduler.call_at(
+            entry.deadline, lambda: self._snapshot_done(snapshot.id, generation), name=f"snapshot {snapshot.id}")
+        self.pending_snapshots[snapshot.id] = entry
+        log.info("snapshot %s of %s pending for %ss", snapshot.id, getattr(snapshot.volume, "id", "?"), seconds)
+
+    def pending_snapshot(self, snapshot_id: str) -> PendingSnapshot | None:
+        """The entry of a snapshot that is still pending now, or None."""
+        entry = self.pending_snapshots.get(snapshot_id)
+        if entry is not None and self.world.clock.now() < entry.deadline:
+            return entry
+        return None
+
+    def settle_snapshots(self) -> None:
+        """Finish every snapshot whose time is up (lock held): a deletion requested while it
+        was pending takes effect now. The timers do the same; this closes the gap before
+        they run."""
+        now = self.world.clock.now()
+        for sid, entry in list(self.pending_snapshots.items()):
+            if now >= entry.deadline:
+                self._finish_snapshot(sid, entry)
+
+    def _finish_snapshot(self, snapshot_id: str, entry: PendingSnapshot) -> None:
+        if self.pending_snapshots.get(snapshot_id) is not entry:
+            return
+        del self.pending_snapshots[snapshot_id]
+        if entry.timer is not None:
+            entry.timer.cancel()
+        snap = entry.snapshot
+        if entry.delete_requested:
+            backend = snap.ec2_backend
+            if backend.snapshots.get(snapshot_id) is snap:
+                del backend.snapshots[snapshot_id]
+            log.info("snapshot %s completed and its deletion took effect", snapshot_id)
+        else:
+            log.info("snapshot %s completed", snapshot_id)
+
+    def _snapshot_done(self, snapshot_id: str, generation: int) -> None:
+        with self.world.lock:
+            if generation != self.world.generation:
+                return
+            entry = self.pending_snapshots.get(snapshot_id)
+            if entry is not None and self.world.clock.now() >= entry.deadline:
+                self._finish_snapshot(snapshot_id, entry)
 
     def in_detach_window(self, volume_id: str) -> bool:
         return (
@@ -350,6 +438,88 @@ def install(world_ref: Any) -> None:
         return ActionResult({"Snapshots": snapshots})
 
     ElasticBlockStore.describe_snapshots = describe_snapshots_response
+
+    # Snapshots take time (see the module documentation).
+
+    def snapshot_status(self: Any) -> str:
+        if ext().pending_snapshot(self.id) is not None:
+            return "pending"
+        return self.__dict__.get("_localaws_status", "completed")
+
+    def set_snapshot_status(self: Any, value: str) -> None:
+        self.__dict__["_localaws_status"] = value
+
+    def snapshot_progress(self: Any) -> str | None:
+        entry = ext().pending_snapshot(self.id)
+        if entry is None:
+            return "100%"
+        if view.operation == "CreateSnapshot":
+            return None  # EC2's CreateSnapshot answer has State pending and no Progress
+        span = entry.deadline - entry.start
+        done = (world_ref().clock.now() - entry.start) / span if span > 0 else 1.0
+        return f"{max(0, min(99, int(done * 100)))}%"
+
+    ebs.Snapshot.status = property(snapshot_status, set_snapshot_status)
+    ebs.Snapshot.progress = property(snapshot_progress)
+
+    orig_create_snapshot = ebs.EBSBackend.create_snapshot
+
+    def create_snapshot(self: Any, volume_id: str, description: str, owner_id: str | None = None,
+                        from_ami: str | None = None) -> Any:
+        snapshot = orig_create_snapshot(self, volume_id, description, owner_id=owner_id, from_ami=from_ami)
+        # Only a client's CreateSnapshot(s) waits: moto's own AMI snapshots are there at once.
+        if from_ami is None and view.operation in ("CreateSnapshot", "CreateSnapshots"):
+            ext().start_snapshot(snapshot)
+        return snapshot
+
+    ebs.EBSBackend.create_snapshot = create_snapshot
+
+    def refuse_pending_snapshot(snapshot_id: str | None) -> None:
+        if snapshot_id and ext().pending_snapshot(snapshot_id) is not None:
+            raise EC2ClientError("IncorrectState", f"Snapshot '{snapshot_id}' is not 'completed'.")
+
+    orig_copy_snapshot = ebs.EBSBackend.copy_snapshot
+
+    def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str,
+                      kms_key_id: str | None) -> Any:
+        refuse_pending_snapshot(source_snapshot_id)
+        snapshot = orig_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
+        ext().start_snapshot(snapshot)
+        return snapshot
+
+    ebs.EBSBackend.copy_snapshot = copy_snapshot
+
+    orig_create_volume = ebs.EBSBackend.create_volume
+
+    def create_volume(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ext().settle_snapshots()
+        refuse_pending_snapshot(kwargs.get("snapshot_id") if "snapshot_id" in kwargs
+                                else (args[2] if len(args) > 2 else None))
+        return orig_create_volume(self, *args, **kwargs)
+
+    ebs.EBSBackend.create_volume = create_volume
+
+    orig_delete_snapshot = ebs.EBSBackend.delete_snapshot
+
+    def delete_snapshot(self: Any, snapshot_id: str) -> Any:
+        ext().settle_snapshots()
+        entry = ext().pending_snapshot(snapshot_id)
+        if entry is not None and self.snapshots.get(snapshot_id) is entry.snapshot:
+            # Accepted; "the snapshot must complete before the deletion takes effect".
+            entry.delete_requested = True
+            log.info("snapshot %s: deletion requested while pending", snapshot_id)
+            return entry.snapshot
+        return orig_delete_snapshot(self, snapshot_id)
+
+    ebs.EBSBackend.delete_snapshot = delete_snapshot
+
+    orig_backend_describe_snapshots = ebs.EBSBackend.describe_snapshots
+
+    def describe_snapshots(self: Any, snapshot_ids: list[str] | None = None, filters: Any = None) -> list[Any]:
+        ext().settle_snapshots()
+        return orig_backend_describe_snapshots(self, snapshot_ids, filters)
+
+    ebs.EBSBackend.describe_snapshots = describe_snapshots
 
     # --- a terminated instance's volumes (the instance states are instancelife's) ---
 

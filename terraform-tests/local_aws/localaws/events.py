@@ -21,6 +21,24 @@ For every rule: DISABLED rules are skipped; the pattern is matched with
   delivery, which works for them;
 * anything else: recorded as delivered, nothing runs.
 
+Scheduled rules (moto stores ``ScheduleExpression`` and never fires it): an
+ENABLED rule on the default bus with ``rate(N minute|minutes|hour|hours|day|days)``
+fires every N units on the scaled clock, counted from the PutRule that created
+the rule or last changed its expression ("A rate expression starts when you
+create the scheduled event rule, and then it runs on a defined schedule",
+EventBridge User Guide, "Rate expressions reference"). Each firing is the event
+EventBridge sends for a schedule (``detail-type`` ``Scheduled Event``, ``source``
+``aws.events``, ``resources`` = the rule's ARN, ``detail`` ``{}``, ``time`` the
+scheduled moment in real UTC, whole seconds) delivered to the rule's targets
+through the same path as any matched event, whatever the rule's pattern. A
+DISABLED rule skips its firings (the phase is kept); a deleted rule stops; a
+PutRule that changes the expression re-arms from that moment. PutRule validates
+a rate as EventBridge does (a positive integer; the unit singular for 1 and plural
+otherwise: ``rate(1 hours)`` and ``rate(5 hour)`` are not valid, same page), with
+moto's ``ValidationException`` ``Parameter ScheduleExpression is not valid.``
+(moto's regex took both). ``cron()`` expressions are accepted (as moto does) and
+never fire: not modelled.
+
 Every event, the rules it matched and its deliveries are kept for
 ``GET /_localaws/events``. TestEventPattern (moto answers nothing) is answered
 with the same matcher.
@@ -33,6 +51,9 @@ import logging
 import queue
 import re
 import threading
+import time
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +65,37 @@ if TYPE_CHECKING:
 log = logging.getLogger("localaws.events")
 
 ENABLED_STATES = ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
+
+RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+
+
+def rate_seconds(expression: str | None) -> float | None:
+    """The period of a valid ``rate(...)`` expression in seconds; None for anything else.
+
+    EventBridge User Guide, "Rate expressions reference": the value is a positive number;
+    "If the value is equal to 1, then the unit must be singular. If the value is greater
+    than 1, the unit must be plural."
+    """
+    m = _RATE.fullmatch(expression or "")
+    if not m:
+        return None
+    value, unit = int(m.group(1)), m.group(2)
+    if value < 1 or (value == 1) != (not unit.endswith("s")):
+        return None
+    return float(value * RATE_UNITS[unit])
+
+
+@dataclass
+class Schedule:
+    """One armed rate rule: its expression, the virtual moment it was (re)armed, its timer."""
+
+    account: str
+    region: str
+    name: str
+    expression: str
+    period: float
+    timer: Any = None
 
 
 def iso_seconds(value: Any) -> str:
@@ -150,14 +202,23 @@ class EventRouter:
         self._records: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
         self._queue: queue.Queue[tuple[int, str, str, dict[str, Any], str] | None] = queue.Queue()
+        # (account, region, rule name) -> the armed rate schedule of a rule on the default bus.
+        self._schedules: dict[tuple[str, str, str], Schedule] = {}
         self._thread = threading.Thread(target=self._worker, name="localaws-events", daemon=True)
         self._thread.start()
 
     # -- records -----------------------------------------------------------------
 
-    def reset(self) -> None:
+    def clear_records(self) -> None:
         self._records.clear()
         self._order.clear()
+
+    def reset(self) -> None:
+        self.clear_records()
+        for sched in self._schedules.values():
+            if sched.timer is not None:
+                sched.timer.cancel()
+        self._schedules.clear()  # moto's rules are gone with the reset too
 
     def list(self) -> list[dict[str, Any]]:
         with self.world.lock:
@@ -219,6 +280,82 @@ class EventRouter:
             "event %s (%s) matched %d rule(s)", event["id"], event.get("detail-type"), len(rec["matched_rules"])
         )
 
+    # -- scheduled rules ---------------------------------------------------------
+
+    def schedule_changed(self, account: str, region: str, rule: Any) -> None:
+        """PutRule stored ``rule`` (lock held): arm, re-arm or drop its rate schedule."""
+        key = (account, region, rule.name)
+        expression = rule.scheduled_expression if rule.event_bus_name == "default" else None
+        period = rate_seconds(expression)
+        current = self._schedules.get(key)
+        if current is not None and period is not None and current.expression == expression:
+            return  # the schedule did not change: its phase is kept
+        if current is not None:
+            if current.timer is not None:
+                current.timer.cancel()
+            del self._schedules[key]
+        if period is None:
+            return  # no schedule, or cron() (not modelled)
+        sched = Schedule(account, region, rule.name, str(expression), period)
+        self._schedules[key] = sched
+        self._arm(sched, self.world.clock.now() + period)
+        log.info("rule %s fires every %ss (%s)", rule.arn, period, expression)
+
+    def rule_deleted(self, account: str, region: str, name: str) -> None:
+        sched = self._schedules.pop((account, region, name), None)
+        if sched is not None and sched.timer is not None:
+            sched.timer.cancel()
+
+    def schedules(self) -> list[dict[str, Any]]:
+        now = self.world.clock.now()
+        return [{"account": s.account, "region": s.region, "rule": s.name, "expression": s.expression,
+                 "next_in_s": max(0.0, s.timer.deadline - now) if s.timer is not None else None}
+                for s in self._schedules.values()]
+
+    def _arm(self, sched: Schedule, deadline: float) -> None:
+        generation = self.world.generation
+        sched.timer = self.world.scheduler.call_at(
+            deadline, lambda: self._fire(sched, deadline, generation), name=f"schedule {sched.name}")
+
+    def _fire(self, sched: Schedule, deadline: float, generation: int) -> None:
+        from moto.events import events_backends
+
+        with self.world.lock:
+            if generation != self.world.generation:
+                return
+            key = (sched.account, sched.region, sched.name)
+            if self._schedules.get(key) is not sched:
+                return  # re-armed or deleted since
+            bus = events_backends[sched.account][sched.region].event_buses.get("default")
+            rule = bus.rules.get(sched.name) if bus is not None else None
+            if rule is None or rule.scheduled_expression != sched.expression:
+                self._schedules.pop(key, None)
+                return
+            nxt = deadline + sched.period
+            now = self.world.clock.now()
+            if nxt <= now:  # a stall (debugger, slow machine): no backlog, keep the phase
+                nxt += sched.period * (int((now - nxt) // sched.period) + 1)
+            self._arm(sched, nxt)
+            if rule.state not in ENABLED_STATES:
+                return
+            clock = self.world.clock
+            epoch = time.time() - (now - deadline) * clock.scale  # the scheduled moment, real UTC
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": sched.account,
+                "time": iso_seconds(epoch),
+                "region": sched.region,
+                "resources": [rule.arn],
+                "detail": {},
+            }
+            rec = self._record(event, "schedule")
+            rec["matched_rules"].append(rule.arn)
+            self.deliver_targets(rule, event, rec)
+            log.info("scheduled rule %s fired: event %s", rule.arn, event["id"])
+
     # -- rules -------------------------------------------------------------------
 
     def deliver_rule(self, rule: Any, event: dict[str, Any], rec: dict[str, Any]) -> None:
@@ -231,6 +368,10 @@ class EventRouter:
         if not patterns.matches(pattern, event):
             return
         rec["matched_rules"].append(rule.arn)
+        self.deliver_targets(rule, event, rec)
+
+    def deliver_targets(self, rule: Any, event: dict[str, Any], rec: dict[str, Any]) -> None:
+        """Deliver ``event`` to each of ``rule``'s targets (lock held)."""
         for target in list(rule.targets):
             arn = target.get("Arn", "")
             delivery = {"rule_arn": rule.arn, "target_id": target.get("Id"), "target_arn": arn}
@@ -291,6 +432,35 @@ def install(world_ref: Any) -> None:
         router.deliver_rule(self, event, rec)
 
     m.Rule.send_to_targets = send_to_targets
+
+    # Scheduled rules: PutRule validates a rate as EventBridge does and (re)arms it;
+    # DeleteRule stops it.
+    from moto.events.exceptions import ValidationException
+
+    orig_put_rule = m.EventsBackend.put_rule
+
+    def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        expression = kwargs.get("scheduled_expression")
+        if expression and not str(expression).startswith("cron(") and rate_seconds(expression) is None:
+            bus = self._normalize_event_bus_arn(kwargs.get("event_bus_arn"))
+            if bus == "default":  # else moto's "supported only on the default event bus" first
+                raise ValidationException("Parameter ScheduleExpression is not valid.")
+        rule = orig_put_rule(self, name, *args, **kwargs)
+        world_ref().events.schedule_changed(self.account_id, self.region_name, rule)
+        return rule
+
+    m.EventsBackend.put_rule = put_rule
+
+    orig_delete_rule = m.EventsBackend.delete_rule
+
+    def delete_rule(self: Any, name: str, event_bus_arn: str | None) -> None:
+        orig_delete_rule(self, name, event_bus_arn)
+        if self._normalize_event_bus_arn(event_bus_arn) == "default":
+            bus = self.event_buses.get("default")
+            if bus is None or name not in bus.rules:
+                world_ref().events.rule_deleted(self.account_id, self.region_name, name)
+
+    m.EventsBackend.delete_rule = delete_rule
 
     # TestEventPattern: moto answers an empty body; answer with our matcher.
     from moto.events import responses as r

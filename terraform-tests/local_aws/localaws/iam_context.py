@@ -42,7 +42,12 @@ the page that documents it:
 
 A resource the call creates (or that is required but not named by the request) is
 ``<type>/*`` (what AWS's own messages show, ``...:instance/*`` for RunInstances); an
-action without resource-level permissions is on ``*``.
+action without resource-level permissions is on ``*``. A snapshot's (and an image's) ARN
+has no account, ``arn:aws:ec2:REGION::snapshot/snap-..``, as the reference's template
+writes it; a snapshot carries ``ec2:ParentVolume``, the ARN of the volume it was taken of
+(the reference's ``snapshot`` resource type; CreateSnapshot's new ``snapshot/*`` has that
+of the request's volume), so a policy can scope DeleteSnapshot to the snapshots of one
+volume whatever their tags say.
 """
 
 from __future__ import annotations
@@ -254,6 +259,9 @@ def _find_by_resource_id(rtype: str, info: RequestInfo, account: str) -> list[Fo
     if not ids:
         return None
     ec2 = _ec2(account, info.region)
+    if rtype == "snapshot":
+        return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i),
+                      snapshot_keys(ec2, info.region, account, i)) for i in ids]
     return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
             for i in ids]
 
@@ -300,8 +308,14 @@ def _ec2(account: str, region: str) -> Any:
     return ec2_backends[account][region]
 
 
+# EC2 resource types whose ARN has no account (Service Authorization Reference:
+# ``arn:${Partition}:ec2:${Region}::snapshot/${SnapshotId}``, ``...::image/${ImageId}``).
+EC2_ACCOUNTLESS = frozenset({"snapshot", "image"})
+
+
 def _ec2_arn(region: str, account: str, rtype: str, rid: str) -> str:
-    return f"arn:{PARTITION}:ec2:{region}:{account}:{rtype}/{rid}"
+    owner = "" if rtype in EC2_ACCOUNTLESS else account
+    return f"arn:{PARTITION}:ec2:{region}:{owner}:{rtype}/{rid}"
 
 
 def _ec2_tags(backend: Any, rid: str) -> dict[str, str]:
@@ -391,6 +405,61 @@ def _find_ec2_simple(rtype: str, *params: str) -> Callable[[RequestInfo, str], l
                 for i in ids]
 
     return find
+
+
+def _iso(dt: Any) -> str | None:
+    try:
+        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    except Exception:
+        return None
+
+
+def _find_snapshot(info: RequestInfo, account: str) -> list[Found] | None:
+    """The snapshots a call names (``SnapshotId``; CreateTags/DeleteTags ``ResourceId.N``
+    elsewhere), ARN ``arn:aws:ec2:REGION::snapshot/ID`` (no account), with the keys of the
+    reference's ``snapshot`` type that we know: ec2:SnapshotID, ec2:ParentVolume (the ARN of
+    the volume it was taken of), ec2:Owner, ec2:VolumeSize, ec2:Encrypted, ec2:SnapshotTime,
+    ec2:Region, and its tags. CreateSnapshot's new snapshot (``snapshot/*``) carries
+    ec2:ParentVolume (the request's volume), ec2:VolumeSize and ec2:Encrypted of that volume."""
+    ec2 = _ec2(account, info.region)
+    if info.service == "ec2" and info.operation == "CreateSnapshot":
+        vids = _ids(info, "VolumeId")
+        keys: dict[str, Any] = {"ec2:Region": info.region}
+        if vids:
+            keys["ec2:ParentVolume"] = _ec2_arn(info.region, account, "volume", vids[0])
+            vol = ec2.volumes.get(vids[0])
+            if vol is not None:
+                keys["ec2:VolumeSize"] = str(vol.size)
+                keys["ec2:Encrypted"] = "true" if vol.encrypted else "false"
+        return [Found(_ec2_arn(info.region, account, "snapshot", "*"), {}, keys)]
+    ids = _ids(info, "SnapshotId")
+    if not ids:
+        return None
+    out = []
+    for sid in ids:
+        out.append(Found(_ec2_arn(info.region, account, "snapshot", sid), _ec2_tags(ec2, sid),
+                         snapshot_keys(ec2, info.region, account, sid)))
+    return out
+
+
+def snapshot_keys(ec2: Any, region: str, account: str, sid: str) -> dict[str, Any]:
+    keys: dict[str, Any] = {"ec2:SnapshotID": sid, "ec2:Region": region}
+    snap = ec2.snapshots.get(sid)
+    if snap is None:
+        return keys
+    volume_id = getattr(getattr(snap, "volume", None), "id", None)
+    if volume_id:
+        keys["ec2:ParentVolume"] = _ec2_arn(region, account, "volume", volume_id)
+    keys["ec2:Owner"] = str(snap.owner_id)
+    keys["ec2:Encrypted"] = "true" if snap.encrypted else "false"
+    try:
+        keys["ec2:VolumeSize"] = str(snap.volume_size)
+    except Exception:
+        pass
+    when = _iso(getattr(snap, "start_time", None))
+    if when:
+        keys["ec2:SnapshotTime"] = when
+    return keys
 
 
 def _eni_by_attachment(ec2: Any, attachment_id: str) -> Any | None:
@@ -639,7 +708,7 @@ FINDERS: dict[tuple[str, str], Callable[[RequestInfo, str], list[Found] | None]]
     ("ec2", "security-group"): _find_ec2_simple("security-group", "GroupId", "SecurityGroupId"),
     ("ec2", "vpc"): _find_ec2_simple("vpc", "VpcId"),
     ("ec2", "launch-template"): _find_ec2_simple("launch-template", "LaunchTemplateId"),
-    ("ec2", "snapshot"): _find_ec2_simple("snapshot", "SnapshotId"),
+    ("ec2", "snapshot"): _find_snapshot,
     ("ec2", "internet-gateway"): _find_ec2_simple("internet-gateway", "InternetGatewayId"),
     ("ec2", "route-table"): _find_route_table,
     ("ec2", "image"): _find_image,

@@ -413,12 +413,15 @@ class ControlAPI:
             if method == "DELETE":
                 w.lambdas.clear()
                 return _json_response(200, {"ok": True})
+        if route == "/schedules" and method == "GET":
+            with w.lock:
+                return _json_response(200, w.events.schedules())
         if route == "/events":
             if method == "GET":
                 return _json_response(200, w.events.list())
             if method == "DELETE":
                 with w.lock:
-                    w.events.reset()
+                    w.events.clear_records()  # the records only: armed schedules keep firing
                 return _json_response(200, {"ok": True})
         if route == "/lifecycle-actions" and method == "GET":
             with w.lock:

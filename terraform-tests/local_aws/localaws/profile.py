@@ -39,6 +39,11 @@ class Profile:
     # the cap (Auto Scaling User Guide, "Troubleshoot Amazon EC2 Auto Scaling").
     launch_retry_s: float = 10.0
     launch_retry_cap_s: float = 300.0
+    # An EBS snapshot is `pending` this long after CreateSnapshot / CopySnapshot before it
+    # is `completed` (EBS User Guide, "Create Amazon EBS snapshots": snapshots occur
+    # asynchronously, the status is pending until the snapshot is complete, which can take
+    # hours for a large first snapshot); no volume can be created from it meanwhile (ec2ext.py).
+    snapshot_s: float = 60.0
     # A Lambda function's calls are evaluated against its execution role's policies and
     # permissions boundary, and refused as AWS refuses them (iam_enforce.py; the evaluator,
     # iam_eval.py, says what that proves). Not a duration: true or false.
@@ -50,7 +55,8 @@ class Profile:
             return cls()
         if name == "fast":
             return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
-                       launch_retry_s=0.0, launch_retry_cap_s=0.0, iam_evaluation=False)
+                       launch_retry_s=0.0, launch_retry_cap_s=0.0, snapshot_s=0.0,
+                       iam_evaluation=False)
         raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
 
     def describe(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@
   them from the Rust source keeps this fixture in step with the provider: when
   ``attach_policy`` changes, its unit test changes with it.
 * The README's policies (``<!-- policy: NAME -->`` JSON blocks of README.md).
+* The scheduled-snapshot statements the role gains in docs/zone-failover.md, section 1
+  (designed; typed here from that section until the provider writes them).
 """
 
 from __future__ import annotations
@@ -104,3 +106,24 @@ def readme_policies(name: str) -> list[dict[str, Any]]:
         if m.group(1) == name:
             out.append(json.loads(m.group(2)))
     return out
+
+
+def scheduled_snapshot_policy(region: str, account: str, volume: str) -> dict[str, Any]:
+    """docs/zone-failover.md, section 1: DescribeSnapshots on ``*``; CreateSnapshot on the
+    stack's volume and, only with the request tag ``autoheal:snapshot = scheduled``, on
+    ``snapshot/*``; CreateTags on ``snapshot/*`` only with ``ec2:CreateAction =
+    CreateSnapshot``; DeleteSnapshot on ``snapshot/*`` only with ``ec2:ParentVolume`` = the
+    volume's ARN and ``aws:ResourceTag/autoheal:snapshot = scheduled``."""
+    volume_arn = f"arn:aws:ec2:{region}:{account}:volume/{volume}"
+    snapshots = f"arn:aws:ec2:{region}::snapshot/*"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
+        {"Sid": "SnapshotTheVolume", "Effect": "Allow", "Action": "ec2:CreateSnapshot", "Resource": volume_arn},
+        {"Sid": "NewSnapshot", "Effect": "Allow", "Action": "ec2:CreateSnapshot", "Resource": snapshots,
+         "Condition": {"StringEquals": {"aws:RequestTag/autoheal:snapshot": "scheduled"}}},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": snapshots,
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSnapshot"}}},
+        {"Sid": "Prune", "Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": snapshots,
+         "Condition": {"StringEquals": {"ec2:ParentVolume": volume_arn,
+                                        "aws:ResourceTag/autoheal:snapshot": "scheduled"}}},
+    ]}

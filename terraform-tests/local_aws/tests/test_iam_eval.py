@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from conftest import ACCOUNT, AMI, REGION
-from iam_policies import Scope, provider_attach_policy, readme_policies
+from iam_policies import Scope, provider_attach_policy, readme_policies, scheduled_snapshot_policy
 from localaws import iam_context
 from localaws.iam_eval import (
     ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Policy, Request, Resource, UnsupportedPolicy, evaluate, evaluate_all,
@@ -512,3 +512,65 @@ def test_an_iam_users_calls_are_decided_by_its_policies(aws):
     untagged = {k: v for k, v in params.items() if not k.startswith("TagSpecification")}
     d = evaluate_all(identity, None, iam_context.build(info("ec2", "CreateVolume", "ec2", **untagged), principal))
     assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "ec2:CreateVolume", ec2("volume", "*"))
+
+
+def snapshot_policy(volume: str) -> dict[str, Any]:
+    return scheduled_snapshot_policy(REGION, ACCOUNT, volume)
+
+
+def test_snapshot_contexts_name_the_volume_and_the_accountless_snapshot(aws):
+    e = boto3.client("ec2", region_name=REGION)
+    ours = e.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    theirs = e.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    policy = snapshot_policy(ours)
+    tagged = {"TagSpecification.1.ResourceType": "snapshot", "TagSpecification.1.Tag.1.Key": "autoheal:snapshot",
+              "TagSpecification.1.Tag.1.Value": "scheduled"}
+    create, tag = iam_context.build(info("ec2", "CreateSnapshot", "ec2", VolumeId=ours, **tagged), PRINCIPAL)
+    new = f"arn:aws:ec2:{REGION}::snapshot/*"  # a snapshot's ARN has no account
+    assert create.action == "ec2:CreateSnapshot"
+    assert sorted(r.arn for r in create.resources) == sorted([new, ec2("volume", ours)])
+    snap_res = next(r for r in create.resources if r.arn == new)
+    assert snap_res.context["ec2:ParentVolume"] == ec2("volume", ours)
+    assert create.context["aws:RequestTag/autoheal:snapshot"] == "scheduled"
+    assert create.context["aws:TagKeys"] == ["autoheal:snapshot"]
+    assert (tag.action, [r.arn for r in tag.resources], tag.context["ec2:CreateAction"]) == (
+        "ec2:CreateTags", [new], "CreateSnapshot")
+    assert tag.context["aws:RequestTag/autoheal:snapshot"] == "scheduled"
+    assert evaluate_all([policy], None, [create, tag]).decision == ALLOW
+    # Without the request tag the policy requires: refused on the new snapshot.
+    reqs = iam_context.build(info("ec2", "CreateSnapshot", "ec2", VolumeId=ours), PRINCIPAL)
+    d = evaluate_all([policy], None, reqs)
+    assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "ec2:CreateSnapshot", new)
+    wrong = {**tagged, "TagSpecification.1.Tag.1.Value": "manual"}
+    d = evaluate_all([policy], None, iam_context.build(info("ec2", "CreateSnapshot", "ec2", VolumeId=ours, **wrong), PRINCIPAL))
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, new)
+    # Another volume: refused on that volume.
+    d = evaluate_all([policy], None, iam_context.build(info("ec2", "CreateSnapshot", "ec2", VolumeId=theirs, **tagged), PRINCIPAL))
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, ec2("volume", theirs))
+    # DeleteSnapshot: ec2:ParentVolume is the volume the snapshot was taken of, whatever its tags say.
+    spec = [{"ResourceType": "snapshot", "Tags": [{"Key": "autoheal:snapshot", "Value": "scheduled"}]}]
+    mine = e.create_snapshot(VolumeId=ours, TagSpecifications=spec)["SnapshotId"]
+    other = e.create_snapshot(VolumeId=theirs, TagSpecifications=spec)["SnapshotId"]
+    untagged = e.create_snapshot(VolumeId=ours)["SnapshotId"]
+    [delete] = iam_context.build(info("ec2", "DeleteSnapshot", "ec2", SnapshotId=mine), PRINCIPAL)
+    [res] = delete.resources
+    assert res.arn == f"arn:aws:ec2:{REGION}::snapshot/{mine}"
+    assert res.context["ec2:ParentVolume"] == ec2("volume", ours) and res.context["ec2:Owner"] == ACCOUNT
+    assert res.context["aws:ResourceTag/autoheal:snapshot"] == "scheduled"
+    assert evaluate_all([policy], None, [delete]).decision == ALLOW
+    for refused in (other, untagged):
+        d = evaluate_all([policy], None, iam_context.build(info("ec2", "DeleteSnapshot", "ec2", SnapshotId=refused), PRINCIPAL))
+        assert (d.decision, d.resource) == (IMPLICIT_DENY, f"arn:aws:ec2:{REGION}::snapshot/{refused}")
+    [describe] = iam_context.build(info("ec2", "DescribeSnapshots", "ec2", **{"SnapshotId.1": mine}), PRINCIPAL)
+    assert [r.arn for r in describe.resources] == ["*"]  # no resource-level permissions
+    assert evaluate_all([policy], None, [describe]).decision == ALLOW
+    # A volume created from a snapshot names it by its accountless ARN too.
+    create_volume = iam_context.build(info("ec2", "CreateVolume", "ec2", AvailabilityZone=f"{REGION}a", SnapshotId=mine),
+                                      PRINCIPAL)[0]
+    snap = next(r for r in create_volume.resources if "snapshot/" in r.arn)
+    assert snap.arn == f"arn:aws:ec2:{REGION}::snapshot/{mine}" and snap.context["ec2:ParentVolume"] == ec2("volume", ours)
+    # CreateTags on an existing snapshot (ResourceId.N) carries its keys as well.
+    [retag] = iam_context.build(info("ec2", "CreateTags", "ec2", **{"ResourceId.1": other, "Tag.1.Key": "k",
+                                                                     "Tag.1.Value": "v"}), PRINCIPAL)
+    assert [(r.arn, r.context["ec2:ParentVolume"]) for r in retag.resources] == [
+        (f"arn:aws:ec2:{REGION}::snapshot/{other}", ec2("volume", theirs))]

@@ -21,7 +21,7 @@ from conftest import (
     ACCOUNT, REGION, ROLE_TRUST, bootstrap_zip, create_function, group_instances, hook, invocations, network,
     rule_to_function, start_server, volume_view, wait_for,
 )
-from iam_policies import Scope, provider_attach_policy, readme_policies
+from iam_policies import Scope, provider_attach_policy, readme_policies, scheduled_snapshot_policy
 
 HANDLER_ACTIONS = [
     "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances", "ec2:DescribeVolumes", "ec2:AttachVolume",
@@ -373,3 +373,38 @@ def test_an_iam_users_calls_are_refused_as_ec2_refuses_them(fresh):
             if d["principal"] == f"arn:aws:iam::{ACCOUNT}:user/deployer"]
     assert [(d["operation"], d["decision"]) for d in mine] == [("CreateVolume", "Allow"), ("CreateVolume", "ImplicitDeny")]
     assert all(d["user"] == "deployer" for d in mine)
+
+
+def test_scheduled_snapshot_permissions_are_decided_by_parent_volume_and_tags(fresh):
+    """The scheduled-snapshot statements (docs/zone-failover.md, section 1) for an IAM user:
+    CreateSnapshot needs the request tag, DeleteSnapshot the snapshot's parent volume."""
+    import boto3
+
+    admin = fresh.client("ec2")
+    ours = admin.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    theirs = admin.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    iam = fresh.client("iam")
+    iam.create_user(UserName="snapper")
+    iam.put_user_policy(UserName="snapper", PolicyName="snapshots", PolicyDocument=json.dumps(scheduled_snapshot_policy(REGION, ACCOUNT, ours)))
+    key = iam.create_access_key(UserName="snapper")["AccessKey"]
+    ec2 = boto3.client("ec2", endpoint_url=fresh.url, region_name=REGION, aws_access_key_id=key["AccessKeyId"],
+                       aws_secret_access_key=key["SecretAccessKey"])
+    user = f"arn:aws:iam::{ACCOUNT}:user/snapper"
+    spec = [{"ResourceType": "snapshot", "Tags": [{"Key": "autoheal:snapshot", "Value": "scheduled"}]}]
+
+    with pytest.raises(ec2.exceptions.ClientError) as err:
+        ec2.create_snapshot(VolumeId=ours)
+    assert err.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert (f"User: {user} is not authorized to perform: ec2:CreateSnapshot on resource: "
+            f"arn:aws:ec2:{REGION}::snapshot/* because no identity-based policy allows") in str(err.value)
+    assert admin.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []  # nothing done
+    mine = ec2.create_snapshot(VolumeId=ours, TagSpecifications=spec)["SnapshotId"]
+    other = admin.create_snapshot(VolumeId=theirs, TagSpecifications=spec)["SnapshotId"]
+    assert {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]} == {mine, other}
+
+    with pytest.raises(ec2.exceptions.ClientError) as err:
+        ec2.delete_snapshot(SnapshotId=other)  # tagged alike, but taken of another volume
+    assert err.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert f"ec2:DeleteSnapshot on resource: arn:aws:ec2:{REGION}::snapshot/{other}" in str(err.value)
+    ec2.delete_snapshot(SnapshotId=mine)
+    assert [s["SnapshotId"] for s in admin.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [other]
