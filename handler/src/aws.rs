@@ -379,3 +379,132 @@ fn missing(operation: &'static str, code: &str, id: &str) -> AwsError {
         transport: false,
     }
 }
+
+// --- scheduled snapshots (crate::snapshot) -------------------------------------------------
+
+/// What DescribeSnapshots says about one snapshot of the data volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFacts {
+    pub snapshot_id: String,
+    /// `pending`, `completed`, `error`, ... as EBS says.
+    pub state: String,
+    /// StartTime, in milliseconds since the epoch (0 when EBS gives none).
+    pub start_time_ms: u64,
+    /// The snapshot's tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// The snapshots of `volume_id` owned by this account and tagged `tag_key = tag_value`
+/// (every page). The owner filter keeps out public and shared snapshots.
+pub async fn describe_snapshots(
+    ec2: &Ec2Client,
+    volume_id: &str,
+    (tag_key, tag_value): (&str, &str),
+) -> Result<Vec<SnapshotFacts>, AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name("volume-id")
+                    .values(volume_id)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{tag_key}"))
+                    .values(tag_value)
+                    .build(),
+            )
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSnapshots", e))?;
+        for s in out.snapshots() {
+            let Some(id) = s.snapshot_id() else { continue };
+            found.push(SnapshotFacts {
+                snapshot_id: id.to_string(),
+                state: s.state().map_or("", |st| st.as_str()).to_string(),
+                start_time_ms: s
+                    .start_time()
+                    .and_then(|t| t.to_millis().ok())
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .unwrap_or(0),
+                tags: s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect(),
+            });
+        }
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// The data volume's tags (the stack's lineage, which its snapshots carry on).
+pub async fn volume_tags(
+    ec2: &Ec2Client,
+    volume_id: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let out = ec2
+        .describe_volumes()
+        .volume_ids(volume_id)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeVolumes", e))?;
+    let v = out
+        .volumes()
+        .iter()
+        .find(|v| v.volume_id() == Some(volume_id))
+        .ok_or_else(|| missing("DescribeVolumes", "InvalidVolume.NotFound", volume_id))?;
+    Ok(v.tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect())
+}
+
+/// CreateSnapshot of the volume, tagged at creation (so it is never untagged, and IAM can
+/// require the tags). Returns the new snapshot's id.
+pub async fn create_snapshot(
+    ec2: &Ec2Client,
+    volume_id: &str,
+    description: &str,
+    tags: &[(String, String)],
+) -> Result<String, AwsError> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let spec = TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build();
+    let out = ec2
+        .create_snapshot()
+        .volume_id(volume_id)
+        .description(description)
+        .tag_specifications(spec)
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateSnapshot", e))?;
+    out.snapshot_id()
+        .map(str::to_string)
+        .ok_or_else(|| missing("CreateSnapshot", "MissingSnapshotId", volume_id))
+}
+
+pub async fn delete_snapshot(ec2: &Ec2Client, snapshot_id: &str) -> Result<(), AwsError> {
+    ec2.delete_snapshot()
+        .snapshot_id(snapshot_id)
+        .send()
+        .await
+        .map_err(|e| aws_error("DeleteSnapshot", e))?;
+    Ok(())
+}

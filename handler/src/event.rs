@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deadline::parse_rfc3339_ms;
-use crate::settings::{is_ec2_id, Settings};
+use crate::settings::{is_ec2_id, Settings, SnapshotSettings};
 
 pub const SOURCE: &str = "aws.autoscaling";
 pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
@@ -235,10 +235,182 @@ pub fn classify_for(
     }))
 }
 
+/// The source and detail-type of the events an EventBridge schedule rule sends (EventBridge
+/// User Guide, "Creating a rule that runs on a schedule": `"source": "aws.events"`,
+/// `"detail-type": "Scheduled Event"`, `"resources": [<the rule's ARN>]`, `"detail": {}`).
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// A scheduled snapshot run this function must make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRun {
+    /// The event's id: a second delivery of the same event takes no second snapshot.
+    pub event_id: Option<String>,
+    /// The scheduled time, if the event has a readable one.
+    pub event_time_ms: Option<u64>,
+}
+
+/// What to do with an event, as far as schedules are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheduled {
+    /// Not a scheduled event: the launch classification decides.
+    NotScheduled,
+    Run(ScheduledRun),
+    Refuse(String),
+}
+
+/// Whether `rule_arn` is rule `name` on the default bus of `identity`'s account and region
+/// (`arn:PARTITION:events:REGION:ACCOUNT:rule/NAME`); without `identity`, any account and
+/// region.
+fn is_own_rule_arn(rule_arn: &str, identity: Option<&Identity>, name: &str) -> bool {
+    let parts: Vec<&str> = rule_arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "events", region, account, resource] => {
+            resource.strip_prefix("rule/") == Some(name)
+                && identity.is_none_or(|me| *region == me.region && *account == me.account)
+        }
+        _ => false,
+    }
+}
+
+/// Decides whether `event` is a run of this function's snapshot schedule: a "Scheduled Event"
+/// whose only resource is the rule [`SnapshotSettings::rule_name`] of the function's own
+/// account and region. Refused (no AWS call) when the function has no schedule, or the event
+/// names another rule: anyone who may put a rule on the bus can target the function.
+pub fn classify_scheduled(
+    event: &Value,
+    snapshots: Option<&SnapshotSettings>,
+    identity: Option<&Identity>,
+) -> Result<Scheduled, EventError> {
+    let envelope = Envelope::deserialize(event).map_err(|e| EventError::Envelope(e.to_string()))?;
+    if envelope.source != SCHEDULE_SOURCE || envelope.detail_type != SCHEDULED_DETAIL_TYPE {
+        return Ok(Scheduled::NotScheduled);
+    }
+    let Some(snapshots) = snapshots else {
+        return Ok(Scheduled::Refuse(
+            "a scheduled event, but this function has no snapshot schedule".into(),
+        ));
+    };
+    if envelope.resources.len() != 1
+        || !is_own_rule_arn(&envelope.resources[0], identity, &snapshots.rule_name)
+    {
+        return Ok(Scheduled::Refuse(format!(
+            "resources {:?} are not exactly rule {:?}{}",
+            envelope.resources,
+            snapshots.rule_name,
+            identity
+                .map(|me| format!(" of account {} in {}", me.account, me.region))
+                .unwrap_or_default()
+        )));
+    }
+    if let Some(me) = identity {
+        if envelope.account.as_deref() != Some(me.account.as_str())
+            || envelope.region.as_deref() != Some(me.region.as_str())
+        {
+            return Ok(Scheduled::Refuse(format!(
+                "account {:?} / region {:?} are not this function's {} / {}",
+                envelope.account, envelope.region, me.account, me.region
+            )));
+        }
+    }
+    Ok(Scheduled::Run(ScheduledRun {
+        event_id: envelope.id.filter(|id| !id.is_empty()),
+        event_time_ms: envelope.time.as_deref().and_then(parse_rfc3339_ms),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn scheduled(resources: Value) -> Value {
+        json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-12-06T20:00:00Z",
+            "region": "ap-southeast-2",
+            "resources": resources,
+            "detail": {}
+        })
+    }
+
+    #[test]
+    fn a_run_of_our_schedule_is_accepted_and_anything_else_refused() {
+        let me = Identity {
+            account: "123456789012".into(),
+            region: "ap-southeast-2".into(),
+        };
+        let ours = SnapshotSettings {
+            rule_name: "app-snapshot".into(),
+            retention: 3,
+        };
+        let arn = "arn:aws:events:ap-southeast-2:123456789012:rule/app-snapshot";
+        let run = classify_scheduled(&scheduled(json!([arn])), Some(&ours), Some(&me)).unwrap();
+        assert_eq!(
+            run,
+            Scheduled::Run(ScheduledRun {
+                event_id: Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into()),
+                event_time_ms: parse_rfc3339_ms("2026-12-06T20:00:00Z"),
+            })
+        );
+        // No schedule configured; another rule; another account; another region; two rules.
+        for (event, snapshots) in [
+            (scheduled(json!([arn])), None),
+            (
+                scheduled(json!([
+                    "arn:aws:events:ap-southeast-2:123456789012:rule/other"
+                ])),
+                Some(&ours),
+            ),
+            (
+                scheduled(json!([
+                    "arn:aws:events:ap-southeast-2:210987654321:rule/app-snapshot"
+                ])),
+                Some(&ours),
+            ),
+            (
+                scheduled(json!([
+                    "arn:aws:events:us-east-1:123456789012:rule/app-snapshot"
+                ])),
+                Some(&ours),
+            ),
+            (
+                scheduled(json!([
+                    arn,
+                    "arn:aws:events:ap-southeast-2:123456789012:rule/other"
+                ])),
+                Some(&ours),
+            ),
+            (scheduled(json!([])), Some(&ours)),
+        ] {
+            assert!(
+                matches!(
+                    classify_scheduled(&event, snapshots, Some(&me)).unwrap(),
+                    Scheduled::Refuse(_)
+                ),
+                "{event}"
+            );
+        }
+        // The envelope's account must match too.
+        let mut forged = scheduled(json!([arn]));
+        forged["account"] = json!("210987654321");
+        assert!(matches!(
+            classify_scheduled(&forged, Some(&ours), Some(&me)).unwrap(),
+            Scheduled::Refuse(_)
+        ));
+        // A launch event is not scheduled: the launch classification decides.
+        let mut launch = scheduled(json!([arn]));
+        launch["source"] = json!("aws.autoscaling");
+        assert_eq!(
+            classify_scheduled(&launch, Some(&ours), Some(&me)).unwrap(),
+            Scheduled::NotScheduled
+        );
+        assert!(classify_scheduled(&json!({"detail": 1}), Some(&ours), None).is_err());
+    }
 
     fn settings() -> Settings {
         Settings {

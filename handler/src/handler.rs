@@ -1,4 +1,5 @@
-//! One invocation: classify the event, heal if it is ours, write the metric line, answer.
+//! One invocation: classify the event, heal a launch or snapshot the volume if it is ours,
+//! write the metric line, answer.
 
 use std::time::{Instant, SystemTime};
 
@@ -7,9 +8,13 @@ use serde_json::{json, Map, Value};
 use tracing::{error, info, info_span, Instrument};
 
 use crate::deadline::{deadline_instant, epoch_ms};
-use crate::event::{classify_for, Classification, EventError, Identity};
+use crate::event::{
+    classify_for, classify_scheduled, Classification, EventError, Identity, Scheduled, ScheduledRun,
+};
 use crate::heal::{HealReport, Healer};
 use crate::metrics::{self, Outcome, Record};
+use crate::settings::SnapshotSettings;
+use crate::snapshot::SnapshotOutcome;
 
 /// An invocation that failed. Lambda reports it (and, for EventBridge's asynchronous
 /// invocations, retries the event: harmless, the heal is idempotent).
@@ -22,6 +27,10 @@ pub enum HandlerError {
     /// Not a failure of the heal: the error makes Lambda deliver the event again.
     #[error("still waiting to heal {instance}: {reason}")]
     StillWaiting { instance: String, reason: String },
+    /// A scheduled snapshot run failed: Lambda delivers the event again (the event's id keeps
+    /// the retry from taking a second snapshot).
+    #[error("scheduled snapshot of {volume} failed: {reason}")]
+    Snapshot { volume: String, reason: String },
 }
 
 impl HandlerError {
@@ -31,6 +40,7 @@ impl HandlerError {
             HandlerError::Event(_) => "Autoheal.MalformedEvent",
             HandlerError::Completion { .. } => "Autoheal.CompletionFailed",
             HandlerError::StillWaiting { .. } => "Autoheal.StillWaiting",
+            HandlerError::Snapshot { .. } => "Autoheal.SnapshotFailed",
         }
     }
 }
@@ -79,6 +89,28 @@ impl Healer {
             heal_seconds,
             properties,
         };
+        match classify_scheduled(payload, self.features.snapshots.as_ref(), identity) {
+            Ok(Scheduled::NotScheduled) => {}
+            Ok(Scheduled::Run(run)) => {
+                let settings = self
+                    .features
+                    .snapshots
+                    .as_ref()
+                    .expect("a run is accepted only with snapshot settings");
+                return self.scheduled_snapshot(&run, settings, request_id).await;
+            }
+            Ok(Scheduled::Refuse(reason)) => {
+                info!(request_id, reason = %reason, "scheduled event refused: not this function's snapshot schedule");
+                metrics::emit(&record(
+                    Outcome::Refused,
+                    None,
+                    vec![("requestId", json!(request_id)), ("reason", json!(reason))],
+                ));
+                return Ok(json!({"outcome": Outcome::Refused.as_str(), "reason": reason}));
+            }
+            // Malformed envelopes are reported by the launch classification below.
+            Err(_) => {}
+        }
         let action = match classify_for(payload, &self.settings, identity) {
             Ok(Classification::Accept(action)) => action,
             Ok(Classification::Refuse(reason)) => {
@@ -164,6 +196,37 @@ impl Healer {
             _ => {}
         }
         Ok(response)
+    }
+
+    /// One run of the snapshot schedule: the snapshot, the retention, one metric line.
+    async fn scheduled_snapshot(
+        &self,
+        run: &ScheduledRun,
+        settings: &SnapshotSettings,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
+        let volume = self.settings.volume_id.as_str();
+        let span = info_span!("snapshot", request_id, volume);
+        let report = self.snapshot(run, settings).instrument(span).await;
+        metrics::write_line(metrics::snapshot_emf_line(
+            epoch_ms(SystemTime::now()),
+            &self.settings.group_name,
+            &report,
+        ));
+        if report.outcome == SnapshotOutcome::Failed {
+            return Err(HandlerError::Snapshot {
+                volume: volume.to_string(),
+                reason: report.reason.unwrap_or_default(),
+            });
+        }
+        Ok(json!({
+            "outcome": report.outcome.as_str(),
+            "volume": volume,
+            "snapshotId": report.taken,
+            "deletedSnapshots": report.deleted,
+            "newestCompletedSnapshot": report.newest_completed.as_ref().map(|(id, _)| id),
+            "eventId": run.event_id,
+        }))
     }
 
     fn response(&self, instance: &str, report: &HealReport, heal_seconds: f64) -> Value {

@@ -72,6 +72,7 @@ pub mod init_error;
 pub mod logging;
 pub mod metrics;
 pub mod settings;
+pub mod snapshot;
 
 pub use aws::Clients;
 pub use handler::HandlerError;

@@ -131,9 +131,63 @@ pub fn emf_line(r: &Record<'_>) -> String {
     Value::Object(root).to_string()
 }
 
+/// The line of one scheduled snapshot run: `SnapshotAgeSeconds` (Seconds: the age of the
+/// newest completed scheduled snapshot before the run, left out when there is none),
+/// `SnapshotTaken` and `SnapshotFailed` (Count), same namespace and dimension as the heal's;
+/// `outcome`, `snapshotId`, `deletedSnapshots` and `reason` as properties.
+pub fn snapshot_emf_line(
+    timestamp_ms: u64,
+    group_name: &str,
+    report: &crate::snapshot::SnapshotReport,
+) -> String {
+    use crate::snapshot::SnapshotOutcome;
+    let mut metrics = Vec::new();
+    let mut root = Map::new();
+    if let Some((_, started_ms)) = &report.newest_completed {
+        metrics.push(json!({"Name": "SnapshotAgeSeconds", "Unit": "Seconds"}));
+        let age_ms = timestamp_ms.saturating_sub(*started_ms);
+        root.insert("SnapshotAgeSeconds".into(), json!(age_ms / 1000));
+    }
+    metrics.push(json!({"Name": "SnapshotTaken", "Unit": "Count"}));
+    metrics.push(json!({"Name": "SnapshotFailed", "Unit": "Count"}));
+    root.insert(
+        "SnapshotTaken".into(),
+        json!(u8::from(report.taken.is_some())),
+    );
+    root.insert(
+        "SnapshotFailed".into(),
+        json!(u8::from(report.outcome == SnapshotOutcome::Failed)),
+    );
+    root.insert("AutoScalingGroupName".into(), json!(group_name));
+    root.insert("outcome".into(), json!(report.outcome.as_str()));
+    if let Some(id) = &report.taken {
+        root.insert("snapshotId".into(), json!(id));
+    }
+    root.insert("deletedSnapshots".into(), json!(report.deleted));
+    if let Some(reason) = &report.reason {
+        root.insert("reason".into(), json!(reason));
+    }
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["AutoScalingGroupName"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    Value::Object(root).to_string()
+}
+
 /// Writes the line to stdout in one write, so it never interleaves with a log line.
 pub fn emit(r: &Record<'_>) {
-    let mut line = emf_line(r);
+    write_line(emf_line(r));
+}
+
+/// Writes one EMF line (see [`emit`]).
+pub fn write_line(mut line: String) {
     line.push('\n');
     let mut out = std::io::stdout().lock();
     // Nothing sensible to do if stdout is gone; the invocation's result is unaffected.
@@ -153,6 +207,45 @@ mod tests {
             heal_seconds: secs,
             properties: vec![("instance", json!("i-0123abcd")), ("reason", Value::Null)],
         }
+    }
+
+    #[test]
+    fn snapshot_line_reports_the_age_of_the_newest_completed_snapshot() {
+        use crate::snapshot::{SnapshotOutcome, SnapshotReport};
+        let report = SnapshotReport {
+            outcome: SnapshotOutcome::Taken,
+            taken: Some("snap-2".into()),
+            deleted: vec!["snap-0".into()],
+            newest_completed: Some(("snap-1".into(), 1_000_000)),
+            reason: None,
+        };
+        let v: Value = serde_json::from_str(&snapshot_emf_line(4_601_500, "web", &report)).unwrap();
+        assert_eq!(v["SnapshotAgeSeconds"], 3_601);
+        assert_eq!(
+            (v["SnapshotTaken"].as_u64(), v["SnapshotFailed"].as_u64()),
+            (Some(1), Some(0))
+        );
+        assert_eq!(v["outcome"], "snapshot_taken");
+        assert_eq!(v["snapshotId"], "snap-2");
+        assert_eq!(v["deletedSnapshots"], json!(["snap-0"]));
+        let cw = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "Autoheal");
+        for m in cw["Metrics"].as_array().unwrap() {
+            assert!(v[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
+        // No completed snapshot yet: no age (not a zero that would look fresh); a failure counts.
+        let failed = SnapshotReport {
+            outcome: SnapshotOutcome::Failed,
+            taken: None,
+            deleted: vec![],
+            newest_completed: None,
+            reason: Some("CreateSnapshot: UnauthorizedOperation".into()),
+        };
+        let v: Value = serde_json::from_str(&snapshot_emf_line(4_601_500, "web", &failed)).unwrap();
+        assert!(v.get("SnapshotAgeSeconds").is_none());
+        assert_eq!(v["SnapshotFailed"], 1);
+        assert_eq!(v["SnapshotTaken"], 0);
+        assert_eq!(v["reason"], "CreateSnapshot: UnauthorizedOperation");
     }
 
     #[test]

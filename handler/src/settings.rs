@@ -25,8 +25,15 @@ pub const AUTOHEAL_HOOK_TIMEOUT_SECONDS: &str = "AUTOHEAL_HOOK_TIMEOUT_SECONDS";
 /// unset, the address is associated with the instance.
 pub const AUTOHEAL_NETWORK_INTERFACE_ID: &str = "AUTOHEAL_NETWORK_INTERFACE_ID";
 
+/// Optional, with [`AUTOHEAL_SNAPSHOT_RETENTION`]: the EventBridge schedule rule (its name)
+/// whose "Scheduled Event"s make the function snapshot the data volume. Set only when the
+/// stack has `snapshot_interval`; a scheduled event of any other rule is refused.
+pub const AUTOHEAL_SNAPSHOT_RULE: &str = "AUTOHEAL_SNAPSHOT_RULE";
+/// With [`AUTOHEAL_SNAPSHOT_RULE`]: how many completed scheduled snapshots to keep (1..=1000).
+pub const AUTOHEAL_SNAPSHOT_RETENTION: &str = "AUTOHEAL_SNAPSHOT_RETENTION";
+
 /// Every key the function reads, required ones first.
-pub const ALL_KEYS: [&str; 7] = [
+pub const ALL_KEYS: [&str; 9] = [
     AUTOHEAL_VOLUME_ID,
     AUTOHEAL_ALLOCATION_ID,
     AUTOHEAL_DEVICE_NAME,
@@ -34,7 +41,12 @@ pub const ALL_KEYS: [&str; 7] = [
     AUTOHEAL_HOOK_NAME,
     AUTOHEAL_HOOK_TIMEOUT_SECONDS,
     AUTOHEAL_NETWORK_INTERFACE_ID,
+    AUTOHEAL_SNAPSHOT_RULE,
+    AUTOHEAL_SNAPSHOT_RETENTION,
 ];
+
+/// The retention counts the function accepts (the provider validates the same range).
+pub const SNAPSHOT_RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
 
 /// Lifecycle hook heartbeat timeouts AWS accepts, in seconds.
 pub const HOOK_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 30..=7200;
@@ -58,6 +70,19 @@ pub struct Settings {
 pub struct Features {
     /// [`AUTOHEAL_NETWORK_INTERFACE_ID`]; `None`: the address goes on the instance.
     pub network_interface_id: Option<String>,
+    /// [`AUTOHEAL_SNAPSHOT_RULE`] and [`AUTOHEAL_SNAPSHOT_RETENTION`]; `None`: scheduled
+    /// events are refused.
+    pub snapshots: Option<SnapshotSettings>,
+}
+
+/// The scheduled snapshots of the data volume (`crate::snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    /// The schedule rule's name; its ARN in the function's account and region is the only
+    /// `resources` entry of the events the function acts on.
+    pub rule_name: String,
+    /// Completed scheduled snapshots kept; older ones are deleted after a new one is taken.
+    pub retention: u32,
 }
 
 /// Everything the function reads at init.
@@ -192,6 +217,7 @@ impl Config {
                     None
                 }
             };
+        let snapshots = snapshot_settings(&lookup, &mut problems);
         match (volume_id, allocation_id, device_name, group_name, hook_name) {
             (
                 Some(volume_id),
@@ -210,11 +236,71 @@ impl Config {
                 },
                 features: Features {
                     network_interface_id,
+                    snapshots,
                 },
             }),
             _ => Err(SettingsError { problems }),
         }
     }
+}
+
+/// The scheduled-snapshot pair: both set, or neither (one alone is a half-written
+/// configuration, reported as the other one missing).
+fn snapshot_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<SnapshotSettings> {
+    let rule = lookup(AUTOHEAL_SNAPSHOT_RULE).filter(|v| !v.is_empty());
+    let retention = lookup(AUTOHEAL_SNAPSHOT_RETENTION).filter(|v| !v.is_empty());
+    let (rule, retention) = match (rule, retention) {
+        (None, None) => return None,
+        (Some(_), None) => {
+            problems.push(Problem::Missing {
+                key: AUTOHEAL_SNAPSHOT_RETENTION,
+            });
+            return None;
+        }
+        (None, Some(_)) => {
+            problems.push(Problem::Missing {
+                key: AUTOHEAL_SNAPSHOT_RULE,
+            });
+            return None;
+        }
+        (Some(rule), Some(retention)) => (rule, retention),
+    };
+    let mut ok = true;
+    if !is_rule_name(&rule) {
+        problems.push(Problem::Malformed {
+            key: AUTOHEAL_SNAPSHOT_RULE,
+            value: rule.clone(),
+            expected: "1 to 64 letters, digits, '.', '-' or '_' (an EventBridge rule name)",
+        });
+        ok = false;
+    }
+    let count = match retention.parse::<u32>() {
+        Ok(n) if SNAPSHOT_RETENTION_RANGE.contains(&n) => n,
+        _ => {
+            problems.push(Problem::Malformed {
+                key: AUTOHEAL_SNAPSHOT_RETENTION,
+                value: retention,
+                expected: "a whole number from 1 to 1000",
+            });
+            ok = false;
+            0
+        }
+    };
+    ok.then_some(SnapshotSettings {
+        rule_name: rule,
+        retention: count,
+    })
+}
+
+/// EventBridge's rule names: 1 to 64 of `[.\-_A-Za-z0-9]` (EventBridge API Reference, PutRule).
+pub fn is_rule_name(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
 /// `<prefix>` followed by 8 or 17 lowercase hex digits: the form of EC2 ids.
@@ -401,6 +487,61 @@ mod tests {
             .collect();
         assert_eq!(keys, [AUTOHEAL_VOLUME_ID, AUTOHEAL_NETWORK_INTERFACE_ID]);
         assert!(ALL_KEYS.contains(&AUTOHEAL_NETWORK_INTERFACE_ID));
+    }
+
+    #[test]
+    fn scheduled_snapshots_need_both_variables() {
+        let c = Config::from_lookup(env(&GOOD)).unwrap();
+        assert_eq!(c.features.snapshots, None);
+        let c = Config::from_lookup(env(&with(&[
+            (AUTOHEAL_SNAPSHOT_RULE, "app-snapshot"),
+            (AUTOHEAL_SNAPSHOT_RETENTION, "24"),
+        ])))
+        .unwrap();
+        assert_eq!(
+            c.features.snapshots,
+            Some(SnapshotSettings {
+                rule_name: "app-snapshot".into(),
+                retention: 24
+            })
+        );
+        assert_eq!(c.settings, settings(&GOOD).unwrap());
+        // One without the other: the other is missing.
+        let err = Config::from_lookup(env(&with(&[(AUTOHEAL_SNAPSHOT_RULE, "app-snapshot")])))
+            .unwrap_err();
+        assert_eq!(
+            err.problems,
+            [Problem::Missing {
+                key: AUTOHEAL_SNAPSHOT_RETENTION
+            }]
+        );
+        let err =
+            Config::from_lookup(env(&with(&[(AUTOHEAL_SNAPSHOT_RETENTION, "3")]))).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [Problem::Missing {
+                key: AUTOHEAL_SNAPSHOT_RULE
+            }]
+        );
+        for (rule, retention, bad) in [
+            ("app-snapshot", "0", AUTOHEAL_SNAPSHOT_RETENTION),
+            ("app-snapshot", "1001", AUTOHEAL_SNAPSHOT_RETENTION),
+            ("app-snapshot", "two", AUTOHEAL_SNAPSHOT_RETENTION),
+            ("app snapshot", "2", AUTOHEAL_SNAPSHOT_RULE),
+            ("rule/app", "2", AUTOHEAL_SNAPSHOT_RULE),
+        ] {
+            let err = Config::from_lookup(env(&with(&[
+                (AUTOHEAL_SNAPSHOT_RULE, rule),
+                (AUTOHEAL_SNAPSHOT_RETENTION, retention),
+            ])))
+            .unwrap_err();
+            assert!(
+                matches!(&err.problems[..], [Problem::Malformed { key, .. }] if *key == bad),
+                "{rule} {retention}: {err}"
+            );
+        }
+        assert!(is_rule_name(&"r".repeat(64)));
+        assert!(!is_rule_name(&"r".repeat(65)));
     }
 
     #[test]
