@@ -204,6 +204,21 @@ fn cases() -> Vec<Case> {
             ],
             &["alarm_no_in_service_minutes"],
         ),
+        case(
+            "snapshot_interval 10m",
+            &[("snapshot_interval", "\"10m\"")],
+            &["snapshot_interval"],
+        ),
+        case(
+            "snapshot_interval in seconds",
+            &[("snapshot_interval", "\"3601s\"")],
+            &["snapshot_interval"],
+        ),
+        case(
+            "snapshot_retention 0",
+            &[("snapshot_interval", "\"1h\""), ("snapshot_retention", "0")],
+            &["snapshot_retention"],
+        ),
     ];
     cases.push(Case {
         name: "timeouts.create soon",

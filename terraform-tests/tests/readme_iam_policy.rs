@@ -1034,15 +1034,17 @@ fn the_boundary_holds_the_inline_policy_of_a_stack() {
         }
     }
     let stack = "web";
-    for (kms_key_arn, network_interface_id) in [
-        (None, None),
+    for (kms_key_arn, network_interface_id, scheduled_snapshots) in [
+        (None, None, false),
         (
             Some(
                 "arn:aws:kms:ap-southeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             ),
             None,
+            false,
         ),
-        (None, Some("eni-0123456789abcdef0")),
+        (None, Some("eni-0123456789abcdef0"), false),
+        (None, None, true),
     ] {
         let scope = PolicyScope {
             partition: "aws".into(),
@@ -1053,6 +1055,7 @@ fn the_boundary_holds_the_inline_policy_of_a_stack() {
             autoscaling_group_name: names::AUTOSCALING_GROUP.for_stack(stack),
             log_group_name: names::LOG_GROUP.for_stack(stack),
             network_interface_id: network_interface_id.map(str::to_string),
+            scheduled_snapshots,
             kms_key_arn: kms_key_arn.map(str::to_string),
         };
         let inline = attach_policy(&scope);

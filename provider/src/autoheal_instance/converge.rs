@@ -366,7 +366,11 @@ impl<'a> Converger<'a> {
             let current = lambda_function::find_policy(ctx, &function, &sid)
                 .await
                 .step("read the permissions of", object())?;
-            for other in &current.other_sids {
+            // The snapshot schedule's statement is the stack's while it has a schedule
+            // (`snapshot_schedule` keeps it); without one it goes like any other.
+            let schedule_sid = self.name(names::SNAPSHOT_PERMISSION_SID);
+            let keep = |sid: &String| self.spec.snapshot_schedule.is_some() && *sid == schedule_sid;
+            for other in current.other_sids.iter().filter(|sid| !keep(sid)) {
                 lambda_function::remove_permission(ctx, &function, other)
                     .await
                     .step(
@@ -387,6 +391,96 @@ impl<'a> Converger<'a> {
         lambda_function::add_permission(ctx, &function, &sid, rule_arn)
             .await
             .step("add the invoke permission of", object())
+    }
+
+    /// The scheduled snapshots' schedule: with `snapshot_interval`, the rule `<name>-snapshot`
+    /// at that rate, its one target on the function (`function_arn`) and the function's
+    /// permission for that rule; without, none of them (the rule and the permission of an
+    /// earlier setting are deleted; the snapshots stay: they are the data). Returns the
+    /// rule's ARN, `None` without a schedule. `presence`: of the rule and the permission
+    /// (`Absent` on a create's new function).
+    pub async fn snapshot_schedule(
+        &self,
+        presence: Presence,
+        function_arn: &str,
+    ) -> Result<Option<String>, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let rule = self.name(names::SNAPSHOT_RULE);
+        let function = self.name(names::LAMBDA_FUNCTION);
+        let sid = self.name(names::SNAPSHOT_PERMISSION_SID);
+        let object = || format!("EventBridge rule {rule}");
+        let function_object = || format!("Lambda function {function}");
+        let current = match presence {
+            Presence::Absent => None,
+            Presence::Unknown => Some(
+                lambda_function::find_policy(ctx, &function, &sid)
+                    .await
+                    .step("read the permissions of", function_object())?,
+            ),
+        };
+        let Some(schedule) = &spec.snapshot_schedule else {
+            if presence == Presence::Unknown {
+                // The permission first: nothing may invoke the function from a rule of that
+                // name once it is gone.
+                if current.is_some_and(|c| c.ours.is_some()) {
+                    lambda_function::remove_permission(ctx, &function, &sid)
+                        .await
+                        .step("remove the schedule's permission from", function_object())?;
+                }
+                event_rule::delete(ctx, &rule)
+                    .await
+                    .step("delete", object())?;
+            }
+            return Ok(None);
+        };
+        let wanted = self.tags(stack_tags(spec));
+        let arn = event_rule::put_schedule(
+            ctx,
+            &rule,
+            &schedule.expression(),
+            "autoheal: scheduled snapshots of this stack's data volume, by its Lambda function",
+            &wanted,
+        )
+        .await
+        .step("write", object())?;
+        let target_id = self.name(names::EVENT_TARGET_ID);
+        event_rule::put_target(ctx, &rule, &target_id, function_arn)
+            .await
+            .step("set the target of", object())?;
+        if presence == Presence::Unknown {
+            let tags = event_rule::tags(ctx, &arn)
+                .await
+                .step("read the tags of", object())?;
+            let (set, remove) = aws_tags::diff(&tags, &wanted);
+            event_rule::set_tags(ctx, &arn, &set, &remove)
+                .await
+                .step("tag", object())?;
+            // Only our target: another would be invoked at every run.
+            let others: Vec<String> = event_rule::targets(ctx, &rule)
+                .await
+                .step("list the targets of", object())?
+                .into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| *id != target_id)
+                .collect();
+            event_rule::remove_targets(ctx, &rule, &others)
+                .await
+                .step("remove other targets of", object())?;
+        }
+        match current.and_then(|c| c.ours) {
+            Some(p) if p.grants(&arn) => {}
+            found => {
+                if found.is_some() {
+                    lambda_function::remove_permission(ctx, &function, &sid)
+                        .await
+                        .step("replace the schedule's permission of", function_object())?;
+                }
+                lambda_function::add_permission(ctx, &function, &sid, &arn)
+                    .await
+                    .step("add the schedule's permission to", function_object())?;
+            }
+        }
+        Ok(Some(arn))
     }
 
     /// The Elastic IP: the user's (`existing_allocation_id`), the one `known` names (the

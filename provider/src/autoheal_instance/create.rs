@@ -48,6 +48,9 @@ use super::user_data::{user_data_base64, MountParams};
 
 /// The handler's variable naming the persistent network interface (handler/src/settings.rs).
 pub const NETWORK_INTERFACE_ENV: &str = "AUTOHEAL_NETWORK_INTERFACE_ID";
+/// The handler's variables of the scheduled snapshots (handler/src/settings.rs).
+pub const SNAPSHOT_RULE_ENV: &str = "AUTOHEAL_SNAPSHOT_RULE";
+pub const SNAPSHOT_RETENTION_ENV: &str = "AUTOHEAL_SNAPSHOT_RETENTION";
 
 /// The settings and shared record of one create.
 pub struct Creator<'a> {
@@ -376,11 +379,20 @@ impl<'a> Creator<'a> {
             }
             Ok(())
         };
+        // The snapshot schedule's rule (`snapshot_interval`) was tagged like the launch rule.
+        let schedule = stack.snapshot_rule_arn.clone();
+        let rules = async {
+            event_rule::set_tags(ctx, &rule, &none, &key).await?;
+            match &schedule {
+                Some(arn) => event_rule::set_tags(ctx, arn, &none, &key).await,
+                None => Ok(()),
+            }
+        };
         let (a, b, c, d, e, f) = tokio::join!(
             autoscaling_group::set_tags(ctx, &group, &none, &key),
             lambda_function::set_tags(ctx, &function, &none, &key),
             iam_role::set_tags(ctx, &role, &none, &key),
-            event_rule::set_tags(ctx, &rule, &none, &key),
+            rules,
             logs,
             alarms,
         );
@@ -394,7 +406,7 @@ impl<'a> Creator<'a> {
             ("Auto Scaling group", a),
             ("Lambda function", b),
             ("IAM role", c),
-            ("EventBridge rule", d),
+            ("EventBridge rules", d),
             ("log group", e),
             ("CloudWatch alarms", f),
             ("EC2 objects", ec2),
@@ -775,7 +787,8 @@ impl<'a> Creator<'a> {
         rule_arn: &str,
     ) -> Result<(), StepError> {
         let sha = crate::handler_zip::sha256_hex(self.zip);
-        self.converger()
+        let function_arn = self
+            .converger()
             .function(
                 presence(self.leftovers.function),
                 self.zip,
@@ -793,6 +806,12 @@ impl<'a> Creator<'a> {
                 },
             )
             .await?;
+        // The snapshot schedule needs the function (its target and permission name it).
+        let schedule = self
+            .converger()
+            .snapshot_schedule(presence(self.leftovers.function), &function_arn)
+            .await?;
+        self.record(|s| s.snapshot_rule_arn = schedule);
         Ok(())
     }
 
@@ -1032,6 +1051,7 @@ pub fn policy_scope(
         autoscaling_group_name: derived(names::AUTOSCALING_GROUP, spec),
         log_group_name: derived(names::LOG_GROUP, spec),
         network_interface_id: interface.map(str::to_string),
+        scheduled_snapshots: spec.snapshot_schedule.is_some(),
         // The key that encrypts the volume, as EBS records it (a key ARN, whatever form the
         // user gave): the one of `volume_kms_key_id`, but also of a user's volume or of a
         // snapshot restored with its own key. Attaching needs KMS access to it; the policy
@@ -1112,6 +1132,16 @@ pub fn function_settings(
     .collect();
     if let Some(eni) = interface {
         env.insert(NETWORK_INTERFACE_ENV.to_string(), eni.to_string());
+    }
+    if let Some(schedule) = &spec.snapshot_schedule {
+        env.insert(
+            SNAPSHOT_RULE_ENV.to_string(),
+            derived(names::SNAPSHOT_RULE, spec),
+        );
+        env.insert(
+            SNAPSHOT_RETENTION_ENV.to_string(),
+            schedule.retention.to_string(),
+        );
     }
     lambda_function::FunctionSettings {
         role_arn: role_arn.to_string(),

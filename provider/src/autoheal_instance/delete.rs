@@ -8,8 +8,9 @@
 //!    waited for); the address (released, or only disassociated when it is the user's), then
 //!    the persistent network interface (once its instance has let it go), the security group
 //!    (DependencyViolation retried while network interfaces linger), then the network the
-//!    provider created (a user's subnet is left); the Lambda side (rule with its targets,
-//!    function with its permission, log group, role with its policy, each apart); the
+//!    provider created (a user's subnet is left); the Lambda side (rules with their targets:
+//!    the launch rule, and the snapshot schedule when there is one, whose snapshots stay;
+//!    function with its permissions, log group, role with its policy, each apart); the
 //!    alarms. A branch that fails stops there; the others go on, and what is left stays in
 //!    the state.
 //!
@@ -119,7 +120,7 @@ pub async fn delete(
         group_and_template,
         delete_volume(ctx, spec, stack),
         network_side,
-        delete_lambda_side(ctx, spec),
+        delete_lambda_side(ctx, spec, stack),
         delete_alarms(ctx, spec, stack),
     );
     let mut errors = Vec::new();
@@ -166,6 +167,7 @@ pub async fn delete(
     match lambda {
         Ok(()) => {
             left.event_rule_arn = None;
+            left.snapshot_rule_arn = None;
             left.lambda_function_arn = None;
             left.log_group_name = None;
             left.lambda_role_arn = None;
@@ -420,16 +422,25 @@ async fn release_address(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<
 /// first), by the names derived from the stack's name; the four at once: AWS orders none of
 /// them after another (a rule may target a function that is gone, a function's role may be
 /// deleted under it), and with the group drained nothing invokes the function any more.
-async fn delete_lambda_side(ctx: &OpContext, spec: &Spec) -> Result<(), StepError> {
+async fn delete_lambda_side(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Result<(), StepError> {
     let rule = names::EVENT_RULE.for_stack(&spec.name);
+    let schedule = names::SNAPSHOT_RULE.for_stack(&spec.name);
     let function = names::LAMBDA_FUNCTION.for_stack(&spec.name);
     let logs = names::LOG_GROUP.for_stack(&spec.name);
     let role = names::lambda_role_name(&spec.name, ctx.region());
+    // The snapshot schedule, when the stack has (or had) one; its snapshots stay.
+    let has_schedule = spec.snapshot_schedule.is_some() || stack.snapshot_rule_arn.is_some();
     let (r, f, l, i) = tokio::join!(
         async {
             event_rule::delete(ctx, &rule)
                 .await
-                .step("delete", format!("EventBridge rule {rule}"))
+                .step("delete", format!("EventBridge rule {rule}"))?;
+            if has_schedule {
+                event_rule::delete(ctx, &schedule)
+                    .await
+                    .step("delete", format!("EventBridge rule {schedule}"))?;
+            }
+            Ok(())
         },
         async {
             lambda_function::delete(ctx, &function)

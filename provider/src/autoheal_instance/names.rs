@@ -113,6 +113,20 @@ pub const LAMBDA_PERMISSION_SID: DerivedName = DerivedName {
     suffix: "-events",
     max_len: 100,
 };
+/// The schedule rule of the scheduled snapshots (`snapshot_interval`); its target on the
+/// function has the id [`EVENT_TARGET_ID`] too (target ids are per rule).
+pub const SNAPSHOT_RULE: DerivedName = DerivedName {
+    what: "EventBridge rule name",
+    prefix: "",
+    suffix: "-snapshot",
+    max_len: 64,
+};
+pub const SNAPSHOT_PERMISSION_SID: DerivedName = DerivedName {
+    what: "Lambda permission statement id",
+    prefix: "",
+    suffix: "-snapshot-events",
+    max_len: 100,
+};
 
 pub const HEAL_FAILED_ALARM: DerivedName = DerivedName {
     what: "CloudWatch alarm name",
@@ -165,6 +179,8 @@ pub const ALL: &[DerivedName] = &[
     EVENT_RULE,
     EVENT_TARGET_ID,
     LAMBDA_PERMISSION_SID,
+    SNAPSHOT_RULE,
+    SNAPSHOT_PERMISSION_SID,
     HEAL_FAILED_ALARM,
     NO_IN_SERVICE_ALARM,
     VPC_NAME_TAG,

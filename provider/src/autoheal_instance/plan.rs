@@ -236,6 +236,17 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         }
     }
 
+    // The snapshot schedule's rule: null without `snapshot_interval`; unknown when it is to
+    // be made (or made again, after read found it gone or not what the stack writes).
+    let interval = planned.attr("snapshot_interval").clone();
+    if interval.is_unknown() {
+        planned.set_attr("snapshot_rule_arn", Value::Unknown);
+    } else if interval.is_null() {
+        planned.set_attr("snapshot_rule_arn", Value::Null);
+    } else if creating || prior.attr("snapshot_rule_arn").is_null() {
+        planned.set_attr("snapshot_rule_arn", Value::Unknown);
+    }
+
     // Every apply leaves the security group with exactly the configured rules, so the rules
     // a refresh found beyond them show as going.
     planned.set_attr("unmanaged_security_group_rules", Value::List(vec![]));
@@ -1082,6 +1093,39 @@ mod tests {
         )
         .planned_state;
         assert!(p.attr("network_interface_id").is_unknown());
+    }
+
+    #[test]
+    fn the_snapshot_rule_arn_follows_snapshot_interval() {
+        let arn = "arn:aws:events:ap-southeast-2:123456789012:rule/web-snapshot";
+        let with = config(&[("snapshot_interval", "1h".into())]);
+        let created_plan = plan(&Value::Null, &with);
+        assert!(created_plan
+            .planned_state
+            .attr("snapshot_rule_arn")
+            .is_unknown());
+        // Kept while the schedule stays, also when its rate changes.
+        let mut prior = created(&with);
+        assert_eq!(plan(&prior, &with).planned_state, prior, "no change");
+        prior.set_attr("snapshot_rule_arn", arn.into());
+        prior.set_attr("last_snapshot_id", "snap-0123abcd".into());
+        let kept = plan(&prior, &config(&[("snapshot_interval", "30m".into())]));
+        assert_eq!(
+            kept.planned_state.attr("snapshot_rule_arn").as_str(),
+            Some(arn)
+        );
+        assert_eq!(
+            kept.planned_state.attr("last_snapshot_id").as_str(),
+            Some("snap-0123abcd")
+        );
+        // Gone with the schedule; repaired when read nulled it.
+        let off = plan(&prior, &config(&[]));
+        assert!(off.planned_state.attr("snapshot_rule_arn").is_null());
+        prior.set_attr("snapshot_rule_arn", Value::Null);
+        let repair = plan(&prior, &with);
+        assert!(repair.planned_state.attr("snapshot_rule_arn").is_unknown());
+        let unknown = plan(&prior, &config(&[("snapshot_interval", Value::Unknown)]));
+        assert!(unknown.planned_state.attr("snapshot_rule_arn").is_unknown());
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct PolicyScope {
     pub log_group_name: String,
     /// The stack's persistent network interface (`eni-...`), if it has one.
     pub network_interface_id: Option<String>,
+    /// Whether the function also takes the scheduled snapshots (`snapshot_interval`).
+    pub scheduled_snapshots: bool,
     /// The ARN of the KMS key that encrypts the data volume, if the policy must allow it.
     /// Must be a key ARN (`arn:...:kms:...:key/...`), never an alias: see
     /// [`kms_key_for_policy`] for how to get one.
@@ -86,6 +88,12 @@ impl PolicyScope {
         self.network_interface_id
             .as_ref()
             .map(|id| self.ec2_arn(&format!("network-interface/{id}")))
+    }
+
+    /// Every snapshot of the region (snapshot ARNs name no account); the statements that use
+    /// it restrict it by request tag, creating action or parent volume.
+    pub fn snapshots_arn(&self) -> String {
+        format!("arn:{}:ec2:{}::snapshot/*", self.partition, self.region)
     }
 
     /// Every instance of the account and region; the statements that use it restrict it to
@@ -194,6 +202,9 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     });
     let interface = scope.network_interface_arn();
     let mut describe: Vec<&str> = DESCRIBE_ACTIONS.to_vec();
+    if scope.scheduled_snapshots {
+        describe.push("ec2:DescribeSnapshots");
+    }
     // With a persistent interface the address stays on the interface: the handler
     // associates it with the interface, never with an instance.
     let mut to_instances = vec!["ec2:AttachVolume"];
@@ -257,6 +268,9 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
             "Resource": scope.log_group_arn()
         }),
     ]);
+    if scope.scheduled_snapshots {
+        statements.extend(scheduled_snapshot_statements(scope));
+    }
     if let Some(key) = &scope.kms_key_arn {
         // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf;
         // GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so
@@ -287,6 +301,53 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
         }));
     }
     json!({ "Version": POLICY_VERSION, "Statement": statements })
+}
+
+/// The tag that marks a scheduled snapshot (handler/src/snapshot.rs `KIND_TAG`).
+pub const SNAPSHOT_KIND_TAG: &str = "autoheal:snapshot";
+pub const SNAPSHOT_KIND_SCHEDULED: &str = "scheduled";
+
+/// The scheduled snapshots (docs/zone-failover.md, section 1): CreateSnapshot of this volume
+/// only, into snapshots that carry the scheduled kind from their creation; tags only at that
+/// creation; DeleteSnapshot only of scheduled snapshots EBS records as taken of this volume
+/// (`ec2:ParentVolume` is EBS's own record, not a tag: a tag alone never makes a snapshot
+/// deletable, and the final snapshots, which lack the kind, never are).
+fn scheduled_snapshot_statements(scope: &PolicyScope) -> Vec<Value> {
+    let kind = json!({ format!("aws:RequestTag/{SNAPSHOT_KIND_TAG}"): SNAPSHOT_KIND_SCHEDULED });
+    vec![
+        json!({
+            "Sid": "SnapshotThisVolume",
+            "Effect": "Allow",
+            "Action": "ec2:CreateSnapshot",
+            "Resource": scope.volume_arn()
+        }),
+        json!({
+            "Sid": "CreateScheduledSnapshots",
+            "Effect": "Allow",
+            "Action": "ec2:CreateSnapshot",
+            "Resource": scope.snapshots_arn(),
+            "Condition": { "StringEquals": kind }
+        }),
+        json!({
+            "Sid": "TagSnapshotsAtCreation",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": scope.snapshots_arn(),
+            "Condition": { "StringEquals": { "ec2:CreateAction": "CreateSnapshot" } }
+        }),
+        json!({
+            "Sid": "PruneScheduledSnapshotsOfThisVolume",
+            "Effect": "Allow",
+            "Action": "ec2:DeleteSnapshot",
+            "Resource": scope.snapshots_arn(),
+            "Condition": {
+                "ArnEquals": { "ec2:ParentVolume": scope.volume_arn() },
+                "StringEquals": {
+                    format!("aws:ResourceTag/{SNAPSHOT_KIND_TAG}"): SNAPSHOT_KIND_SCHEDULED
+                }
+            }
+        }),
+    ]
 }
 
 /// What the policy can name for a `volume_kms_key_id` value.
@@ -433,10 +494,17 @@ pub fn is_instance_arn(arn: &str) -> bool {
     parts.len() == 6 && parts[0] == "arn" && parts[2] == "ec2" && parts[5].starts_with("instance/")
 }
 
+/// Whether an ARN names EC2 snapshots (`arn:<partition>:ec2:<region>::snapshot/...`).
+pub fn is_snapshot_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6 && parts[0] == "arn" && parts[2] == "ec2" && parts[5].starts_with("snapshot/")
+}
+
 /// Our rule from issue 7: a condition on resource tags (`aws:ResourceTag/...`,
 /// `ec2:ResourceTag/...`) only in a statement whose resources are all instance ARNs, since
-/// in one with the volume or the address it would deny the call. Answers one line per
-/// offending statement.
+/// in one with the volume or the address it would deny the call; or one whose only action is
+/// `ec2:DeleteSnapshot` on snapshot ARNs, a call that names the snapshot alone. Answers one
+/// line per offending statement.
 pub fn tag_conditions_outside_instance_statements(doc: &Value) -> Vec<String> {
     let mut found = Vec::new();
     for (i, s) in statements(doc).into_iter().enumerate() {
@@ -454,10 +522,12 @@ pub fn tag_conditions_outside_instance_statements(doc: &Value) -> Vec<String> {
             continue;
         }
         let resources = string_list(s.get("Resource"));
+        let snapshot_only = string_list(s.get("Action")) == ["ec2:DeleteSnapshot"]
+            && resources.iter().all(|r| is_snapshot_arn(r));
         let others: Vec<&str> = resources
             .iter()
             .copied()
-            .filter(|r| !is_instance_arn(r))
+            .filter(|r| !is_instance_arn(r) && !snapshot_only)
             .collect();
         if resources.is_empty() || !others.is_empty() {
             found.push(format!(
@@ -685,6 +755,7 @@ mod tests {
             autoscaling_group_name: "web-asg".into(),
             log_group_name: "/aws/lambda/web-attach".into(),
             network_interface_id: None,
+            scheduled_snapshots: false,
             kms_key_arn: kms.map(str::to_string),
         }
     }
@@ -707,6 +778,66 @@ mod tests {
         assert_eq!(grammar_problems(&doc, true), Vec::<String>::new());
         // As a trust policy it must not pass the identity-policy check, and vice versa.
         assert!(!grammar_problems(&doc, false).is_empty());
+    }
+
+    #[test]
+    fn scheduled_snapshots_add_only_scoped_snapshot_statements() {
+        let without = attach_policy(&scope(None)).to_string();
+        assert!(!without.contains("Snapshot"), "{without}");
+        let doc = attach_policy(&PolicyScope {
+            scheduled_snapshots: true,
+            ..scope(None)
+        });
+        let by_sid = |sid: &str| {
+            statements(&doc)
+                .into_iter()
+                .find(|s| s["Sid"] == sid)
+                .unwrap_or_else(|| panic!("no statement {sid}"))
+                .clone()
+        };
+        let volume = "arn:aws:ec2:ap-southeast-2:111122223333:volume/vol-0123456789abcdef0";
+        let snapshots = "arn:aws:ec2:ap-southeast-2::snapshot/*";
+        assert_eq!(by_sid("SnapshotThisVolume")["Resource"], volume);
+        let create = by_sid("CreateScheduledSnapshots");
+        assert_eq!(create["Resource"], snapshots);
+        assert_eq!(
+            create["Condition"],
+            json!({"StringEquals": {"aws:RequestTag/autoheal:snapshot": "scheduled"}})
+        );
+        assert_eq!(
+            by_sid("TagSnapshotsAtCreation")["Condition"],
+            json!({"StringEquals": {"ec2:CreateAction": "CreateSnapshot"}})
+        );
+        let prune = by_sid("PruneScheduledSnapshotsOfThisVolume");
+        assert_eq!(prune["Action"], "ec2:DeleteSnapshot");
+        assert_eq!(prune["Condition"]["ArnEquals"]["ec2:ParentVolume"], volume);
+        assert_eq!(
+            prune["Condition"]["StringEquals"]["aws:ResourceTag/autoheal:snapshot"],
+            "scheduled"
+        );
+        assert!(list_contains(
+            &by_sid("DescribeCannotBeScoped")["Action"],
+            "ec2:DescribeSnapshots"
+        ));
+        assert_eq!(grammar_problems(&doc, false), Vec::<String>::new());
+        assert_eq!(mutating_actions_with_star(&doc), Vec::<String>::new());
+        assert_eq!(
+            tag_conditions_outside_instance_statements(&doc),
+            Vec::<String>::new()
+        );
+        // The exception is for DeleteSnapshot alone: a tag condition on CreateSnapshot's
+        // snapshot resource would still be flagged.
+        let mut wrong = doc.clone();
+        for st in wrong["Statement"].as_array_mut().unwrap() {
+            if st["Sid"] == "PruneScheduledSnapshotsOfThisVolume" {
+                st["Action"] = json!(["ec2:DeleteSnapshot", "ec2:CreateSnapshot"]);
+            }
+        }
+        assert_eq!(tag_conditions_outside_instance_statements(&wrong).len(), 1);
+    }
+
+    fn list_contains(v: &Value, item: &str) -> bool {
+        v.as_array().is_some_and(|a| a.iter().any(|x| x == item))
     }
 
     #[test]
@@ -1075,28 +1206,32 @@ mod tests {
             "[a-z]([a-z0-9]{0,5}-?){0,5}[a-z0-9]",
             prop::option::of("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
             prop::option::of(hex17),
+            any::<bool>(),
         )
-            .prop_map(|(partition, region, account, vol, eip, name, key, eni)| {
-                let kms_key_arn =
-                    key.map(
-                        |k| match kms_key_for_policy(&k, partition, &region, &account) {
-                            KmsKeyForPolicy::Arn(a) => a,
-                            KmsKeyForPolicy::ResolveAlias(a) => panic!("{a} is no alias"),
-                        },
-                    );
-                PolicyScope {
-                    partition: partition.into(),
-                    region,
-                    account_id: account,
-                    volume_id: format!("vol-{vol}"),
-                    allocation_id: format!("eipalloc-{eip}"),
-                    autoscaling_group_name: crate::autoheal_instance::names::AUTOSCALING_GROUP
-                        .for_stack(&name),
-                    log_group_name: crate::autoheal_instance::names::LOG_GROUP.for_stack(&name),
-                    network_interface_id: eni.map(|e| format!("eni-{e}")),
-                    kms_key_arn,
-                }
-            })
+            .prop_map(
+                |(partition, region, account, vol, eip, name, key, eni, snapshots)| {
+                    let kms_key_arn =
+                        key.map(
+                            |k| match kms_key_for_policy(&k, partition, &region, &account) {
+                                KmsKeyForPolicy::Arn(a) => a,
+                                KmsKeyForPolicy::ResolveAlias(a) => panic!("{a} is no alias"),
+                            },
+                        );
+                    PolicyScope {
+                        partition: partition.into(),
+                        region,
+                        account_id: account,
+                        volume_id: format!("vol-{vol}"),
+                        allocation_id: format!("eipalloc-{eip}"),
+                        autoscaling_group_name: crate::autoheal_instance::names::AUTOSCALING_GROUP
+                            .for_stack(&name),
+                        log_group_name: crate::autoheal_instance::names::LOG_GROUP.for_stack(&name),
+                        network_interface_id: eni.map(|e| format!("eni-{e}")),
+                        scheduled_snapshots: snapshots,
+                        kms_key_arn,
+                    }
+                },
+            )
     }
 
     proptest! {
@@ -1120,6 +1255,15 @@ mod tests {
                     }
                     let prefix = format!("arn:{}:", s.partition);
                     prop_assert!(r.starts_with(&prefix), "{}", r);
+                    if is_snapshot_arn(r) {
+                        // Snapshot ARNs name no account: every statement on them is
+                        // conditioned (request tag, creating action, parent volume).
+                        prop_assert!(s.scheduled_snapshots, "{}", r);
+                        prop_assert!(st.get("Condition").is_some(), "{}", r);
+                        let in_region = format!(":{}::snapshot/", s.region);
+                        prop_assert!(r.contains(&in_region), "{}", r);
+                        continue;
+                    }
                     let in_account = format!(":{}:{}:", s.region, s.account_id);
                     prop_assert!(r.contains(&in_account), "{}", r);
                     let names_ours = r.ends_with(&s.volume_id)

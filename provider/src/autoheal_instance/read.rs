@@ -23,7 +23,8 @@ use crate::plugin::schema::Schema;
 use crate::plugin::value::Value;
 
 use super::names::{self, NAME_TAG, RESERVED_TAG_PREFIXES, STACK_TAG};
-use super::spec::Spec;
+use super::policy::{SNAPSHOT_KIND_SCHEDULED, SNAPSHOT_KIND_TAG};
+use super::spec::{SnapshotSchedule, Spec};
 use super::stack::Stack;
 use super::tagging::{FINAL_SNAPSHOT_TAG, LINEAGE_LIVE};
 
@@ -129,7 +130,37 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     );
     let our_policy = names::LAMBDA_POLICY.for_stack(&spec.name);
     let alarm_names = super::alarms::all_names(&spec.name);
-    let (vol, addr, sg, role_policies, role_policy, eni, alarms) = tokio::join!(
+    // The snapshot schedule, for a stack that has (or had) one: its rule, the function's
+    // permission for it, and the newest completed scheduled snapshot.
+    let schedule_name = names::SNAPSHOT_RULE.for_stack(&spec.name);
+    let schedule_sid = names::SNAPSHOT_PERMISSION_SID.for_stack(&spec.name);
+    let wants_schedule = spec.snapshot_schedule.is_some()
+        || stack.snapshot_rule_arn.is_some()
+        || stack.last_snapshot_id.is_some();
+    let schedule = async {
+        if !wants_schedule {
+            return Ok((None, None, None));
+        }
+        let (rule, policy, newest) = tokio::join!(
+            event_rule::find(ctx, &schedule_name),
+            lambda_function::find_policy(ctx, &function_name, &schedule_sid),
+            async {
+                match &stack.volume_id {
+                    Some(id) => {
+                        volume::newest_completed_snapshot_of(
+                            ctx,
+                            id,
+                            (SNAPSHOT_KIND_TAG, SNAPSHOT_KIND_SCHEDULED),
+                        )
+                        .await
+                    }
+                    None => Ok(None),
+                }
+            },
+        );
+        Ok::<_, crate::aws::AwsError>((rule?, Some(policy?), newest?))
+    };
+    let (vol, addr, sg, role_policies, role_policy, eni, alarms, schedule) = tokio::join!(
         async {
             match opt(&stack.volume_id) {
                 Some(id) => volume::find(ctx, &id).await,
@@ -169,7 +200,9 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 Ok(Vec::new())
             }
         },
+        schedule,
     );
+    let (schedule_rule, schedule_permission, newest_snapshot) = schedule.map_err(aws_err)?;
     let (vol, addr, sg, role_policies, role_policy, eni, alarms) = (
         vol.map_err(aws_err)?,
         addr.map_err(aws_err)?,
@@ -491,8 +524,24 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 || env.get("AUTOHEAL_VOLUME_ID") != stack.volume_id.as_ref()
                 || env.get(super::create::NETWORK_INTERFACE_ENV)
                     != stack.network_interface_id.as_ref()
+                || env.get(super::create::SNAPSHOT_RULE_ENV)
+                    != spec.snapshot_schedule.as_ref().map(|_| &schedule_name)
             {
                 set_str(&mut state, "lambda_function_arn", None);
+            }
+            // The retention lives in the function's configuration: what it says is what the
+            // state says.
+            if let (Some(_), Some(r)) = (
+                &spec.snapshot_schedule,
+                env.get(super::create::SNAPSHOT_RETENTION_ENV)
+                    .and_then(|r| r.parse::<i64>().ok()),
+            ) {
+                if Some(r) != state.attr("snapshot_retention").as_i64()
+                    && !(state.attr("snapshot_retention").is_null()
+                        && r == super::schema::DEFAULT_SNAPSHOT_RETENTION)
+                {
+                    state.set_attr("snapshot_retention", r.into());
+                }
             }
         }
         None => set_str(&mut state, "lambda_function_arn", None),
@@ -511,7 +560,10 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
                 r.targets.len() == 1 && r.targets[0] == (target_id.clone(), f.arn.clone())
             })
             && permission.ours.as_ref().is_some_and(|p| p.grants(&r.arn))
-            && permission.other_sids.is_empty()
+            && permission
+                .other_sids
+                .iter()
+                .all(|sid| spec.snapshot_schedule.is_some() && *sid == schedule_sid)
     });
     if rule.is_some() && !rule_ok {
         tracing::warn!(
@@ -526,6 +578,66 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         "event_rule_arn",
         rule.as_ref().filter(|_| rule_ok).map(|r| r.arn.clone()),
     );
+    // The snapshot schedule: whole when it is enabled at a rate, targets only the function,
+    // and the function lets EventBridge invoke it from this rule. Its rate is the state's
+    // `snapshot_interval` (the configuration's spelling kept while the duration is the
+    // same); a gap nulls its ARN and the next apply repairs it; a rule the configuration no
+    // longer has is reported, so the plan deletes it.
+    if wants_schedule {
+        let schedule_ok = schedule_rule.as_ref().is_some_and(|r| {
+            r.enabled
+                && r.schedule_expression
+                    .as_deref()
+                    .and_then(SnapshotSchedule::interval_of)
+                    .is_some()
+                && function.as_ref().is_some_and(|f| {
+                    r.targets.len() == 1 && r.targets[0] == (target_id.clone(), f.arn.clone())
+                })
+                && schedule_permission
+                    .as_ref()
+                    .and_then(|p| p.ours.as_ref())
+                    .is_some_and(|p| p.grants(&r.arn))
+        });
+        if let Some(r) = &schedule_rule {
+            let found = r
+                .schedule_expression
+                .as_deref()
+                .and_then(SnapshotSchedule::interval_of);
+            let configured = spec.snapshot_schedule.as_ref().map(|s| s.interval);
+            if let Some(interval) = found.filter(|i| Some(*i) != configured) {
+                state.set_attr(
+                    "snapshot_interval",
+                    format!("{}m", interval.as_secs() / 60).into(),
+                );
+            }
+            if !schedule_ok {
+                tracing::warn!(
+                    rule = schedule_name,
+                    expression = r.schedule_expression,
+                    targets = ?r.targets,
+                    "the snapshot schedule, its target or the function's permission is not what the stack writes; the next apply repairs it"
+                );
+            }
+        }
+        set_str(
+            &mut state,
+            "snapshot_rule_arn",
+            schedule_rule
+                .as_ref()
+                .filter(|_| schedule_ok || spec.snapshot_schedule.is_none())
+                .map(|r| r.arn.clone()),
+        );
+        set_str(
+            &mut state,
+            "last_snapshot_id",
+            newest_snapshot.as_ref().map(|(id, _)| id.clone()),
+        );
+        set_str(
+            &mut state,
+            "last_snapshot_time",
+            newest_snapshot.map(|(_, time)| time),
+        );
+    }
     match &logs {
         Some(l) => set_int(&mut state, "log_retention_days", l.retention_days),
         None => set_str(&mut state, "log_group_name", None),
@@ -817,6 +929,25 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                 state.set_attr("no_in_service_alarm_arn", a.arn.clone().into());
             }
         }
+        Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
+    }
+    // The snapshot schedule, by its name: its rate is `snapshot_interval`, the function's
+    // configuration holds the retention (refresh reads both from there).
+    match event_rule::find(ctx, &names::SNAPSHOT_RULE.for_stack(name)).await {
+        Ok(Some(r)) => {
+            if let Some(interval) = r
+                .schedule_expression
+                .as_deref()
+                .and_then(SnapshotSchedule::interval_of)
+            {
+                state.set_attr(
+                    "snapshot_interval",
+                    format!("{}m", interval.as_secs() / 60).into(),
+                );
+                state.set_attr("snapshot_rule_arn", r.arn.into());
+            }
+        }
+        Ok(None) => {}
         Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
     }
     state.set_attr("force_detach", false.into());

@@ -43,6 +43,16 @@ pub const DEFAULT_LOG_RETENTION_DAYS: i64 = 30;
 pub const DEFAULT_ALARM_NO_IN_SERVICE_MINUTES: i64 = 10;
 /// CloudWatch refuses an alarm whose evaluation periods times its period exceed one day.
 pub const MAX_ALARM_NO_IN_SERVICE_MINUTES: i64 = 24 * 60;
+/// `snapshot_retention` when unset.
+pub const DEFAULT_SNAPSHOT_RETENTION: i64 = 24;
+/// The retention counts the function accepts (handler/src/settings.rs has the same range).
+pub const MAX_SNAPSHOT_RETENTION: i64 = 1000;
+/// The shortest `snapshot_interval`: EBS refuses frequent CreateSnapshot calls on one volume
+/// (`SnapshotCreationPerVolumeRateExceeded`), and a snapshot of a busy volume takes minutes.
+pub const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// The longest `snapshot_interval`: one day (a longer recovery point is a choice nobody
+/// running a stateful service on one instance should make by accident).
+pub const MAX_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most actions CloudWatch accepts per alarm state.
 pub const MAX_ALARM_ACTIONS: usize = 5;
 
@@ -371,6 +381,30 @@ fn operator_inputs(b: Block) -> Block {
              {DEFAULT_ALARM_NO_IN_SERVICE_MINUTES}. Set it above the time a heal takes \
              (instance boot, the previous instance's shutdown, the volume's move), or every \
              heal raises the alarm. Only used with `alarm_actions`. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "snapshot_interval",
+        Type::String,
+        &format!(
+            "How often to snapshot the data volume, as a duration in whole minutes (`\"1h\"`, \
+             `\"30m\"`), from 15 minutes to 24 hours: the recovery point objective. When set, an \
+             EventBridge schedule rule (`<name>-snapshot`) invokes the stack's Lambda function, \
+             which takes an encrypted snapshot of the volume tagged with the stack's tags and \
+             `autoheal:snapshot = scheduled`, and deletes the oldest completed scheduled \
+             snapshots beyond `snapshot_retention`. `last_snapshot_time` and the function's \
+             `SnapshotAgeSeconds` metric report the newest one. Default: none (no scheduled \
+             snapshots). Turning it off deletes the rule, not the snapshots; destroying the \
+             stack keeps them too. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional(
+        "snapshot_retention",
+        Type::Number,
+        &format!(
+            "How many completed scheduled snapshots to keep: 1 to {MAX_SNAPSHOT_RETENTION}. \
+             Default: {DEFAULT_SNAPSHOT_RETENTION}. Pending or failed snapshots never count, \
+             and are never deleted by it. Only used with `snapshot_interval`. {IN_PLACE}"
         ),
     ))
 }
@@ -783,6 +817,24 @@ fn computed(b: Block) -> Block {
             Type::String,
             "The MAC address of the persistent network interface: the same on every instance \
          of the stack. Null without one.",
+        ))
+        .attribute(stable(
+            "snapshot_rule_arn",
+            Type::String,
+            "ARN of the EventBridge schedule rule of the scheduled snapshots \
+         (`<name>-snapshot`); null without `snapshot_interval`.",
+        ))
+        .attribute(stable(
+            "last_snapshot_id",
+            Type::String,
+            "Id of the newest completed scheduled snapshot of the data volume, as of the last \
+         refresh; null when there is none.",
+        ))
+        .attribute(stable(
+            "last_snapshot_time",
+            Type::String,
+            "When the newest completed scheduled snapshot was started (RFC 3339, UTC), as of \
+         the last refresh: the data it holds is from then. Null when there is none.",
         ))
         .attribute(stable(
             "heal_failure_alarm_arn",

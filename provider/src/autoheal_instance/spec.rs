@@ -89,6 +89,8 @@ pub struct Spec {
     /// SNS topics of the stack's alarms, sorted; empty: no alarms.
     pub alarm_actions: Vec<String>,
     pub alarm_no_in_service_minutes: i32,
+    /// The scheduled snapshots (`snapshot_interval`, `snapshot_retention`); `None`: none.
+    pub snapshot_schedule: Option<SnapshotSchedule>,
     /// The digest of the handler the plan promised (`handler_sha256`, known at plan time).
     pub handler_sha256: Option<String>,
     /// `tags` merged over the provider's `default_tags` (the planned `tags_all`).
@@ -96,6 +98,36 @@ pub struct Spec {
     pub create_timeout: Duration,
     pub update_timeout: Duration,
     pub delete_timeout: Duration,
+}
+
+/// How often the data volume is snapshotted, and how many completed snapshots are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSchedule {
+    /// Whole minutes (validated).
+    pub interval: Duration,
+    pub retention: u32,
+}
+
+impl SnapshotSchedule {
+    /// EventBridge's schedule expression: `rate(N minutes)` (the plural, as N >= 15).
+    pub fn expression(&self) -> String {
+        format!("rate({} minutes)", self.interval.as_secs() / 60)
+    }
+
+    /// The interval of a `rate(...)` expression, `None` for anything else (a cron
+    /// expression, a malformed one).
+    pub fn interval_of(expression: &str) -> Option<Duration> {
+        let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+        let (n, unit) = inner.trim().split_once(' ')?;
+        let n: u64 = n.parse().ok()?;
+        let secs = match unit.trim() {
+            "minute" | "minutes" => 60,
+            "hour" | "hours" => 3600,
+            "day" | "days" => 86_400,
+            _ => return None,
+        };
+        Some(Duration::from_secs(n.checked_mul(secs)?))
+    }
 }
 
 fn string(v: &Value, attr: &str) -> Option<String> {
@@ -187,6 +219,14 @@ impl Spec {
                 "alarm_no_in_service_minutes",
                 schema::DEFAULT_ALARM_NO_IN_SERVICE_MINUTES,
             ),
+            snapshot_schedule: string(v, "snapshot_interval")
+                .and_then(|i| super::duration::parse_go_duration(&i).ok())
+                .map(|interval| SnapshotSchedule {
+                    interval,
+                    retention: int(v, "snapshot_retention")
+                        .and_then(|r| u32::try_from(r).ok())
+                        .unwrap_or(schema::DEFAULT_SNAPSHOT_RETENTION as u32),
+                }),
             handler_sha256: string(v, "handler_sha256"),
             tags_all: v
                 .attr("tags_all")

@@ -29,6 +29,11 @@ pub struct Stack {
     pub network_interface_id: Option<String>,
     pub network_interface_private_ip: Option<String>,
     pub network_interface_mac_address: Option<String>,
+    pub snapshot_rule_arn: Option<String>,
+    /// The newest completed scheduled snapshot, as of the last refresh (only read sets
+    /// these; create and update keep what they had).
+    pub last_snapshot_id: Option<String>,
+    pub last_snapshot_time: Option<String>,
     pub heal_failure_alarm_arn: Option<String>,
     pub no_in_service_alarm_arn: Option<String>,
 }
@@ -55,6 +60,9 @@ macro_rules! string_fields {
         $m!(network_interface_id);
         $m!(network_interface_private_ip);
         $m!(network_interface_mac_address);
+        $m!(snapshot_rule_arn);
+        $m!(last_snapshot_id);
+        $m!(last_snapshot_time);
         $m!(heal_failure_alarm_arn);
         $m!(no_in_service_alarm_arn);
     };

@@ -161,6 +161,15 @@ async fn run(
             |_| {},
         )
         .await?;
+    // The snapshot schedule, when the stack has or had one.
+    if new.snapshot_schedule.is_some()
+        || old.snapshot_schedule.is_some()
+        || stack.snapshot_rule_arn.is_some()
+    {
+        stack.snapshot_rule_arn = steps
+            .snapshot_schedule(Presence::Unknown, &function_arn)
+            .await?;
+    }
     stack.lambda_function_arn = Some(function_arn);
     stack.handler_sha256 = Some(crate::handler_zip::sha256_hex(&zip));
 

@@ -22,8 +22,9 @@ use super::names::{AWS_MAX_TAGS, NAME_MAX_LEN, PROVIDER_TAG_COUNT, RESERVED_TAG_
 use super::schema::{
     DEFAULT_LAMBDA_TIMEOUT, DEFAULT_LIFECYCLE_HOOK_TIMEOUT, DEFAULT_SUBNET_CIDR,
     DEFAULT_VOLUME_SIZE, DEFAULT_VOLUME_TYPE, DEFAULT_VPC_CIDR, FILESYSTEMS, LAMBDA_ARCHITECTURES,
-    LOG_RETENTION_DAYS, MAX_ALARM_ACTIONS, MAX_ALARM_NO_IN_SERVICE_MINUTES, USER_DATA_MAX_BYTES,
-    VOLUME_ON_DESTROY, VOLUME_TYPES,
+    LOG_RETENTION_DAYS, MAX_ALARM_ACTIONS, MAX_ALARM_NO_IN_SERVICE_MINUTES, MAX_SNAPSHOT_INTERVAL,
+    MAX_SNAPSHOT_RETENTION, MIN_SNAPSHOT_INTERVAL, USER_DATA_MAX_BYTES, VOLUME_ON_DESTROY,
+    VOLUME_TYPES,
 };
 
 /// VPC and subnet CIDR prefix lengths AWS accepts.
@@ -66,6 +67,7 @@ pub fn validate(config: &Value, ctx: &ValidateContext) -> Diagnostics {
     v.volume();
     v.lambda();
     v.operators();
+    v.snapshots();
     v.timeouts();
     v.tags();
     v.diags
@@ -1019,6 +1021,48 @@ impl Validator<'_> {
         }
     }
 
+    /// `snapshot_interval` and `snapshot_retention`.
+    fn snapshots(&mut self) {
+        self.range(
+            "snapshot_retention",
+            1,
+            MAX_SNAPSHOT_RETENTION,
+            " snapshots",
+        );
+        if let Some(s) = self.known_str("snapshot_interval").map(str::to_string) {
+            let problem = match parse_go_duration(&s) {
+                Err(e) => Some(e.to_string()),
+                Ok(d) if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 => {
+                    Some("EventBridge schedules run in whole minutes".to_string())
+                }
+                Ok(d) if d < MIN_SNAPSHOT_INTERVAL || d > MAX_SNAPSHOT_INTERVAL => Some(format!(
+                    "it must be from {} to {} minutes",
+                    MIN_SNAPSHOT_INTERVAL.as_secs() / 60,
+                    MAX_SNAPSHOT_INTERVAL.as_secs() / 60
+                )),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
+                self.error(
+                    root("snapshot_interval"),
+                    "Invalid snapshot interval",
+                    format!(
+                        "`snapshot_interval` must be a duration in whole minutes from 15m to \
+                         24h, such as \"1h\" or \"30m\"; got {s:?}: {problem}."
+                    ),
+                );
+            }
+        }
+        if self.is_known_set("snapshot_retention") && self.attr("snapshot_interval").is_null() {
+            self.diags.attribute_warning(
+                root("snapshot_retention"),
+                "No scheduled snapshots to keep",
+                "`snapshot_retention` only applies to the scheduled snapshots, which exist only \
+                 with `snapshot_interval`.",
+            );
+        }
+    }
+
     fn lambda(&mut self) {
         self.range("lifecycle_hook_timeout", 30, 7200, " seconds");
         self.range("lambda_memory_size", 128, 10_240, " MiB");
@@ -1901,6 +1945,36 @@ mod tests {
         let slow = with(&[("lambda_timeout", 600.into())]);
         assert!(errors(&slow).is_empty());
         assert_eq!(warnings(&slow), ["lambda_timeout"]);
+    }
+
+    #[test]
+    fn snapshot_schedule_rules() {
+        for bad in ["10m", "25h", "90s", "1h30s", "soon", "-1h", "15m30s"] {
+            fails_at(
+                &with(&[("snapshot_interval", bad.into())]),
+                "snapshot_interval",
+            );
+        }
+        for good in ["15m", "1h", "90m", "24h", "1h30m"] {
+            passes(&with(&[("snapshot_interval", good.into())]));
+        }
+        for bad in [0, 1001] {
+            fails_at(
+                &with(&[
+                    ("snapshot_interval", "1h".into()),
+                    ("snapshot_retention", bad.into()),
+                ]),
+                "snapshot_retention",
+            );
+        }
+        passes(&with(&[
+            ("snapshot_interval", "1h".into()),
+            ("snapshot_retention", 1000.into()),
+        ]));
+        // A retention without a schedule is a warning, not an error.
+        let lone = with(&[("snapshot_retention", 3.into())]);
+        assert!(errors(&lone).is_empty());
+        assert_eq!(warnings(&lone), ["snapshot_retention"]);
     }
 
     #[test]

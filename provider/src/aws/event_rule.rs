@@ -1,5 +1,5 @@
-//! The EventBridge rule that sends the group's launch lifecycle actions to the function, and
-//! its one target.
+//! The EventBridge rules of a stack, each with its one target on the function: the rule that
+//! sends the group's launch lifecycle actions, and the schedule of the scheduled snapshots.
 
 use super::context::OpContext;
 use super::error::AwsError;
@@ -21,6 +21,8 @@ pub fn launch_pattern(group: &str) -> serde_json::Value {
 pub struct RuleInfo {
     pub arn: String,
     pub pattern: serde_json::Value,
+    /// `rate(...)` or `cron(...)` of a schedule rule.
+    pub schedule_expression: Option<String>,
     pub enabled: bool,
     /// (target id, target ARN)
     pub targets: Vec<(String, String)>,
@@ -52,6 +54,41 @@ pub async fn put(
         .ok_or_else(|| AwsError::other("events:PutRule", "no rule ARN in the answer"))?
         .to_string();
     tracing::info!(rule = name, arn, "EventBridge rule written");
+    Ok(arn)
+}
+
+/// Creates (or overwrites) a schedule rule on the default bus, enabled: EventBridge sends a
+/// "Scheduled Event" to its targets at `expression` (`rate(...)`). Returns its ARN.
+pub async fn put_schedule(
+    ctx: &OpContext,
+    name: &str,
+    expression: &str,
+    description: &str,
+    tags: &Tags,
+) -> Result<String, AwsError> {
+    let out = ctx
+        .call("events:PutRule", &[], || {
+            ctx.clients
+                .events
+                .put_rule()
+                .name(name)
+                .schedule_expression(expression)
+                .description(description)
+                .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+                .set_tags(Some(events(tags)))
+                .send()
+        })
+        .await?;
+    let arn = out
+        .rule_arn()
+        .ok_or_else(|| AwsError::other("events:PutRule", "no rule ARN in the answer"))?
+        .to_string();
+    tracing::info!(
+        rule = name,
+        arn,
+        expression,
+        "EventBridge schedule rule written"
+    );
     Ok(arn)
 }
 
@@ -133,6 +170,7 @@ pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<RuleInfo>, AwsEr
             .event_pattern()
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or_default(),
+        schedule_expression: rule.schedule_expression().map(str::to_string),
         enabled: rule.state().map(|s| s.as_str()) == Some("ENABLED"),
         targets,
     }))

@@ -191,6 +191,51 @@ pub async fn newest_final_snapshot(
         .next())
 }
 
+/// The newest completed snapshot of `volume_id` owned by this account and tagged `kind`
+/// (the scheduled snapshots: `autoheal:snapshot = scheduled`): (id, start time as RFC 3339).
+/// The volume filter is EBS's own record of the source, so a snapshot of another volume that
+/// carries the tag is not taken for one of this volume.
+pub async fn newest_completed_snapshot_of(
+    ctx: &OpContext,
+    volume_id: &str,
+    kind: (&str, &str),
+) -> Result<Option<(String, String)>, AwsError> {
+    let out = ctx
+        .call("ec2:DescribeSnapshots", &[], || {
+            ctx.clients
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(
+                    Filter::builder()
+                        .name("volume-id")
+                        .values(volume_id)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{}", kind.0))
+                        .values(kind.1)
+                        .build(),
+                )
+                .filters(Filter::builder().name("status").values("completed").build())
+                .send()
+        })
+        .await?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .filter(|s| s.volume_id() == Some(volume_id))
+        .filter(|s| s.state().map(|st| st.as_str()) == Some("completed"))
+        .filter_map(|s| Some((s.snapshot_id()?.to_string(), s.start_time()?)))
+        .max_by_key(|(_, t)| (t.secs(), t.subsec_nanos()))
+        .and_then(|(id, t)| {
+            t.fmt(aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+                .map(|time| (id, time))
+        }))
+}
+
 /// Creates the volume (always encrypted) and waits until it is available.
 pub async fn create(
     ctx: &OpContext,
