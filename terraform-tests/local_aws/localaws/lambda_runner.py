@@ -24,7 +24,8 @@ runs fine on this machine. So an invocation here is:
    ``/aws/lambda/NAME`` in moto's logs backend (created if absent), stream
    ``YYYY/MM/DD/[$LATEST]<32 hex>``. With the profile's ``iam_evaluation`` on, only
    if the execution role may (``logs:CreateLogStream`` and ``logs:PutLogEvents`` on the
-   stream, and ``logs:CreateLogGroup`` when the group does not exist yet): Lambda writes
+   stream, and ``logs:CreateLogGroup`` when the group does not exist yet, also when it
+   was deleted while the function runs): Lambda writes
    logs with the role's permissions and drops them otherwise (Lambda Developer Guide,
    "Sending Lambda function logs to CloudWatch Logs": the execution role needs these
    permissions).
@@ -295,8 +296,8 @@ class LambdaRunner:
         # last written (see ``grant_is_stale``). Touched with the world lock held.
         self._roles_made: dict[str, float] = {}
         self._configured: dict[tuple[str, str], float] = {}
-        # Log stream -> may the function's role write it (iam_enforce.lambda_may_log).
-        self._log_permission: dict[str, bool] = {}
+        # (log stream, its group missing) -> may the function's role write it (iam_enforce.lambda_may_log).
+        self._log_permission: dict[tuple[str, bool], bool] = {}
         # The argv prefix that runs arm64 code on a host that is not arm64 (``--aarch64-emulator``,
         # ``LOCALAWS_AARCH64_EMULATOR``; set by __main__); None: arm64 code runs only natively.
         self.aarch64_emulator: list[str] | None = None
@@ -631,23 +632,34 @@ class LambdaRunner:
         if not lines:
             return
         group = f"/aws/lambda/{snap.name}"
-        allowed = self._log_permission.get(stream)
-        if allowed is None:
-            allowed = self.world.iam.lambda_may_log(snap.account, snap.region, snap.role, snap.name, group, stream)
-            self._log_permission[stream] = allowed
-        if not allowed:
-            return  # Lambda drops the logs of a role that may not write them
-        with self.world.lock:
-            if generation != self.world.generation:
-                return  # a reset came in between: this AWS is gone
-            backend = logs_backends[snap.account][snap.region]
-            if group not in backend.groups:
-                backend.create_log_group(group, {})
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
-            backend.put_log_events(group, stream, [{"timestamp": ts, "message": msg} for ts, msg in lines])
-            # CloudWatch Logs extracts the metrics of EMF events it received (alarms).
-            self.world.alarms.ingest_log_lines(snap.account, snap.region, group, lines)
+        backend = logs_backends[snap.account][snap.region]
+        # Twice at most: a group deleted between the permission check and the write (a
+        # destroy deleting it while the function still runs) is checked again, now with
+        # logs:CreateLogGroup, which a role that may write to an existing group may lack.
+        for _ in range(2):
+            group_missing = group not in backend.groups
+            # Decided once per stream and per "the group exists or not": a group deleted
+            # after the first lines needs the CreateLogGroup decision too.
+            key = (stream, group_missing)
+            allowed = self._log_permission.get(key)
+            if allowed is None:
+                allowed = self.world.iam.lambda_may_log(snap.account, snap.region, snap.role, snap.name, group, stream)
+                self._log_permission[key] = allowed
+            if not allowed:
+                return  # Lambda drops the logs of a role that may not write them
+            with self.world.lock:
+                if generation != self.world.generation:
+                    return  # a reset came in between: this AWS is gone
+                if group not in backend.groups:
+                    if not group_missing:
+                        continue  # deleted since the check: decide again
+                    backend.create_log_group(group, {})
+                if stream not in backend.groups[group].streams:
+                    backend.create_log_stream(group, stream)
+                backend.put_log_events(group, stream, [{"timestamp": ts, "message": msg} for ts, msg in lines])
+                # CloudWatch Logs extracts the metrics of EMF events it received (alarms).
+                self.world.alarms.ingest_log_lines(snap.account, snap.region, group, lines)
+                return
 
     def _attempt(self, snap: FunctionSnapshot, request_id: str, payload: bytes, generation: int,
                  meta: dict[str, Any]) -> AttemptResult:

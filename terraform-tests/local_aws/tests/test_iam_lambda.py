@@ -13,6 +13,7 @@ service's own access-denied error, and nothing changes.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -347,6 +348,43 @@ def test_lambda_writes_logs_only_with_the_roles_permission(fresh):
     lines = [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/probe")["events"]]
     assert any(line.startswith("START RequestId:") for line in lines) and "init mode=echo" in lines
     assert decisions(server, "probe")[-1]["decision"] == "Allow"
+
+
+def test_a_log_group_deleted_while_the_function_runs_is_not_made_again_without_create_log_group(fresh):
+    """The permission to write a stream is decided at its first line; a group deleted after
+    that (a destroy deleting it while an invocation still runs) needs logs:CreateLogGroup
+    again before Lambda may make it anew: the provider's role lacks it, so the rest of the
+    invocation's lines are dropped and no group comes back (it used to: a leaked group)."""
+    server = fresh
+    create_function(server, "slow", "sleep", timeout=10, extra_env={"SLEEP": "2"})
+    full = provider_attach_policy(Scope(REGION, ACCOUNT, "vol-0aaaaaaaaaaaaaaaa", "eipalloc-0aaaaaaaaaaaaaaaa",
+                                        "slow-asg", "/aws/lambda/slow"))
+    own = {"Version": "2012-10-17", "Statement": [s for s in full["Statement"] if s["Sid"] == "LogToOwnLogGroup"]}
+    server.client("iam").put_role_policy(RoleName="fn-role", PolicyName="logs", PolicyDocument=json.dumps(own))
+    logs = server.client("logs")
+    logs.create_log_group(logGroupName="/aws/lambda/slow")
+    server.client("lambda").invoke(FunctionName="slow", InvocationType="Event", Payload=b"{}")
+
+    def lines() -> list[str]:
+        try:
+            return [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/slow")["events"]]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+
+    deadline = time.monotonic() + 5
+    while not any(line.startswith("got event") for line in lines()):
+        assert time.monotonic() < deadline, f"the invocation wrote no line: {lines()}"
+        time.sleep(0.05)
+    logs.delete_log_group(logGroupName="/aws/lambda/slow")
+    # The invocation ends (its END and REPORT lines are written then) within its 2 s sleep.
+    deadline = time.monotonic() + 8
+    while not any(r.get("outcome") for r in invocations(server, "slow")):
+        assert time.monotonic() < deadline, "the invocation did not end"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/slow")["logGroups"] == []
+    dropped = [d for d in decisions(server, "slow") if d["operation"] == "Lambda log delivery"]
+    assert dropped and (dropped[-1]["decision"], dropped[-1]["action"]) == ("ImplicitDeny", "logs:CreateLogGroup")
 
 
 def test_an_iam_users_calls_are_refused_as_ec2_refuses_them(fresh):
