@@ -45,7 +45,9 @@
   effect" (EBS User Guide, "Delete an Amazon EBS snapshot"): it is listed, pending, until
   its time is up, then gone. Deleting the source volume meanwhile is allowed and the
   snapshot still completes ("Deleting a volume has no effect on the snapshots made from
-  it", same page). Snapshots moto makes for AMIs are completed at once.
+  it", same page). Snapshots moto makes for AMIs are completed at once. While the zone of its
+  volume is out a pending snapshot is held (``held_remaining``: it neither progresses nor
+  completes) and resumes when the zone is back (``zoneoutage``).
 * The volume detaching transient (control API, the next K polls) is shown
   through the per-request view in ``context``. A volume can only be
   ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
