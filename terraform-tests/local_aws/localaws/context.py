@@ -21,6 +21,9 @@ class _RequestView(threading.local):
         self.detaching_interfaces: set[str] = set()
         self.pending_instances: set[str] = set()
         self.operation: str | None = None
+        # The HTTP status of a refusal AWS answers as a server error (moto's EC2 errors are
+        # all 400): set by the patch that refuses, applied by the middleware (zoneoutage).
+        self.status_override: int | None = None
 
 
 view = _RequestView()

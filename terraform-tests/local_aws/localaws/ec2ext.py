@@ -45,7 +45,9 @@
   effect" (EBS User Guide, "Delete an Amazon EBS snapshot"): it is listed, pending, until
   its time is up, then gone. Deleting the source volume meanwhile is allowed and the
   snapshot still completes ("Deleting a volume has no effect on the snapshots made from
-  it", same page). Snapshots moto makes for AMIs are completed at once.
+  it", same page). Snapshots moto makes for AMIs are completed at once. While the zone of its
+  volume is out a pending snapshot is held (``held_remaining``: it neither progresses nor
+  completes) and resumes when the zone is back (``zoneoutage``).
 * The volume detaching transient (control API, the next K polls) is shown
   through the per-request view in ``context``. A volume can only be
   ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
@@ -94,6 +96,9 @@ class PendingSnapshot:
     deadline: float
     delete_requested: bool = False
     timer: Any = None
+    # Virtual seconds it still needs while its volume's zone is out (zoneoutage): held, not
+    # progressing; None when it progresses.
+    held_remaining: float | None = None
 
 
 class Ec2Extensions:
@@ -190,9 +195,22 @@ class Ec2Extensions:
     def pending_snapshot(self, snapshot_id: str) -> PendingSnapshot | None:
         """The entry of a snapshot that is still pending now, or None."""
         entry = self.pending_snapshots.get(snapshot_id)
-        if entry is not None and self.world.clock.now() < entry.deadline:
+        if entry is not None and (entry.held_remaining is not None or self.world.clock.now() < entry.deadline):
             return entry
         return None
+
+    def resume_snapshot(self, snapshot_id: str, entry: PendingSnapshot) -> None:
+        """A held snapshot (its zone was out) progresses again for the time it still needed,
+        its progress going on from where it stopped (lock held)."""
+        remaining = entry.held_remaining or 0.0
+        span = entry.deadline - entry.start
+        entry.held_remaining = None
+        entry.deadline = self.world.clock.now() + remaining
+        entry.start = entry.deadline - span
+        generation = self.world.generation
+        entry.timer = self.world.scheduler.call_at(
+            entry.deadline, lambda: self._snapshot_done(snapshot_id, generation), name=f"snapshot {snapshot_id}")
+        log.info("snapshot %s resumes: %ss to go", snapshot_id, remaining)
 
     def settle_snapshots(self) -> None:
         """Finish every snapshot whose time is up (lock held): a deletion requested while it
@@ -200,7 +218,7 @@ class Ec2Extensions:
         they run."""
         now = self.world.clock.now()
         for sid, entry in list(self.pending_snapshots.items()):
-            if now >= entry.deadline:
+            if entry.held_remaining is None and now >= entry.deadline:
                 self._finish_snapshot(sid, entry)
 
     def _finish_snapshot(self, snapshot_id: str, entry: PendingSnapshot) -> None:
@@ -223,7 +241,7 @@ class Ec2Extensions:
             if generation != self.world.generation:
                 return
             entry = self.pending_snapshots.get(snapshot_id)
-            if entry is not None and self.world.clock.now() >= entry.deadline:
+            if entry is not None and entry.held_remaining is None and self.world.clock.now() >= entry.deadline:
                 self._finish_snapshot(snapshot_id, entry)
 
     def in_detach_window(self, volume_id: str) -> bool:
@@ -456,7 +474,8 @@ def install(world_ref: Any) -> None:
         if view.operation == "CreateSnapshot":
             return None  # EC2's CreateSnapshot answer has State pending and no Progress
         span = entry.deadline - entry.start
-        done = (world_ref().clock.now() - entry.start) / span if span > 0 else 1.0
+        now = world_ref().clock.now() if entry.held_remaining is None else entry.deadline - entry.held_remaining
+        done = (now - entry.start) / span if span > 0 else 1.0
         return f"{max(0, min(99, int(done * 100)))}%"
 
     ebs.Snapshot.status = property(snapshot_status, set_snapshot_status)

@@ -29,8 +29,10 @@ where moto funnels all of them), in this order, each with AWS's StatusMessage:
   Availability Zone (ap-southeast-2c). Please retry your request by not specifying an
   Availability Zone or choosing ap-southeast-2a, ap-southeast-2b. Launching EC2
   instance failed.``;
-* an injected ``InsufficientInstanceCapacity`` (AWS's side, not the template's: the
-  control API ``POST /_localaws/launch-failures``):
+* the subnet's zone is out (``zoneoutage``, ``POST /_localaws/zone-outage``), or an injected
+  ``InsufficientInstanceCapacity`` (AWS's side, not the template's: the control API
+  ``POST /_localaws/launch-failures``; an injection is not used up by a launch the zone
+  outage already refuses):
   ``We currently do not have sufficient t3.micro capacity in the Availability Zone you
   requested (ap-southeast-2a). Our system will be working on provisioning additional
   capacity. You can currently get t3.micro capacity by not specifying an Availability
@@ -59,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from .activities import launch_cause
 from .faults import BadRequest
+from .zoneoutage import capacity_message
 
 if TYPE_CHECKING:
     from .world import World
@@ -182,18 +185,12 @@ class Launches:
                 f"Zone ({zone}). Please retry your request by not specifying an Availability Zone or choosing "
                 f"{', '.join(sorted(offered))}. Launching EC2 instance failed."
             )
-        injected = self._take_injected(group.name)
-        if injected is not None:
-            if offered:
-                others = sorted(offered - {zone})
-            else:
-                others = sorted(z.name for z in ec2.describe_availability_zones() if z.name != zone)
-            return (
-                f"We currently do not have sufficient {instance_type} capacity in the Availability Zone you "
-                f"requested ({zone}). Our system will be working on provisioning additional capacity. You can "
-                f"currently get {instance_type} capacity by not specifying an Availability Zone in your request "
-                f"or choosing {', '.join(others)}. Launching EC2 instance failed."
-            )
+        zones = self.world.zones
+        # A zone that is out refuses the launch with the same capacity text (zoneoutage.py);
+        # neither it nor an injected failure offers a zone that is out as the alternative.
+        if zones.is_out(zone) or self._take_injected(group.name) is not None:
+            message = capacity_message(ec2, instance_type, zone, offered, zones.zones_out())
+            return f"{message} Launching EC2 instance failed."
         return None
 
     def _take_injected(self, group_name: str) -> InjectedFailure | None:

@@ -151,6 +151,8 @@ class LocalAWSMiddleware:
                         view.operation = info.operation
                         try:
                             response = self._call_moto(environ)
+                            if view.status_override is not None and response[0] >= 400:
+                                response = (view.status_override, response[1], response[2])
                             response = self._post_process(info, response)
                         finally:
                             view.clear()
@@ -472,6 +474,16 @@ class ControlAPI:
                 if method == "DELETE":
                     w.launches.clear_injected()
                     return _json_response(200, {"ok": True})
+        if route == "/zone-outage":
+            # The loss of a whole Availability Zone (zoneoutage.py).
+            with w.lock:
+                if method == "POST":
+                    return _json_response(200, w.zones.start(data))
+                if method == "GET":
+                    return _json_response(200, w.zones.list())
+                if method == "DELETE":
+                    zone = query.get("zone") or (data.get("zone") if isinstance(data, dict) else None)
+                    return _json_response(200, {"ended": w.zones.end(zone)})
         if route == "/iam-evaluation":
             # The IAM decisions on functions' calls (iam_enforce), newest last.
             if method == "GET":

@@ -33,7 +33,7 @@ def install() -> None:
         )
     _import_moto_ec2_faster()
     from . import activities, ec2ext, eniext, event_invoke_config, events, instancelife, lambdaext, launches, lifecycle
-    from . import alarms
+    from . import alarms, zoneoutage
     from .world import current
 
     lifecycle.install(current)
@@ -42,6 +42,7 @@ def install() -> None:
     ec2ext.install(current)
     instancelife.install(current)
     eniext.install(current)  # after ec2ext and instancelife: wraps their patches
+    zoneoutage.install(current)  # after eniext: its refusals come before the others' checks
     events.install(current)
     lambdaext.install(current)
     event_invoke_config.install(current)

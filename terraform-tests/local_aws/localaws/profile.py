@@ -44,6 +44,12 @@ class Profile:
     # asynchronously, the status is pending until the snapshot is complete, which can take
     # hours for a large first snapshot); no volume can be created from it meanwhile (ec2ext.py).
     snapshot_s: float = 60.0
+    # While an Availability Zone is out (zoneoutage.py, control API), its instances are
+    # impaired this long before they are terminated and their groups replace them: EC2 runs
+    # status checks every minute and Auto Scaling replaces an instance whose checks fail
+    # (Auto Scaling User Guide, "Health checks for instances in an Auto Scaling group"); AWS
+    # gives no figure, five minutes is our estimate.
+    zone_outage_terminate_s: float = 300.0
     # A Lambda function's calls are evaluated against its execution role's policies and
     # permissions boundary, and refused as AWS refuses them (iam_enforce.py; the evaluator,
     # iam_eval.py, says what that proves). Not a duration: true or false.
@@ -55,7 +61,7 @@ class Profile:
             return cls()
         if name == "fast":
             return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
-                       launch_retry_s=0.0, launch_retry_cap_s=0.0, snapshot_s=0.0,
+                       launch_retry_s=0.0, launch_retry_cap_s=0.0, snapshot_s=0.0, zone_outage_terminate_s=0.0,
                        iam_evaluation=False)
         raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
 

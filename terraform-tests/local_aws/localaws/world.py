@@ -35,6 +35,7 @@ from .lambda_runner import LambdaRunner
 from .launches import Launches
 from .lifecycle import LifecycleManager
 from .profile import ProfileStore
+from .zoneoutage import ZoneOutages
 
 log = logging.getLogger("localaws")
 
@@ -67,6 +68,7 @@ class World:
         self.enis = EniExtensions(self)
         self.instances = InstanceLife(self)
         self.launches = Launches(self)
+        self.zones = ZoneOutages(self)
         self.activities = ScalingActivities(self)
         self.alarms = Alarms(self)
         self.events = EventRouter(self)
@@ -91,6 +93,7 @@ class World:
             self.enis.reset()
             self.instances.reset()
             self.launches.reset()
+            self.zones.reset()
             self.activities.reset()
             self.alarms.reset()
             self.faults.clear()
