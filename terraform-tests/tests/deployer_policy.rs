@@ -171,10 +171,43 @@ fn set_vars(t: &Terraform, boundary: &str, tags: &str, instance_type: Option<&st
 
 fn set_opt_ins(t: &Terraform) {
     t.set_var("persistent_network_interface", "true");
+    // The snapshot schedule: its rule is `<name>-snapshot`, which README's policy covers.
+    t.set_var("snapshot_interval", "15m");
     t.set_var(
         "alarm_actions",
         format!(r#"["arn:aws:sns:ap-southeast-2:{ACCOUNT_ID}:ops"]"#),
     );
+}
+
+async fn delete_scheduled_snapshots(c: &terraform_tests::local_aws::Clients) {
+    use aws_sdk_ec2::types::Filter;
+    let out = c
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag:autoheal:snapshot")
+                .values("scheduled")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{STACK_TAG}"))
+                .values(STACK)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for s in out.snapshots() {
+        c.ec2
+            .delete_snapshot()
+            .snapshot_id(s.snapshot_id().unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 fn stack_output(t: &Terraform) -> anyhow::Result<Json> {
@@ -227,7 +260,7 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
     step(
         &log,
         &mut seen,
-        "update in place (persistent_network_interface, alarm_actions)",
+        "update in place (persistent_network_interface, alarm_actions, snapshot_interval)",
         || {
             set_opt_ins(&t);
             t.apply()?;
@@ -236,8 +269,9 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
             let stack = stack_output(&t)?;
             anyhow::ensure!(
                 stack["network_interface_id"].is_string()
-                    && stack["heal_failure_alarm_arn"].is_string(),
-                "the interface and the alarms are made: {stack}"
+                    && stack["heal_failure_alarm_arn"].is_string()
+                    && stack["snapshot_rule_arn"].is_string(),
+                "the interface, the alarms and the snapshot schedule are made: {stack}"
             );
             Ok(())
         },
@@ -282,6 +316,9 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         Ok(())
     });
     step(&log, &mut seen, "destroy", || t.destroy().map(drop));
+    // The scheduled snapshots outlive the stack by design (they are data); the test removes
+    // them with its own credentials before looking for leftovers.
+    world.block(delete_scheduled_snapshots(&world.clients));
     world.sweep(STACK, true);
 
     let all = decisions(&log);
@@ -318,6 +355,9 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         "ec2:DeleteNetworkInterface",
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DeleteAlarms",
+        "lambda:AddPermission",
+        "events:PutRule",
+        "events:DeleteRule",
     ] {
         let s = summary(&mine);
         assert!(
