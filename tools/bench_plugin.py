@@ -985,11 +985,11 @@ def report_answers(args, cpu, trace, answer, hashed, profile, sizes):
             f"Terraform fetches the whole schema ({aa['schema_json_bytes']:,} B as JSON, "
             f"{aa['schema_description_bytes']:,} B of it descriptions) once per provider "
             f"process: {gps['autoheal']} calls per plan, {ms(schema_ms)} as Terraform sees "
-            "them. The provider announces `get_provider_schema_optional = false` "
-            "(provider/src/plugin/server.rs, `capabilities`); recent Terraforms, 1.11.4 among "
-            "them, answer every process after the first from a global schema cache, but only "
-            "for a provider that announces `true` (1.0 has no such cache). A small saving, "
-            "constant per command.")
+            "them. The provider announces `get_provider_schema_optional = true` "
+            "(provider/src/plugin/server.rs, `capabilities`), which lets a Terraform that "
+            "keeps a global schema cache skip the call in every process after the first; "
+            f"this Terraform still called it in {gps['autoheal']} processes (1.0 has no such "
+            "cache). A constant per command, whatever N.")
     findings.append(
         f"One cost comes from the provider's package rather than its answers: Terraform hashes "
         f"the whole package on every command to check it against the lock file, "
