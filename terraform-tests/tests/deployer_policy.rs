@@ -180,27 +180,10 @@ fn set_opt_ins(t: &Terraform) {
 }
 
 async fn delete_scheduled_snapshots(c: &terraform_tests::local_aws::Clients) {
-    use aws_sdk_ec2::types::Filter;
-    let out = c
-        .ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            Filter::builder()
-                .name("tag:autoheal:snapshot")
-                .values("scheduled")
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{STACK_TAG}"))
-                .values(STACK)
-                .build(),
-        )
-        .send()
+    let found = terraform_tests::local_aws::helpers::scheduled_snapshots(&c.ec2, STACK)
         .await
         .unwrap();
-    for s in out.snapshots() {
+    for s in found {
         c.ec2
             .delete_snapshot()
             .snapshot_id(s.snapshot_id().unwrap_or_default())

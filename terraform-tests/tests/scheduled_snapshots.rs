@@ -16,9 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::Filter;
 use serde_json::Value as Json;
-use terraform_tests::local_aws::helpers::{emf_records, function_logs, wait_until, Check};
+use terraform_tests::local_aws::helpers::{self, emf_records, function_logs, wait_until, Check};
 use terraform_tests::local_aws::Clients;
 use terraform_tests::saved_plan::plan_saved;
 use terraform_tests::stack_world::{
@@ -43,34 +42,10 @@ struct Snap {
     tags: BTreeMap<String, String>,
 }
 
-/// Every snapshot of this account tagged `autoheal:snapshot = scheduled` and stack `name`.
+/// The stack's scheduled snapshots, as [`Snap`]s.
 async fn scheduled_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<Snap>> {
-    let out = c
-        .ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            Filter::builder()
-                .name("tag:autoheal:snapshot")
-                .values("scheduled")
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("tag:autoheal:stack")
-                .values(name)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "DescribeSnapshots: {}",
-                aws_sdk_ec2::error::DisplayErrorContext(&e)
-            )
-        })?;
-    Ok(out
-        .snapshots()
+    Ok(helpers::scheduled_snapshots(&c.ec2, name)
+        .await?
         .iter()
         .map(|s| Snap {
             id: s.snapshot_id().unwrap_or_default().to_string(),

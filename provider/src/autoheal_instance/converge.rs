@@ -225,7 +225,9 @@ impl<'a> Converger<'a> {
         let arn = event_rule::put(
             ctx,
             &name,
-            &event_rule::launch_pattern(&self.name(names::AUTOSCALING_GROUP)),
+            event_rule::Trigger::Pattern(&event_rule::launch_pattern(
+                &self.name(names::AUTOSCALING_GROUP),
+            )),
             "autoheal: launch lifecycle actions of this stack's group, to its attachment Lambda",
             &wanted,
         )
@@ -434,10 +436,10 @@ impl<'a> Converger<'a> {
             return Ok(None);
         };
         let wanted = self.tags(stack_tags(spec));
-        let arn = event_rule::put_schedule(
+        let arn = event_rule::put(
             ctx,
             &rule,
-            &schedule.expression(),
+            event_rule::Trigger::Schedule(&schedule.expression()),
             "autoheal: scheduled snapshots of this stack's data volume, by its Lambda function",
             &wanted,
         )

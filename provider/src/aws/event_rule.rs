@@ -28,67 +28,44 @@ pub struct RuleInfo {
     pub targets: Vec<(String, String)>,
 }
 
+/// What makes a rule fire: an event pattern, or a schedule expression (`rate(...)`, on the
+/// default bus; EventBridge then sends a "Scheduled Event" to the targets).
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger<'a> {
+    Pattern(&'a serde_json::Value),
+    Schedule(&'a str),
+}
+
 /// Creates (or overwrites: PutRule is an upsert) the rule, enabled. Returns its ARN.
 pub async fn put(
     ctx: &OpContext,
     name: &str,
-    pattern: &serde_json::Value,
+    trigger: Trigger<'_>,
     description: &str,
     tags: &Tags,
 ) -> Result<String, AwsError> {
     let out = ctx
         .call("events:PutRule", &[], || {
-            ctx.clients
+            let request = ctx
+                .clients
                 .events
                 .put_rule()
                 .name(name)
-                .event_pattern(pattern.to_string())
                 .description(description)
                 .state(aws_sdk_eventbridge::types::RuleState::Enabled)
-                .set_tags(Some(events(tags)))
-                .send()
+                .set_tags(Some(events(tags)));
+            match trigger {
+                Trigger::Pattern(p) => request.event_pattern(p.to_string()),
+                Trigger::Schedule(e) => request.schedule_expression(e),
+            }
+            .send()
         })
         .await?;
     let arn = out
         .rule_arn()
         .ok_or_else(|| AwsError::other("events:PutRule", "no rule ARN in the answer"))?
         .to_string();
-    tracing::info!(rule = name, arn, "EventBridge rule written");
-    Ok(arn)
-}
-
-/// Creates (or overwrites) a schedule rule on the default bus, enabled: EventBridge sends a
-/// "Scheduled Event" to its targets at `expression` (`rate(...)`). Returns its ARN.
-pub async fn put_schedule(
-    ctx: &OpContext,
-    name: &str,
-    expression: &str,
-    description: &str,
-    tags: &Tags,
-) -> Result<String, AwsError> {
-    let out = ctx
-        .call("events:PutRule", &[], || {
-            ctx.clients
-                .events
-                .put_rule()
-                .name(name)
-                .schedule_expression(expression)
-                .description(description)
-                .state(aws_sdk_eventbridge::types::RuleState::Enabled)
-                .set_tags(Some(events(tags)))
-                .send()
-        })
-        .await?;
-    let arn = out
-        .rule_arn()
-        .ok_or_else(|| AwsError::other("events:PutRule", "no rule ARN in the answer"))?
-        .to_string();
-    tracing::info!(
-        rule = name,
-        arn,
-        expression,
-        "EventBridge schedule rule written"
-    );
+    tracing::info!(rule = name, arn, ?trigger, "EventBridge rule written");
     Ok(arn)
 }
 

@@ -514,6 +514,38 @@ pub fn function_log_group(function: &str) -> String {
     format!("/aws/lambda/{function}")
 }
 
+/// The scheduled snapshots of stack `stack` (this account's snapshots tagged
+/// `autoheal:snapshot = scheduled` and `autoheal:stack = stack`): they outlive the stack.
+pub async fn scheduled_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    stack: &str,
+) -> anyhow::Result<Vec<aws_sdk_ec2::types::Snapshot>> {
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag:autoheal:snapshot")
+                .values("scheduled")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("tag:autoheal:stack")
+                .values(stack)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DescribeSnapshots: {}",
+                aws_sdk_ec2::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(out.snapshots().to_vec())
+}
+
 /// Every line in `/aws/lambda/FUNCTION` (all streams, by time); empty if there is no such
 /// group yet.
 pub async fn function_logs(
