@@ -37,7 +37,8 @@ process, in three ways:
   (``instancelife``), AttachVolume's zone/in-use checks, DetachVolume by
   VolumeId and the time a detach takes (``ec2ext``), network interfaces' attach and
   detach times, in-use and dependency refusals (``eniext``), snapshots that stay pending
-  for a while (``ec2ext``), the loss of an Availability Zone (``zoneoutage``), EventBridge delivery to Lambda with AWS's pattern semantics and
+  for a while, at most one started per volume every 15 s, and can end in ``error``
+  (``ec2ext``), the loss of an Availability Zone (``zoneoutage``), EventBridge delivery to Lambda with AWS's pattern semantics and
   rate-scheduled rules (``events``, ``patterns``), Lambda's
   asynchronous invocation configuration (``event_invoke_config``);
 * background machinery moto has none of: a scaled clock and timer thread

@@ -48,6 +48,47 @@
   it", same page). Snapshots moto makes for AMIs are completed at once. While the zone of its
   volume is out a pending snapshot is held (``held_remaining``: it neither progresses nor
   completes) and resumes when the zone is back (``zoneoutage``).
+* One snapshot of a volume at a time, for 15 seconds: CreateSnapshot (and CreateSnapshots,
+  volume by volume) of a volume with a snapshot started by CreateSnapshot(s) less than
+  ``SNAPSHOT_PER_VOLUME_INTERVAL_S`` = 15 AWS seconds ago (the scaled clock: 0.15 s real at
+  scale 0.01) that is still ``pending`` answers HTTP 400
+  ``SnapshotCreationPerVolumeRateExceeded`` ``The maximum per volume CreateSnapshot request
+  rate has been exceeded. Use an increasing or variable sleep interval between requests.``,
+  nothing created. The code and the figure: EC2 API Reference, "Error codes for the Amazon EC2
+  API", client errors: "SnapshotCreationPerVolumeRateExceeded: The rate limit for creating
+  concurrent snapshots of an EBS volume has been exceeded. Wait at least 15 seconds between
+  concurrent volume snapshots." (the row as it is quoted; the search reached that page but not
+  the row, whose second sentence projects handling the error quote with the page's address);
+  AWS re:Post knowledge center, "ebs-snapshot-stuck", read: "It's a best practice to wait 15
+  seconds between create-snapshot API requests for the same volume."
+  The message is EC2's as quoted in kubernetes-sigs/aws-ebs-csi-driver#1608 (two CreateSnapshot
+  calls of one volume in quick succession) and in N2WS's knowledge base. Reading "concurrent"
+  as "the earlier one still pending" is ours: a snapshot that has completed (or ended in
+  ``error``) does not count, and in ``fast`` (``snapshot_s`` 0, no snapshot is ever pending)
+  the limit never applies. A deleted snapshot still pending counts ("The deleted snapshot
+  progress will continue until it's 100% complete", same knowledge center page). Snapshots made
+  by CopySnapshot do not count (they are not snapshots of a volume). A CreateSnapshots of an
+  instance with one such volume is refused as a whole (inferred: AWS's answer to that not
+  found). Not modelled: ``ConcurrentSnapshotLimitExceeded`` (five pending snapshots of a gp2,
+  io1, io2 or magnetic volume, one of an st1 or sc1 one, same page).
+* Snapshots can fail (control API ``POST /_localaws/snapshot-failures``, see
+  ``inject_snapshot_failure``): the next N snapshots made by CreateSnapshot(s) of the named
+  volume (any volume without one) end in state ``error`` instead of ``completed`` when their
+  pending time is up, with ``StateMessage`` ``SNAPSHOT_ERROR_MESSAGE`` (or the injection's
+  ``message``) and the ``Progress`` they had reached (``99%``). With ``snapshot_s`` 0 the
+  snapshot is in ``error`` at once (CreateSnapshot answers ``State: error``). DescribeSnapshots
+  ``State`` is one of pending | completed | error | recoverable | recovering (EC2 API
+  Reference, "Snapshot"); the EBS User Guide's EventBridge page ("EBS snapshot events") shows a
+  failed ``createSnapshots`` with ``cause`` ``Snapshot snap-01234567 is in status error``.
+  ``StateMessage`` is documented only for a failed copy of an encrypted snapshot ("this field
+  displays error state details to help you diagnose why the error occurred", API Reference,
+  "Snapshot"); no text EC2 puts there for a failed CreateSnapshot was found, so ours is an
+  invention: do not parse it. A snapshot in ``error`` cannot be used: CreateVolume and
+  CopySnapshot of it answer ``IncorrectState`` ``Snapshot 'snap-..' is not 'completed'.``, as
+  for a pending one (inferred: EC2's text for a pending snapshot, quoted above; the re:Post page
+  calls snapshots in ``error`` "incomplete"). DeleteSnapshot of it works. A pending snapshot
+  deleted meanwhile goes away as before and uses up no injection. Not modelled: ``error`` for
+  copies, ``recoverable``/``recovering`` (archive tier).
 * The volume detaching transient (control API, the next K polls) is shown
   through the per-request view in ``context``. A volume can only be
   ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
@@ -72,8 +113,9 @@ needed and a clock-scale change applies at once.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .context import view
@@ -85,6 +127,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("localaws.ec2")
 
 DETACH_SECONDS = 2.0
+# AWS seconds (scaled clock) that must pass between two CreateSnapshot calls of one volume
+# while the earlier snapshot is pending (EC2 API Reference, "Error codes":
+# SnapshotCreationPerVolumeRateExceeded, "Wait at least 15 seconds between concurrent volume
+# snapshots").
+SNAPSHOT_PER_VOLUME_INTERVAL_S = 15.0
+SNAPSHOT_RATE_EXCEEDED = (
+    "The maximum per volume CreateSnapshot request rate has been exceeded. "
+    "Use an increasing or variable sleep interval between requests."
+)
+# StateMessage of a snapshot that ended in `error` by an injected failure: our text (AWS
+# documents the field for failed copies only and gives no text for a failed CreateSnapshot).
+SNAPSHOT_ERROR_MESSAGE = "The snapshot could not be completed because of an internal error."
 
 
 @dataclass
@@ -99,6 +153,29 @@ class PendingSnapshot:
     # Virtual seconds it still needs while its volume's zone is out (zoneoutage): held, not
     # progressing; None when it progresses.
     held_remaining: float | None = None
+    # The volume a CreateSnapshot(s) took it of (None for a copy): the per-volume rate limit
+    # and injected failures apply to these only. ``start`` moves when a held snapshot resumes;
+    # ``started`` is when the call was made.
+    volume_id: str | None = None
+    started: float = 0.0
+
+
+@dataclass
+class InjectedSnapshotFailure:
+    """``POST /_localaws/snapshot-failures``: the next ``remaining`` snapshots of ``volume``
+    (every volume when None; every snapshot until cleared when ``remaining`` is None) end in
+    ``error``."""
+
+    id: str
+    volume: str | None
+    remaining: int | None
+    message: str = SNAPSHOT_ERROR_MESSAGE
+    fired: int = 0
+    snapshots: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "volume": self.volume, "remaining": self.remaining, "message": self.message,
+                "fired": self.fired, "snapshots": list(self.snapshots)}
 
 
 class Ec2Extensions:
@@ -113,6 +190,9 @@ class Ec2Extensions:
         self.extra_attachments: dict[str, Any] = {}
         # snapshot id -> the snapshot still pending (until its deadline).
         self.pending_snapshots: dict[str, PendingSnapshot] = {}
+        # Injected snapshot failures (control API), tried in order.
+        self.snapshot_failures: list[InjectedSnapshotFailure] = []
+        self._failure_ids = itertools.count(1)
 
     BREAKS = frozenset({"double_attach", "volume_stays_on_terminated", "address_stays_on_terminated"})
 
@@ -125,6 +205,7 @@ class Ec2Extensions:
             if entry.timer is not None:
                 entry.timer.cancel()
         self.pending_snapshots.clear()  # moto's snapshots are gone with the reset too
+        self.snapshot_failures.clear()
 
     def set_breaks(self, names: Any) -> list[str]:
         """Replaces the breaks in force (lock held); refuses unknown names."""
@@ -179,18 +260,83 @@ class Ec2Extensions:
 
     # -- snapshots ------------------------------------------------------------------
 
-    def start_snapshot(self, snapshot: Any) -> None:
-        """``snapshot`` was just created by a client's call: pending for ``snapshot_s`` (lock held)."""
+    def start_snapshot(self, snapshot: Any, volume_id: str | None = None) -> None:
+        """``snapshot`` was just created by a client's call: pending for ``snapshot_s`` (lock
+        held). ``volume_id``: the volume a CreateSnapshot(s) took it of (None for a copy)."""
         seconds = self.world.profile.current.snapshot_s
         if seconds <= 0:
+            if volume_id is not None:
+                self._fail_if_injected(snapshot, volume_id)  # no pending time: its end is now
             return
         now = self.world.clock.now()
-        entry = PendingSnapshot(snapshot, now, now + seconds)
+        entry = PendingSnapshot(snapshot, now, now + seconds, volume_id=volume_id, started=now)
         generation = self.world.generation
         entry.timer = self.world.scheduler.call_at(
             entry.deadline, lambda: self._snapshot_done(snapshot.id, generation), name=f"snapshot {snapshot.id}")
         self.pending_snapshots[snapshot.id] = entry
         log.info("snapshot %s of %s pending for %ss", snapshot.id, getattr(snapshot.volume, "id", "?"), seconds)
+
+    def refuse_rate_exceeded(self, volume_id: str) -> None:
+        """CreateSnapshot of ``volume_id`` while a snapshot of it started less than 15 AWS
+        seconds ago is still pending: ``SnapshotCreationPerVolumeRateExceeded`` (lock held)."""
+        from moto.ec2.exceptions import EC2ClientError
+
+        now = self.world.clock.now()
+        for sid, entry in self.pending_snapshots.items():
+            if (entry.volume_id == volume_id and now - entry.started < SNAPSHOT_PER_VOLUME_INTERVAL_S
+                    and self.pending_snapshot(sid) is not None):
+                log.info("CreateSnapshot of %s refused: %s started %.1fs ago is pending", volume_id, sid,
+                         now - entry.started)
+                raise EC2ClientError("SnapshotCreationPerVolumeRateExceeded", SNAPSHOT_RATE_EXCEEDED)
+
+    # -- injected snapshot failures (control API) ----------------------------------
+
+    def inject_snapshot_failure(self, spec: Any) -> dict[str, Any]:
+        """``{"volume"?: "vol-..", "count"?: N, "message"?: "..."}`` (lock held)."""
+        if not isinstance(spec, dict):
+            raise BadRequest("expected a JSON object")
+        unknown = sorted(set(spec) - {"volume", "count", "message"})
+        if unknown:
+            raise BadRequest(f"unknown keys {unknown}: expected volume, count, message")
+        volume = spec.get("volume")
+        if volume is not None and (not isinstance(volume, str) or not volume.startswith("vol-")):
+            raise BadRequest("volume must be a volume id (vol-...); leave it out for every volume")
+        count = spec.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise BadRequest("count must be an integer >= 1 (leave it out for every snapshot until cleared)")
+        message = spec.get("message", SNAPSHOT_ERROR_MESSAGE)
+        if not isinstance(message, str) or not message:
+            raise BadRequest("message must be a non-empty string")
+        failure = InjectedSnapshotFailure(id=f"sf-{next(self._failure_ids)}", volume=volume, remaining=count,
+                                          message=message)
+        self.snapshot_failures.append(failure)
+        log.info("snapshot failure injected: %s", failure.describe())
+        return failure.describe()
+
+    def list_snapshot_failures(self) -> list[dict[str, Any]]:
+        return [f.describe() for f in self.snapshot_failures]
+
+    def clear_snapshot_failures(self) -> None:
+        self.snapshot_failures.clear()
+
+    def _fail_if_injected(self, snapshot: Any, volume_id: str, progress: str = "99%") -> bool:
+        """At the end of its pending time: if an injection names this snapshot's volume (or
+        every volume), the snapshot ends in ``error`` and the injection is used up once."""
+        for failure in self.snapshot_failures:
+            if failure.volume not in (None, volume_id):
+                continue
+            if failure.remaining is not None:
+                if failure.remaining <= 0:
+                    continue
+                failure.remaining -= 1
+            failure.fired += 1
+            failure.snapshots.append(snapshot.id)
+            snapshot.status = "error"
+            snapshot.__dict__["_localaws_state_message"] = failure.message
+            snapshot.__dict__["_localaws_progress"] = progress
+            log.info("snapshot %s of %s ended in error (injection %s)", snapshot.id, volume_id, failure.id)
+            return True
+        return False
 
     def pending_snapshot(self, snapshot_id: str) -> PendingSnapshot | None:
         """The entry of a snapshot that is still pending now, or None."""
@@ -221,6 +367,13 @@ class Ec2Extensions:
             if entry.held_remaining is None and now >= entry.deadline:
                 self._finish_snapshot(sid, entry)
 
+    def settle_snapshot(self, snapshot_id: str) -> None:
+        """Finish this one snapshot if its time is up (lock held): how it ended (``completed``
+        or an injected ``error``) shows from the moment its pending time ends."""
+        entry = self.pending_snapshots.get(snapshot_id)
+        if entry is not None and entry.held_remaining is None and self.world.clock.now() >= entry.deadline:
+            self._finish_snapshot(snapshot_id, entry)
+
     def _finish_snapshot(self, snapshot_id: str, entry: PendingSnapshot) -> None:
         if self.pending_snapshots.get(snapshot_id) is not entry:
             return
@@ -233,6 +386,8 @@ class Ec2Extensions:
             if backend.snapshots.get(snapshot_id) is snap:
                 del backend.snapshots[snapshot_id]
             log.info("snapshot %s completed and its deletion took effect", snapshot_id)
+        elif entry.volume_id is not None and self._fail_if_injected(snap, entry.volume_id):
+            pass  # ended in `error` (logged there)
         else:
             log.info("snapshot %s completed", snapshot_id)
 
@@ -462,6 +617,7 @@ def install(world_ref: Any) -> None:
     def snapshot_status(self: Any) -> str:
         if ext().pending_snapshot(self.id) is not None:
             return "pending"
+        ext().settle_snapshot(self.id)  # its time is up: completed or, injected, error
         return self.__dict__.get("_localaws_status", "completed")
 
     def set_snapshot_status(self: Any, value: str) -> None:
@@ -470,7 +626,8 @@ def install(world_ref: Any) -> None:
     def snapshot_progress(self: Any) -> str | None:
         entry = ext().pending_snapshot(self.id)
         if entry is None:
-            return "100%"
+            # Where an injected failure stopped it, else done.
+            return self.__dict__.get("_localaws_progress", "100%")
         if view.operation == "CreateSnapshot":
             return None  # EC2's CreateSnapshot answer has State pending and no Progress
         span = entry.deadline - entry.start
@@ -478,30 +635,67 @@ def install(world_ref: Any) -> None:
         done = (now - entry.start) / span if span > 0 else 1.0
         return f"{max(0, min(99, int(done * 100)))}%"
 
+    def snapshot_state_message(self: Any) -> str | None:
+        # Only a snapshot in `error` has one (DescribeSnapshots leaves it out otherwise).
+        if self.status != "error":
+            return None
+        return self.__dict__.get("_localaws_state_message")
+
     ebs.Snapshot.status = property(snapshot_status, set_snapshot_status)
     ebs.Snapshot.progress = property(snapshot_progress)
+    ebs.Snapshot.state_message = property(snapshot_state_message)
 
     orig_create_snapshot = ebs.EBSBackend.create_snapshot
 
     def create_snapshot(self: Any, volume_id: str, description: str, owner_id: str | None = None,
                         from_ami: str | None = None) -> Any:
+        # Only a client's CreateSnapshot(s) waits (and is rate limited): moto's own AMI
+        # snapshots are there at once.
+        client_call = from_ami is None and view.operation in ("CreateSnapshot", "CreateSnapshots")
+        if client_call and volume_id in self.volumes:
+            ext().refuse_rate_exceeded(volume_id)
         snapshot = orig_create_snapshot(self, volume_id, description, owner_id=owner_id, from_ami=from_ami)
-        # Only a client's CreateSnapshot(s) waits: moto's own AMI snapshots are there at once.
-        if from_ami is None and view.operation in ("CreateSnapshot", "CreateSnapshots"):
-            ext().start_snapshot(snapshot)
+        if client_call:
+            ext().start_snapshot(snapshot, volume_id)
         return snapshot
 
     ebs.EBSBackend.create_snapshot = create_snapshot
 
-    def refuse_pending_snapshot(snapshot_id: str | None) -> None:
-        if snapshot_id and ext().pending_snapshot(snapshot_id) is not None:
+    orig_create_snapshots = ebs.EBSBackend.create_snapshots
+
+    def create_snapshots(self: Any, instance_spec: dict[str, Any], description: str, tags: dict[str, str]) -> Any:
+        # Refused as a whole when one of the instance's volumes is rate limited (moto makes
+        # the snapshots one by one: the first ones would stay behind a refusal).
+        instance = self.get_instance(instance_spec["InstanceId"])
+        exclude_boot = str(instance_spec.get("ExcludeBootVolume", False)).lower() == "true"
+        for device, mapping in instance.get_block_device_mapping:
+            if not (exclude_boot and device == instance.root_device_name):
+                ext().refuse_rate_exceeded(mapping.volume_id)
+        return orig_create_snapshots(self, instance_spec, description, tags)
+
+    ebs.EBSBackend.create_snapshots = create_snapshots
+
+    def refuse_pending_snapshot(backend: Any, snapshot_id: str | None) -> None:
+        """A snapshot (of ``backend``'s region) that is pending, or ended in ``error``, cannot
+        be used."""
+        if not snapshot_id:
+            return
+        snap = backend.snapshots.get(snapshot_id)
+        if ext().pending_snapshot(snapshot_id) is not None or (snap is not None and snap.status == "error"):
             raise EC2ClientError("IncorrectState", f"Snapshot '{snapshot_id}' is not 'completed'.")
 
     orig_copy_snapshot = ebs.EBSBackend.copy_snapshot
 
     def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str,
                       kms_key_id: str | None) -> Any:
-        refuse_pending_snapshot(source_snapshot_id)
+        from moto.ec2.models import ec2_backends
+
+        ext().settle_snapshots()
+        try:
+            source = ec2_backends[self.account_id][source_region] if source_region else self
+        except KeyError:
+            source = self  # moto refuses the unknown region itself
+        refuse_pending_snapshot(source, source_snapshot_id)
         snapshot = orig_copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
         ext().start_snapshot(snapshot)
         return snapshot
@@ -512,7 +706,7 @@ def install(world_ref: Any) -> None:
 
     def create_volume(self: Any, *args: Any, **kwargs: Any) -> Any:
         ext().settle_snapshots()
-        refuse_pending_snapshot(kwargs.get("snapshot_id") if "snapshot_id" in kwargs
+        refuse_pending_snapshot(self, kwargs.get("snapshot_id") if "snapshot_id" in kwargs
                                 else (args[2] if len(args) > 2 else None))
         return orig_create_volume(self, *args, **kwargs)
 

@@ -474,6 +474,16 @@ class ControlAPI:
                 if method == "DELETE":
                     w.launches.clear_injected()
                     return _json_response(200, {"ok": True})
+        if route == "/snapshot-failures":
+            # EBS snapshots that end in `error` instead of `completed` (ec2ext.py).
+            with w.lock:
+                if method == "POST":
+                    return _json_response(200, w.ec2.inject_snapshot_failure(data))
+                if method == "GET":
+                    return _json_response(200, w.ec2.list_snapshot_failures())
+                if method == "DELETE":
+                    w.ec2.clear_snapshot_failures()
+                    return _json_response(200, {"ok": True})
         if route == "/zone-outage":
             # The loss of a whole Availability Zone (zoneoutage.py).
             with w.lock:

@@ -42,7 +42,9 @@ class Profile:
     # An EBS snapshot is `pending` this long after CreateSnapshot / CopySnapshot before it
     # is `completed` (EBS User Guide, "Create Amazon EBS snapshots": snapshots occur
     # asynchronously, the status is pending until the snapshot is complete, which can take
-    # hours for a large first snapshot); no volume can be created from it meanwhile (ec2ext.py).
+    # hours for a large first snapshot); no volume can be created from it meanwhile, and a
+    # second CreateSnapshot of its volume within 15 AWS seconds is refused (ec2ext.py: with 0
+    # nothing is pending, so that limit never applies).
     snapshot_s: float = 60.0
     # While an Availability Zone is out (zoneoutage.py, control API), its instances are
     # impaired this long before they are terminated and their groups replace them: EC2 runs
