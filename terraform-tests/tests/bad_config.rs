@@ -219,6 +219,38 @@ fn cases() -> Vec<Case> {
             &[("snapshot_interval", "\"1h\""), ("snapshot_retention", "0")],
             &["snapshot_retention"],
         ),
+        case(
+            "failover_zones with the home zone",
+            &[("failover_zones", r#"["ap-southeast-2a"]"#)],
+            &["failover_zones"],
+        ),
+        case(
+            "failover_zones with a persistent network interface",
+            &[
+                ("failover_zones", r#"["ap-southeast-2b"]"#),
+                ("persistent_network_interface", "true"),
+            ],
+            &["failover_zones"],
+        ),
+        case(
+            "failover_subnet_ids without subnet_id",
+            &[
+                ("failover_zones", r#"["ap-southeast-2b"]"#),
+                (
+                    "failover_subnet_ids",
+                    r#"{ "ap-southeast-2b" = "subnet-0123456789abcdef0" }"#,
+                ),
+            ],
+            &["failover_subnet_ids"],
+        ),
+        case(
+            "failover_zones with subnet_id but no failover_subnet_ids",
+            &[
+                ("subnet_id", r#""subnet-0123456789abcdef0""#),
+                ("failover_zones", r#"["ap-southeast-2b"]"#),
+            ],
+            &["failover_zones"],
+        ),
     ];
     cases.push(Case {
         name: "timeouts.create soon",

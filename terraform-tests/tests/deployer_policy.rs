@@ -298,6 +298,27 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         );
         Ok(())
     });
+    // The failover zones' subnet (it cannot go with the interface, which lives in one
+    // subnet): made in the stack's VPC by an update, on the stack's route table.
+    step(
+        &log,
+        &mut seen,
+        "update in place (failover_zones instead of persistent_network_interface)",
+        || {
+            t.unset_var("persistent_network_interface");
+            t.set_var("failover_zones", r#"["ap-southeast-2b"]"#);
+            t.apply()?;
+            let plan = t.plan()?;
+            anyhow::ensure!(plan.exit_code == 0, "the plan is not empty:\n{plan}");
+            let stack = stack_output(&t)?;
+            anyhow::ensure!(
+                stack["failover_subnet_ids"]["ap-southeast-2b"].is_string()
+                    && stack["network_interface_id"].is_null(),
+                "the failover subnet is made and the interface gone: {stack}"
+            );
+            Ok(())
+        },
+    );
     step(&log, &mut seen, "destroy", || t.destroy().map(drop));
     // The scheduled snapshots outlive the stack by design (they are data); the test removes
     // them with its own credentials before looking for leftovers.
@@ -341,6 +362,9 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         "lambda:AddPermission",
         "events:PutRule",
         "events:DeleteRule",
+        "ec2:CreateSubnet",
+        "ec2:AssociateRouteTable",
+        "ec2:DeleteSubnet",
     ] {
         let s = summary(&mine);
         assert!(

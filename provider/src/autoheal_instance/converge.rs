@@ -19,6 +19,7 @@ use crate::aws::{
 
 use super::alarms;
 use super::create::{function_settings, policy_scope};
+use super::failover_subnets;
 use super::names;
 use super::policy;
 use super::retry_budget::retry_budget;
@@ -567,6 +568,149 @@ impl<'a> Converger<'a> {
             .await
             .step("create", format!("security group {name}"))?;
         Ok((id, true))
+    }
+
+    /// The failover zones' subnets (`failover_zones`), zone -> subnet id, in `vpc_id` beside
+    /// `home_subnet_id`.
+    ///
+    /// - The provider's network: the VPC's subnets decide (`failover_subnets::plan`): the
+    ///   stack's failover subnets of zones still listed are kept (and tagged as the spec says),
+    ///   the others deleted; a missing one is made in the first free block of `subnet_cidr`'s
+    ///   size and associated with the stack's route table. `created` is told each new one at
+    ///   once. With no failover zones and none left, this lists the subnets once.
+    /// - The user's subnets (`failover_subnet_ids`): each must exist, be in its zone and in
+    ///   `vpc_id`; nothing is made or changed.
+    pub async fn failover_subnets(
+        &self,
+        vpc_id: &str,
+        home_subnet_id: &str,
+        mut created: impl FnMut(&str, &str),
+    ) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+        use crate::aws::network;
+        let (ctx, spec) = (self.ctx, self.spec);
+        if !spec.creates_network() {
+            return self.users_failover_subnets(vpc_id).await;
+        }
+        let vpc = || format!("the subnets of VPC {vpc_id}");
+        let subnets = network::subnets_in(ctx, vpc_id).await.step("list", vpc())?;
+        let plan = failover_subnets::plan(
+            &spec.name,
+            home_subnet_id,
+            &spec.vpc_cidr,
+            &spec.subnet_cidr,
+            &spec.failover_zones,
+            &subnets,
+        );
+        if let Some(zone) = plan.no_room.first() {
+            return Err(StepError::problem(
+                "make",
+                format!("the failover subnet in {zone}"),
+                format!(
+                    "failover_zones: VPC {vpc_id} ({}) has no free block of subnet_cidr's size \
+                     ({}) left for {zone}",
+                    spec.vpc_cidr, spec.subnet_cidr
+                ),
+            ));
+        }
+        for id in &plan.delete {
+            tracing::info!(
+                subnet_id = id,
+                "deleting a failover subnet whose zone is no longer in failover_zones"
+            );
+            network::delete_subnet(ctx, id)
+                .await
+                .step("delete", format!("failover subnet {id}"))?;
+        }
+        let tags = |zone: &str| {
+            let mut t = object_tags(spec, names::SUBNET_NAME_TAG);
+            t.insert(
+                names::NAME_TAG.to_string(),
+                failover_subnets::subnet_name(&spec.name, zone),
+            );
+            self.tags(t)
+        };
+        let mut ids = plan.keep.clone();
+        for (zone, id) in &plan.keep {
+            let info = subnets.iter().find(|s| &s.subnet_id == id);
+            let current = info.map(|s| s.tags.clone()).unwrap_or_default();
+            let (set, remove) = aws_tags::diff(&current, &tags(zone));
+            crate::aws::ec2_tags::set(ctx, std::slice::from_ref(id), &set, &remove)
+                .await
+                .step("tag", format!("failover subnet {id}"))?;
+        }
+        if plan.make.is_empty() {
+            return Ok(ids);
+        }
+        let table = network::find_network(ctx, vpc_id)
+            .await
+            .step("find", format!("the route table of VPC {vpc_id}"))?
+            .route_table_id
+            .ok_or_else(|| {
+                StepError::problem(
+                    "find",
+                    format!("the route table of VPC {vpc_id}"),
+                    "the VPC has no route table of the stack's",
+                )
+            })?;
+        for (zone, cidr) in &plan.make {
+            let id = network::create_subnet(ctx, vpc_id, cidr, zone, &tags(zone))
+                .await
+                .step("create", format!("failover subnet in {zone}"))?;
+            created(zone, &id);
+            network::associate_route_table(ctx, &table, &id)
+                .await
+                .step("associate", format!("route table {table} with subnet {id}"))?;
+            ids.insert(zone.clone(), id);
+        }
+        Ok(ids)
+    }
+
+    /// The user's failover subnets, checked: they exist, each in its zone and in `vpc_id`.
+    async fn users_failover_subnets(
+        &self,
+        vpc_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+        let wanted = &self.spec.failover_subnet_ids;
+        let ids: Vec<String> = wanted.values().cloned().collect();
+        let found = crate::aws::network::find_subnets(self.ctx, &ids)
+            .await
+            .step("find", "the failover subnets")?;
+        for (zone, id) in wanted {
+            let object = || format!("subnet {id}");
+            let Some(s) = found.iter().find(|s| &s.subnet_id == id) else {
+                return Err(StepError::problem(
+                    "use",
+                    object(),
+                    format!(
+                        "failover_subnet_ids[\"{zone}\"]: subnet {id} does not exist in this \
+                         account and region"
+                    ),
+                ));
+            };
+            if &s.availability_zone != zone {
+                return Err(StepError::problem(
+                    "use",
+                    object(),
+                    format!(
+                        "failover_subnet_ids[\"{zone}\"]: subnet {id} is in {}, not {zone}",
+                        s.availability_zone
+                    ),
+                ));
+            }
+            if s.vpc_id != vpc_id {
+                return Err(StepError::problem(
+                    "use",
+                    object(),
+                    format!(
+                        "failover_subnet_ids[\"{zone}\"]: subnet {id} is in VPC {}, but \
+                         subnet_id's VPC is {vpc_id}; the stack's security group lives in \
+                         one VPC",
+                        s.vpc_id
+                    ),
+                ));
+            }
+        }
+        Ok(wanted.clone())
     }
 
     /// The persistent network interface (`persistent_network_interface`) in `subnet_id` with

@@ -4,7 +4,7 @@
 //! soon as AWS returns its id, so a failure leaves a state that destroy can clean up):
 //!
 //! 1. at once: network (VPC, subnet, gateway, routes; or the user's subnet) then the security
-//!    group, then the persistent network interface (`persistent_network_interface`); the data
+//!    group beside the failover zones' subnets (`failover_zones`), then the persistent network interface (`persistent_network_interface`); the data
 //!    volume (restored from the newest final snapshot of a stack of the same name, else
 //!    `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the EventBridge rule
 //!    (its pattern needs only the group's name); the alarms (`alarm_actions`: they need only
@@ -466,12 +466,31 @@ impl<'a> Creator<'a> {
             }
         };
         let left = self.leftover("security group", &self.leftovers.security_group_ids);
-        let (sg, _) = self
-            .converger()
-            .security_group(left.map(String::as_str), &vpc_id, |id| {
+        let converger = self.converger();
+        // The failover zones' subnets beside the security group: each needs only the VPC.
+        let failover = async {
+            if !spec.has_failover_zones() {
+                return Ok(());
+            }
+            let ids = converger
+                .failover_subnets(&vpc_id, &subnet_id, |zone, id| {
+                    self.record(|s| {
+                        s.failover_subnet_ids
+                            .insert(zone.to_string(), id.to_string());
+                    })
+                })
+                .await?;
+            self.record(|s| s.failover_subnet_ids = ids);
+            Ok::<(), StepError>(())
+        };
+        let (sg, failover) = tokio::join!(
+            converger.security_group(left.map(String::as_str), &vpc_id, |id| {
                 self.record(|s| s.security_group_id = Some(id.to_string()))
-            })
-            .await?;
+            }),
+            failover
+        );
+        let (sg, _) = sg?;
+        failover?;
         self.record(|s| s.security_group_id = Some(sg.clone()));
         let left = self.leftover("network interface", &self.leftovers.network_interface_ids);
         let groups: Vec<String> = std::iter::once(sg.clone())

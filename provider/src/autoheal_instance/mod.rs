@@ -34,6 +34,7 @@ pub mod converge;
 pub mod create;
 pub mod delete;
 pub mod duration;
+pub mod failover_subnets;
 pub mod lineage;
 pub mod names;
 pub mod plan;

@@ -30,7 +30,7 @@
 //!
 //! `requires_replace` is then brought up to date with the final planned values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::plugin::diagnostics::{AttributePath, Severity};
@@ -245,6 +245,25 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         planned.set_attr("snapshot_rule_arn", Value::Null);
     } else if creating || prior.attr("snapshot_rule_arn").is_null() {
         planned.set_attr("snapshot_rule_arn", Value::Unknown);
+    }
+
+    // The failover zones' subnets. With `subnet_id` the configuration names them. Without,
+    // they are the provider's: null without `failover_zones`; unknown when one is to be made
+    // or deleted (a zone added or removed, or read found one gone).
+    if !planned.attr("vpc_cidr").is_null() {
+        let zones = planned.attr("failover_zones").clone();
+        let wanted: BTreeSet<&str> = zones.elements().iter().filter_map(Value::as_str).collect();
+        let have: BTreeSet<String> = planned
+            .attr("failover_subnet_ids")
+            .entries()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let same = wanted.len() == have.len() && have.iter().all(|z| wanted.contains(z.as_str()));
+        if !zones.is_wholly_known() || (!wanted.is_empty() && (creating || !same)) {
+            planned.set_attr("failover_subnet_ids", Value::Unknown);
+        } else if wanted.is_empty() {
+            planned.set_attr("failover_subnet_ids", Value::Null);
+        }
     }
 
     // Every apply leaves the security group with exactly the configured rules, so the rules
@@ -1093,6 +1112,63 @@ mod tests {
         )
         .planned_state;
         assert!(p.attr("network_interface_id").is_unknown());
+    }
+
+    #[test]
+    fn the_failover_subnets_follow_failover_zones() {
+        let zones = |z: &[&str]| Value::Set(z.iter().map(|s| Value::from(*s)).collect());
+        let ids = |pairs: &[(&str, &str)]| {
+            Value::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                    .collect(),
+            )
+        };
+        let with = config(&[("failover_zones", zones(&["ap-southeast-2b"]))]);
+        let at_create = plan(&Value::Null, &with);
+        assert!(at_create
+            .planned_state
+            .attr("failover_subnet_ids")
+            .is_unknown());
+        // Kept while every zone has its subnet: no change.
+        let mut prior = created(&with);
+        prior.set_attr(
+            "failover_subnet_ids",
+            ids(&[("ap-southeast-2b", "subnet-b")]),
+        );
+        assert_eq!(plan(&prior, &with).planned_state, prior, "no change");
+        // A zone added, or its subnet found gone by read: unknown (made in place).
+        let more = config(&[(
+            "failover_zones",
+            zones(&["ap-southeast-2b", "ap-southeast-2c"]),
+        )]);
+        let added = plan(&prior, &more);
+        assert!(added.planned_state.attr("failover_subnet_ids").is_unknown());
+        assert!(added.requires_replace.is_empty());
+        let mut gone = prior.clone();
+        gone.set_attr("failover_subnet_ids", Value::Null);
+        assert!(plan(&gone, &with)
+            .planned_state
+            .attr("failover_subnet_ids")
+            .is_unknown());
+        // Without failover zones: none.
+        let off = plan(&prior, &config(&[]));
+        assert!(off.planned_state.attr("failover_subnet_ids").is_null());
+        // The user's subnets (with subnet_id): the configuration's, as they are.
+        let users = config(&[
+            ("subnet_id", "subnet-0123456789abcdef0".into()),
+            ("failover_zones", zones(&["ap-southeast-2b"])),
+            (
+                "failover_subnet_ids",
+                ids(&[("ap-southeast-2b", "subnet-12345678")]),
+            ),
+        ]);
+        let theirs = plan(&Value::Null, &users);
+        assert_eq!(
+            theirs.planned_state.attr("failover_subnet_ids"),
+            &ids(&[("ap-southeast-2b", "subnet-12345678")])
+        );
     }
 
     #[test]

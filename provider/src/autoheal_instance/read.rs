@@ -160,7 +160,37 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         );
         Ok::<_, crate::aws::AwsError>((rule?, Some(policy?), newest?))
     };
-    let (vol, addr, sg, role_policies, role_policy, eni, alarms, schedule) = tokio::join!(
+    // The failover zones' subnets, for a stack that has (or had) some: those of the provider's
+    // network found in its VPC (see `failover_subnets`), or the user's that still exist.
+    let failover = async {
+        if !spec.has_failover_zones() && stack.failover_subnet_ids.is_empty() {
+            return Ok(None);
+        }
+        let found = match (&stack.vpc_id, &stack.subnet_id) {
+            (Some(vpc), Some(home)) if spec.creates_network() => {
+                crate::aws::network::subnets_in(ctx, vpc)
+                    .await?
+                    .iter()
+                    .filter_map(|s| {
+                        let zone = super::failover_subnets::failover_zone_of(&spec.name, home, s)?;
+                        Some((zone, s.subnet_id.clone()))
+                    })
+                    .collect()
+            }
+            _ => {
+                let ids: Vec<String> = stack.failover_subnet_ids.values().cloned().collect();
+                let there = crate::aws::network::find_subnets(ctx, &ids).await?;
+                stack
+                    .failover_subnet_ids
+                    .iter()
+                    .filter(|(_, id)| there.iter().any(|s| &s.subnet_id == *id))
+                    .map(|(z, id)| (z.clone(), id.clone()))
+                    .collect()
+            }
+        };
+        Ok::<_, crate::aws::AwsError>(Some(found))
+    };
+    let (vol, addr, sg, role_policies, role_policy, eni, alarms, schedule, failover) = tokio::join!(
         async {
             match opt(&stack.volume_id) {
                 Some(id) => volume::find(ctx, &id).await,
@@ -201,8 +231,20 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             }
         },
         schedule,
+        failover,
     );
     let (schedule_rule, schedule_permission, newest_snapshot) = schedule.map_err(aws_err)?;
+    if let Some(found) = failover.map_err(aws_err)? {
+        let found: BTreeMap<String, String> = found;
+        state.set_attr(
+            "failover_subnet_ids",
+            if found.is_empty() {
+                Value::Null
+            } else {
+                Value::Map(found.into_iter().map(|(z, id)| (z, id.into())).collect())
+            },
+        );
+    }
     let (vol, addr, sg, role_policies, role_policy, eni, alarms) = (
         vol.map_err(aws_err)?,
         addr.map_err(aws_err)?,
@@ -809,6 +851,39 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                 if let Some(vpc) = ours {
                     state.set_attr("vpc_cidr", vpc.cidr.into());
                     state.set_attr("subnet_cidr", info.cidr.into());
+                    // The failover zones: those of the stack's failover subnets in its VPC.
+                    // (A user's own failover subnets carry nothing of the stack's: with
+                    // `subnet_id` the configuration names them, and the plan after the
+                    // import adds them in place.)
+                    let failover: BTreeMap<String, String> =
+                        match crate::aws::network::subnets_in(ctx, &info.vpc_id).await {
+                            Ok(subnets) => subnets
+                                .iter()
+                                .filter_map(|s| {
+                                    let zone =
+                                        super::failover_subnets::failover_zone_of(name, subnet, s)?;
+                                    Some((zone, s.subnet_id.clone()))
+                                })
+                                .collect(),
+                            Err(e) => {
+                                return fail(
+                                    format!("Failed to import stack {name}"),
+                                    e.to_string(),
+                                )
+                            }
+                        };
+                    if !failover.is_empty() {
+                        state.set_attr(
+                            "failover_zones",
+                            Value::Set(failover.keys().map(|z| z.clone().into()).collect()),
+                        );
+                        state.set_attr(
+                            "failover_subnet_ids",
+                            Value::Map(
+                                failover.into_iter().map(|(z, id)| (z, id.into())).collect(),
+                            ),
+                        );
+                    }
                 } else {
                     state.set_attr("subnet_id", subnet.clone().into());
                 }

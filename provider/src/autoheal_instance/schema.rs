@@ -223,6 +223,32 @@ fn inputs(b: Block) -> Block {
         )
         .requires_replace(),
     )
+    .attribute(Attribute::optional(
+        "failover_zones",
+        Type::set(Type::String),
+        &format!(
+            "Availability Zones (names, in the provider's region, other than \
+             `availability_zone`) the stack's network reaches besides its home zone, ready for \
+             a zone failover (docs/zone-failover.md). Without `subnet_id` the provider \
+             creates a public subnet in each, in the stack's VPC, with the stack's route \
+             table: each takes the first block of `subnet_cidr`'s size that is free in \
+             `vpc_cidr`. With `subnet_id`, name your own subnets in `failover_subnet_ids`. \
+             Nothing launches there while the home zone serves: the group keeps the home \
+             subnet only. Not with `persistent_network_interface` (an interface lives in one \
+             subnet). Default: none. {IN_PLACE}"
+        ),
+    ))
+    .attribute(Attribute::optional_computed(
+        "failover_subnet_ids",
+        Type::map(Type::String),
+        &format!(
+            "The subnet of each failover zone: zone name -> subnet id. With `subnet_id`, \
+             required with `failover_zones`: one of your subnets per zone (in that zone and \
+             in `subnet_id`'s VPC, with a route to the internet like `subnet_id`'s). \
+             Without `subnet_id`, do not set it: it reports the subnets the provider \
+             created. {IN_PLACE}"
+        ),
+    ).use_state_for_unknown())
     .attribute(
         Attribute::optional(
             "existing_allocation_id",

@@ -50,6 +50,11 @@ pub struct Spec {
     pub subnet_id: Option<String>,
     pub vpc_cidr: String,
     pub subnet_cidr: String,
+    /// The failover zones (`failover_zones`), sorted; empty: none.
+    pub failover_zones: Vec<String>,
+    /// The user's subnet per failover zone (`failover_subnet_ids` with `subnet_id`); empty
+    /// when the provider makes them.
+    pub failover_subnet_ids: BTreeMap<String, String>,
     pub existing_allocation_id: Option<String>,
     pub existing_volume_id: Option<String>,
     pub ami: String,
@@ -130,6 +135,18 @@ impl SnapshotSchedule {
     }
 }
 
+/// A map of strings (unknown or null: empty).
+pub fn string_map(v: &Value, attr: &str) -> BTreeMap<String, String> {
+    v.attr(attr)
+        .entries()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn string(v: &Value, attr: &str) -> Option<String> {
     v.attr(attr).as_str().map(str::to_string)
 }
@@ -150,6 +167,17 @@ impl Spec {
             subnet_id: string(v, "subnet_id").filter(|_| v.attr("vpc_cidr").is_null()),
             vpc_cidr: s("vpc_cidr", schema::DEFAULT_VPC_CIDR),
             subnet_cidr: s("subnet_cidr", schema::DEFAULT_SUBNET_CIDR),
+            failover_zones: {
+                let mut z = strings(v, "failover_zones");
+                z.sort();
+                z.dedup();
+                z
+            },
+            failover_subnet_ids: if v.attr("vpc_cidr").is_null() {
+                string_map(v, "failover_subnet_ids")
+            } else {
+                BTreeMap::new()
+            },
             existing_allocation_id: string(v, "existing_allocation_id"),
             existing_volume_id: string(v, "existing_volume_id"),
             ami: s("ami", ""),
@@ -228,15 +256,7 @@ impl Spec {
                         .unwrap_or(schema::DEFAULT_SNAPSHOT_RETENTION as u32),
                 }),
             handler_sha256: string(v, "handler_sha256"),
-            tags_all: v
-                .attr("tags_all")
-                .entries()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            tags_all: string_map(v, "tags_all"),
             create_timeout: operation_timeout(v, Operation::Create),
             update_timeout: operation_timeout(v, Operation::Update),
             delete_timeout: operation_timeout(v, Operation::Delete),
@@ -246,6 +266,11 @@ impl Spec {
     /// Whether the stack has its alarms (`alarm_actions` set and not empty).
     pub fn has_alarms(&self) -> bool {
         !self.alarm_actions.is_empty()
+    }
+
+    /// Whether the stack reaches failover zones (`failover_zones`).
+    pub fn has_failover_zones(&self) -> bool {
+        !self.failover_zones.is_empty()
     }
 
     /// Whether the provider owns the network (no `subnet_id` given).

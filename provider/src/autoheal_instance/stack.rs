@@ -36,6 +36,8 @@ pub struct Stack {
     pub last_snapshot_time: Option<String>,
     pub heal_failure_alarm_arn: Option<String>,
     pub no_in_service_alarm_arn: Option<String>,
+    /// The failover zones' subnets, zone -> subnet id (`failover_subnet_ids`); empty: none.
+    pub failover_subnet_ids: std::collections::BTreeMap<String, String>,
 }
 
 /// The string attributes, in schema order, with their accessors.
@@ -79,6 +81,7 @@ impl Stack {
         }
         string_fields!(read);
         s.launch_template_version = v.attr("launch_template_version").as_i64();
+        s.failover_subnet_ids = super::spec::string_map(v, "failover_subnet_ids");
         s
     }
 
@@ -95,6 +98,19 @@ impl Stack {
             "launch_template_version",
             self.launch_template_version
                 .map_or(Value::Null, Value::from),
+        );
+        state.set_attr(
+            "failover_subnet_ids",
+            if self.failover_subnet_ids.is_empty() {
+                Value::Null
+            } else {
+                Value::Map(
+                    self.failover_subnet_ids
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                        .collect(),
+                )
+            },
         );
     }
 }

@@ -110,6 +110,19 @@ async fn run(
         })
         .await?;
     stack.security_group_id = Some(sg_id.clone());
+    // The failover zones' subnets, when the stack has or had some: made, checked or deleted.
+    if new.has_failover_zones() || old.has_failover_zones() || !stack.failover_subnet_ids.is_empty()
+    {
+        let home = stack.subnet_id.clone().unwrap_or_default();
+        let mut made = Vec::new();
+        let ids = steps
+            .failover_subnets(&vpc_id, &home, |zone, id| {
+                made.push((zone.to_string(), id.to_string()))
+            })
+            .await;
+        stack.failover_subnet_ids.extend(made);
+        stack.failover_subnet_ids = ids?;
+    }
 
     // The persistent network interface: made (or made again) when the spec has one, with the
     // address on it; one the spec no longer has is let go below, once the function no

@@ -61,6 +61,7 @@ pub fn validate(config: &Value, ctx: &ValidateContext) -> Diagnostics {
     v.name();
     v.availability_zone(ctx);
     v.network();
+    v.failover_zones(ctx);
     v.aws_ids();
     v.instance();
     v.access();
@@ -401,6 +402,149 @@ impl Validator<'_> {
                 }
                 Err(detail) => self.error(path, "Invalid CIDR block", detail),
             }
+        }
+    }
+
+    /// `failover_zones` and `failover_subnet_ids`: zones of the region other than the home
+    /// one; the provider's VPC has room for a subnet per zone; with `subnet_id`, one of the
+    /// user's subnets per zone, and only then.
+    fn failover_zones(&mut self, ctx: &ValidateContext) {
+        let zones: Vec<String> = self
+            .attr("failover_zones")
+            .elements()
+            .iter()
+            .filter_map(|z| z.as_str().map(str::to_string))
+            .collect();
+        let home = self.known_str("availability_zone").map(str::to_string);
+        for zone in &zones {
+            let detail = match zone_region(zone) {
+                None => Some(format!(
+                    "Each of `failover_zones` must be an Availability Zone name such as \
+                     \"ap-southeast-2b\", not a zone id such as \"apse2-az2\"; got {zone:?}."
+                )),
+                Some(r) if ctx.region.as_deref().is_some_and(|region| region != r) => {
+                    Some(format!(
+                        "{zone:?} is in region {r:?}, but the provider is configured for region \
+                         {:?}: a failover zone must be in the stack's region (the Elastic IP \
+                         and the snapshots are regional).",
+                        ctx.region.as_deref().unwrap_or_default()
+                    ))
+                }
+                Some(_) if home.as_deref() == Some(zone.as_str()) => Some(format!(
+                    "{zone:?} is `availability_zone`, the home zone: a failover zone must be \
+                     another one."
+                )),
+                Some(_) => None,
+            };
+            if let Some(detail) = detail {
+                self.error(root("failover_zones"), "Invalid failover zone", detail);
+            }
+        }
+        if !zones.is_empty() && self.attr("persistent_network_interface").as_bool() == Some(true) {
+            self.error(
+                root("failover_zones"),
+                "Failover zones need no persistent network interface",
+                "A network interface lives in one subnet, so in one zone: with \
+                 `persistent_network_interface` the instance could never serve from a \
+                 failover zone. Remove one of `failover_zones` and \
+                 `persistent_network_interface`.",
+            );
+        }
+        let ids = self.attr("failover_subnet_ids").clone();
+        let users_network = self.is_known_set("subnet_id");
+        if !users_network {
+            if self.is_known_set("failover_subnet_ids") && self.attr("subnet_id").is_null() {
+                self.error(
+                    root("failover_subnet_ids"),
+                    "failover_subnet_ids is only for your own subnets",
+                    "Without `subnet_id` the provider creates the network, with a subnet in \
+                     each of `failover_zones`, and reports them in `failover_subnet_ids`. \
+                     Remove `failover_subnet_ids`, or give `subnet_id` and name one of your \
+                     subnets per failover zone.",
+                );
+            }
+            let known_cidrs = (
+                self.str_or("vpc_cidr", DEFAULT_VPC_CIDR)
+                    .map(str::to_string),
+                self.str_or("subnet_cidr", DEFAULT_SUBNET_CIDR)
+                    .map(str::to_string),
+            );
+            if let (Some(vpc), Some(subnet)) = known_cidrs {
+                let room = super::failover_subnets::room(&vpc, &subnet);
+                if parse_cidr(&vpc).is_ok() && parse_cidr(&subnet).is_ok() && zones.len() > room {
+                    self.error(
+                        root("failover_zones"),
+                        "No room for the failover subnets",
+                        format!(
+                            "Each failover zone gets a subnet of `subnet_cidr`'s size \
+                             (\"{subnet}\") inside `vpc_cidr` (\"{vpc}\"), which has room for \
+                             {room} beside the home subnet; {} failover zones are configured. \
+                             Use a larger `vpc_cidr` or a smaller `subnet_cidr`.",
+                            zones.len()
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        // The user's network: one of their subnets per failover zone.
+        let zones_known = self.attr("failover_zones").is_wholly_known();
+        match ids.entries() {
+            // At `failover_zones`: the attribute the configuration has (Terraform points at
+            // the resource's first line for one it lacks).
+            None if !zones.is_empty() && zones_known && ids.is_null() => self.error(
+                root("failover_zones"),
+                "Missing failover subnets",
+                format!(
+                    "With `subnet_id` the provider creates no network: name one of your \
+                     subnets for each of `failover_zones` ({}), as a map from zone to subnet \
+                     id, e.g. failover_subnet_ids = {{ \"{}\" = \"subnet-...\" }}.",
+                    quoted_list(&zones.iter().map(String::as_str).collect::<Vec<_>>()),
+                    zones[0]
+                ),
+            ),
+            Some(entries) if zones_known => {
+                let entries = entries.clone();
+                for zone in &zones {
+                    if !entries.contains_key(zone) {
+                        self.error(
+                            root("failover_subnet_ids"),
+                            "Missing failover subnet",
+                            format!(
+                                "{zone:?} is in `failover_zones` but `failover_subnet_ids` \
+                                 names no subnet for it."
+                            ),
+                        );
+                    }
+                }
+                for (zone, id) in &entries {
+                    let path = root("failover_subnet_ids").key(zone);
+                    if !zones.contains(zone) {
+                        self.error(
+                            path,
+                            "Subnet for a zone that is not a failover zone",
+                            format!(
+                                "`failover_subnet_ids` names a subnet for {zone:?}, which is \
+                                 not in `failover_zones`: add the zone there or remove the \
+                                 entry."
+                            ),
+                        );
+                    } else if let Some(id) = id.as_str() {
+                        if !is_aws_id(id, "subnet-") {
+                            self.error(
+                                path,
+                                "Invalid failover subnet id",
+                                format!(
+                                    "Each of `failover_subnet_ids` must be a subnet id: \
+                                     \"subnet-\" followed by 8 or 17 lowercase hexadecimal \
+                                     digits; got {id:?}."
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1945,6 +2089,88 @@ mod tests {
         let slow = with(&[("lambda_timeout", 600.into())]);
         assert!(errors(&slow).is_empty());
         assert_eq!(warnings(&slow), ["lambda_timeout"]);
+    }
+
+    #[test]
+    fn failover_zone_rules() {
+        let zones = |z: &[&str]| Value::Set(z.iter().map(|s| Value::from(*s)).collect());
+        passes(&with(&[(
+            "failover_zones",
+            zones(&["ap-southeast-2b", "ap-southeast-2c"]),
+        )]));
+        for bad in ["ap-southeast-2a", "us-east-1b", "apse2-az2"] {
+            fails_at(
+                &with(&[("failover_zones", zones(&[bad]))]),
+                "failover_zones",
+            );
+        }
+        fails_at(
+            &with(&[
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+                ("persistent_network_interface", true.into()),
+            ]),
+            "failover_zones",
+        );
+        // The provider's VPC must have room: a /28 VPC holds only its /28 subnet.
+        fails_at(
+            &with(&[
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+                ("vpc_cidr", "10.0.0.0/28".into()),
+                ("subnet_cidr", "10.0.0.0/28".into()),
+            ]),
+            "failover_zones",
+        );
+        // Without subnet_id the provider makes (and reports) the subnets.
+        fails_at(
+            &with(&[
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+                (
+                    "failover_subnet_ids",
+                    map(&[("ap-southeast-2b", "subnet-12345678")]),
+                ),
+            ]),
+            "failover_subnet_ids",
+        );
+        // With subnet_id: one of the user's subnets per zone, no more, well formed.
+        let users = |extra: &[(&str, Value)]| {
+            let mut pairs = vec![
+                ("subnet_id", Value::from("subnet-0123456789abcdef0")),
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+            ];
+            pairs.extend(extra.iter().cloned());
+            with(&pairs)
+        };
+        passes(&users(&[(
+            "failover_subnet_ids",
+            map(&[("ap-southeast-2b", "subnet-12345678")]),
+        )]));
+        fails_at(&users(&[]), "failover_zones");
+        // Missing for 2b (at the attribute), and 2c not a failover zone (at its key).
+        let wrong = users(&[(
+            "failover_subnet_ids",
+            map(&[("ap-southeast-2c", "subnet-12345678")]),
+        )]);
+        assert_eq!(
+            errors(&wrong),
+            [
+                "failover_subnet_ids",
+                "failover_subnet_ids[\"ap-southeast-2c\"]"
+            ]
+        );
+        fails_at(
+            &users(&[(
+                "failover_subnet_ids",
+                map(&[
+                    ("ap-southeast-2b", "subnet-12345678"),
+                    ("ap-southeast-2c", "subnet-87654321"),
+                ]),
+            )]),
+            "failover_subnet_ids[\"ap-southeast-2c\"]",
+        );
+        fails_at(
+            &users(&[("failover_subnet_ids", map(&[("ap-southeast-2b", "sn-1")]))]),
+            "failover_subnet_ids[\"ap-southeast-2b\"]",
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The VPC the provider creates when no `subnet_id` is given: VPC (DNS support and hostnames),
 //! one subnet, an internet gateway, a route table with a default route, its association.
-//! Also the finder for a user's subnet (its VPC and zone).
+//! Also the finders for a user's subnets (their VPC and zone), and the subnets of a VPC (the
+//! failover zones' subnets, `failover_zones`, live beside the home one).
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, InternetGateway, ResourceType};
 
@@ -17,6 +18,19 @@ pub struct SubnetInfo {
     pub vpc_id: String,
     pub availability_zone: String,
     pub cidr: String,
+    pub tags: Tags,
+}
+
+impl SubnetInfo {
+    fn of(s: &aws_sdk_ec2::types::Subnet) -> SubnetInfo {
+        SubnetInfo {
+            subnet_id: s.subnet_id().unwrap_or_default().to_string(),
+            vpc_id: s.vpc_id().unwrap_or_default().to_string(),
+            availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+            cidr: s.cidr_block().unwrap_or_default().to_string(),
+            tags: super::tags::from_ec2(s.tags()),
+        }
+    }
 }
 
 /// The network objects of one stack, as far as they exist.
@@ -38,14 +52,51 @@ pub async fn find_subnet(ctx: &OpContext, subnet_id: &str) -> Result<Option<Subn
                 .send()
         })
         .await?;
-    Ok(out.and_then(|o| {
-        o.subnets().first().map(|s| SubnetInfo {
-            subnet_id: s.subnet_id().unwrap_or_default().to_string(),
-            vpc_id: s.vpc_id().unwrap_or_default().to_string(),
-            availability_zone: s.availability_zone().unwrap_or_default().to_string(),
-            cidr: s.cidr_block().unwrap_or_default().to_string(),
-        })
-    }))
+    Ok(out.and_then(|o| o.subnets().first().map(SubnetInfo::of)))
+}
+
+/// The subnets `filter` selects (every page): the one place that lists subnets.
+async fn subnets(ctx: &OpContext, filter: Filter) -> Result<Vec<SubnetInfo>, AwsError> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ctx
+            .call("ec2:DescribeSubnets", &[], || {
+                ctx.clients
+                    .ec2
+                    .describe_subnets()
+                    .filters(filter.clone())
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+        found.extend(out.subnets().iter().map(SubnetInfo::of));
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// The subnets of a VPC.
+pub async fn subnets_in(ctx: &OpContext, vpc_id: &str) -> Result<Vec<SubnetInfo>, AwsError> {
+    subnets(ctx, vpc_filter(vpc_id)).await
+}
+
+/// The subnets of `ids` that exist (by filter, so one that does not is left out rather than
+/// failing the whole call with InvalidSubnetID.NotFound).
+pub async fn find_subnets(ctx: &OpContext, ids: &[String]) -> Result<Vec<SubnetInfo>, AwsError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    subnets(
+        ctx,
+        Filter::builder()
+            .name("subnet-id")
+            .set_values(Some(ids.to_vec()))
+            .build(),
+    )
+    .await
 }
 
 /// What the provider reads of a VPC.
@@ -524,25 +575,20 @@ async fn delete_route_tables(ctx: &OpContext, ids: &[String]) -> Result<(), AwsE
 }
 
 async fn delete_subnets(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
-    let subnets = ctx
-        .call("ec2:DescribeSubnets", &[], || {
-            ctx.clients
-                .ec2
-                .describe_subnets()
-                .filters(vpc_filter(vpc_id))
-                .send()
-        })
-        .await?;
-    for subnet in subnets.subnets() {
-        let Some(id) = subnet.subnet_id() else {
-            continue;
-        };
-        ctx.delete("ec2:DeleteSubnet", &["DependencyViolation"], || {
-            ctx.clients.ec2.delete_subnet().subnet_id(id).send()
-        })
-        .await?;
-        tracing::info!(subnet_id = id, "deleted subnet");
+    for subnet in subnets_in(ctx, vpc_id).await? {
+        delete_subnet(ctx, &subnet.subnet_id).await?;
     }
+    Ok(())
+}
+
+/// Deletes a subnet (idempotent); DependencyViolation is retried within the operation's
+/// timeout (network interfaces of a terminated instance linger).
+pub async fn delete_subnet(ctx: &OpContext, subnet_id: &str) -> Result<(), AwsError> {
+    ctx.delete("ec2:DeleteSubnet", &["DependencyViolation"], || {
+        ctx.clients.ec2.delete_subnet().subnet_id(subnet_id).send()
+    })
+    .await?;
+    tracing::info!(subnet_id, "deleted subnet");
     Ok(())
 }
 

@@ -442,7 +442,10 @@ pub async fn snapshot(
     let id = ctx
         .create(
             "ec2:CreateSnapshot",
-            &["IncorrectState"],
+            // SnapshotCreationPerVolumeRateExceeded: a scheduled snapshot of the same volume
+            // started within the last 15 seconds ("Wait at least 15 seconds between
+            // concurrent volume snapshots", EC2 API error codes): retried with the back-off.
+            &["IncorrectState", "SnapshotCreationPerVolumeRateExceeded"],
             || async {
                 Ok(
                     find_snapshot(ctx, volume_id, super::context::CREATE_TOKEN_TAG, &token)
