@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
+use terraform_tests::local_aws::control::Fault;
 use terraform_tests::local_aws::helpers::{self, emf_records, function_logs, wait_until, Check};
 use terraform_tests::local_aws::Clients;
 use terraform_tests::saved_plan::plan_saved;
@@ -415,6 +416,136 @@ fn lifecycle(tf: &TerraformBinary) {
         others.is_empty(),
         "only snapshots survive a destroy: {others:?}"
     );
+}
+
+/// Waits until `check` holds of the stack's scheduled snapshots; returns them.
+fn wait_for_snapshots(
+    world: &World,
+    name: &str,
+    what: &str,
+    check: impl Fn(&[Snap]) -> bool,
+) -> Vec<Snap> {
+    world.block(async {
+        wait_until(what, RUNS_WAIT, POLL, || async {
+            let snaps = scheduled_snapshots(&world.clients, name).await?;
+            Ok(if check(&snaps) {
+                Check::Done(snaps)
+            } else {
+                Check::NotYet(format!("{snaps:#?}"))
+            })
+        })
+        .await
+        .unwrap()
+    })
+}
+
+fn in_state<'a>(snaps: &'a [Snap], state: &str) -> Vec<&'a Snap> {
+    snaps.iter().filter(|s| s.state == state).collect()
+}
+
+/// Snapshots that EBS fails (state `error`, the local AWS's snapshot-failure fault) never
+/// push out a completed one: with retention 1, the one good snapshot survives three failed
+/// runs, refresh keeps reporting it, and only the next completed snapshot replaces it; the
+/// failed ones are left (never deleted by the count). Then a destroy whose final snapshot
+/// EC2 refuses twice with `SnapshotCreationPerVolumeRateExceeded` (a scheduled snapshot of the
+/// same volume in the last 15 seconds) waits and takes it.
+fn failures(tf: &TerraformBinary) {
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    let name = "snapfail";
+    let t = world.terraform(tf, &[name]);
+    let guard = t.destroy_guard();
+    t.set_var("snapshot_interval", "15m");
+    t.set_var("snapshot_retention", "1");
+    t.apply().unwrap();
+    let volume = t.output("stacks").unwrap()[name]["volume_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = wait_for_snapshots(&world, name, "one completed snapshot", |s| {
+        !in_state(s, "completed").is_empty()
+    });
+    let good = in_state(&first, "completed")[0].id.clone();
+    world
+        .block(
+            world
+                .aws
+                .control()
+                .add_snapshot_failure(&json!({"volume": volume, "count": 3})),
+        )
+        .unwrap();
+    let failed = wait_for_snapshots(&world, name, "three failed snapshots", |s| {
+        in_state(s, "error").len() >= 3
+    });
+    assert!(
+        in_state(&failed, "completed").iter().any(|s| s.id == good),
+        "failed snapshots pushed out the completed one {good}: {failed:#?}"
+    );
+    refresh(&t);
+    assert_eq!(
+        state_values(&t)["last_snapshot_id"].as_str(),
+        Some(good.as_str()),
+        "refresh reports the newest completed snapshot, not a failed one"
+    );
+    let after = wait_for_snapshots(&world, name, "a new completed snapshot", |s| {
+        in_state(s, "completed").iter().any(|x| x.id != good)
+    });
+    let failed_ids: Vec<&str> = in_state(&failed, "error")
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    for id in &failed_ids {
+        assert!(
+            after.iter().any(|s| s.id == *id && s.state == "error"),
+            "failed snapshot {id} is left for the operator: {after:#?}"
+        );
+    }
+    let runs = world.block(snapshot_runs(c, name)).unwrap();
+    assert!(
+        runs.iter().all(|r| r["SnapshotFailed"] == 0),
+        "CreateSnapshot itself never failed (EBS failed the snapshots later): {runs:#?}"
+    );
+
+    // The destroy's final snapshot: refused twice as too soon after another, then taken.
+    world
+        .block(
+            world.aws.control().add_fault(
+                &Fault::error("CreateSnapshot", "SnapshotCreationPerVolumeRateExceeded")
+                    .count(2)
+                    .matching("VolumeId", volume.clone())
+                    .matching(
+                        "Description",
+                        format!("autoheal final snapshot of stack {name} (volume {volume})"),
+                    ),
+            ),
+        )
+        .unwrap();
+    t.destroy().unwrap();
+    drop(guard);
+    let fired = world.block(world.aws.control().faults()).unwrap();
+    assert_eq!(
+        fired.iter().map(|f| f.fired).sum::<u64>(),
+        2,
+        "the final snapshot was refused twice: {fired:?}"
+    );
+    let left = world
+        .block(Sweeper::for_stack(c, name).leftovers())
+        .unwrap();
+    assert_eq!(
+        left.iter()
+            .filter(|l| l.kind == Kind::Snapshot && l.final_snapshot)
+            .count(),
+        1,
+        "one final snapshot: {left:?}"
+    );
+}
+
+#[test]
+fn failed_snapshots_never_push_out_a_completed_one_and_destroy_waits_out_the_rate_limit() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}", tf.name);
+        failures(&tf);
+    }
 }
 
 #[test]

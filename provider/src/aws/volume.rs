@@ -200,6 +200,27 @@ pub async fn newest_completed_snapshot_of(
     volume_id: &str,
     kind: (&str, &str),
 ) -> Result<Option<(String, String)>, AwsError> {
+    Ok(snapshots_of(ctx, volume_id, kind)
+        .await?
+        .iter()
+        .filter(|s| s.state().map(|st| st.as_str()) == Some("completed"))
+        .filter_map(|s| Some((s.snapshot_id()?.to_string(), s.start_time()?)))
+        .max_by_key(|(_, t)| (t.secs(), t.subsec_nanos()))
+        .and_then(|(id, t)| {
+            t.fmt(aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+                .map(|time| (id, time))
+        }))
+}
+
+/// The account's snapshots of `volume_id` carrying the tag `tag` (key, value), in any state:
+/// the one place that lists a volume's snapshots by tag (the final snapshot a create token
+/// names, the scheduled ones).
+async fn snapshots_of(
+    ctx: &OpContext,
+    volume_id: &str,
+    tag: (&str, &str),
+) -> Result<Vec<aws_sdk_ec2::types::Snapshot>, AwsError> {
     let out = ctx
         .call("ec2:DescribeSnapshots", &[], || {
             ctx.clients
@@ -214,26 +235,21 @@ pub async fn newest_completed_snapshot_of(
                 )
                 .filters(
                     Filter::builder()
-                        .name(format!("tag:{}", kind.0))
-                        .values(kind.1)
+                        .name(format!("tag:{}", tag.0))
+                        .values(tag.1)
                         .build(),
                 )
-                .filters(Filter::builder().name("status").values("completed").build())
                 .send()
         })
         .await?;
+    // The filter is the server's; the volume is checked again here, as everywhere a found
+    // object decides something.
     Ok(out
-        .snapshots()
-        .iter()
+        .snapshots
+        .unwrap_or_default()
+        .into_iter()
         .filter(|s| s.volume_id() == Some(volume_id))
-        .filter(|s| s.state().map(|st| st.as_str()) == Some("completed"))
-        .filter_map(|s| Some((s.snapshot_id()?.to_string(), s.start_time()?)))
-        .max_by_key(|(_, t)| (t.secs(), t.subsec_nanos()))
-        .and_then(|(id, t)| {
-            t.fmt(aws_smithy_types::date_time::Format::DateTime)
-                .ok()
-                .map(|time| (id, time))
-        }))
+        .collect())
 }
 
 /// Creates the volume (always encrypted) and waits until it is available.
@@ -480,29 +496,8 @@ pub async fn find_snapshot(
     key: &str,
     value: &str,
 ) -> Result<Option<String>, AwsError> {
-    let out = ctx
-        .call("ec2:DescribeSnapshots", &[], || {
-            ctx.clients
-                .ec2
-                .describe_snapshots()
-                .owner_ids("self")
-                .filters(
-                    Filter::builder()
-                        .name("volume-id")
-                        .values(volume_id)
-                        .build(),
-                )
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{key}"))
-                        .values(value)
-                        .build(),
-                )
-                .send()
-        })
-        .await?;
-    Ok(out
-        .snapshots()
+    Ok(snapshots_of(ctx, volume_id, (key, value))
+        .await?
         .iter()
         .filter(|s| s.state().map(|s| s.as_str()) != Some("error"))
         .find_map(|s| s.snapshot_id().map(str::to_string)))

@@ -550,6 +550,19 @@ impl Control {
             .await
     }
 
+    /// Makes snapshots end in `error` (`{"volume": "vol-..", "count": N}`): the next N
+    /// snapshots of that volume (of any volume without `volume`) fail when their pending time
+    /// is up. Returns the injection (`GET` lists the failed `snapshots`).
+    pub async fn add_snapshot_failure(&self, spec: &Value) -> anyhow::Result<Value> {
+        self.send(Method::POST, "/snapshot-failures", Some(spec))
+            .await
+    }
+
+    /// The snapshot-failure injections, with `remaining`, `fired` and the failed `snapshots`.
+    pub async fn snapshot_failures(&self) -> anyhow::Result<Vec<Value>> {
+        self.get("/snapshot-failures").await
+    }
+
     /// The IAM decisions the server made (`GET /_localaws/iam-evaluation`, the last 1000,
     /// newest last): a function's calls, its log delivery, an IAM user's calls.
     pub async fn iam_decisions(&self) -> anyhow::Result<Vec<Value>> {
