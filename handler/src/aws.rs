@@ -170,6 +170,11 @@ pub async fn describe_volume(ec2: &Ec2Client, volume_id: &str) -> Result<VolumeF
                 })
             })
             .collect(),
+        tags: v
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
     })
 }
 
@@ -446,28 +451,6 @@ pub async fn describe_snapshots(
             _ => return Ok(found),
         }
     }
-}
-
-/// The data volume's tags (the stack's lineage, which its snapshots carry on).
-pub async fn volume_tags(
-    ec2: &Ec2Client,
-    volume_id: &str,
-) -> Result<Vec<(String, String)>, AwsError> {
-    let out = ec2
-        .describe_volumes()
-        .volume_ids(volume_id)
-        .send()
-        .await
-        .map_err(|e| aws_error("DescribeVolumes", e))?;
-    let v = out
-        .volumes()
-        .iter()
-        .find(|v| v.volume_id() == Some(volume_id))
-        .ok_or_else(|| missing("DescribeVolumes", "InvalidVolume.NotFound", volume_id))?;
-    Ok(v.tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect())
 }
 
 /// CreateSnapshot of the volume, tagged at creation (so it is never untagged, and IAM can

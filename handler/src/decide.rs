@@ -197,6 +197,8 @@ pub struct VolumeFacts {
     pub state: VolumeState,
     pub availability_zone: String,
     pub attachments: Vec<Attachment>,
+    /// The volume's tags (the stack's lineage, which its snapshots carry on).
+    pub tags: Vec<(String, String)>,
 }
 
 /// The instance being healed.
@@ -727,6 +729,7 @@ mod tests {
                     device: Some("/dev/sdf".into()),
                 })
                 .collect(),
+            tags: Vec::new(),
         }
     }
 

@@ -248,6 +248,9 @@ pub struct ScheduledRun {
     pub event_id: Option<String>,
     /// The scheduled time, if the event has a readable one.
     pub event_time_ms: Option<u64>,
+    /// The schedule the event is a run of: a run exists only with the function's settings,
+    /// so the snapshot code never has to ask whether there are any.
+    pub settings: SnapshotSettings,
 }
 
 /// What to do with an event, as far as schedules are concerned.
@@ -316,6 +319,7 @@ pub fn classify_scheduled(
     Ok(Scheduled::Run(ScheduledRun {
         event_id: envelope.id.filter(|id| !id.is_empty()),
         event_time_ms: envelope.time.as_deref().and_then(parse_rfc3339_ms),
+        settings: snapshots.clone(),
     }))
 }
 
@@ -355,6 +359,7 @@ mod tests {
             Scheduled::Run(ScheduledRun {
                 event_id: Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into()),
                 event_time_ms: parse_rfc3339_ms("2026-12-06T20:00:00Z"),
+                settings: ours.clone(),
             })
         );
         // No schedule configured; another rule; another account; another region; two rules.

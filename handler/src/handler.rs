@@ -13,7 +13,6 @@ use crate::event::{
 };
 use crate::heal::{HealReport, Healer};
 use crate::metrics::{self, Outcome, Record};
-use crate::settings::SnapshotSettings;
 use crate::snapshot::SnapshotOutcome;
 
 /// An invocation that failed. Lambda reports it (and, for EventBridge's asynchronous
@@ -91,14 +90,7 @@ impl Healer {
         };
         match classify_scheduled(payload, self.features.snapshots.as_ref(), identity) {
             Ok(Scheduled::NotScheduled) => {}
-            Ok(Scheduled::Run(run)) => {
-                let settings = self
-                    .features
-                    .snapshots
-                    .as_ref()
-                    .expect("a run is accepted only with snapshot settings");
-                return self.scheduled_snapshot(&run, settings, request_id).await;
-            }
+            Ok(Scheduled::Run(run)) => return self.scheduled_snapshot(&run, request_id).await,
             Ok(Scheduled::Refuse(reason)) => {
                 info!(request_id, reason = %reason, "scheduled event refused: not this function's snapshot schedule");
                 metrics::emit(&record(
@@ -202,12 +194,11 @@ impl Healer {
     async fn scheduled_snapshot(
         &self,
         run: &ScheduledRun,
-        settings: &SnapshotSettings,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
         let volume = self.settings.volume_id.as_str();
         let span = info_span!("snapshot", request_id, volume);
-        let report = self.snapshot(run, settings).instrument(span).await;
+        let report = self.snapshot(run).instrument(span).await;
         metrics::write_line(metrics::snapshot_emf_line(
             epoch_ms(SystemTime::now()),
             &self.settings.group_name,

@@ -23,7 +23,6 @@ use crate::aws::{self, SnapshotFacts};
 use crate::errors::AwsError;
 use crate::event::ScheduledRun;
 use crate::heal::Healer;
-use crate::settings::SnapshotSettings;
 
 /// The tag that marks a scheduled snapshot (the IAM policy requires it on CreateSnapshot and
 /// on DeleteSnapshot).
@@ -162,11 +161,7 @@ impl Healer {
     /// One scheduled run (module docs). Never fails the invocation itself: the report's
     /// outcome says whether it should (then Lambda delivers the event again, and the event
     /// id keeps the retry from taking a second snapshot).
-    pub async fn snapshot(
-        &self,
-        run: &ScheduledRun,
-        settings: &SnapshotSettings,
-    ) -> SnapshotReport {
+    pub async fn snapshot(&self, run: &ScheduledRun) -> SnapshotReport {
         let mut report = SnapshotReport {
             outcome: SnapshotOutcome::Failed,
             taken: None,
@@ -174,7 +169,7 @@ impl Healer {
             newest_completed: None,
             reason: None,
         };
-        match self.snapshot_steps(run, settings, &mut report).await {
+        match self.snapshot_steps(run, &mut report).await {
             Ok(outcome) => report.outcome = outcome,
             Err(e) => {
                 warn!(error = %e, "scheduled snapshot run failed");
@@ -187,17 +182,16 @@ impl Healer {
     async fn snapshot_steps(
         &self,
         run: &ScheduledRun,
-        settings: &SnapshotSettings,
         report: &mut SnapshotReport,
     ) -> Result<SnapshotOutcome, AwsError> {
         let ec2 = &self.clients.ec2;
         let volume_id = self.settings.volume_id.as_str();
-        let (existing, volume_tags) = tokio::join!(
+        let (existing, volume) = tokio::join!(
             aws::describe_snapshots(ec2, volume_id, (KIND_TAG, KIND_SCHEDULED)),
-            aws::volume_tags(ec2, volume_id),
+            aws::describe_volume(ec2, volume_id),
         );
         let existing = existing?;
-        let decided = plan(&existing, run.event_id.as_deref(), settings.retention);
+        let decided = plan(&existing, run.event_id.as_deref(), run.settings.retention);
         report.newest_completed = decided
             .newest_completed
             .as_ref()
@@ -214,7 +208,7 @@ impl Healer {
             "scheduled snapshot run"
         );
         let outcome = if decided.take {
-            let tags = snapshot_tags(&volume_tags?, volume_id, run.event_id.as_deref());
+            let tags = snapshot_tags(&volume?.tags, volume_id, run.event_id.as_deref());
             let description = format!(
                 "autoheal scheduled snapshot of {volume_id} ({})",
                 self.settings.group_name
@@ -240,7 +234,7 @@ impl Healer {
                 Ok(()) => {
                     info!(
                         snapshot = id,
-                        retention = settings.retention,
+                        retention = run.settings.retention,
                         "old scheduled snapshot deleted"
                     );
                     report.deleted.push(id.clone());
