@@ -229,7 +229,8 @@ fn inputs(b: Block) -> Block {
         &format!(
             "Availability Zones (names, in the provider's region, other than \
              `availability_zone`) the stack's network reaches besides its home zone, ready for \
-             a zone failover (docs/zone-failover.md). Without `subnet_id` the provider \
+             a zone failover (docs/zone-failover.md; the failover itself is not built yet: \
+             today this makes only the network). Without `subnet_id` the provider \
              creates a public subnet in each, in the stack's VPC, with the stack's route \
              table: each takes the first block of `subnet_cidr`'s size that is free in \
              `vpc_cidr`. With `subnet_id`, name your own subnets in `failover_subnet_ids`. \
