@@ -4,11 +4,11 @@
 //! soon as AWS returns its id, so a failure leaves a state that destroy can clean up):
 //!
 //! 1. at once: network (VPC, subnet, gateway, routes; or the user's subnet) then the security
-//!    group beside the failover zones' subnets (`failover_zones`), then the persistent network interface (`persistent_network_interface`); the data
-//!    volume (restored from the newest final snapshot of a stack of the same name, else
-//!    `volume_snapshot_id`); the Elastic IP; the log group; the IAM role; the EventBridge rule
-//!    (its pattern needs only the group's name); the alarms (`alarm_actions`: they need only
-//!    the names);
+//!    group beside the failover zones' subnets (`failover_zones`), then the persistent
+//!    network interface (`persistent_network_interface`); the data volume (restored from the
+//!    newest final snapshot of a stack of the same name, else `volume_snapshot_id`); the
+//!    Elastic IP; the log group; the IAM role; the EventBridge rule (its pattern needs only
+//!    the group's name); the alarms (`alarm_actions`: they need only the names);
 //! 2. each as soon as what it needs exists: the launch template (its user data names the
 //!    volume; its groups are the network's), then the group at size 0 with its launch hook;
 //!    the role's inline policy (it names the volume, the address and the interface); with an
