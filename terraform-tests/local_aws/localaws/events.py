@@ -32,7 +32,17 @@ EventBridge sends for a schedule (``detail-type`` ``Scheduled Event``, ``source`
 scheduled moment in real UTC, whole seconds) delivered to the rule's targets
 through the same path as any matched event, whatever the rule's pattern. A
 DISABLED rule skips its firings (the phase is kept); a deleted rule stops; a
-PutRule that changes the expression re-arms from that moment. PutRule validates
+PutRule that changes the expression re-arms from that moment.
+
+Each firing is delivered late by a random time, uniform in [0, ``schedule_jitter_s``)
+AWS seconds (profile setting; realistic 60, fast 0; capped at the period), drawn when
+the firing is armed: "the minimum precision for a schedule is one minute. Your
+scheduled rule runs within that minute, but not on the precise 0th second"
+(EventBridge User Guide, "Creating an Amazon EventBridge rule that runs on a
+schedule"). Only the delivery is late: the next scheduled moment is counted from
+this one's scheduled moment, so the lateness never accumulates, and the event's
+``time`` is the scheduled moment (our choice; AWS does not say). The rule's state
+and existence are checked at delivery. PutRule validates
 a rate as EventBridge does (a positive integer; the unit singular for 1 and plural
 otherwise: ``rate(1 hours)`` and ``rate(5 hour)`` are not valid, same page), with
 moto's ``ValidationException`` ``Parameter ScheduleExpression is not valid.``
@@ -49,6 +59,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import re
 import threading
 import time
@@ -96,6 +107,8 @@ class Schedule:
     expression: str
     period: float
     timer: Any = None
+    due: float = 0.0  # the virtual scheduled moment of the next firing
+    delivery: float = 0.0  # the virtual moment it is delivered (``due`` plus the jitter)
 
 
 def iso_seconds(value: Any) -> str:
@@ -204,6 +217,7 @@ class EventRouter:
         self._queue: queue.Queue[tuple[int, str, str, dict[str, Any], str] | None] = queue.Queue()
         # (account, region, rule name) -> the armed rate schedule of a rule on the default bus.
         self._schedules: dict[tuple[str, str, str], Schedule] = {}
+        self._rng = random.Random()  # the scheduled firings' delivery jitter
         self._thread = threading.Thread(target=self._worker, name="localaws-events", daemon=True)
         self._thread.start()
 
@@ -309,13 +323,19 @@ class EventRouter:
     def schedules(self) -> list[dict[str, Any]]:
         now = self.world.clock.now()
         return [{"account": s.account, "region": s.region, "rule": s.name, "expression": s.expression,
-                 "next_in_s": max(0.0, s.timer.deadline - now) if s.timer is not None else None}
+                 "next_in_s": max(0.0, s.due - now) if s.timer is not None else None,
+                 "delivery_in_s": max(0.0, s.delivery - now) if s.timer is not None else None}
                 for s in self._schedules.values()]
 
     def _arm(self, sched: Schedule, deadline: float) -> None:
+        """Arm the firing scheduled at ``deadline``: delivered ``jitter`` later (never in the past)."""
         generation = self.world.generation
+        bound = min(self.world.profile.current.schedule_jitter_s, sched.period)
+        jitter = self._rng.random() * bound if bound > 0 else 0.0
+        delivery = max(deadline + jitter, self.world.clock.now())
+        sched.due, sched.delivery = deadline, delivery
         sched.timer = self.world.scheduler.call_at(
-            deadline, lambda: self._fire(sched, deadline, generation), name=f"schedule {sched.name}")
+            delivery, lambda: self._fire(sched, deadline, generation), name=f"schedule {sched.name}")
 
     def _fire(self, sched: Schedule, deadline: float, generation: int) -> None:
         from moto.events import events_backends
@@ -331,10 +351,11 @@ class EventRouter:
             if rule is None or rule.scheduled_expression != sched.expression:
                 self._schedules.pop(key, None)
                 return
+            # The next scheduled moment counts from this one's (not from its late delivery).
             nxt = deadline + sched.period
             now = self.world.clock.now()
-            if nxt <= now:  # a stall (debugger, slow machine): no backlog, keep the phase
-                nxt += sched.period * (int((now - nxt) // sched.period) + 1)
+            if nxt + sched.period <= now:  # a stall (debugger, slow machine): no backlog, keep the phase
+                nxt += sched.period * int((now - nxt) // sched.period)  # the latest moment due, delivered now
             self._arm(sched, nxt)
             if rule.state not in ENABLED_STATES:
                 return
@@ -352,6 +373,7 @@ class EventRouter:
                 "detail": {},
             }
             rec = self._record(event, "schedule")
+            rec["late_s"] = round(now - deadline, 3)  # virtual seconds after the scheduled moment
             rec["matched_rules"].append(rule.arn)
             self.deliver_targets(rule, event, rec)
             log.info("scheduled rule %s fired: event %s", rule.arn, event["id"])

@@ -52,6 +52,12 @@ class Profile:
     # (Auto Scaling User Guide, "Health checks for instances in an Auto Scaling group"); AWS
     # gives no figure, five minutes is our estimate.
     zone_outage_terminate_s: float = 300.0
+    # A scheduled rule's firing is delivered a random time in [0, this) after its scheduled
+    # moment; the schedule itself stays on its rate (events.py). EventBridge User Guide,
+    # "Creating an Amazon EventBridge rule that runs on a schedule": "the minimum precision
+    # for a schedule is one minute. Your scheduled rule runs within that minute, but not on
+    # the precise 0th second."
+    schedule_jitter_s: float = 60.0
     # A Lambda function's calls are evaluated against its execution role's policies and
     # permissions boundary, and refused as AWS refuses them (iam_enforce.py; the evaluator,
     # iam_eval.py, says what that proves). Not a duration: true or false.
@@ -64,6 +70,7 @@ class Profile:
         if name == "fast":
             return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
                        launch_retry_s=0.0, launch_retry_cap_s=0.0, snapshot_s=0.0, zone_outage_terminate_s=0.0,
+                       schedule_jitter_s=0.0,
                        iam_evaluation=False)
         raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
 

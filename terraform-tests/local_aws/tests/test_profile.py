@@ -12,8 +12,10 @@ def test_profile_defaults_switches_and_refuses_bad_settings(tmp_path):
         assert srv.ctl("GET", "/health")["profile"] == "realistic"
         realistic = srv.ctl("GET", "/profile")
         assert realistic["shutdown_s"] > 0 and realistic["pending_s"] > 0 and realistic["iam_propagation_s"] > 0
+        assert realistic["schedule_jitter_s"] == 60  # "runs within that minute" (events.py)
         fast = srv.ctl("POST", "/profile", {"name": "fast"})
         assert fast["name"] == "fast" and fast["shutdown_s"] == 0 and fast["pending_s"] == 0
+        assert fast["schedule_jitter_s"] == 0
         hung = srv.ctl("POST", "/profile", {"name": "realistic", "shutdown_s": 300})
         assert hung["shutdown_s"] == 300 and hung["pending_s"] == realistic["pending_s"]
         with pytest.raises(AssertionError, match="shutdown_seconds"):

@@ -174,3 +174,72 @@ def test_a_reset_drops_the_schedules(server):
     server.client("events").put_rule(Name="r", ScheduleExpression="rate(1 minute)")
     server.ctl("DELETE", "/events")
     assert next_in(server, "r") is not None
+
+
+def schedule_records(server, rule_arn: str) -> list[dict]:
+    return [e for e in fired(server, rule_arn) if e["origin"] == "schedule"]
+
+
+def test_realistic_firings_are_late_within_the_minute_without_drift(server):
+    """EventBridge: "Your scheduled rule runs within that minute, but not on the precise 0th
+    second." Each delivery is late by a random time below ``schedule_jitter_s`` (realistic: 60);
+    the schedule stays on its rate, so the lateness never adds up."""
+    server.reset()
+    assert server.ctl("POST", "/profile", {"schedule_jitter_s": 60})["schedule_jitter_s"] == 60
+    period = 120.0  # rate(2 minutes): 1.2 s real; the jitter up to 0.6 s real
+    t0 = time.monotonic()
+    arn = server.client("events").put_rule(Name="late", ScheduleExpression="rate(2 minutes)")["RuleArn"]
+    assert_armed_at(server, "late", period, t0)
+    gaps = []
+    while len(schedule_records(server, arn)) < 6:
+        [s] = [s for s in server.ctl("GET", "/schedules") if s["rule"] == "late"]
+        if s["next_in_s"] > 0:  # between a delivery and the next scheduled moment
+            gaps.append(s["delivery_in_s"] - s["next_in_s"])
+        assert time.monotonic() - t0 < 30, "six firings of rate(2 minutes) take 7.2 s real, plus the jitter"
+        time.sleep(0.05)
+    late = [r["late_s"] for r in schedule_records(server, arn)]
+    assert all(0 < x < 60 + 3 for x in late), late  # 3: the scheduler's own latency (30 ms real)
+    assert max(late) > 10 and max(late) - min(late) > 5, f"not spread over the minute: {late}"
+    assert gaps and all(0 <= g < 60 for g in gaps), gaps  # the delivery is within the minute of its moment
+    assert any(g > 1 for g in gaps), gaps
+    # No drift: the next scheduled moment is still a whole number of periods after PutRule,
+    # and no firing is missing (with accumulated lateness, ~30 s a firing, both would fail).
+    elapsed = (time.monotonic() - t0) / SCALE
+    left = next_in(server, "late")
+    phase = (elapsed + left) % period
+    assert phase <= 5 or phase >= period - 1, (elapsed, left, phase)
+    n = len(schedule_records(server, arn))
+    assert n >= int((elapsed - 63) // period), (n, elapsed)
+    times = [r["time"] for r in schedule_records(server, arn)]
+    assert times == sorted(times) and len(set(r["id"] for r in schedule_records(server, arn))) == n
+
+
+def test_fast_firings_are_on_time(server):
+    server.reset()
+    assert server.ctl("GET", "/profile")["schedule_jitter_s"] == 0  # the module's server runs `fast`
+    arn = server.client("events").put_rule(Name="prompt", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    [s] = [s for s in server.ctl("GET", "/schedules") if s["rule"] == "prompt"]
+    assert s["delivery_in_s"] == s["next_in_s"]
+    wait_for(lambda: len(schedule_records(server, arn)) >= 3, timeout=20, what="three firings")
+    late = [r["late_s"] for r in schedule_records(server, arn)]
+    assert all(0 <= x < 3 for x in late), late  # the scheduler's latency only
+
+
+def test_a_firing_due_but_not_yet_delivered_is_skipped_once_disabled(server):
+    """The rule's state is read at delivery: a firing whose scheduled moment has passed but
+    whose delivery is still pending when the rule is disabled is not delivered."""
+    server.reset()
+    server.ctl("POST", "/profile", {"schedule_jitter_s": 60})
+    events = server.client("events")
+    arn = events.put_rule(Name="gate2", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    deadline = time.monotonic() + 30
+    while True:  # catch a firing that is due (next_in_s 0) with >= 20 virtual s (0.2 s real) to go
+        [s] = [s for s in server.ctl("GET", "/schedules") if s["rule"] == "gate2"]
+        if s["next_in_s"] == 0 and s["delivery_in_s"] >= 20:
+            break
+        assert time.monotonic() < deadline, "no late delivery caught in 30 s"
+        time.sleep(0.005)
+    n = len(schedule_records(server, arn))
+    events.disable_rule(Name="gate2")
+    time.sleep(0.7)  # past that delivery (<= 0.6 s real)
+    assert len(schedule_records(server, arn)) == n, "a firing was delivered to a DISABLED rule"
