@@ -61,7 +61,7 @@ pub fn plan(
     // Blocks taken by every subnet that stays (the stack's kept ones, the home one, anything
     // else in the VPC): a deleted one's block is not reused in the same run, since its delete
     // may still be retrying.
-    let mut used: Vec<Ipv4Net> = subnets
+    let used: Vec<Ipv4Net> = subnets
         .iter()
         .filter_map(|s| Ipv4Net::from_str(&s.cidr).ok())
         .collect();
@@ -72,13 +72,30 @@ pub fn plan(
         }
         match free.next() {
             Some(block) => {
-                used.push(block);
                 plan.make.insert(zone.clone(), block.to_string());
             }
             None => plan.no_room.push(zone.clone()),
         }
     }
     plan
+}
+
+/// The stack's failover subnets among `subnets` (a VPC's), zone -> subnet id: what refresh
+/// and import report.
+pub fn found(
+    stack: &str,
+    home_subnet_id: &str,
+    subnets: &[SubnetInfo],
+) -> BTreeMap<String, String> {
+    subnets
+        .iter()
+        .filter_map(|s| {
+            Some((
+                failover_zone_of(stack, home_subnet_id, s)?,
+                s.subnet_id.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// The zone `s` is the stack's failover subnet for, if it is one.

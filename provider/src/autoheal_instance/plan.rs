@@ -253,12 +253,12 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
     if !planned.attr("vpc_cidr").is_null() {
         let zones = planned.attr("failover_zones").clone();
         let wanted: BTreeSet<&str> = zones.elements().iter().filter_map(Value::as_str).collect();
-        let have: BTreeSet<String> = planned
+        let same = planned
             .attr("failover_subnet_ids")
             .entries()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        let same = wanted.len() == have.len() && have.iter().all(|z| wanted.contains(z.as_str()));
+            .map_or(wanted.is_empty(), |m| {
+                m.keys().map(String::as_str).collect::<BTreeSet<_>>() == wanted
+            });
         if !zones.is_wholly_known() || (!wanted.is_empty() && (creating || !same)) {
             planned.set_attr("failover_subnet_ids", Value::Unknown);
         } else if wanted.is_empty() {

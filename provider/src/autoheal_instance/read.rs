@@ -168,14 +168,8 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         }
         let found = match (&stack.vpc_id, &stack.subnet_id) {
             (Some(vpc), Some(home)) if spec.creates_network() => {
-                crate::aws::network::subnets_in(ctx, vpc)
-                    .await?
-                    .iter()
-                    .filter_map(|s| {
-                        let zone = super::failover_subnets::failover_zone_of(&spec.name, home, s)?;
-                        Some((zone, s.subnet_id.clone()))
-                    })
-                    .collect()
+                let subnets = crate::aws::network::subnets_in(ctx, vpc).await?;
+                super::failover_subnets::found(&spec.name, home, &subnets)
             }
             _ => {
                 let ids: Vec<String> = stack.failover_subnet_ids.values().cloned().collect();
@@ -236,14 +230,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
     let (schedule_rule, schedule_permission, newest_snapshot) = schedule.map_err(aws_err)?;
     if let Some(found) = failover.map_err(aws_err)? {
         let found: BTreeMap<String, String> = found;
-        state.set_attr(
-            "failover_subnet_ids",
-            if found.is_empty() {
-                Value::Null
-            } else {
-                Value::Map(found.into_iter().map(|(z, id)| (z, id.into())).collect())
-            },
-        );
+        state.set_attr("failover_subnet_ids", super::spec::string_map_value(&found));
     }
     let (vol, addr, sg, role_policies, role_policy, eni, alarms) = (
         vol.map_err(aws_err)?,
@@ -855,23 +842,12 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                     // (A user's own failover subnets carry nothing of the stack's: with
                     // `subnet_id` the configuration names them, and the plan after the
                     // import adds them in place.)
-                    let failover: BTreeMap<String, String> =
-                        match crate::aws::network::subnets_in(ctx, &info.vpc_id).await {
-                            Ok(subnets) => subnets
-                                .iter()
-                                .filter_map(|s| {
-                                    let zone =
-                                        super::failover_subnets::failover_zone_of(name, subnet, s)?;
-                                    Some((zone, s.subnet_id.clone()))
-                                })
-                                .collect(),
-                            Err(e) => {
-                                return fail(
-                                    format!("Failed to import stack {name}"),
-                                    e.to_string(),
-                                )
-                            }
-                        };
+                    let failover = match crate::aws::network::subnets_in(ctx, &info.vpc_id).await {
+                        Ok(subnets) => super::failover_subnets::found(name, subnet, &subnets),
+                        Err(e) => {
+                            return fail(format!("Failed to import stack {name}"), e.to_string())
+                        }
+                    };
                     if !failover.is_empty() {
                         state.set_attr(
                             "failover_zones",
@@ -879,9 +855,7 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                         );
                         state.set_attr(
                             "failover_subnet_ids",
-                            Value::Map(
-                                failover.into_iter().map(|(z, id)| (z, id.into())).collect(),
-                            ),
+                            super::spec::string_map_value(&failover),
                         );
                     }
                 } else {

@@ -147,6 +147,18 @@ pub fn string_map(v: &Value, attr: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The value of a map of strings: null when empty (as the state holds an unset map).
+pub fn string_map_value(map: &BTreeMap<String, String>) -> Value {
+    if map.is_empty() {
+        return Value::Null;
+    }
+    Value::Map(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect(),
+    )
+}
+
 fn string(v: &Value, attr: &str) -> Option<String> {
     v.attr(attr).as_str().map(str::to_string)
 }

@@ -101,16 +101,7 @@ impl Stack {
         );
         state.set_attr(
             "failover_subnet_ids",
-            if self.failover_subnet_ids.is_empty() {
-                Value::Null
-            } else {
-                Value::Map(
-                    self.failover_subnet_ids
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-                        .collect(),
-                )
-            },
+            super::spec::string_map_value(&self.failover_subnet_ids),
         );
     }
 }
