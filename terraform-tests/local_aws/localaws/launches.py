@@ -39,6 +39,14 @@ where moto funnels all of them), in this order, each with AWS's StatusMessage:
   Zone in your request or choosing ap-southeast-2b, ap-southeast-2c. Launching EC2
   instance failed.``
 
+A launch copies the group's tags whose PropagateAtLaunch is true onto the instance, as they
+are at that launch (tags added or changed by CreateOrUpdateTags after the group was made go to
+later launches, never to running instances), beside ``aws:autoscaling:groupName``; a launch
+template's instance tag of the same key is overridden by the group's: "Amazon EC2 Auto Scaling
+overrides the tag value from your launch template with the value for the same key specified by
+the Auto Scaling group" (Auto Scaling User Guide, "Tag Auto Scaling groups and instances"). Moto
+copied them but let the template's value win.
+
 After a failure the group retries on the scaled clock after ``launch_retry_s``, doubled
 after each further failure up to ``launch_retry_cap_s`` (the profile's, read at each
 failure), and never sooner than 1 virtual second (the ``fast`` profile's zeros would
@@ -279,9 +287,13 @@ def install(world_ref: Any) -> None:
             world.launches.failed(self, message, cause, subnet_id, zone)
             return
         before = {id(s) for s in self.instance_states}
+        group_tags = dict(self.get_propagated_tags())
         inner(self, count_needed, propagated_tags)
         for state in self.instance_states:
             if id(state) not in before:
+                # The group's value wins over the template's for a key both tag (moto let the
+                # template's win): see the module documentation.
+                state.instance.add_tags(group_tags)
                 world.activities.launch_started(self, state.instance, cause, held=state.lifecycle_state == "Pending:Wait")
         world.launches.succeeded(self)
 

@@ -1,0 +1,182 @@
+"""The calls of a zone failover (docs/zone-failover.md, sections 2 and 3), each as AWS answers it.
+
+The failover function detects the loss of the home zone (DescribeScalingActivities,
+DescribeVolumeStatus, DescribeAutoScalingGroups), restores the newest completed snapshot with
+CreateVolume in a failover zone, tags the group (``autoheal:active-volume``,
+``autoheal:active-zone``, PropagateAtLaunch) and moves the group's VPCZoneIdentifier there; the
+group's next launch carries the tags, and the heal function reads them from the instance. Each
+test here is one behaviour of that path, with the AWS page it follows. The module's server runs
+the fast profile at clock scale 0.01 (100 AWS seconds are 1 s here); a test that shows a timing
+sets it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import AMI, group_instances, hook, network, wait_for
+
+A, B = "ap-southeast-2a", "ap-southeast-2b"
+LONG = 100_000  # zone_outage_terminate_s that never comes within a test
+
+
+@pytest.fixture
+def nets(server):
+    server.reset()  # also ends every outage and restores the fast profile
+    ec2 = server.client("ec2")
+    a = network(server, A)
+    b_subnet = ec2.create_subnet(VpcId=a["vpc"], CidrBlock="10.0.2.0/24", AvailabilityZone=B)["Subnet"]["SubnetId"]
+    return {"a": a["subnet"], "b": b_subnet, "vpc": a["vpc"], "lt": a["launch_template"]}
+
+
+def asg_tag(group: str, key: str, value: str, propagate: bool) -> dict:
+    return {"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+            "PropagateAtLaunch": propagate}
+
+
+def instance_tags(server, iid: str) -> dict[str, str]:
+    inst = server.client("ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    return {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+
+
+def group_doc(server, name: str) -> dict:
+    return server.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def activities(server, name: str) -> list[dict]:
+    pages = server.client("autoscaling").get_paginator("describe_scaling_activities").paginate(AutoScalingGroupName=name)
+    return [a for page in pages for a in page["Activities"]]
+
+
+def virtual_now(server) -> float:
+    return server.ctl("GET", "/clock")["virtual_now"]
+
+
+def launched(server, name: str, other_than: str | None = None) -> str:
+    """The id of the group's instance (one that is not ``other_than``), once there is one."""
+    return wait_for(lambda: next((i["InstanceId"] for i in group_instances(server, name)
+                                  if i["InstanceId"] != other_than), None), timeout=10, what=f"{name} launched")
+
+
+# -- 1. tags propagated at launch ----------------------------------------------------------------
+
+
+def test_a_launch_copies_the_propagating_tags_only_and_the_group_lists_them_all(server, nets):
+    """Auto Scaling User Guide, "Tag Auto Scaling groups and instances": a tag with
+    PropagateAtLaunch true is added to the instances the group launches, at their creation,
+    with ``aws:autoscaling:groupName``; one with false stays on the group. A launch template's
+    instance tag of the same key is overridden by the group's ("Amazon EC2 Auto Scaling
+    overrides the tag value from your launch template with the value for the same key specified
+    by the Auto Scaling group"). DescribeAutoScalingGroups lists every tag with its
+    PropagateAtLaunch."""
+    ec2, asg = server.client("ec2"), server.client("autoscaling")
+    lt = ec2.create_launch_template(LaunchTemplateName="tagged", LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro",
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "both", "Value": "template"},
+                                                                   {"Key": "template-only", "Value": "t"}]}],
+    })["LaunchTemplate"]["LaunchTemplateId"]
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
+        Tags=[asg_tag("g", "autoheal:stack", "st", True), asg_tag("g", "group-only", "g", False),
+              asg_tag("g", "both", "group", True)])
+    tags = instance_tags(server, launched(server, "g"))
+    assert tags["autoheal:stack"] == "st" and tags["aws:autoscaling:groupName"] == "g"
+    assert tags["both"] == "group" and tags["template-only"] == "t"
+    assert "group-only" not in tags
+    listed = {t["Key"]: (t["Value"], t["PropagateAtLaunch"], t["ResourceId"], t["ResourceType"])
+              for t in group_doc(server, "g")["Tags"]}
+    assert listed == {"autoheal:stack": ("st", True, "g", "auto-scaling-group"),
+                      "group-only": ("g", False, "g", "auto-scaling-group"),
+                      "both": ("group", True, "g", "auto-scaling-group")}
+
+
+def test_tags_set_after_creation_go_to_later_launches_not_to_running_instances(server, nets):
+    """Same page, "Add or modify tags for your Auto Scaling group": "If you modify a tag, the
+    updated version of the tag is added to instances launched in the Auto Scaling group after
+    the change. If you create or modify a tag for an Auto Scaling group, these changes are not
+    made to instances that are already running". CreateOrUpdateTags replaces a key's tag whole:
+    a tag turned to PropagateAtLaunch false is no longer copied."""
+    asg = server.client("autoscaling")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": nets["lt"], "Version": "$Latest"},
+        Tags=[asg_tag("g", "autoheal:stack", "st", True), asg_tag("g", "was-propagated", "x", True)])
+    first = launched(server, "g")
+    asg.create_or_update_tags(Tags=[asg_tag("g", "autoheal:active-volume", "vol-0123456789abcdef0", True),
+                                    asg_tag("g", "autoheal:active-zone", B, True),
+                                    asg_tag("g", "autoheal:stack", "st2", True),
+                                    asg_tag("g", "was-propagated", "x", False)])
+    assert instance_tags(server, first)["autoheal:stack"] == "st"
+    assert "autoheal:active-volume" not in instance_tags(server, first)
+    server.client("ec2").terminate_instances(InstanceIds=[first])
+    tags = instance_tags(server, launched(server, "g", other_than=first))
+    assert (tags["autoheal:active-volume"], tags["autoheal:active-zone"], tags["autoheal:stack"]) == (
+        "vol-0123456789abcdef0", B, "st2")
+    assert "was-propagated" not in tags
+    listed = {t["Key"]: t["PropagateAtLaunch"] for t in group_doc(server, "g")["Tags"]}
+    assert listed == {"autoheal:stack": True, "was-propagated": False, "autoheal:active-volume": True,
+                      "autoheal:active-zone": True}
+
+
+def test_a_held_launch_already_carries_the_tags_in_pending_wait(server, nets):
+    """The heal function reads ``autoheal:active-volume`` from the instance while the launch
+    hook holds it: the group adds the tags "during resource creation rather than after" (same
+    page, "Tagging lifecycle"), so they are there in Pending:Wait."""
+    asg = server.client("autoscaling")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": nets["lt"], "Version": "$Latest"},
+        LifecycleHookSpecificationList=[hook(timeout=600)],
+        Tags=[asg_tag("g", "autoheal:active-volume", "vol-0aaaaaaaaaaaaaaaa", True)])
+    [inst] = group_instances(server, "g")
+    assert inst["LifecycleState"] == "Pending:Wait"
+    assert instance_tags(server, inst["InstanceId"])["autoheal:active-volume"] == "vol-0aaaaaaaaaaaaaaaa"
+
+
+# -- 2. moving the group while its launches fail --------------------------------------------------
+
+
+def test_moving_a_failing_group_to_a_healthy_zone_launches_there_at_its_next_attempt(server, nets):
+    """Zone A is out and the group's launches into it fail, retried with its back-off (launch
+    failures). The failover tags the group, then UpdateAutoScalingGroup moves VPCZoneIdentifier
+    to zone B's subnet. The update launches nothing by itself (it changes no capacity); the
+    group's next attempt, at its back-off time, goes to the new subnet and succeeds: a
+    ``Successful`` activity whose Details name subnet B and zone B, listed before the
+    ``Failed`` ones (newest first), which name subnet A. The instance carries the tags set while
+    the launches failed. AWS does not document how soon a group retries after such an update;
+    this emulation is never kinder than the retry already due."""
+    asg = server.client("autoscaling")
+    server.ctl("POST", "/profile", {"launch_retry_s": 100, "launch_retry_cap_s": 100,
+                                    "zone_outage_terminate_s": LONG})
+    server.ctl("POST", "/zone-outage", {"zone": A})
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": nets["lt"], "Version": "$Latest"},
+        Tags=[asg_tag("g", "autoheal:stack", "st", True)])
+    wait_for(lambda: len(activities(server, "g")) >= 2, timeout=10, what="a failed retry")
+    last_failure = virtual_now(server)
+    asg.create_or_update_tags(Tags=[asg_tag("g", "autoheal:active-volume", "vol-0bbbbbbbbbbbbbbbb", True),
+                                    asg_tag("g", "autoheal:active-zone", B, True)])
+    asg.update_auto_scaling_group(AutoScalingGroupName="g", VPCZoneIdentifier=nets["b"])
+    doc = group_doc(server, "g")
+    assert (doc["VPCZoneIdentifier"], doc["AvailabilityZones"], doc["Instances"]) == (nets["b"], [B], [])
+    iid = launched(server, "g")
+    # Not before the retry that was due 100 AWS seconds after the last failure.
+    assert virtual_now(server) >= last_failure + 50
+    [inst] = group_instances(server, "g")
+    assert inst["AvailabilityZone"] == B
+    acts = activities(server, "g")
+    newest, failures = acts[0], acts[1:]
+    assert (newest["StatusCode"], newest["Description"]) == ("Successful", f"Launching a new EC2 instance: {iid}")
+    assert newest["Details"] == f'{{"Subnet ID":"{nets["b"]}","Availability Zone":"{B}"}}'
+    assert len(failures) >= 2 and all(a["StatusCode"] == "Failed" for a in failures)
+    assert all(a["Details"] == f'{{"Subnet ID":"{nets["a"]}","Availability Zone":"{A}"}}' for a in failures)
+    assert all(f"in the Availability Zone you requested ({A})" in a["StatusMessage"] for a in failures)
+    tags = instance_tags(server, iid)
+    assert (tags["autoheal:active-volume"], tags["autoheal:active-zone"], tags["autoheal:stack"]) == (
+        "vol-0bbbbbbbbbbbbbbbb", B, "st")
+    time.sleep(2.5)  # 250 AWS seconds: no attempt follows a success
+    assert len(activities(server, "g")) == len(acts)
