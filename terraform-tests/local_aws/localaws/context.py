@@ -24,6 +24,9 @@ class _RequestView(threading.local):
         # The HTTP status of a refusal AWS answers as a server error (moto's EC2 errors are
         # all 400): set by the patch that refuses, applied by the middleware (zoneoutage).
         self.status_override: int | None = None
+        # A denied authorization EBS makes on the caller's behalf after accepting the call (the
+        # KMS key use of CreateVolume, iam_enforce): the new volume is given up (ec2ext).
+        self.deferred_denial: str | None = None
 
 
 view = _RequestView()

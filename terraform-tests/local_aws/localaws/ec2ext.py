@@ -71,6 +71,34 @@
   instance with one such volume is refused as a whole (inferred: AWS's answer to that not
   found). Not modelled: ``ConcurrentSnapshotLimitExceeded`` (five pending snapshots of a gp2,
   io1, io2 or magnetic volume, one of an st1 or sc1 one, same page).
+* Volumes take time (profile setting ``volume_create_s``; 0 in ``fast``, moto's instant
+  ``available``): a volume made by CreateVolume is ``creating`` for ``volume_create_s`` on the
+  scaled clock (the CreateVolume answer too), then ``available`` (EC2 API Reference,
+  CreateVolume, whose example answers ``creating``; EBS User Guide, "Create an Amazon EBS
+  volume": usable once ``available``). Meanwhile AttachVolume answers ``IncorrectState``
+  ``vol-.. is not 'available'.`` (EC2's answer quoted in jsmartin/raidformer#5 and
+  kubernetes/kubernetes#15058). How long AWS takes is not published (fog/fog#1758: "not ready
+  to be attached for a few seconds"): ours is an estimate. Volumes made by a launch (root
+  volumes) are ``available`` at once. A volume whose KMS key EBS may not use on the caller's
+  behalf (``iam_enforce``: the call's ``kms:`` authorizations denied) is accepted, shown
+  ``creating``, and then gone (``InvalidVolume.NotFound``), with no error to the caller, as AWS
+  does: CreateVolume answers ``creating`` and DescribeVolumes later ``InvalidVolume.NotFound``
+  (aws/aws-cli#2604, kubernetes-sigs/aws-ebs-csi-driver#2685, velero-io/velero#2195,
+  kubernetes/kubernetes#62171: EBS emits only a ``deleteVolume`` event). Not modelled: what
+  DeleteVolume, CreateSnapshot or ModifyVolume of a ``creating`` volume answer (they work).
+* Encryption keys (EBS User Guide, "Amazon EBS encryption examples", "Encryption outcomes"):
+  a snapshot of an encrypted volume keeps the volume's ``KmsKeyId`` (moto left it empty; EC2
+  API Reference, "Snapshot": "the KMS key that was used to protect the volume encryption key
+  for the parent volume"); a volume created from an encrypted snapshot "that you own" is
+  "Encrypted by same key" when no ``KmsKeyId`` is given, whether or not ``Encrypted`` is set
+  (moto left it without a key, or put the account's default key), and by the given key
+  otherwise ("Re-encrypt an encrypted volume"). ``KmsKeyId`` (a key id, key ARN, alias name or
+  alias ARN) is recorded and answered as the key's ARN (EC2 API Reference, "Volume":
+  ``KmsKeyId`` "The Amazon Resource Name (ARN) of the KMS key"; moto answered the form it was
+  given); an id KMS does not know is kept as given (not modelled: AWS accepts the call and the
+  volume never becomes available). A ``gp3`` volume without ``Throughput`` has 125 MiB/s (EBS
+  User Guide, "General Purpose SSD volumes": gp3's baseline of 3,000 IOPS and 125 MiB/s; moto
+  set the IOPS and left the throughput empty).
 * Snapshots can fail (control API ``POST /_localaws/snapshot-failures``, see
   ``inject_snapshot_failure``): the next N snapshots made by CreateSnapshot(s) of the named
   volume (any volume without one) end in state ``error`` instead of ``completed`` when their
@@ -161,6 +189,20 @@ class PendingSnapshot:
 
 
 @dataclass
+class CreatingVolume:
+    """A volume made by CreateVolume that is still ``creating``: until ``deadline`` (virtual),
+    or, when ``doomed`` (why EBS gives it up), until the timer removes it."""
+
+    backend: Any
+    deadline: float
+    doomed: str | None = None
+    timer: Any = None
+
+
+GP3_BASELINE_THROUGHPUT = 125  # MiB/s (EBS User Guide, "General Purpose SSD volumes")
+
+
+@dataclass
 class InjectedSnapshotFailure:
     """``POST /_localaws/snapshot-failures``: the next ``remaining`` snapshots of ``volume``
     (every volume when None; every snapshot until cleared when ``remaining`` is None) end in
@@ -193,6 +235,8 @@ class Ec2Extensions:
         # Injected snapshot failures (control API), tried in order.
         self.snapshot_failures: list[InjectedSnapshotFailure] = []
         self._failure_ids = itertools.count(1)
+        # volume id -> the volume made by CreateVolume that is still creating.
+        self.creating_volumes: dict[str, CreatingVolume] = {}
 
     BREAKS = frozenset({"double_attach", "volume_stays_on_terminated", "address_stays_on_terminated"})
 
@@ -206,6 +250,10 @@ class Ec2Extensions:
                 entry.timer.cancel()
         self.pending_snapshots.clear()  # moto's snapshots are gone with the reset too
         self.snapshot_failures.clear()
+        for creating in self.creating_volumes.values():
+            if creating.timer is not None:
+                creating.timer.cancel()
+        self.creating_volumes.clear()
 
     def set_breaks(self, names: Any) -> list[str]:
         """Replaces the breaks in force (lock held); refuses unknown names."""
@@ -257,6 +305,43 @@ class Ec2Extensions:
                     )
                 return
         raise BadRequest(f"no volume {volume_id}")
+
+    # -- volumes being created ---------------------------------------------------------
+
+    def start_volume(self, volume: Any, doomed: str | None) -> None:
+        """``volume`` was just made by a client's CreateVolume: ``creating`` for
+        ``volume_create_s``, then ``available``; when ``doomed`` (EBS may not use its KMS key on
+        the caller's behalf), ``creating`` and then gone (lock held)."""
+        seconds = self.world.profile.current.volume_create_s
+        if seconds <= 0 and doomed is None:
+            return
+        now = self.world.clock.now()
+        entry = CreatingVolume(volume.ec2_backend, now + max(0.0, seconds), doomed)
+        generation = self.world.generation
+        entry.timer = self.world.scheduler.call_at(
+            entry.deadline, lambda: self._volume_done(volume.id, generation), name=f"volume {volume.id}")
+        self.creating_volumes[volume.id] = entry
+        if doomed:
+            log.info("volume %s creating for %ss, then given up: %s", volume.id, seconds, doomed)
+        else:
+            log.info("volume %s creating for %ss", volume.id, seconds)
+
+    def volume_creating(self, volume_id: str) -> bool:
+        entry = self.creating_volumes.get(volume_id)
+        return entry is not None and (entry.doomed is not None or self.world.clock.now() < entry.deadline)
+
+    def _volume_done(self, volume_id: str, generation: int) -> None:
+        with self.world.lock:
+            if generation != self.world.generation:
+                return
+            entry = self.creating_volumes.pop(volume_id, None)
+            if entry is None or entry.doomed is None:
+                return
+            # Gone as EBS removes a volume it could not create: no error to anyone, the id is
+            # unknown from now on (InvalidVolume.NotFound).
+            entry.backend.volumes.pop(volume_id, None)
+            entry.backend.tags.pop(volume_id, None)
+            log.info("volume %s is gone: %s", volume_id, entry.doomed)
 
     # -- snapshots ------------------------------------------------------------------
 
@@ -489,6 +574,8 @@ def install(world_ref: Any) -> None:
     # --- volumes ------------------------------------------------------------
 
     def status(self: Any) -> str:
+        if ext().volume_creating(self.id):
+            return "creating"
         if self.attachment is not None:
             return "in-use"
         if self.id in view.detaching_volumes or ext().detaching_attachment(self.id) is not None:
@@ -539,6 +626,9 @@ def install(world_ref: Any) -> None:
             volume.attachment = None
         elif volume.attachment is not None or ext().in_detach_window(volume_id):
             raise EC2ClientError("VolumeInUse", f"{volume_id} is already attached to an instance")
+        if ext().volume_creating(volume_id):
+            # EC2's answer for a volume still being created (see the module documentation).
+            raise EC2ClientError("IncorrectState", f"{volume_id} is not 'available'.")
         vol_zone = _zone_name(volume.zone)
         inst_zone = _zone_name(instance.placement.zone)
         if vol_zone and inst_zone and vol_zone != inst_zone:
@@ -655,6 +745,9 @@ def install(world_ref: Any) -> None:
         if client_call and volume_id in self.volumes:
             ext().refuse_rate_exceeded(volume_id)
         snapshot = orig_create_snapshot(self, volume_id, description, owner_id=owner_id, from_ami=from_ami)
+        volume = self.volumes.get(volume_id)
+        if snapshot.encrypted and not snapshot.kms_key_id and volume is not None:
+            snapshot.kms_key_id = volume.kms_key_id  # the parent volume's key (EC2 API Reference, "Snapshot")
         if client_call:
             ext().start_snapshot(snapshot, volume_id)
         return snapshot
@@ -704,11 +797,38 @@ def install(world_ref: Any) -> None:
 
     orig_create_volume = ebs.EBSBackend.create_volume
 
+    volume_params = ("size", "zone_name", "snapshot_id", "encrypted", "kms_key_id", "volume_type", "iops",
+                     "throughput", "multi_attach_enabled")
+
+    def key_arn(backend: Any, key_id: str) -> str:
+        """The ARN of the key ``key_id`` names (id, ARN, alias, alias ARN); as given if KMS
+        does not know it."""
+        from moto.kms import kms_backends
+
+        try:
+            kms = kms_backends[backend.account_id][backend.region_name]
+            return kms.keys[kms.any_id_to_key_id(key_id)].arn
+        except Exception:
+            return key_id
+
     def create_volume(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.update(zip(volume_params, args))  # moto's own callers pass some positionally
         ext().settle_snapshots()
-        refuse_pending_snapshot(self, kwargs.get("snapshot_id") if "snapshot_id" in kwargs
-                                else (args[2] if len(args) > 2 else None))
-        return orig_create_volume(self, *args, **kwargs)
+        snapshot_id = kwargs.get("snapshot_id")
+        refuse_pending_snapshot(self, snapshot_id)
+        snap = self.snapshots.get(snapshot_id) if snapshot_id else None
+        if snap is not None and snap.encrypted and not kwargs.get("kms_key_id") and snap.kms_key_id:
+            # "Encrypted by same key" (EBS User Guide, "Encryption outcomes"), Encrypted or not.
+            kwargs["kms_key_id"] = snap.kms_key_id
+            kwargs["encrypted"] = True
+        if kwargs.get("kms_key_id"):
+            kwargs["kms_key_id"] = key_arn(self, str(kwargs["kms_key_id"]))
+        if kwargs.get("volume_type") == "gp3" and not kwargs.get("throughput"):
+            kwargs["throughput"] = GP3_BASELINE_THROUGHPUT
+        volume = orig_create_volume(self, **kwargs)
+        if view.operation == "CreateVolume":
+            ext().start_volume(volume, view.deferred_denial)
+        return volume
 
     ebs.EBSBackend.create_volume = create_volume
 

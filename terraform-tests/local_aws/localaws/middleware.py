@@ -149,6 +149,7 @@ class LocalAWSMiddleware:
                     if response is None:
                         view.clear()
                         view.operation = info.operation
+                        view.deferred_denial = info.deferred_denial
                         try:
                             response = self._call_moto(environ)
                             if view.status_override is not None and response[0] >= 400:

@@ -52,6 +52,13 @@ class Profile:
     # (Auto Scaling User Guide, "Health checks for instances in an Auto Scaling group"); AWS
     # gives no figure, five minutes is our estimate.
     zone_outage_terminate_s: float = 300.0
+    # A volume made by CreateVolume is `creating` this long before it is `available` (EC2 API
+    # Reference, CreateVolume: the answer's State is `creating`; EBS User Guide, "Create an Amazon
+    # EBS volume": the volume is ready for use once `available`); AttachVolume meanwhile answers
+    # `IncorrectState` (ec2ext.py). AWS publishes no figure; users report seconds
+    # (fog/fog#1758: "not ready to be attached for a few seconds after creation"): five is our
+    # estimate.
+    volume_create_s: float = 5.0
     # A scheduled rule's firing is delivered a random time in [0, this) after its scheduled
     # moment; the schedule itself stays on its rate (events.py). EventBridge User Guide,
     # "Creating an Amazon EventBridge rule that runs on a schedule": "the minimum precision
@@ -70,7 +77,7 @@ class Profile:
         if name == "fast":
             return cls(name="fast", pending_s=0.0, shutdown_s=0.0, iam_propagation_s=0.0,
                        launch_retry_s=0.0, launch_retry_cap_s=0.0, snapshot_s=0.0, zone_outage_terminate_s=0.0,
-                       schedule_jitter_s=0.0,
+                       volume_create_s=0.0, schedule_jitter_s=0.0,
                        iam_evaluation=False)
         raise ValueError(f"unknown profile {name!r}: expected 'realistic' or 'fast'")
 

@@ -66,6 +66,9 @@ class RequestInfo:
     body: bytes = b""
     # The SigV4 credential's access key id: who signed the call (CloudTrail's userIdentity).
     access_key_id: str | None = None
+    # Set by IAM evaluation (iam_enforce) when an authorization the service makes on the
+    # caller's behalf after accepting the call is denied: why, for the patch that acts on it.
+    deferred_denial: str | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         for source in (self.path_params, self.all_params):
