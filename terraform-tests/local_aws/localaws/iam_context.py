@@ -262,6 +262,9 @@ def _find_by_resource_id(rtype: str, info: RequestInfo, account: str) -> list[Fo
     if rtype == "snapshot":
         return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i),
                       snapshot_keys(ec2, info.region, account, i)) for i in ids]
+    if rtype == "volume":
+        return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i),
+                      volume_keys(ec2, info.region, account, i)) for i in ids]
     return [Found(_ec2_arn(info.region, account, rtype, i), _ec2_tags(ec2, i), {"ec2:Region": info.region})
             for i in ids]
 
@@ -345,25 +348,97 @@ def _find_instance(info: RequestInfo, account: str) -> list[Found] | None:
 
 
 def _find_volume(info: RequestInfo, account: str) -> list[Found] | None:
+    """The volumes a call names (``VolumeId``; CreateTags/DeleteTags ``ResourceId.N``
+    elsewhere) with their keys (``volume_keys``), or CreateVolume's new ``volume/*`` with the
+    keys its request gives it (``new_volume_keys``)."""
+    if info.service == "ec2" and info.operation == "CreateVolume":
+        return [Found(_ec2_arn(info.region, account, "volume", "*"), {}, new_volume_keys(info, account))]
     ids = _ids(info, "VolumeId")
     if not ids:
         return None
     ec2 = _ec2(account, info.region)
-    out = []
-    for vid in ids:
-        keys: dict[str, Any] = {"ec2:VolumeID": vid, "ec2:Region": info.region}
+    return [Found(_ec2_arn(info.region, account, "volume", vid), _ec2_tags(ec2, vid),
+                  volume_keys(ec2, info.region, account, vid)) for vid in ids]
+
+
+def volume_keys(ec2: Any, region: str, account: str, vid: str) -> dict[str, Any]:
+    """The reference's ``volume`` keys of an existing volume, from EBS's records: ec2:VolumeID,
+    ec2:AvailabilityZone, ec2:Encrypted, ec2:VolumeSize, ec2:VolumeType, ec2:VolumeIops,
+    ec2:VolumeThroughput, ec2:KmsKeyId (the key ARN EBS records), ec2:ParentSnapshot (the ARN of
+    the snapshot it was created from), ec2:Region."""
+    keys: dict[str, Any] = {"ec2:VolumeID": vid, "ec2:Region": region}
+    vol = ec2.volumes.get(vid)
+    if vol is None:
+        return keys
+    keys.update({
+        "ec2:AvailabilityZone": getattr(vol.zone, "name", vol.zone),
+        "ec2:Encrypted": "true" if vol.encrypted else "false",
+        "ec2:VolumeSize": str(vol.size),
+        "ec2:VolumeType": vol.volume_type,
+    })
+    if vol.iops:
+        keys["ec2:VolumeIops"] = str(vol.iops)
+    if vol.throughput:
+        keys["ec2:VolumeThroughput"] = str(vol.throughput)
+    if vol.encrypted and vol.kms_key_id:
+        keys["ec2:KmsKeyId"] = str(vol.kms_key_id)
+    if vol.snapshot_id:
+        keys["ec2:ParentSnapshot"] = _ec2_arn(region, account, "snapshot", vol.snapshot_id)
+    return keys
+
+
+def new_volume_keys(info: RequestInfo, account: str) -> dict[str, Any]:
+    """The keys of the volume a CreateVolume makes (the reference's ``volume`` row of
+    CreateVolume), from the request and, for what it leaves out, from the snapshot it names:
+    ec2:AvailabilityZone; ec2:Encrypted (true when asked, or when the snapshot is encrypted:
+    such a volume is encrypted whatever the request says, EBS User Guide, "Encryption
+    outcomes"); ec2:VolumeType (default gp2, the API's); ec2:VolumeSize (the request's, else the
+    snapshot's); ec2:VolumeIops and ec2:VolumeThroughput when the request gives them;
+    ec2:KmsKeyId (the key ARN the volume will have: the request's, else the snapshot's);
+    ec2:ParentSnapshot (the snapshot's ARN); ec2:Region. Whether AWS puts the effective value
+    or only the request's in ec2:Encrypted, ec2:VolumeSize and ec2:KmsKeyId is not documented:
+    a request that states them (as the provider's do) gets the same either way."""
+    ec2 = _ec2(account, info.region)
+    keys: dict[str, Any] = {"ec2:Region": info.region}
+    zone = info.get("AvailabilityZone")
+    if zone:
+        keys["ec2:AvailabilityZone"] = str(zone)
+    sid = info.get("SnapshotId")
+    snap = ec2.snapshots.get(str(sid)) if sid else None
+    encrypted = str(info.get("Encrypted", "")).lower() == "true" or bool(snap is not None and snap.encrypted)
+    keys["ec2:Encrypted"] = "true" if encrypted else "false"
+    keys["ec2:VolumeType"] = str(info.get("VolumeType") or "gp2")
+    size = info.get("Size")
+    if size is None and snap is not None:
         try:
-            vol = ec2.get_volume(vid)
-            keys.update({
-                "ec2:AvailabilityZone": vol.zone.name,
-                "ec2:Encrypted": "true" if vol.encrypted else "false",
-                "ec2:VolumeSize": str(vol.size),
-                "ec2:VolumeType": vol.volume_type,
-            })
+            size = snap.volume_size
         except Exception:
-            pass
-        out.append(Found(_ec2_arn(info.region, account, "volume", vid), _ec2_tags(ec2, vid), keys))
-    return out
+            size = None
+    if size is not None:
+        keys["ec2:VolumeSize"] = str(size)
+    if info.get("Iops") is not None:
+        keys["ec2:VolumeIops"] = str(info.get("Iops"))
+    if info.get("Throughput") is not None:
+        keys["ec2:VolumeThroughput"] = str(info.get("Throughput"))
+    key = _new_volume_key(info, ec2, snap)
+    if encrypted and key:
+        found = kms_key(account, info.region, key)
+        keys["ec2:KmsKeyId"] = found[0] if found else key
+    if sid:
+        keys["ec2:ParentSnapshot"] = _ec2_arn(info.region, account, "snapshot", str(sid))
+    return keys
+
+
+def _new_volume_key(info: RequestInfo, ec2: Any, snap: Any) -> str | None:
+    """The key a CreateVolume's volume will be encrypted with: the request's ``KmsKeyId``, else
+    an encrypted snapshot's key, else (``Encrypted``) the account's default EBS key."""
+    if info.get("KmsKeyId"):
+        return str(info.get("KmsKeyId"))
+    if snap is not None and snap.encrypted and _snapshot_key(snap):
+        return _snapshot_key(snap)
+    if str(info.get("Encrypted", "")).lower() == "true":
+        return getattr(ec2, "default_kms_key_id", None) or None
+    return None
 
 
 def _find_elastic_ip(info: RequestInfo, account: str) -> list[Found] | None:
@@ -896,8 +971,34 @@ def _request_keys(info: RequestInfo, action: str, definition: ActionDef | None, 
             + _ids(info, "InsufficientDataActions", "InsufficientDataActions.member")
         if actions:
             out["cloudwatch:AlarmActions"] = actions
+    if action in ("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"):
+        out.update(_group_request_keys(info, definition))
     if action == "lambda:AddPermission" and info.get("Principal"):
         out["lambda:Principal"] = str(info.get("Principal"))
+    return out
+
+
+def _group_request_keys(info: RequestInfo, definition: ActionDef | None) -> dict[str, Any]:
+    """Create/UpdateAutoScalingGroup's request keys that the group's settings give (Auto
+    Scaling User Guide, "How Amazon EC2 Auto Scaling works with IAM", condition keys; Service
+    Authorization Reference): autoscaling:VPCZoneIdentifiers, the subnet ids of
+    ``VPCZoneIdentifier`` (multivalued: a policy names subnets with ``ForAllValues:`` or
+    ``ForAnyValue:``); autoscaling:MinSize and autoscaling:MaxSize (numbers);
+    autoscaling:LaunchTemplateVersionSpecified (whether ``LaunchTemplate`` names a version);
+    autoscaling:LaunchConfigurationName. Each only when the request sets it: an update that
+    leaves it out does not change it."""
+    out: dict[str, Any] = {}
+    subnets = info.get("VPCZoneIdentifier")
+    if subnets and _listed(definition, "autoscaling:VPCZoneIdentifiers"):
+        out["autoscaling:VPCZoneIdentifiers"] = [x.strip() for x in str(subnets).split(",") if x.strip()]
+    for key, param in (("autoscaling:MinSize", "MinSize"), ("autoscaling:MaxSize", "MaxSize")):
+        if info.get(param) is not None and _listed(definition, key):
+            out[key] = str(info.get(param))
+    if (info.get("LaunchTemplate.LaunchTemplateId") or info.get("LaunchTemplate.LaunchTemplateName")) \
+            and _listed(definition, "autoscaling:LaunchTemplateVersionSpecified"):
+        out["autoscaling:LaunchTemplateVersionSpecified"] = "true" if info.get("LaunchTemplate.Version") else "false"
+    if info.get("LaunchConfigurationName") and _listed(definition, "autoscaling:LaunchConfigurationName"):
+        out["autoscaling:LaunchConfigurationName"] = str(info.get("LaunchConfigurationName"))
     return out
 
 
@@ -920,6 +1021,8 @@ def _dependent(info: RequestInfo, action: str, principal: AnyPrincipal,
                                note=f"tags set by {info.operation}'s TagSpecification"))
         if info.operation == "AttachVolume":
             out.extend(_ebs_key_grant(info, principal))
+        if info.operation == "CreateVolume":
+            out.extend(_ebs_key_use(info, principal))
     if info.service == "lambda" and info.operation in ("CreateFunction", "UpdateFunctionConfiguration") and info.get("Role"):
         role_arn = str(info.get("Role"))
         try:
@@ -986,3 +1089,68 @@ def _ebs_key_grant(info: RequestInfo, principal: AnyPrincipal) -> list[Request]:
     rctx = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
     return [Request("kms:CreateGrant", [Resource(arn, rctx)], ctx,
                     note=f"EC2 creates a grant on {vids[0]}'s key to attach it")]
+
+
+def _snapshot_key(snap: Any) -> str | None:
+    """An encrypted snapshot's key: its own ``KmsKeyId``, which is its volume's (ec2ext keeps
+    it; moto alone leaves it empty)."""
+    key = getattr(snap, "kms_key_id", None) or getattr(getattr(snap, "volume", None), "kms_key_id", None)
+    return str(key) if key else None
+
+
+def _ebs_key_use(info: RequestInfo, principal: AnyPrincipal) -> list[Request]:
+    """The uses of a customer managed key EBS makes, as the caller (``kms:ViaService`` EC2),
+    while it creates an encrypted volume, after it has accepted the CreateVolume (``after_call``:
+    a denial does not refuse the call, the volume is given up: iam_enforce, ec2ext):
+
+    * an empty volume: ``kms:GenerateDataKeyWithoutPlaintext`` on the volume's key ("When the
+      volume is created, Amazon EC2, acting on behalf of the customer, gets an encrypted data
+      key from AWS KMS (GenerateDataKeyWithoutPlaintext)": KMS Developer Guide, "Amazon EC2
+      example two"; kubernetes/kubernetes#62171 found it and ``kms:Decrypt`` enough to create
+      one);
+    * a volume from an encrypted snapshot: the data key is re-encrypted, ``kms:ReEncryptFrom``
+      on the snapshot's key and ``kms:ReEncryptTo`` on the volume's (the same key when none is
+      asked for). Users report that without ``kms:ReEncrypt*`` the volume "never finished
+      creating" (velero-io/velero#2195, openshift/cluster-storage-operator#345); which of the
+      two KMS checks is ours, from KMS's ReEncrypt, which needs both.
+
+    The grant EC2 needs to attach the volume (``kms:CreateGrant``) is checked at AttachVolume
+    (``_ebs_key_grant``), not here: kubernetes/kubernetes#62171 created volumes without it and
+    could not attach them. The EBS User Guide ("Requirements for Amazon EBS encryption",
+    permissions for users) lists kms:CreateGrant, kms:Decrypt, kms:DescribeKey,
+    kms:GenerateDataKeyWithoutPlainText and kms:ReEncrypt without saying which call needs
+    which. Not modelled: kms:DescribeKey, kms:Decrypt at creation, the encryption context
+    (``aws:ebs:id``) keys, key policies. An AWS managed key (``alias/aws/...``) is not
+    checked, as for the attach."""
+    account, region = principal.account, info.region
+    ec2 = _ec2(account, region)
+    sid = info.get("SnapshotId")
+    snap = ec2.snapshots.get(str(sid)) if sid else None
+    snap_key = _snapshot_key(snap) if snap is not None and snap.encrypted else None
+    if str(info.get("Encrypted", "")).lower() != "true" and snap_key is None:
+        return []
+    volume_key = _new_volume_key(info, ec2, snap)
+    ctx = principal.context(region)
+    ctx.update({
+        "kms:ViaService": f"ec2.{region}.amazonaws.com",
+        "kms:CallerAccount": account,
+        "aws:ViaAWSService": "true",
+    })
+
+    def use(action: str, key_id: str | None, note: str) -> list[Request]:
+        if not key_id:
+            return []
+        found = kms_key(account, region, key_id)
+        if found is None:
+            arn, tags = key_id, {}
+        else:
+            arn, tags, aws_managed = found
+            if aws_managed:
+                return []
+        rctx = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+        return [Request(action, [Resource(arn, rctx)], dict(ctx), note=note, after_call=True)]
+
+    if snap_key is not None:
+        return (use("kms:ReEncryptFrom", snap_key, f"EBS re-encrypts {sid}'s data key for the new volume")
+                + use("kms:ReEncryptTo", volume_key, "EBS re-encrypts the data key under the new volume's key"))
+    return use("kms:GenerateDataKeyWithoutPlaintext", volume_key, "EBS makes the new volume's data key")

@@ -21,6 +21,15 @@ permissions boundary. A denial is answered as the service answers it and nothing
 * JSON services (CloudWatch Logs, EventBridge, KMS): HTTP 400 ``AccessDeniedException``;
   Lambda: HTTP 403 ``AccessDeniedException``.
 
+The KMS key uses EBS makes while it creates an encrypted volume (``iam_context._ebs_key_use``:
+``kms:GenerateDataKeyWithoutPlaintext``, ``kms:ReEncryptFrom``/``To``) are authorizations made
+after EC2 accepted the CreateVolume (``Request.after_call``): they are decided only when the
+call's own ones allow it, and a denial does not refuse the call; the call goes on, the decision
+is recorded (``deferred``: true) and the volume is given up: ``creating``, then gone
+(``ec2ext``), which is what AWS users report (the volume appears ``creating`` and later
+DescribeVolumes answers ``InvalidVolume.NotFound``: aws/aws-cli#2604,
+kubernetes-sigs/aws-ebs-csi-driver#2685, velero-io/velero#2195).
+
 The KMS grant EC2 makes for an AttachVolume is refused in EC2's answer to the AttachVolume,
 naming ``kms:CreateGrant`` on the key: AWS documents that the attach fails and that
 CloudTrail shows KMS's AccessDenied (AWS re:Post knowledge center, "Why can't I create or
@@ -244,7 +253,17 @@ class IamEnforcement:
             return render_error(info.protocol, info.service, "InternalFailure",
                                 f"localaws cannot build the IAM request context: {exc}", 500)
         try:
-            decision = evaluate_all(identity, boundary, requests)
+            decision = evaluate_all(identity, boundary, [r for r in requests if not r.after_call])
+            after = [r for r in requests if r.after_call]
+            deferred = False
+            if after and (decision is None or decision.allowed):
+                # The service accepts the call first; what it then does as the caller is
+                # decided here too, and a denial gives up the resource (see the docstring).
+                later = evaluate_all(identity, boundary, after)
+                if later is not None and not later.allowed:
+                    decision, deferred = later, True
+                elif decision is None:
+                    decision = later
         except UnsupportedPolicy as exc:
             log.error("cannot evaluate %s's policies for %s: %s", principal.arn, info.operation, exc)
             return render_error(info.protocol, info.service, "InternalFailure",
@@ -264,8 +283,12 @@ class IamEnforcement:
             "allowed_by": {arn: str(ref) for arn, ref in decision.allowed_by},
             "note": decision.note,
             "authorizations": [
-                {"action": r.action, "resources": [x.arn for x in r.resources], "note": r.note} for r in requests
+                {"action": r.action, "resources": [x.arn for x in r.resources], "note": r.note,
+                 **({"after_call": True} if r.after_call else {})} for r in requests
             ],
+            # A denial of an authorization made after the call was accepted: the call succeeds
+            # and its resource is given up (CreateVolume's volume disappears).
+            "deferred": deferred,
             # Each authorization's request keys and each resource's own, for reading a denial.
             "contexts": [
                 {"request": _jsonable(r.context), "resources": {x.arn: _jsonable(x.context) for x in r.resources}}
@@ -274,6 +297,10 @@ class IamEnforcement:
         }
         self._record(record)
         if decision.allowed:
+            return None
+        if deferred:
+            log.info("IAM denies %s after the call was accepted: %s", who, decision.describe())
+            info.deferred_denial = decision.describe()
             return None
         log.info("IAM denies %s: %s", who, decision.describe())
         return access_denied(info, principal.arn, decision)

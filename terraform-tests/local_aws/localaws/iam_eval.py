@@ -87,6 +87,9 @@ class Request:
     context: Mapping[str, Any] = field(default_factory=dict)
     # Why this authorization happens, for messages ("EC2 on the caller's behalf").
     note: str = ""
+    # Made by the service after it accepted the call (EBS using a volume's KMS key while it
+    # creates the volume): a denial does not refuse the call (see iam_enforce).
+    after_call: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ sets it."""
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import AMI, group_instances, hook, network, wait_for
+from conftest import ACCOUNT, AMI, REGION, create_function, group_instances, hook, network, wait_for
 
 A, B = "ap-southeast-2a", "ap-southeast-2b"
 LONG = 100_000  # zone_outage_terminate_s that never comes within a test
@@ -294,3 +296,134 @@ def test_a_created_volume_is_creating_then_available_and_cannot_be_attached_mean
              what="the volume available")
     ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
     assert server.ctl("POST", "/profile", {"name": "realistic"})["volume_create_s"] == 5
+
+
+# -- 4. the failover function's calls under IAM evaluation -----------------------------------------
+
+
+def try_call(server, fn: str, service: str, method: str, **args: Any) -> dict[str, Any]:
+    """One call made by the function ``fn`` (conftest's ``try`` mode) with its attempt's
+    credentials: ``{"code": None}`` or the error's code, message and HTTP status."""
+    resp = server.client("lambda").invoke(FunctionName=fn, Payload=json.dumps(
+        {"service": service, "method": method, "args": args}).encode())
+    return json.loads(resp["Payload"].read())
+
+
+def failover_policy(home_volume: str, key: str, group_arn: str, subnet: str, kms: bool = True) -> dict[str, Any]:
+    """The failover role of docs/zone-failover.md, section 3, as far as these calls go."""
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Resource": "*",
+         "Action": ["autoscaling:DescribeScalingActivities", "autoscaling:DescribeAutoScalingGroups",
+                    "ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"]},
+        {"Effect": "Allow", "Action": "ec2:CreateVolume", "Resource": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+         "Condition": {"StringEquals": {"aws:RequestTag/autoheal:restored-for": "st", "ec2:AvailabilityZone": B},
+                       "Bool": {"ec2:Encrypted": "true"}}},
+        {"Effect": "Allow", "Action": "ec2:CreateVolume", "Resource": f"arn:aws:ec2:{REGION}::snapshot/*",
+         "Condition": {"ArnEquals": {"ec2:ParentVolume": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/{home_volume}"}}},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateVolume"}}},
+        {"Effect": "Allow", "Action": ["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"],
+         "Resource": group_arn, "Condition": {"StringEquals": {"aws:ResourceTag/autoheal:stack": "st"}}},
+        {"Effect": "Deny", "Action": "autoscaling:UpdateAutoScalingGroup", "Resource": group_arn,
+         "Condition": {"ForAnyValue:StringNotEquals": {"autoscaling:VPCZoneIdentifiers": [subnet]}}},
+    ]
+    if kms:
+        statements.append({"Effect": "Allow", "Resource": key,
+                           "Action": ["kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext"],
+                           "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{REGION}.amazonaws.com"}}})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def test_a_failover_functions_calls_are_decided_by_its_role(server, nets):
+    """The failover's calls, made by a function under IAM evaluation: its reads on ``*``, the
+    restore from a snapshot of the home volume into zone B tagged ``autoheal:restored-for``, the
+    group's tags and its move to zone B's subnet are allowed; a restore into the home zone is
+    refused with EC2's UnauthorizedOperation (403) naming ``volume/*``, and a move to another
+    subnet with Auto Scaling's AccessDenied (403) naming the group's ARN (the explicit Deny on
+    autoscaling:VPCZoneIdentifiers). Nothing is made or changed by a refused call."""
+    server.ctl("POST", "/profile", {"iam_evaluation": True, "zone_outage_terminate_s": LONG})
+    ec2, asg, iam = server.client("ec2"), server.client("autoscaling"), server.client("iam")
+    key, vol, snap = cmk_volume(server)
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="st-asg", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": nets["lt"], "Version": "$Latest"},
+        Tags=[asg_tag("st-asg", "autoheal:stack", "st", True)])
+    group_arn = group_doc(server, "st-asg")["AutoScalingGroupARN"]
+    fn = create_function(server, "st-failover", "try").split(":")[-1]
+    iam.put_role_policy(RoleName="fn-role", PolicyName="failover",
+                        PolicyDocument=json.dumps(failover_policy(vol, key, group_arn, nets["b"])))
+    server.ctl("POST", "/zone-outage", {"zone": A})
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/fn-role/{fn}"
+    assert try_call(server, fn, "autoscaling", "describe_scaling_activities", AutoScalingGroupName="st-asg") == {"code": None}
+    assert try_call(server, fn, "ec2", "describe_volume_status", VolumeIds=[vol]) == {"code": None}
+    assert try_call(server, fn, "autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=["st-asg"]) == {
+        "code": None}
+    spec = [{"ResourceType": "volume", "Tags": [{"Key": "autoheal:restored-for", "Value": "st"}]}]
+    home = try_call(server, fn, "ec2", "create_volume", AvailabilityZone=A, SnapshotId=snap, VolumeType="gp3",
+                    Encrypted=True, TagSpecifications=spec)
+    assert (home["status"], home["code"]) == (403, "UnauthorizedOperation")
+    assert home["message"].startswith(
+        f"You are not authorized to perform this operation. User: {session} is not authorized to perform: "
+        f"ec2:CreateVolume on resource: arn:aws:ec2:{REGION}:{ACCOUNT}:volume/* because no identity-based policy "
+        "allows the ec2:CreateVolume action. Encoded authorization failure message: ")
+    assert try_call(server, fn, "ec2", "create_volume", AvailabilityZone=B, SnapshotId=snap, VolumeType="gp3",
+                    Encrypted=True, TagSpecifications=spec) == {"code": None}
+    [restored] = ec2.describe_volumes(Filters=[{"Name": "tag:autoheal:restored-for", "Values": ["st"]}])["Volumes"]
+    assert (restored["AvailabilityZone"], restored["KmsKeyId"], restored["SnapshotId"]) == (B, key, snap)
+    tags = [asg_tag("st-asg", "autoheal:active-volume", restored["VolumeId"], True),
+            asg_tag("st-asg", "autoheal:active-zone", B, True)]
+    assert try_call(server, fn, "autoscaling", "create_or_update_tags", Tags=tags) == {"code": None}
+    elsewhere = try_call(server, fn, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName="st-asg",
+                         VPCZoneIdentifier=nets["a"])
+    assert (elsewhere["status"], elsewhere["code"]) == (403, "AccessDenied")
+    assert elsewhere["message"] == (
+        f"User: {session} is not authorized to perform: autoscaling:UpdateAutoScalingGroup on resource: {group_arn} "
+        "with an explicit deny in an identity-based policy")
+    assert try_call(server, fn, "autoscaling", "update_auto_scaling_group", AutoScalingGroupName="st-asg",
+                    VPCZoneIdentifier=nets["b"]) == {"code": None}
+    doc = group_doc(server, "st-asg")
+    assert doc["VPCZoneIdentifier"] == nets["b"]
+    assert {t["Key"]: t["Value"] for t in doc["Tags"]}["autoheal:active-volume"] == restored["VolumeId"]
+
+
+def test_a_restore_whose_key_ebs_may_not_use_is_accepted_then_the_volume_is_gone(server, nets):
+    """The failover role without the key's use through EC2: CreateVolume itself is allowed and
+    answers ``creating`` (no error), EBS's re-encryption of the snapshot's data key
+    (kms:ReEncryptFrom) is denied, and the volume is gone after ``volume_create_s``
+    (DescribeVolumes ``InvalidVolume.NotFound``): as AWS users report (aws/aws-cli#2604,
+    kubernetes-sigs/aws-ebs-csi-driver#2685, velero-io/velero#2195). The decision is recorded,
+    marked ``deferred``."""
+    server.ctl("POST", "/profile", {"iam_evaluation": True, "volume_create_s": 100})
+    ec2, iam = server.client("ec2"), server.client("iam")
+    key, vol, snap = cmk_volume(server)
+    fn = create_function(server, "st-failover", "try").split(":")[-1]
+    group_arn = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/st-asg"
+    iam.put_role_policy(RoleName="fn-role", PolicyName="failover",
+                        PolicyDocument=json.dumps(failover_policy(vol, key, group_arn, nets["b"], kms=False)))
+    spec = [{"ResourceType": "volume", "Tags": [{"Key": "autoheal:restored-for", "Value": "st"}]}]
+    assert try_call(server, fn, "ec2", "create_volume", AvailabilityZone=B, SnapshotId=snap, VolumeType="gp3",
+                    Encrypted=True, TagSpecifications=spec) == {"code": None}
+    [made] = ec2.describe_volumes(Filters=[{"Name": "tag:autoheal:restored-for", "Values": ["st"]}])["Volumes"]
+    assert made["State"] == "creating"
+    [decision] = [d for d in server.ctl("GET", "/iam-evaluation")["decisions"]
+                  if d["function"] == fn and d["operation"] == "CreateVolume"]
+    assert (decision["decision"], decision["action"], decision["resource"], decision["deferred"]) == (
+        "ImplicitDeny", "kms:ReEncryptFrom", key, True)
+
+    def gone() -> bool:
+        try:
+            ec2.describe_volumes(VolumeIds=[made["VolumeId"]])
+            return False
+        except ClientError as exc:
+            return exc.response["Error"]["Code"] == "InvalidVolume.NotFound"
+
+    wait_for(gone, timeout=10, what="the volume given up")
+    assert ec2.describe_volumes(Filters=[{"Name": "tag:autoheal:restored-for", "Values": ["st"]}])["Volumes"] == []
+    # With the key's use allowed, the same restore becomes available.
+    iam.put_role_policy(RoleName="fn-role", PolicyName="failover",
+                        PolicyDocument=json.dumps(failover_policy(vol, key, group_arn, nets["b"])))
+    assert try_call(server, fn, "ec2", "create_volume", AvailabilityZone=B, SnapshotId=snap, VolumeType="gp3",
+                    Encrypted=True, TagSpecifications=spec) == {"code": None}
+    wait_for(lambda: [v["State"] for v in ec2.describe_volumes(
+        Filters=[{"Name": "tag:autoheal:restored-for", "Values": ["st"]}])["Volumes"]] == ["available"],
+        timeout=10, what="the restored volume available")

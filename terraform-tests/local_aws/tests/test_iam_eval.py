@@ -574,3 +574,266 @@ def test_snapshot_contexts_name_the_volume_and_the_accountless_snapshot(aws):
                                                                      "Tag.1.Value": "v"}), PRINCIPAL)
     assert [(r.arn, r.context["ec2:ParentVolume"]) for r in retag.resources] == [
         (f"arn:aws:ec2:{REGION}::snapshot/{other}", ec2("volume", theirs))]
+
+
+# -- the failover function's calls (docs/zone-failover.md, section 3) ------------------------------
+
+HOME, FAILOVER = f"{REGION}a", f"{REGION}b"
+
+
+def _cmk_volume_and_snapshot(tags: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """(key ARN, volume, snapshot) in this process's moto: a gp3 volume under a customer
+    managed key in the home zone and a snapshot of it."""
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    e = boto3.client("ec2", region_name=REGION)
+    spec = [{"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {"autoheal:stack": "st"}).items()]}]
+    vol = e.create_volume(AvailabilityZone=HOME, Size=8, VolumeType="gp3", Encrypted=True, KmsKeyId=key,
+                          TagSpecifications=spec)["VolumeId"]
+    snap = e.create_snapshot(VolumeId=vol)["SnapshotId"]
+    return key, vol, snap
+
+
+def _restore(snap: str, zone: str = FAILOVER, tags: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """CreateVolume's query parameters, as an SDK sends them."""
+    params = {"AvailabilityZone": zone, "SnapshotId": snap, "VolumeType": "gp3", "Size": "8", "Iops": "3000",
+              "Throughput": "125", "Encrypted": "true", **extra}
+    for i, (k, v) in enumerate((tags if tags is not None else {"autoheal:restored-for": "st"}).items(), 1):
+        params["TagSpecification.1.ResourceType"] = "volume"
+        params[f"TagSpecification.1.Tag.{i}.Key"] = k
+        params[f"TagSpecification.1.Tag.{i}.Value"] = v
+    return params
+
+
+def _failover_create_volume_policy(home_volume: str, key: str, kms: bool = True) -> dict[str, Any]:
+    """The CreateVolume part of the failover role the design describes: a new volume only in
+    the failover zone, encrypted, tagged ``autoheal:restored-for`` at creation; only from
+    snapshots of the home volume owned by the account; the tags only at creation; the key's
+    use through EC2."""
+    statements = [
+        allow("ec2:CreateVolume", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*", Condition={
+            "StringEquals": {"aws:RequestTag/autoheal:restored-for": "st", "ec2:AvailabilityZone": [FAILOVER],
+                             "ec2:VolumeType": "gp3"},
+            "Bool": {"ec2:Encrypted": "true"},
+            "NumericLessThanEquals": {"ec2:VolumeSize": "16"}}),
+        allow("ec2:CreateVolume", f"arn:aws:ec2:{REGION}::snapshot/*", Condition={
+            "ArnEquals": {"ec2:ParentVolume": ec2("volume", home_volume)},
+            "StringEquals": {"ec2:Owner": ACCOUNT}}),
+        allow("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+              Condition={"StringEquals": {"ec2:CreateAction": "CreateVolume"}}),
+    ]
+    if kms:
+        statements.append(allow(["kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext"], key,
+                                Condition={"StringEquals": {"kms:ViaService": f"ec2.{REGION}.amazonaws.com"}}))
+    return doc(*statements)
+
+
+def test_create_volume_from_a_snapshot_is_authorized_on_the_new_volume_the_snapshot_and_the_key(aws):
+    """ec2:CreateVolume (Service Authorization Reference): the new ``volume/*`` with
+    aws:RequestTag/*, aws:TagKeys, ec2:AvailabilityZone, ec2:Encrypted, ec2:VolumeType,
+    ec2:VolumeSize (ec2:VolumeIops, ec2:VolumeThroughput, ec2:KmsKeyId, ec2:ParentSnapshot),
+    and the source ``snapshot/snap-..`` (no account in its ARN) with ec2:ParentVolume,
+    ec2:Encrypted, ec2:Owner and aws:ResourceTag/*; the TagSpecification is ec2:CreateTags with
+    ec2:CreateAction; EBS's re-encryption of the snapshot's data key is kms:ReEncryptFrom and
+    kms:ReEncryptTo on the key through EC2, made after the call is accepted (``after_call``).
+    The design's policy allows it; each narrower case is refused on the resource it names."""
+    key, home, snap = _cmk_volume_and_snapshot()
+    e = boto3.client("ec2", region_name=REGION)
+    e.create_tags(Resources=[snap], Tags=[{"Key": "autoheal:snapshot", "Value": "scheduled"}])
+    reqs = iam_context.build(info("ec2", "CreateVolume", "ec2", **_restore(snap)), PRINCIPAL)
+    assert [(r.action, r.after_call) for r in reqs] == [
+        ("ec2:CreateVolume", False), ("ec2:CreateTags", False), ("kms:ReEncryptFrom", True), ("kms:ReEncryptTo", True)]
+    create, tag, reencrypt_from, reencrypt_to = reqs
+    new, source = create.resources
+    assert new.arn == ec2("volume", "*") and source.arn == f"arn:aws:ec2:{REGION}::snapshot/{snap}"
+    assert {k: new.context[k] for k in ("ec2:AvailabilityZone", "ec2:Encrypted", "ec2:VolumeType", "ec2:VolumeSize",
+                                        "ec2:VolumeIops", "ec2:VolumeThroughput", "ec2:KmsKeyId",
+                                        "ec2:ParentSnapshot")} == {
+        "ec2:AvailabilityZone": FAILOVER, "ec2:Encrypted": "true", "ec2:VolumeType": "gp3", "ec2:VolumeSize": "8",
+        "ec2:VolumeIops": "3000", "ec2:VolumeThroughput": "125", "ec2:KmsKeyId": key,
+        "ec2:ParentSnapshot": f"arn:aws:ec2:{REGION}::snapshot/{snap}"}
+    assert {k: source.context[k] for k in ("ec2:ParentVolume", "ec2:Encrypted", "ec2:Owner",
+                                           "aws:ResourceTag/autoheal:snapshot")} == {
+        "ec2:ParentVolume": ec2("volume", home), "ec2:Encrypted": "true", "ec2:Owner": ACCOUNT,
+        "aws:ResourceTag/autoheal:snapshot": "scheduled"}
+    assert create.context["aws:RequestTag/autoheal:restored-for"] == "st"
+    assert create.context["aws:TagKeys"] == ["autoheal:restored-for"]
+    assert (tag.context["ec2:CreateAction"], [r.arn for r in tag.resources]) == ("CreateVolume", [ec2("volume", "*")])
+    for grant in (reencrypt_from, reencrypt_to):
+        assert [r.arn for r in grant.resources] == [key]
+        assert (grant.context["kms:ViaService"], grant.context["kms:CallerAccount"]) == (
+            f"ec2.{REGION}.amazonaws.com", ACCOUNT)
+    policy = _failover_create_volume_policy(home, key)
+    assert evaluate_all([policy], None, reqs).decision == ALLOW
+    # Into the home zone, untagged, too big: refused on the new volume.
+    for params in (_restore(snap, zone=HOME), _restore(snap, tags={}), _restore(snap, Size="32")):
+        d = evaluate_all([policy], None, iam_context.build(info("ec2", "CreateVolume", "ec2", **params), PRINCIPAL))
+        assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "ec2:CreateVolume", ec2("volume", "*")), params
+    # From a snapshot of another volume: refused on that snapshot, whatever its tags say.
+    _, _, other = _cmk_volume_and_snapshot()
+    e.create_tags(Resources=[other], Tags=[{"Key": "autoheal:snapshot", "Value": "scheduled"}])
+    d = evaluate_all([policy], None, iam_context.build(info("ec2", "CreateVolume", "ec2", **_restore(other)), PRINCIPAL))
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, f"arn:aws:ec2:{REGION}::snapshot/{other}")
+    # Without the key's use through EC2: the EC2 part passes, EBS's re-encryption does not.
+    reqs = iam_context.build(info("ec2", "CreateVolume", "ec2", **_restore(snap)), PRINCIPAL)
+    narrow = _failover_create_volume_policy(home, key, kms=False)
+    assert evaluate_all([narrow], None, [r for r in reqs if not r.after_call]).decision == ALLOW
+    d = evaluate_all([narrow], None, reqs)
+    assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "kms:ReEncryptFrom", key)
+
+
+def test_an_empty_encrypted_volume_needs_a_data_key_and_the_aws_managed_key_is_not_checked(aws):
+    """An empty volume under a customer managed key: kms:GenerateDataKeyWithoutPlaintext through
+    EC2 (KMS Developer Guide, "Amazon EC2 example two"), after the call; the account's AWS
+    managed key (aws/ebs) is not checked, and an unencrypted volume uses no key."""
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    base = {"AvailabilityZone": FAILOVER, "Size": "1"}
+    reqs = iam_context.build(info("ec2", "CreateVolume", "ec2", Encrypted="true", KmsKeyId=key, **base), PRINCIPAL)
+    assert [(r.action, r.after_call, [x.arn for x in r.resources]) for r in reqs] == [
+        ("ec2:CreateVolume", False, [ec2("volume", "*")]), ("kms:GenerateDataKeyWithoutPlaintext", True, [key])]
+    boto3.client("ec2", region_name=REGION).create_volume(AvailabilityZone=FAILOVER, Size=1, Encrypted=True)  # makes aws/ebs
+    assert [r.action for r in iam_context.build(info("ec2", "CreateVolume", "ec2", Encrypted="true", **base),
+                                                PRINCIPAL)] == ["ec2:CreateVolume"]
+    assert [r.action for r in iam_context.build(info("ec2", "CreateVolume", "ec2", **base), PRINCIPAL)] == [
+        "ec2:CreateVolume"]
+
+
+def test_create_tags_on_an_existing_volume_carries_its_tags_and_keys(aws):
+    """ec2:CreateTags on an existing volume (``ResourceId.N``): the volume's ARN with its
+    aws:ResourceTag/* and volume keys, no ec2:CreateAction. The design's rule, "CreateTags on
+    volumes only at creation or with the stack tag", allows the home volume's
+    ``autoheal:superseded-by`` and refuses another volume's."""
+    _, home, _ = _cmk_volume_and_snapshot()
+    _, stranger, _ = _cmk_volume_and_snapshot(tags={"autoheal:stack": "other"})
+    policy = doc(
+        allow("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+              Condition={"StringEquals": {"ec2:CreateAction": "CreateVolume"}}),
+        allow("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+              Condition={"StringEquals": {"aws:ResourceTag/autoheal:stack": "st"}}))
+
+    def retag(vol: str) -> list[Request]:
+        return iam_context.build(info("ec2", "CreateTags", "ec2", **{
+            "ResourceId.1": vol, "Tag.1.Key": "autoheal:superseded-by", "Tag.1.Value": "vol-0ddddddddddddddddd"}), PRINCIPAL)
+
+    [req] = retag(home)
+    [res] = req.resources
+    assert res.arn == ec2("volume", home)
+    assert (res.context["aws:ResourceTag/autoheal:stack"], res.context["ec2:AvailabilityZone"]) == ("st", HOME)
+    assert "ec2:CreateAction" not in req.context
+    assert req.context["aws:RequestTag/autoheal:superseded-by"] == "vol-0ddddddddddddddddd"
+    assert evaluate_all([policy], None, [req]).decision == ALLOW
+    d = evaluate_all([policy], None, retag(stranger))
+    assert (d.decision, d.resource) == (IMPLICIT_DENY, ec2("volume", stranger))
+
+
+def test_attach_volume_of_a_restored_volume_by_its_restored_for_tag(aws):
+    """The heal function's AttachVolume of a restored volume: allowed on ``volume/*`` only with
+    aws:ResourceTag/autoheal:restored-for (docs/zone-failover.md, section 2), with the kms grant
+    EC2 makes for the attach; a volume without the tag, or restored for another stack, is
+    refused on the volume."""
+    key, _, snap = _cmk_volume_and_snapshot()
+    e = boto3.client("ec2", region_name=REGION)
+    vpc = e.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = e.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone=FAILOVER)["Subnet"]["SubnetId"]
+    inst = e.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+
+    def restored(value: str | None) -> str:
+        spec = [{"ResourceType": "volume", "Tags": [{"Key": "autoheal:restored-for", "Value": value}]}] if value else []
+        return e.create_volume(AvailabilityZone=FAILOVER, SnapshotId=snap, Encrypted=True, KmsKeyId=key,
+                               TagSpecifications=spec)["VolumeId"]
+
+    policy = doc(
+        allow("ec2:AttachVolume", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*"),
+        allow("ec2:AttachVolume", f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*",
+              Condition={"StringEquals": {"aws:ResourceTag/autoheal:restored-for": "st"}}),
+        allow("kms:CreateGrant", key, Condition={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
+    ours = restored("st")
+    reqs = iam_context.build(info("ec2", "AttachVolume", "ec2", InstanceId=inst, VolumeId=ours, Device="/dev/sdf"), PRINCIPAL)
+    assert [r.action for r in reqs] == ["ec2:AttachVolume", "kms:CreateGrant"]
+    assert reqs[0].resources[1].context["aws:ResourceTag/autoheal:restored-for"] == "st"
+    assert reqs[0].resources[1].context["ec2:ParentSnapshot"] == f"arn:aws:ec2:{REGION}::snapshot/{snap}"
+    assert evaluate_all([policy], None, reqs).decision == ALLOW
+    for vol in (restored("other"), restored(None)):
+        d = evaluate_all([policy], None, iam_context.build(
+            info("ec2", "AttachVolume", "ec2", InstanceId=inst, VolumeId=vol, Device="/dev/sdf"), PRINCIPAL))
+        assert (d.decision, d.action, d.resource) == (IMPLICIT_DENY, "ec2:AttachVolume", ec2("volume", vol))
+
+
+def test_group_update_and_tags_are_authorized_on_the_group_arn(aws):
+    """autoscaling:UpdateAutoScalingGroup and autoscaling:CreateOrUpdateTags are on the group's
+    ARN with aws:ResourceTag/*; UpdateAutoScalingGroup carries autoscaling:VPCZoneIdentifiers
+    (the request's subnet ids), CreateOrUpdateTags aws:RequestTag/* and aws:TagKeys. A policy
+    on the stack's group that allows only the failover subnets and the failover's tag keys
+    allows the failover's calls and refuses another group, another subnet, another key."""
+    _group_instance("st-asg")
+    _group_instance("other-asg")
+    a = boto3.client("autoscaling", region_name=REGION)
+    a.create_or_update_tags(Tags=[{"ResourceId": "st-asg", "ResourceType": "auto-scaling-group",
+                                   "Key": "autoheal:stack", "Value": "st", "PropagateAtLaunch": True}])
+    arn = a.describe_auto_scaling_groups(AutoScalingGroupNames=["st-asg"])["AutoScalingGroups"][0]["AutoScalingGroupARN"]
+    group_arn = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/st-asg"
+    policy = doc(
+        allow("autoscaling:UpdateAutoScalingGroup", group_arn, Condition={
+            "ForAllValues:StringEquals": {"autoscaling:VPCZoneIdentifiers": ["subnet-0b", "subnet-0c"]},
+            "StringEquals": {"aws:ResourceTag/autoheal:stack": "st"}}),
+        allow("autoscaling:CreateOrUpdateTags", group_arn, Condition={
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["autoheal:active-volume", "autoheal:active-zone",
+                                                          "autoheal:failover-started"]},
+            "StringEquals": {"aws:ResourceTag/autoheal:stack": "st"}}))
+
+    def update(group: str, subnets: str) -> list[Request]:
+        return iam_context.build(info("autoscaling", "UpdateAutoScalingGroup", "query", AutoScalingGroupName=group,
+                                      VPCZoneIdentifier=subnets), PRINCIPAL)
+
+    [req] = update("st-asg", "subnet-0b")
+    assert [r.arn for r in req.resources] == [arn]
+    assert req.resources[0].context["aws:ResourceTag/autoheal:stack"] == "st"
+    assert req.context["autoscaling:VPCZoneIdentifiers"] == ["subnet-0b"]
+    assert evaluate_all([policy], None, [req]).decision == ALLOW
+    for group, subnets in (("st-asg", "subnet-0a"), ("st-asg", "subnet-0b,subnet-0a"), ("other-asg", "subnet-0b")):
+        d = evaluate_all([policy], None, update(group, subnets))
+        assert d.decision == IMPLICIT_DENY, (group, subnets)
+    [req] = iam_context.build(info("autoscaling", "UpdateAutoScalingGroup", "query", AutoScalingGroupName="st-asg",
+                                   MinSize="0", MaxSize="1", **{"LaunchTemplate.LaunchTemplateId": "lt-1",
+                                                                "LaunchTemplate.Version": "3"}), PRINCIPAL)
+    assert {k: req.context[k] for k in ("autoscaling:MinSize", "autoscaling:MaxSize",
+                                        "autoscaling:LaunchTemplateVersionSpecified")} == {
+        "autoscaling:MinSize": "0", "autoscaling:MaxSize": "1", "autoscaling:LaunchTemplateVersionSpecified": "true"}
+    assert "autoscaling:VPCZoneIdentifiers" not in req.context
+
+    def tags(group: str, **kv: str) -> list[Request]:
+        params: dict[str, str] = {}
+        for i, (k, v) in enumerate(kv.items(), 1):
+            params.update({f"Tags.member.{i}.ResourceId": group, f"Tags.member.{i}.ResourceType": "auto-scaling-group",
+                           f"Tags.member.{i}.Key": k.replace("__", ":").replace("_", "-"),
+                           f"Tags.member.{i}.Value": v, f"Tags.member.{i}.PropagateAtLaunch": "true"})
+        return iam_context.build(info("autoscaling", "CreateOrUpdateTags", "query", **params), PRINCIPAL)
+
+    [req] = tags("st-asg", autoheal__active_volume="vol-0eeeeeeeeeeeeeeee", autoheal__active_zone=FAILOVER)
+    assert [r.arn for r in req.resources] == [arn]
+    assert req.context["aws:RequestTag/autoheal:active-volume"] == "vol-0eeeeeeeeeeeeeeee"
+    assert sorted(req.context["aws:TagKeys"]) == ["autoheal:active-volume", "autoheal:active-zone"]
+    assert evaluate_all([policy], None, [req]).decision == ALLOW
+    for refused in (tags("other-asg", autoheal__active_zone=FAILOVER), tags("st-asg", autoheal__stack="mine")):
+        assert evaluate_all([policy], None, refused).decision == IMPLICIT_DENY
+
+
+def test_volume_status_and_scaling_activities_have_no_resource_level_permissions(aws):
+    """ec2:DescribeVolumeStatus and autoscaling:DescribeScalingActivities (and the other
+    Describe calls of the detection) are on ``*``: only ``"Resource": "*"`` allows them."""
+    on_star = doc(allow(["ec2:DescribeVolumeStatus", "autoscaling:DescribeScalingActivities",
+                         "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"]))
+    scoped = doc(allow(["ec2:DescribeVolumeStatus"], f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/*"),
+                 allow(["autoscaling:DescribeScalingActivities"],
+                       f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/st-asg"))
+    calls = [info("ec2", "DescribeVolumeStatus", "ec2", **{"VolumeId.1": "vol-1"}),
+             info("autoscaling", "DescribeScalingActivities", "query", AutoScalingGroupName="st-asg"),
+             info("autoscaling", "DescribeAutoScalingGroups", "query", **{"AutoScalingGroupNames.member.1": "st-asg"}),
+             info("ec2", "DescribeVolumes", "ec2", **{"VolumeId.1": "vol-1"}),
+             info("ec2", "DescribeSnapshots", "ec2", **{"Filter.1.Name": "volume-id", "Filter.1.Value.1": "vol-1"})]
+    for call in calls:
+        [req] = iam_context.build(call, PRINCIPAL)
+        assert [r.arn for r in req.resources] == ["*"], call.operation
+        assert evaluate_all([on_star], None, [req]).decision == ALLOW
+    for call in calls[:2]:
+        d = evaluate_all([scoped], None, iam_context.build(call, PRINCIPAL))
+        assert (d.decision, d.resource) == (IMPLICIT_DENY, "*"), call.operation
