@@ -29,6 +29,11 @@ the page that documents it:
   "kms:GrantIsForAWSResource"). A key aliased ``alias/aws/...`` is an AWS managed key,
   whose key policy lets the account's principals use it through EC2 directly; no
   identity-policy check is made for it here;
+* CreateVolume of a volume under a customer managed key makes EBS use the key as the caller,
+  after EC2 accepted the call: ``kms:GenerateDataKeyWithoutPlaintext`` (an empty volume) or
+  ``kms:ReEncryptFrom``/``kms:ReEncryptTo`` (from an encrypted snapshot), with
+  ``kms:ViaService`` (``_ebs_key_use``; ``Request.after_call``: a denial gives the volume up
+  rather than refusing the call, see iam_enforce);
 * ``lambda:CreateFunction`` / ``UpdateFunctionConfiguration`` naming a ``Role`` need
   ``iam:PassRole`` on it with ``iam:PassedToService`` = ``lambda.amazonaws.com`` (IAM User
   Guide, "Grant a user permissions to pass a role to an AWS service");
@@ -47,7 +52,9 @@ has no account, ``arn:aws:ec2:REGION::snapshot/snap-..``, as the reference's tem
 writes it; a snapshot carries ``ec2:ParentVolume``, the ARN of the volume it was taken of
 (the reference's ``snapshot`` resource type; CreateSnapshot's new ``snapshot/*`` has that
 of the request's volume), so a policy can scope DeleteSnapshot to the snapshots of one
-volume whatever their tags say.
+volume whatever their tags say. CreateVolume's new ``volume/*`` carries the keys its request
+gives the volume (``new_volume_keys``), and Create/UpdateAutoScalingGroup the keys of the
+group's settings they set (``_group_request_keys``: ``autoscaling:VPCZoneIdentifiers``...).
 """
 
 from __future__ import annotations
