@@ -220,6 +220,17 @@ class InjectedSnapshotFailure:
                 "fired": self.fired, "snapshots": list(self.snapshots)}
 
 
+def template_metadata_options(backend: Any, template_arg: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``MetadataOptions`` of the launch template version a launch names (its ``Version``,
+    else the template's default), or None."""
+    try:
+        data = backend._get_template_from_args(template_arg).data
+    except Exception:
+        return None
+    options = data.get("MetadataOptions")
+    return dict(options) if isinstance(options, dict) and options else None
+
+
 class Ec2Extensions:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -526,6 +537,25 @@ def install(world_ref: Any) -> None:
         return orig_create_version(self)
 
     LaunchTemplates.create_launch_template_version = create_launch_template_version
+
+    # An instance launched from a launch template gets the template's MetadataOptions (EC2 API
+    # Reference, RequestLaunchTemplateData: "MetadataOptions: The metadata options for the
+    # instance"), InstanceMetadataTags among them (the heal's mount script reads the instance's
+    # tags from the metadata service); moto gave every such instance its defaults (tokens
+    # optional, tags disabled). Options in the request itself win. A group's launch names no
+    # version here: ``launches`` applies the version the group names.
+    orig_run_instances = inst.InstanceBackend.run_instances
+
+    def run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: Any,
+                      **kwargs: Any) -> Any:
+        template = kwargs.get("launch_template")
+        if template and not kwargs.get("metadata_options"):
+            options = template_metadata_options(self, template)
+            if options:
+                kwargs["metadata_options"] = options
+        return orig_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    inst.InstanceBackend.run_instances = run_instances
 
     # A launch template that maps the AMI's root device without a snapshot or a size (say, only
     # to make it encrypted and deleted on termination) changes the AMI's root volume: AWS

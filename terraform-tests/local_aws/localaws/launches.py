@@ -45,7 +45,9 @@ later launches, never to running instances), beside ``aws:autoscaling:groupName`
 template's instance tag of the same key is overridden by the group's: "Amazon EC2 Auto Scaling
 overrides the tag value from your launch template with the value for the same key specified by
 the Auto Scaling group" (Auto Scaling User Guide, "Tag Auto Scaling groups and instances"). Moto
-copied them but let the template's value win.
+copied them but let the template's value win. The instance also gets the metadata options
+(``InstanceMetadataTags`` among them) of the launch template version the group names (moto
+gave it its defaults; see ec2ext).
 
 After a failure the group retries on the scaled clock after ``launch_retry_s``, doubled
 after each further failure up to ``launch_retry_cap_s`` (the profile's, read at each
@@ -271,6 +273,24 @@ def launch_target(group: Any) -> tuple[str | None, str | None]:
     return None, (group.availability_zones[0] if group.availability_zones else None)
 
 
+def apply_template_metadata_options(group: Any, instance: Any) -> None:
+    """The instance gets the metadata options of the launch template version the group names
+    (moto's group launch names the template without its version: ec2ext applied the default
+    version's)."""
+    template = getattr(group, "ec2_launch_template", None)
+    if template is None:
+        return
+    from moto.ec2.models.instances import MetadataOptions
+
+    try:
+        data = template.get_version(group.launch_template_version).data
+    except Exception:
+        return
+    options = data.get("MetadataOptions")
+    if isinstance(options, dict) and options:
+        instance.metadata_options = MetadataOptions(dict(options))
+
+
 def install(world_ref: Any) -> None:
     """Wrap the group launch (after ``lifecycle.install``, whose wrapper holds launches)."""
     from moto.autoscaling import models as m
@@ -294,6 +314,7 @@ def install(world_ref: Any) -> None:
                 # The group's value wins over the template's for a key both tag (moto let the
                 # template's win): see the module documentation.
                 state.instance.add_tags(group_tags)
+                apply_template_metadata_options(self, state.instance)
                 world.activities.launch_started(self, state.instance, cause, held=state.lifecycle_state == "Pending:Wait")
         world.launches.succeeded(self)
 

@@ -427,3 +427,53 @@ def test_a_restore_whose_key_ebs_may_not_use_is_accepted_then_the_volume_is_gone
     wait_for(lambda: [v["State"] for v in ec2.describe_volumes(
         Filters=[{"Name": "tag:autoheal:restored-for", "Values": ["st"]}])["Volumes"]] == ["available"],
         timeout=10, what="the restored volume available")
+
+
+# -- 5. instance tags in the instance metadata -----------------------------------------------------
+
+IMDS = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1,
+        "InstanceMetadataTags": "enabled"}
+
+
+def test_launch_templates_keep_instance_metadata_tags_and_launches_apply_them(server, nets):
+    """``MetadataOptions.InstanceMetadataTags = enabled`` (EC2 API Reference,
+    LaunchTemplateInstanceMetadataOptionsRequest: "Set to enabled to allow access to instance tags
+    from the instance metadata") is kept by CreateLaunchTemplate and CreateLaunchTemplateVersion
+    and answered by DescribeLaunchTemplateVersions; an instance launched from the template, by a
+    group (from the version the group names) or by RunInstances, has the template's metadata
+    options in DescribeInstances (moto gave every instance its defaults: tokens optional, tags
+    disabled)."""
+    ec2, asg = server.client("ec2"), server.client("autoscaling")
+    made = ec2.create_launch_template(LaunchTemplateName="imds", LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro", "MetadataOptions": {"HttpTokens": "required"}})["LaunchTemplate"]
+    lt = made["LaunchTemplateId"]
+    v2 = ec2.create_launch_template_version(LaunchTemplateId=lt, LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro", "MetadataOptions": IMDS})["LaunchTemplateVersion"]
+    assert v2["VersionNumber"] == 2 and v2["LaunchTemplateData"]["MetadataOptions"] == IMDS
+    versions = {v["VersionNumber"]: v["LaunchTemplateData"].get("MetadataOptions")
+                for v in ec2.describe_launch_template_versions(LaunchTemplateId=lt)["LaunchTemplateVersions"]}
+    assert versions == {1: {"HttpTokens": "required"}, 2: IMDS}
+    again = ec2.create_launch_template(LaunchTemplateName="imds-2", LaunchTemplateData={
+        "ImageId": AMI, "InstanceType": "t3.micro", "MetadataOptions": IMDS})["LaunchTemplate"]["LaunchTemplateId"]
+    [first] = ec2.describe_launch_template_versions(LaunchTemplateId=again)["LaunchTemplateVersions"]
+    assert first["LaunchTemplateData"]["MetadataOptions"] == IMDS
+
+    def options(iid: str) -> dict[str, Any]:
+        inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        return {k: inst["MetadataOptions"][k] for k in IMDS}
+
+    asg.create_auto_scaling_group(  # $Latest is version 2; the template's default is 1
+        AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=nets["a"],
+        LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"})
+    assert options(launched(server, "g")) == IMDS
+    direct = ec2.run_instances(MinCount=1, MaxCount=1, SubnetId=nets["a"],
+                               LaunchTemplate={"LaunchTemplateId": lt, "Version": "2"})["Instances"][0]
+    assert {k: direct["MetadataOptions"][k] for k in IMDS} == IMDS
+    default = ec2.run_instances(MinCount=1, MaxCount=1, SubnetId=nets["a"],
+                                LaunchTemplate={"LaunchTemplateId": lt})["Instances"][0]["InstanceId"]
+    assert options(default) == {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1,
+                                "InstanceMetadataTags": "disabled"}
+    # The request's own options win over the template's.
+    own = ec2.run_instances(MinCount=1, MaxCount=1, SubnetId=nets["a"], LaunchTemplate={"LaunchTemplateId": lt,
+                            "Version": "2"}, MetadataOptions={"HttpTokens": "optional"})["Instances"][0]
+    assert own["MetadataOptions"]["HttpTokens"] == "optional"
