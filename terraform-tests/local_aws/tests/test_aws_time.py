@@ -65,3 +65,51 @@ def test_health_and_clock_show_aws_time_advancing_at_one_over_the_scale(server):
     # A reset does not restart it.
     server.reset()
     assert aws_now(server) > aws1
+
+
+def test_failed_launch_attempts_launch_retry_s_apart_show_start_times_that_far_apart(server):
+    """Two failed launch attempts launch_retry_s (300) AWS seconds apart: their StartTimes are
+    300 s apart (on real UTC they were 3 s apart, the real time it takes), and the Cause names the same time."""
+    server.reset()
+    net = network(server)
+    server.ctl("POST", "/profile", {"launch_retry_s": 300, "launch_retry_cap_s": 300})
+    ec2, asg = server.client("ec2"), server.client("autoscaling")
+    lt = ec2.create_launch_template(LaunchTemplateName="bad", LaunchTemplateData={
+        "ImageId": "ami-0123", "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+    before = aws_now(server)
+    asg.create_auto_scaling_group(AutoScalingGroupName="g", MinSize=1, MaxSize=1, DesiredCapacity=1,
+                                  VPCZoneIdentifier=net["subnet"], LaunchTemplate={"LaunchTemplateId": lt})
+
+    def failed():
+        acts = asg.describe_scaling_activities(AutoScalingGroupName="g")["Activities"]
+        return [a for a in acts if a["StatusCode"] == "Failed"]
+
+    second, first = wait_for(lambda: failed()[1:] and failed()[:2], timeout=15, what="two failed attempts")
+    after = aws_now(server)
+    gap = second["StartTime"].timestamp() - first["StartTime"].timestamp()
+    assert 300 <= gap <= 305, gap  # the scheduler's own latency: a few ms real
+    for a in (first, second):
+        start = a["StartTime"].timestamp()
+        assert before - 1 <= start <= after + 1, (before, start, after)
+        assert a["EndTime"] == a["StartTime"]
+        moment = datetime.fromtimestamp(int(start), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert a["Cause"].startswith(f"At {moment} an instance was started"), (a["Cause"], moment)
+
+
+def test_a_rate_rules_events_are_its_period_of_aws_time_apart(server):
+    """rate(1 minute) at scale 0.01 fires every 0.6 s real; its events' ``time`` (the
+    scheduled moments) are 60 AWS seconds apart, the first 60 s after the PutRule."""
+    server.reset()
+    assert server.ctl("GET", "/profile")["schedule_jitter_s"] == 0
+    put = aws_now(server)
+    arn = server.client("events").put_rule(Name="tick", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    put_after = aws_now(server)
+
+    def records():
+        return [e for e in server.ctl("GET", "/events") if e["origin"] == "schedule" and arn in e["matched_rules"]]
+
+    got = wait_for(lambda: len(records()) >= 3 and records(), timeout=20, what="three firings")
+    times = [parse(r["event"]["time"]) for r in got]
+    assert [r["time"] for r in got] == [r["event"]["time"] for r in got]
+    assert [b - a for a, b in zip(times, times[1:])] == [60.0] * (len(times) - 1), [r["time"] for r in got]
+    assert int(put) + 60 - 1 <= times[0] <= put_after + 60, (put, times[0], put_after)
