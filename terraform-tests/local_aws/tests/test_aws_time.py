@@ -113,3 +113,47 @@ def test_a_rate_rules_events_are_its_period_of_aws_time_apart(server):
     assert [r["time"] for r in got] == [r["event"]["time"] for r in got]
     assert [b - a for a, b in zip(times, times[1:])] == [60.0] * (len(times) - 1), [r["time"] for r in got]
     assert int(put) + 60 - 1 <= times[0] <= put_after + 60, (put, times[0], put_after)
+
+
+def test_snapshot_start_times_are_aws_time(server):
+    """Two snapshots taken 200 AWS seconds apart (2 s real) show StartTimes 200 s apart, in
+    CreateSnapshot's answer and DescribeSnapshots alike; the outage's ``since`` minus a
+    snapshot's StartTime is the recovery point in AWS seconds."""
+    server.reset()
+    server.ctl("POST", "/profile", {"snapshot_s": 100})
+    ec2 = server.client("ec2")
+    vol1 = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    vol2 = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    t0 = virtual_now(server)
+    made1 = ec2.create_snapshot(VolumeId=vol1)
+    wait_virtual(server, t0 + 200)
+    made2 = ec2.create_snapshot(VolumeId=vol2)
+    t1 = virtual_now(server)
+    gap = made2["StartTime"].timestamp() - made1["StartTime"].timestamp()
+    assert 200 <= gap <= t1 - t0 + 1, (gap, t1 - t0)
+    shown = {s["SnapshotId"]: s for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert shown[made1["SnapshotId"]]["StartTime"] == made1["StartTime"]
+    assert shown[made2["SnapshotId"]]["StartTime"] == made2["StartTime"]
+    assert abs(made2["StartTime"].timestamp() - aws_now(server)) < 20
+
+    # The recovery point of a zone outage 150 AWS seconds after the second snapshot.
+    wait_virtual(server, t1 + 150)
+    outage = server.ctl("POST", "/zone-outage", {"zone": f"{REGION}a"})
+    assert re.fullmatch(RFC3339_MS, outage["since"]), outage
+    since = outage["since_ms"] / 1000
+    assert abs(parse(outage["since"]) - since) <= 0.001
+    assert 150 <= since - made2["StartTime"].timestamp() <= 150 + 20
+    assert server.ctl("GET", "/zone-outage")[0]["since"] == outage["since"]
+
+
+def test_impaired_since_is_the_outage_start_in_aws_time(server):
+    server.reset()
+    net = network(server)
+    ec2 = server.client("ec2")
+    iid = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            SubnetId=net["subnet"])["Instances"][0]["InstanceId"]
+    server.ctl("POST", "/profile", {"zone_outage_terminate_s": 100_000})
+    outage = server.ctl("POST", "/zone-outage", {"zone": f"{REGION}a"})
+    [status] = ec2.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"]
+    since = status["SystemStatus"]["Details"][0]["ImpairedSince"].timestamp()
+    assert abs(since - outage["since_ms"] / 1000) < 1, (since, outage)
