@@ -89,9 +89,16 @@ pub struct InstanceFacts {
     pub availability_zone: Option<String>,
     /// The `aws:autoscaling:groupName` tag.
     pub group_tag: Option<String>,
+    /// The [`ACTIVE_VOLUME_TAG`] the group propagated to it at launch: after a failover, the
+    /// restored volume to attach instead of the home one. A pointer, not proof
+    /// (`crate::provenance` checks the volume itself).
+    pub active_volume: Option<String>,
 }
 
 pub const GROUP_TAG: &str = "aws:autoscaling:groupName";
+/// The group's tag (propagated at launch) naming the volume the stack serves from after a
+/// failover; absent: the home volume (docs/zone-failover.md, section 2).
+pub const ACTIVE_VOLUME_TAG: &str = "autoheal:active-volume";
 
 /// `Ok(None)`: EC2 does not list the instance (yet).
 pub async fn describe_instance(
@@ -120,6 +127,13 @@ pub async fn describe_instance(
             .iter()
             .find(|t| t.key() == Some(GROUP_TAG))
             .and_then(|t| t.value())
+            .map(str::to_string),
+        active_volume: i
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(ACTIVE_VOLUME_TAG))
+            .and_then(|t| t.value())
+            .filter(|v| !v.is_empty())
             .map(str::to_string),
     }))
 }
@@ -489,5 +503,348 @@ pub async fn delete_snapshot(ec2: &Ec2Client, snapshot_id: &str) -> Result<(), A
         .send()
         .await
         .map_err(|e| aws_error("DeleteSnapshot", e))?;
+    Ok(())
+}
+
+// --- zone failover (crate::failover, crate::provenance) ------------------------------------
+
+/// What DescribeVolumes says about a volume's origin and shape: what a restore copies and
+/// what the heal's provenance check reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeOrigin {
+    pub volume_id: String,
+    pub state: String,
+    pub availability_zone: String,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    /// The snapshot EBS made it from (EBS's record, not a tag).
+    pub snapshot_id: Option<String>,
+    pub volume_type: Option<String>,
+    pub size_gib: Option<i32>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub tags: Vec<(String, String)>,
+}
+
+fn tags_of(tags: &[aws_sdk_ec2::types::Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+fn origin_of(v: &aws_sdk_ec2::types::Volume) -> Option<VolumeOrigin> {
+    Some(VolumeOrigin {
+        volume_id: v.volume_id()?.to_string(),
+        state: v.state().map_or("", |s| s.as_str()).to_string(),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        encrypted: v.encrypted().unwrap_or(false),
+        kms_key_id: v.kms_key_id().map(str::to_string),
+        snapshot_id: v
+            .snapshot_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        volume_type: v.volume_type().map(|t| t.as_str().to_string()),
+        size_gib: v.size(),
+        iops: v.iops(),
+        throughput: v.throughput(),
+        tags: tags_of(v.tags()),
+    })
+}
+
+/// `Ok(None)`: EBS does not know the volume.
+pub async fn describe_volume_origin(
+    ec2: &Ec2Client,
+    volume_id: &str,
+) -> Result<Option<VolumeOrigin>, AwsError> {
+    match ec2.describe_volumes().volume_ids(volume_id).send().await {
+        Ok(out) => Ok(out
+            .volumes()
+            .iter()
+            .filter(|v| v.volume_id() == Some(volume_id))
+            .find_map(origin_of)),
+        Err(e) if e.code() == Some("InvalidVolume.NotFound") => Ok(None),
+        Err(e) => Err(aws_error("DescribeVolumes", e)),
+    }
+}
+
+/// What DescribeSnapshots says about one snapshot of this account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOrigin {
+    pub snapshot_id: String,
+    pub state: String,
+    /// The volume EBS took it of (EBS's record, not a tag).
+    pub volume_id: String,
+    pub start_time_ms: u64,
+}
+
+/// `Ok(None)`: no such snapshot owned by this account (the owner filter keeps out public and
+/// shared snapshots: a restore must come from the stack's own data).
+pub async fn describe_own_snapshot(
+    ec2: &Ec2Client,
+    snapshot_id: &str,
+) -> Result<Option<SnapshotOrigin>, AwsError> {
+    match ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .snapshot_ids(snapshot_id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .snapshots()
+            .iter()
+            .find(|s| s.snapshot_id() == Some(snapshot_id))
+            .map(|s| SnapshotOrigin {
+                snapshot_id: snapshot_id.to_string(),
+                state: s.state().map_or("", |st| st.as_str()).to_string(),
+                volume_id: s.volume_id().unwrap_or_default().to_string(),
+                start_time_ms: s
+                    .start_time()
+                    .and_then(|t| t.to_millis().ok())
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .unwrap_or(0),
+            })),
+        Err(e) if e.code() == Some("InvalidSnapshot.NotFound") => Ok(None),
+        Err(e) => Err(aws_error("DescribeSnapshots", e)),
+    }
+}
+
+/// The group as the failover reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFacts {
+    /// VPCZoneIdentifier, split.
+    pub subnets: Vec<String>,
+    /// (instance id, lifecycle state, zone) of each instance.
+    pub instances: Vec<(String, String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl GroupFacts {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `Ok(None)`: no such group.
+pub async fn describe_group(asg: &AsgClient, group: &str) -> Result<Option<GroupFacts>, AwsError> {
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeAutoScalingGroups", e))?;
+    Ok(out
+        .auto_scaling_groups()
+        .iter()
+        .find(|g| g.auto_scaling_group_name() == Some(group))
+        .map(|g| GroupFacts {
+            subnets: g
+                .vpc_zone_identifier()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            instances: g
+                .instances()
+                .iter()
+                .map(|i| {
+                    (
+                        i.instance_id().unwrap_or_default().to_string(),
+                        i.lifecycle_state().map_or("", |s| s.as_str()).to_string(),
+                        i.availability_zone().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect(),
+        }))
+}
+
+/// One scaling activity of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityFacts {
+    /// `Successful`, `Failed`, `InProgress`, `MidLifecycleAction`, ...
+    pub status: String,
+    pub description: String,
+    pub status_message: String,
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+    /// The `Details` JSON (`{"Subnet ID": .., "Availability Zone": ..}`), as text.
+    pub details: String,
+}
+
+fn ms(t: Option<&aws_smithy_types::DateTime>) -> Option<u64> {
+    t.and_then(|t| t.to_millis().ok())
+        .and_then(|ms| u64::try_from(ms).ok())
+}
+
+/// The group's newest scaling activities (one page of up to 100: a detection window of at
+/// most a day holds far fewer launch attempts at Auto Scaling's back-off).
+pub async fn describe_activities(
+    asg: &AsgClient,
+    group: &str,
+) -> Result<Vec<ActivityFacts>, AwsError> {
+    let out = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name(group)
+        .max_records(100)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeScalingActivities", e))?;
+    Ok(out
+        .activities()
+        .iter()
+        .map(|a| ActivityFacts {
+            status: a.status_code().map_or("", |s| s.as_str()).to_string(),
+            description: a.description().unwrap_or_default().to_string(),
+            status_message: a.status_message().unwrap_or_default().to_string(),
+            start_ms: ms(a.start_time()).unwrap_or(0),
+            end_ms: ms(a.end_time()),
+            details: a.details().unwrap_or_default().to_string(),
+        })
+        .collect())
+}
+
+/// Whether DescribeVolumeStatus reports the volume `impaired` (EBS User Guide, "Amazon EBS
+/// volume status checks": I/O disabled, `io-enabled` failed).
+pub async fn volume_impaired(ec2: &Ec2Client, volume_id: &str) -> Result<bool, AwsError> {
+    let out = ec2
+        .describe_volume_status()
+        .volume_ids(volume_id)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeVolumeStatus", e))?;
+    Ok(out.volume_statuses().iter().any(|s| {
+        s.volume_id() == Some(volume_id)
+            && s.volume_status()
+                .and_then(|v| v.status())
+                .is_some_and(|st| st.as_str() == "impaired")
+    }))
+}
+
+/// Volumes made by an earlier run of the same restore: in `zone`, made from `snapshot_id`
+/// (EBS's record, checked by the caller), carrying `restored_for_tag = group`.
+pub async fn find_restored_volumes(
+    ec2: &Ec2Client,
+    (restored_for_tag, group): (&str, &str),
+    snapshot_id: &str,
+    zone: &str,
+) -> Result<Vec<VolumeOrigin>, AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+    let out = ec2
+        .describe_volumes()
+        .filters(filter(&format!("tag:{restored_for_tag}"), group))
+        .filters(filter("snapshot-id", snapshot_id))
+        .filters(filter("availability-zone", zone))
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeVolumes", e))?;
+    Ok(out.volumes().iter().filter_map(origin_of).collect())
+}
+
+/// CreateVolume from `snapshot_id` in `zone`, shaped as `like` (type, size, IOPS, throughput)
+/// and encrypted with its key, tagged at creation. Returns the new volume's id.
+pub async fn create_volume_from(
+    ec2: &Ec2Client,
+    like: &VolumeOrigin,
+    snapshot_id: &str,
+    zone: &str,
+    tags: &[(String, String)],
+) -> Result<String, AwsError> {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeType};
+    let spec = TagSpecification::builder()
+        .resource_type(ResourceType::Volume)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build();
+    let volume_type = like.volume_type.as_deref().map(VolumeType::from);
+    // IOPS only where the type takes them (gp3, io1, io2), throughput only for gp3.
+    let takes_iops = matches!(like.volume_type.as_deref(), Some("gp3" | "io1" | "io2"));
+    let takes_throughput = like.volume_type.as_deref() == Some("gp3");
+    let out = ec2
+        .create_volume()
+        .snapshot_id(snapshot_id)
+        .availability_zone(zone)
+        .set_volume_type(volume_type)
+        .set_size(like.size_gib)
+        .set_iops(like.iops.filter(|_| takes_iops))
+        .set_throughput(like.throughput.filter(|_| takes_throughput))
+        .encrypted(true)
+        .set_kms_key_id(like.kms_key_id.clone())
+        .tag_specifications(spec)
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateVolume", e))?;
+    out.volume_id()
+        .map(str::to_string)
+        .ok_or_else(|| missing("CreateVolume", "MissingVolumeId", snapshot_id))
+}
+
+pub async fn tag_volume(
+    ec2: &Ec2Client,
+    volume_id: &str,
+    tags: &[(String, String)],
+) -> Result<(), AwsError> {
+    use aws_sdk_ec2::types::Tag;
+    ec2.create_tags()
+        .resources(volume_id)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateTags", e))?;
+    Ok(())
+}
+
+/// CreateOrUpdateTags on the group: (key, value, propagate at launch).
+pub async fn tag_group(
+    asg: &AsgClient,
+    group: &str,
+    tags: &[(&str, String, bool)],
+) -> Result<(), AwsError> {
+    use aws_sdk_autoscaling::types::Tag;
+    asg.create_or_update_tags()
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v, propagate)| {
+                    Tag::builder()
+                        .resource_id(group)
+                        .resource_type("auto-scaling-group")
+                        .key(*k)
+                        .value(v)
+                        .propagate_at_launch(*propagate)
+                        .build()
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| aws_error("CreateOrUpdateTags", e))?;
+    Ok(())
+}
+
+/// UpdateAutoScalingGroup: the group launches into `subnet` from now on.
+pub async fn move_group(asg: &AsgClient, group: &str, subnet: &str) -> Result<(), AwsError> {
+    asg.update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .vpc_zone_identifier(subnet)
+        .send()
+        .await
+        .map_err(|e| aws_error("UpdateAutoScalingGroup", e))?;
     Ok(())
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deadline::parse_rfc3339_ms;
-use crate::settings::{is_ec2_id, Settings, SnapshotSettings};
+use crate::settings::{is_ec2_id, FailoverSettings, Settings, SnapshotSettings};
 
 pub const SOURCE: &str = "aws.autoscaling";
 pub const LAUNCH_DETAIL_TYPE: &str = "EC2 Instance-launch Lifecycle Action";
@@ -276,31 +276,48 @@ fn is_own_rule_arn(rule_arn: &str, identity: Option<&Identity>, name: &str) -> b
     }
 }
 
-/// Decides whether `event` is a run of this function's snapshot schedule: a "Scheduled Event"
-/// whose only resource is the rule [`SnapshotSettings::rule_name`] of the function's own
-/// account and region. Refused (no AWS call) when the function has no schedule, or the event
-/// names another rule: anyone who may put a rule on the bus can target the function.
-pub fn classify_scheduled(
+/// A firing of one named schedule rule of the function's own account and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFiring {
+    /// The event's id (EventBridge delivers at least once: repeats carry the same id).
+    pub event_id: Option<String>,
+    /// The scheduled time, if the event has a readable one.
+    pub event_time_ms: Option<u64>,
+}
+
+/// What to do with an event, as far as one schedule rule is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fired {
+    /// Not a scheduled event.
+    NotScheduled,
+    Run(RuleFiring),
+    Refuse(String),
+}
+
+/// Decides whether `event` is a firing of the schedule rule `rule` (a "Scheduled Event" whose
+/// only resource is that rule of the function's own account and region). `rule`: `None` when
+/// the function has no such schedule (`what` says which, for the refusal). No AWS call:
+/// anyone who may put a rule on the bus can target the function.
+fn classify_rule(
     event: &Value,
-    snapshots: Option<&SnapshotSettings>,
+    rule: Option<&str>,
+    what: &str,
     identity: Option<&Identity>,
-) -> Result<Scheduled, EventError> {
+) -> Result<Fired, EventError> {
     let envelope = Envelope::deserialize(event).map_err(|e| EventError::Envelope(e.to_string()))?;
     if envelope.source != SCHEDULE_SOURCE || envelope.detail_type != SCHEDULED_DETAIL_TYPE {
-        return Ok(Scheduled::NotScheduled);
+        return Ok(Fired::NotScheduled);
     }
-    let Some(snapshots) = snapshots else {
-        return Ok(Scheduled::Refuse(
-            "a scheduled event, but this function has no snapshot schedule".into(),
-        ));
+    let Some(rule) = rule else {
+        return Ok(Fired::Refuse(format!(
+            "a scheduled event, but this function has no {what}"
+        )));
     };
-    if envelope.resources.len() != 1
-        || !is_own_rule_arn(&envelope.resources[0], identity, &snapshots.rule_name)
-    {
-        return Ok(Scheduled::Refuse(format!(
+    if envelope.resources.len() != 1 || !is_own_rule_arn(&envelope.resources[0], identity, rule) {
+        return Ok(Fired::Refuse(format!(
             "resources {:?} are not exactly rule {:?}{}",
             envelope.resources,
-            snapshots.rule_name,
+            rule,
             identity
                 .map(|me| format!(" of account {} in {}", me.account, me.region))
                 .unwrap_or_default()
@@ -310,17 +327,58 @@ pub fn classify_scheduled(
         if envelope.account.as_deref() != Some(me.account.as_str())
             || envelope.region.as_deref() != Some(me.region.as_str())
         {
-            return Ok(Scheduled::Refuse(format!(
+            return Ok(Fired::Refuse(format!(
                 "account {:?} / region {:?} are not this function's {} / {}",
                 envelope.account, envelope.region, me.account, me.region
             )));
         }
     }
-    Ok(Scheduled::Run(ScheduledRun {
+    Ok(Fired::Run(RuleFiring {
         event_id: envelope.id.filter(|id| !id.is_empty()),
         event_time_ms: envelope.time.as_deref().and_then(parse_rfc3339_ms),
-        settings: snapshots.clone(),
     }))
+}
+
+/// Decides whether `event` is a run of this function's snapshot schedule: a "Scheduled Event"
+/// whose only resource is the rule [`SnapshotSettings::rule_name`] of the function's own
+/// account and region. Refused (no AWS call) when the function has no schedule, or the event
+/// names another rule: anyone who may put a rule on the bus can target the function.
+pub fn classify_scheduled(
+    event: &Value,
+    snapshots: Option<&SnapshotSettings>,
+    identity: Option<&Identity>,
+) -> Result<Scheduled, EventError> {
+    let rule = snapshots.map(|s| s.rule_name.as_str());
+    Ok(
+        match classify_rule(event, rule, "snapshot schedule", identity)? {
+            Fired::NotScheduled => Scheduled::NotScheduled,
+            Fired::Refuse(reason) => Scheduled::Refuse(reason),
+            Fired::Run(firing) => match snapshots {
+                Some(settings) => Scheduled::Run(ScheduledRun {
+                    event_id: firing.event_id,
+                    event_time_ms: firing.event_time_ms,
+                    settings: settings.clone(),
+                }),
+                None => Scheduled::Refuse("this function has no snapshot schedule".into()),
+            },
+        },
+    )
+}
+
+/// Decides whether `event` is a run of the failover function's check rule
+/// ([`FailoverSettings::rule_name`]). Anything else, launches included, is not the failover
+/// function's: `NotScheduled` and `Refuse` both mean "refuse".
+pub fn classify_failover_check(
+    event: &Value,
+    failover: &FailoverSettings,
+    identity: Option<&Identity>,
+) -> Result<Fired, EventError> {
+    classify_rule(
+        event,
+        Some(failover.rule_name.as_str()),
+        "failover check",
+        identity,
+    )
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@ use tracing::{error, info, info_span, Instrument};
 
 use crate::deadline::{deadline_instant, epoch_ms};
 use crate::event::{
-    classify_for, classify_scheduled, Classification, EventError, Identity, Scheduled, ScheduledRun,
+    classify_failover_check, classify_for, classify_scheduled, Classification, EventError, Fired,
+    Identity, RuleFiring, Scheduled, ScheduledRun,
 };
+use crate::failover::{failover_emf_line, FailoverOutcome};
 use crate::heal::{HealReport, Healer};
 use crate::metrics::{self, Outcome, Record};
+use crate::settings::FailoverSettings;
 use crate::snapshot::SnapshotOutcome;
 
 /// An invocation that failed. Lambda reports it (and, for EventBridge's asynchronous
@@ -30,6 +33,10 @@ pub enum HandlerError {
     /// the retry from taking a second snapshot).
     #[error("scheduled snapshot of {volume} failed: {reason}")]
     Snapshot { volume: String, reason: String },
+    /// A failover check's call failed (every step is idempotent: a retry, or the next
+    /// minute's run, carries on).
+    #[error("failover check of {group} failed: {reason}")]
+    Failover { group: String, reason: String },
 }
 
 impl HandlerError {
@@ -40,6 +47,7 @@ impl HandlerError {
             HandlerError::Completion { .. } => "Autoheal.CompletionFailed",
             HandlerError::StillWaiting { .. } => "Autoheal.StillWaiting",
             HandlerError::Snapshot { .. } => "Autoheal.SnapshotFailed",
+            HandlerError::Failover { .. } => "Autoheal.FailoverCheckFailed",
         }
     }
 }
@@ -88,6 +96,27 @@ impl Healer {
             heal_seconds,
             properties,
         };
+        if let Some(failover) = &self.features.failover {
+            // The failover function: its check rule's events only.
+            let why = match classify_failover_check(payload, failover, identity) {
+                Ok(Fired::Run(firing)) => {
+                    return self.failover_run(&firing, failover, request_id).await
+                }
+                Ok(Fired::Refuse(reason)) => reason,
+                Ok(Fired::NotScheduled) => {
+                    "not a scheduled event: the failover function acts on its check rule only"
+                        .into()
+                }
+                Err(e) => e.to_string(),
+            };
+            info!(request_id, reason = %why, "event refused by the failover function");
+            metrics::emit(&record(
+                Outcome::Refused,
+                None,
+                vec![("requestId", json!(request_id)), ("reason", json!(why))],
+            ));
+            return Ok(json!({"outcome": Outcome::Refused.as_str(), "reason": why}));
+        }
         match classify_scheduled(payload, self.features.snapshots.as_ref(), identity) {
             Ok(Scheduled::NotScheduled) => {}
             Ok(Scheduled::Run(run)) => return self.scheduled_snapshot(&run, request_id).await,
@@ -220,6 +249,45 @@ impl Healer {
         }))
     }
 
+    /// One run of the failover check: the decision, one metric line.
+    async fn failover_run(
+        &self,
+        firing: &RuleFiring,
+        settings: &FailoverSettings,
+        request_id: &str,
+    ) -> Result<Value, HandlerError> {
+        let group = self.settings.group_name.as_str();
+        let span = info_span!("failover_check", request_id, group);
+        let report = self.failover_check(firing, settings).instrument(span).await;
+        info!(
+            request_id,
+            outcome = report.outcome.as_str(),
+            reason = %report.reason,
+            "failover check finished"
+        );
+        metrics::write_line(failover_emf_line(
+            epoch_ms(SystemTime::now()),
+            group,
+            &report,
+        ));
+        if report.outcome == FailoverOutcome::Failed {
+            return Err(HandlerError::Failover {
+                group: group.to_string(),
+                reason: report.reason,
+            });
+        }
+        Ok(json!({
+            "outcome": report.outcome.as_str(),
+            "reason": report.reason,
+            "zone": report.zone,
+            "targetZone": report.target_zone,
+            "snapshotId": report.snapshot_id,
+            "restoredVolume": report.restored_volume,
+            "failoverSeconds": report.duration_s,
+            "eventId": firing.event_id,
+        }))
+    }
+
     fn response(&self, instance: &str, report: &HealReport, heal_seconds: f64) -> Value {
         let steps: Map<String, Value> = report
             .steps
@@ -229,7 +297,7 @@ impl Healer {
         json!({
             "outcome": report.outcome.as_str(),
             "instance": instance,
-            "volume": self.settings.volume_id,
+            "volume": report.volume_id.as_deref().unwrap_or(&self.settings.volume_id),
             "allocation": self.settings.allocation_id,
             // null without AUTOHEAL_NETWORK_INTERFACE_ID (then also absent from the metric line).
             "networkInterface": self.features.network_interface_id,

@@ -37,7 +37,7 @@ use aws_sdk_ec2::Client as Ec2Client;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::aws::{self, ActionRef, Clients, InstanceFacts};
+use crate::aws::{self, ActionRef, Clients, InstanceFacts, ACTIVE_VOLUME_TAG};
 use crate::backoff::Backoff;
 use crate::deadline::{epoch_ms, heartbeat_due, hook_remaining, sleep_within, work_deadline};
 use crate::decide::{
@@ -50,6 +50,7 @@ use crate::decide::{
 use crate::errors::{classify, AwsError, ErrorKind};
 use crate::event::LaunchAction;
 use crate::metrics::Outcome;
+use crate::provenance;
 use crate::settings::{Config, Features, Settings};
 
 /// How long a just-launched instance may stay invisible to DescribeInstances before the id is
@@ -74,6 +75,9 @@ pub struct HealReport {
     pub public_ip: Option<String>,
     /// Each finished step and how long it took.
     pub steps: Vec<(&'static str, Duration)>,
+    /// The volume the heal served: the home volume, or after a failover the restored one
+    /// (`None` when the heal stopped before choosing).
+    pub volume_id: Option<String>,
 }
 
 /// The function's state across invocations: clients, settings and features (built once at
@@ -212,6 +216,8 @@ struct RunState {
     hook_expires: Option<Instant>,
     heartbeats_off: bool,
     steps: Vec<(&'static str, Duration)>,
+    /// The volume chosen for this heal (home or restored).
+    volume_id: Option<String>,
 }
 
 /// What the first look read beside the new instance's first poll, for each step's first
@@ -365,13 +371,40 @@ impl Healer {
             reason,
             public_ip,
             steps: state.steps,
+            volume_id: state.volume_id,
         }
     }
 
     async fn heal_steps(&self, run: &Run<'_>) -> Result<Option<String>, Stop> {
         let t = Instant::now();
-        let (zone, first) = self.wait_running(run).await?;
+        let (zone, active_volume, mut first) = self.wait_running(run).await?;
         run.step_done("wait_running", t, "instance is running and in the group");
+
+        // After a failover the group's tag, propagated to the instance, names the restored
+        // volume to serve: attached only once EBS's records prove it holds the stack's data.
+        let home = self.settings.volume_id.as_str();
+        let volume_id = match active_volume.filter(|v| v != home) {
+            None => home.to_string(),
+            Some(restored) => {
+                let t = Instant::now();
+                let group = self.settings.group_name.as_str();
+                let proven = call(run.work_deadline, || {
+                    provenance::prove(&self.clients.ec2, &restored, home, &zone, group)
+                })
+                .await
+                .map_err(|e| e.stop("checking the restored volume's origin"))?;
+                if let Err(why) = proven {
+                    return Err(Stop::Abandon(Failure::new(format!(
+                        "the instance's {ACTIVE_VOLUME_TAG} names {restored}, which fails the provenance check: {why}; nothing attached"
+                    ))));
+                }
+                run.step_done("prove_restored_volume", t, "restored volume proven");
+                // The first look read the home volume: not the one to attach.
+                first.volume = None;
+                restored
+            }
+        };
+        run.state().volume_id = Some(volume_id.clone());
 
         // A read of the first look that failed is reported now, before anything is changed,
         // in the order the steps used to make them (volume, interface, address): the heal
@@ -418,7 +451,8 @@ impl Healer {
         let gate = watch::Sender::new(AddressGate::default());
         let volume_lane = async {
             let t = Instant::now();
-            self.ensure_volume(run, &target, volume, &gate).await?;
+            self.ensure_volume(run, &target, &volume_id, volume, &gate)
+                .await?;
             // Also when it was attached here from the start: the gate then opens now.
             gate.send_if_modified(|g| g.advance(VolumeProgress::AttachedHere));
             run.step_done("attach_volume", t, "volume attached");
@@ -487,7 +521,10 @@ impl Healer {
     /// Returns its availability zone, and the first look's other reads when the very first
     /// poll found it running (a round trip older than reads made after it would be; after a
     /// wait they are stale, dropped, and each step reads again).
-    async fn wait_running(&self, run: &Run<'_>) -> Result<(String, FirstLook), Stop> {
+    async fn wait_running(
+        &self,
+        run: &Run<'_>,
+    ) -> Result<(String, Option<String>, FirstLook), Stop> {
         let ec2 = &self.clients.ec2;
         let id = run.action.instance_id.as_str();
         let give_up_unseen = (run.started + NOT_FOUND_GRACE).min(run.work_deadline);
@@ -510,7 +547,7 @@ impl Healer {
                     match instance_step(id, &facts.state) {
                         InstanceStep::Ready => {
                             return match facts.availability_zone {
-                                Some(zone) => Ok((zone, look)),
+                                Some(zone) => Ok((zone, facts.active_volume, look)),
                                 None => Err(Stop::Abandon(Failure::new(format!(
                                     "instance {id} has no availability zone"
                                 )))),
@@ -564,11 +601,11 @@ impl Healer {
         &self,
         run: &Run<'_>,
         target: &Target,
+        volume_id: &str,
         mut first: Option<VolumeFacts>,
         gate: &watch::Sender<AddressGate>,
     ) -> Result<(), Stop> {
         let ec2 = &self.clients.ec2;
-        let volume_id = self.settings.volume_id.as_str();
         let device = self.settings.device_name.as_str();
         let mut backoff = Backoff::new();
         let mut last_wait = String::new();

@@ -66,11 +66,13 @@ pub mod deadline;
 pub mod decide;
 pub mod errors;
 pub mod event;
+pub mod failover;
 pub mod handler;
 pub mod heal;
 pub mod init_error;
 pub mod logging;
 pub mod metrics;
+pub mod provenance;
 pub mod settings;
 pub mod snapshot;
 

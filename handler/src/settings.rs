@@ -32,8 +32,21 @@ pub const AUTOHEAL_SNAPSHOT_RULE: &str = "AUTOHEAL_SNAPSHOT_RULE";
 /// With [`AUTOHEAL_SNAPSHOT_RULE`]: how many completed scheduled snapshots to keep (1..=1000).
 pub const AUTOHEAL_SNAPSHOT_RETENTION: &str = "AUTOHEAL_SNAPSHOT_RETENTION";
 
+/// Optional, the stack's failover function only (docs/zone-failover.md, section 3): the
+/// EventBridge schedule rule (its name) whose "Scheduled Event"s make the function look for
+/// the loss of the zone the stack serves from. Set, the function is the failover function: it
+/// acts on that rule's events only and refuses everything else (launches are the heal
+/// function's, with a narrower role).
+pub const AUTOHEAL_FAILOVER_RULE: &str = "AUTOHEAL_FAILOVER_RULE";
+/// With [`AUTOHEAL_FAILOVER_RULE`]: every zone the stack may serve from and its subnet,
+/// `zone=subnet-..` pairs separated by commas, the home zone's included.
+pub const AUTOHEAL_FAILOVER_SUBNETS: &str = "AUTOHEAL_FAILOVER_SUBNETS";
+/// With [`AUTOHEAL_FAILOVER_RULE`]: the detection window in whole seconds (300..=86400): how
+/// long the zone's launches must have failed before it is declared lost.
+pub const AUTOHEAL_FAILOVER_WINDOW_SECONDS: &str = "AUTOHEAL_FAILOVER_WINDOW_SECONDS";
+
 /// Every key the function reads, required ones first.
-pub const ALL_KEYS: [&str; 9] = [
+pub const ALL_KEYS: [&str; 12] = [
     AUTOHEAL_VOLUME_ID,
     AUTOHEAL_ALLOCATION_ID,
     AUTOHEAL_DEVICE_NAME,
@@ -43,7 +56,13 @@ pub const ALL_KEYS: [&str; 9] = [
     AUTOHEAL_NETWORK_INTERFACE_ID,
     AUTOHEAL_SNAPSHOT_RULE,
     AUTOHEAL_SNAPSHOT_RETENTION,
+    AUTOHEAL_FAILOVER_RULE,
+    AUTOHEAL_FAILOVER_SUBNETS,
+    AUTOHEAL_FAILOVER_WINDOW_SECONDS,
 ];
+
+/// The detection windows the function accepts, in seconds (the provider validates the same).
+pub const FAILOVER_WINDOW_RANGE: std::ops::RangeInclusive<u64> = 300..=86_400;
 
 /// The retention counts the function accepts (the provider validates the same range).
 pub const SNAPSHOT_RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -73,6 +92,35 @@ pub struct Features {
     /// [`AUTOHEAL_SNAPSHOT_RULE`] and [`AUTOHEAL_SNAPSHOT_RETENTION`]; `None`: scheduled
     /// events are refused.
     pub snapshots: Option<SnapshotSettings>,
+    /// [`AUTOHEAL_FAILOVER_RULE`] and its companions; `Some`: this is the failover function.
+    pub failover: Option<FailoverSettings>,
+}
+
+/// The failover function's settings (`crate::failover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverSettings {
+    /// The check rule's name (its ARN is the only `resources` entry of the events acted on).
+    pub rule_name: String,
+    /// (zone, subnet) of every zone the stack may serve from, sorted by zone.
+    pub subnets: Vec<(String, String)>,
+    /// How long a zone's launches must have failed before it is declared lost.
+    pub window: Duration,
+}
+
+impl FailoverSettings {
+    pub fn zone_of_subnet(&self, subnet: &str) -> Option<&str> {
+        self.subnets
+            .iter()
+            .find(|(_, s)| s == subnet)
+            .map(|(z, _)| z.as_str())
+    }
+
+    pub fn subnet_of_zone(&self, zone: &str) -> Option<&str> {
+        self.subnets
+            .iter()
+            .find(|(z, _)| z == zone)
+            .map(|(_, s)| s.as_str())
+    }
 }
 
 /// The scheduled snapshots of the data volume (`crate::snapshot`).
@@ -218,6 +266,7 @@ impl Config {
                 }
             };
         let snapshots = snapshot_settings(&lookup, &mut problems);
+        let failover = failover_settings(&lookup, &mut problems);
         match (volume_id, allocation_id, device_name, group_name, hook_name) {
             (
                 Some(volume_id),
@@ -237,6 +286,7 @@ impl Config {
                 features: Features {
                     network_interface_id,
                     snapshots,
+                    failover,
                 },
             }),
             _ => Err(SettingsError { problems }),
@@ -293,6 +343,95 @@ fn snapshot_settings(
         rule_name: rule,
         retention: count,
     })
+}
+
+/// The failover trio: all set, or none (a part alone is a half-written configuration, reported
+/// as the others missing).
+fn failover_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<FailoverSettings> {
+    let keys = [
+        AUTOHEAL_FAILOVER_RULE,
+        AUTOHEAL_FAILOVER_SUBNETS,
+        AUTOHEAL_FAILOVER_WINDOW_SECONDS,
+    ];
+    let values: Vec<Option<String>> = keys
+        .iter()
+        .map(|k| lookup(k).filter(|v| !v.is_empty()))
+        .collect();
+    if values.iter().all(Option::is_none) {
+        return None;
+    }
+    if values.iter().any(Option::is_none) {
+        for (key, value) in keys.iter().zip(&values) {
+            if value.is_none() {
+                problems.push(Problem::Missing { key });
+            }
+        }
+        return None;
+    }
+    let [rule, subnets, window] =
+        [&values[0], &values[1], &values[2]].map(|v| v.clone().unwrap_or_default());
+    let before = problems.len();
+    if !is_rule_name(&rule) {
+        problems.push(Problem::Malformed {
+            key: AUTOHEAL_FAILOVER_RULE,
+            value: rule.clone(),
+            expected: "1 to 64 letters, digits, '.', '-' or '_' (an EventBridge rule name)",
+        });
+    }
+    let parsed = parse_zone_subnets(&subnets);
+    if parsed.is_none() {
+        problems.push(Problem::Malformed {
+            key: AUTOHEAL_FAILOVER_SUBNETS,
+            value: subnets,
+            expected: "at least two zone=subnet-.. pairs separated by commas, one per zone",
+        });
+    }
+    let window = match window.parse::<u64>() {
+        Ok(secs) if FAILOVER_WINDOW_RANGE.contains(&secs) => Some(Duration::from_secs(secs)),
+        _ => {
+            problems.push(Problem::Malformed {
+                key: AUTOHEAL_FAILOVER_WINDOW_SECONDS,
+                value: window,
+                expected: "whole seconds from 300 to 86400",
+            });
+            None
+        }
+    };
+    match (parsed, window) {
+        (Some(subnets), Some(window)) if problems.len() == before => Some(FailoverSettings {
+            rule_name: rule,
+            subnets,
+            window,
+        }),
+        _ => None,
+    }
+}
+
+/// `zone=subnet-..,zone=subnet-..`: at least two zones (home and one to fail over to), each
+/// once, each subnet once; sorted by zone. `None` when malformed.
+fn parse_zone_subnets(value: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for part in value.split(',') {
+        let (zone, subnet) = part.split_once('=')?;
+        let zone_ok = (1..=64).contains(&zone.len())
+            && zone
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !zone_ok || !is_ec2_id(subnet, "subnet-") {
+            return None;
+        }
+        pairs.push((zone.to_string(), subnet.to_string()));
+    }
+    pairs.sort();
+    let distinct = pairs.windows(2).all(|w| w[0].0 != w[1].0)
+        && pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (_, s))| pairs[i + 1..].iter().all(|(_, t)| t != s));
+    (pairs.len() >= 2 && distinct).then_some(pairs)
 }
 
 /// EventBridge's rule names: 1 to 64 of `[.\-_A-Za-z0-9]` (EventBridge API Reference, PutRule).
@@ -542,6 +681,99 @@ mod tests {
         }
         assert!(is_rule_name(&"r".repeat(64)));
         assert!(!is_rule_name(&"r".repeat(65)));
+    }
+
+    #[test]
+    fn the_failover_function_needs_all_three_variables() {
+        let c = Config::from_lookup(env(&GOOD)).unwrap();
+        assert_eq!(c.features.failover, None);
+        let c = Config::from_lookup(env(&with(&[
+            (AUTOHEAL_FAILOVER_RULE, "app-failover-check"),
+            (
+                AUTOHEAL_FAILOVER_SUBNETS,
+                "ap-southeast-2b=subnet-0bbbbbbb,ap-southeast-2a=subnet-0aaaaaaa",
+            ),
+            (AUTOHEAL_FAILOVER_WINDOW_SECONDS, "600"),
+        ])))
+        .unwrap();
+        let f = c.features.failover.unwrap();
+        assert_eq!(f.rule_name, "app-failover-check");
+        assert_eq!(
+            f.subnets,
+            [
+                ("ap-southeast-2a".to_string(), "subnet-0aaaaaaa".to_string()),
+                ("ap-southeast-2b".to_string(), "subnet-0bbbbbbb".to_string())
+            ]
+        );
+        assert_eq!(f.window, Duration::from_secs(600));
+        assert_eq!(f.zone_of_subnet("subnet-0bbbbbbb"), Some("ap-southeast-2b"));
+        assert_eq!(f.subnet_of_zone("ap-southeast-2a"), Some("subnet-0aaaaaaa"));
+        assert_eq!(f.zone_of_subnet("subnet-0ccccccc"), None);
+        // One part alone: the others are missing.
+        let err = Config::from_lookup(env(&with(&[(
+            AUTOHEAL_FAILOVER_RULE,
+            "app-failover-check",
+        )])))
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                Problem::Missing {
+                    key: AUTOHEAL_FAILOVER_SUBNETS
+                },
+                Problem::Missing {
+                    key: AUTOHEAL_FAILOVER_WINDOW_SECONDS
+                }
+            ]
+        );
+        for (subnets, window, bad) in [
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa",
+                "600",
+                AUTOHEAL_FAILOVER_SUBNETS,
+            ),
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa,ap-southeast-2a=subnet-0bbbbbbb",
+                "600",
+                AUTOHEAL_FAILOVER_SUBNETS,
+            ),
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa,ap-southeast-2b=subnet-0aaaaaaa",
+                "600",
+                AUTOHEAL_FAILOVER_SUBNETS,
+            ),
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa,ap-southeast-2b",
+                "600",
+                AUTOHEAL_FAILOVER_SUBNETS,
+            ),
+            (
+                "ap-southeast-2a=vpc-0aaaaaaa,ap-southeast-2b=subnet-0bbbbbbb",
+                "600",
+                AUTOHEAL_FAILOVER_SUBNETS,
+            ),
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa,ap-southeast-2b=subnet-0bbbbbbb",
+                "299",
+                AUTOHEAL_FAILOVER_WINDOW_SECONDS,
+            ),
+            (
+                "ap-southeast-2a=subnet-0aaaaaaa,ap-southeast-2b=subnet-0bbbbbbb",
+                "10m",
+                AUTOHEAL_FAILOVER_WINDOW_SECONDS,
+            ),
+        ] {
+            let err = Config::from_lookup(env(&with(&[
+                (AUTOHEAL_FAILOVER_RULE, "app-failover-check"),
+                (AUTOHEAL_FAILOVER_SUBNETS, subnets),
+                (AUTOHEAL_FAILOVER_WINDOW_SECONDS, window),
+            ])))
+            .unwrap_err();
+            assert!(
+                matches!(&err.problems[..], [Problem::Malformed { key, .. }] if *key == bad),
+                "{subnets} {window}: {err}"
+            );
+        }
     }
 
     #[test]

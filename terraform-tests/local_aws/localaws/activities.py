@@ -28,7 +28,8 @@ DescribeScalingActivities (Query API, moto's XML serialiser): ``AutoScalingGroup
 earlier group of the same name, is left out without it), ``MaxRecords`` (default and
 maximum 100), ``NextToken``. Order as the API reference gives it: "Activities are
 sorted by start time. Activities still in progress are described first" (newest first).
-Times are real UTC, like every timestamp shown to clients (``clock``).
+StartTime, EndTime and the Cause's ``At <time>`` are AWS time (``clock``: UTC advancing with
+the scaled clock), so two attempts ``launch_retry_s`` apart show StartTimes that far apart.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class ScalingActivities:
 
     def launch_started(self, group: Any, instance: Any, cause: str, held: bool) -> None:
         """A group launched ``instance``; ``held``: a launch lifecycle hook holds it."""
-        now = datetime.now(timezone.utc)
+        now = self.world.clock.aws_utc()
         self._add(
             group,
             description=f"Launching a new EC2 instance: {instance.id}",
@@ -154,7 +155,7 @@ class ScalingActivities:
         )
 
     def launch_failed(self, group: Any, message: str, cause: str, subnet_id: str | None, zone: str | None) -> None:
-        now = datetime.now(timezone.utc)
+        now = self.world.clock.aws_utc()
         self._add(
             group,
             description=f"Launching a new EC2 instance.  Status Reason: {message}",
@@ -174,7 +175,7 @@ class ScalingActivities:
                 activity.status_code = status_code
                 activity.status_message = message
                 activity.progress = 100
-                activity.end_time = datetime.now(timezone.utc)
+                activity.end_time = self.world.clock.aws_utc()
 
     def describe(
         self,

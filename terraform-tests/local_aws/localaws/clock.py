@@ -12,8 +12,24 @@ seconds; the timer thread converts the remaining virtual time into real time
 each time it goes to sleep, and is woken up whenever the scale changes.
 
 What is *not* scaled: the Lambda function timeout (a real process really runs,
-so its budget is real seconds, as the brief asks) and wall-clock timestamps
-shown to clients (event ``time``, log timestamps), which are real UTC.
+so its budget is real seconds, as the brief asks).
+
+AWS time. Since AWS's durations run ``1/scale`` times faster here, a timestamp that a
+client compares with such a duration must run as fast, or the two contradict each other
+(a launch retried 600 AWS seconds later would show a StartTime 6 real seconds later, and
+300 AWS seconds of failures would take 300 real seconds to show). *AWS time* is therefore
+a wall-clock UTC that advances with the virtual clock: ``aws_epoch(v)`` = the real UTC at
+which the clock was created + ``v`` virtual seconds (continuous across scale changes, as
+virtual time is; not reset by a reset). It is ahead of real UTC by
+``(1/scale - 1)`` x the real seconds elapsed (a day after about 15 real minutes at 0.01).
+Shown in AWS time: scaling activities' StartTime and EndTime (and the ``At <time>`` of
+their Cause), scheduled rules' event ``time``, snapshots' StartTime, ``ImpairedSince`` of a
+zone outage, the control API's ``aws_time``. Real UTC, because the reader compares them
+with its own process clock or with other real timestamps: launch lifecycle events'
+``time`` (the heal function computes the hook's remaining time from it and its clock),
+PutEvents events without a ``Time``, log timestamps, CloudWatch datapoints (EMF
+``_aws.Timestamp`` is the function's own clock), the call and invocation records, and the
+timestamps moto itself sets (LaunchTime, CreateTime, ...).
 """
 
 from __future__ import annotations
@@ -23,9 +39,15 @@ import itertools
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 log = logging.getLogger("localaws.clock")
+
+
+def rfc3339_ms(epoch: float) -> str:
+    """``2026-12-07T03:10:00.123Z``: a time in seconds since the epoch, UTC, milliseconds."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class Clock:
@@ -37,6 +59,7 @@ class Clock:
         self._lock = threading.Lock()
         self._scale = float(scale)
         self._real0 = time.monotonic()
+        self._utc0 = time.time()  # AWS time 0: the real UTC when the clock was created
         self._virt0 = 0.0
         self._listeners: list[Callable[[], None]] = []
 
@@ -48,6 +71,14 @@ class Clock:
         """Current virtual time in (virtual) seconds."""
         with self._lock:
             return self._virt0 + (time.monotonic() - self._real0) / self._scale
+
+    def aws_epoch(self, virtual: float | None = None) -> float:
+        """AWS time (seconds since the Unix epoch) of virtual moment ``virtual`` (default: now)."""
+        return self._utc0 + (self.now() if virtual is None else virtual)
+
+    def aws_utc(self, virtual: float | None = None) -> datetime:
+        """AWS time of virtual moment ``virtual`` (default: now), an aware UTC datetime."""
+        return datetime.fromtimestamp(self.aws_epoch(virtual), tz=timezone.utc)
 
     def set_scale(self, scale: float) -> None:
         """Change the speed from now on; pending deadlines keep their virtual value."""

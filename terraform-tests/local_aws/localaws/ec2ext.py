@@ -117,6 +117,9 @@
   calls snapshots in ``error`` "incomplete"). DeleteSnapshot of it works. A pending snapshot
   deleted meanwhile goes away as before and uses up no injection. Not modelled: ``error`` for
   copies, ``recoverable``/``recovering`` (archive tier).
+* A snapshot's ``StartTime`` is AWS time (``clock``; moto's is real UTC): its age, and a
+  recovery point measured as "outage start minus the snapshot's StartTime", are AWS seconds
+  like ``snapshot_s`` and every other duration here.
 * The volume detaching transient (control API, the next K polls) is shown
   through the per-request view in ``context``. A volume can only be
   ``detaching`` from an instance, so the transient shows the volume's attachment, or the last one it had
@@ -731,6 +734,15 @@ def install(world_ref: Any) -> None:
         return ActionResult({"Snapshots": snapshots})
 
     ElasticBlockStore.describe_snapshots = describe_snapshots_response
+
+    # StartTime in AWS time (naive UTC, as moto keeps it), for every snapshot made.
+    orig_snapshot_init = ebs.Snapshot.__init__
+
+    def snapshot_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig_snapshot_init(self, *args, **kwargs)
+        self.start_time = world_ref().clock.aws_utc().replace(tzinfo=None)
+
+    ebs.Snapshot.__init__ = snapshot_init
 
     # Snapshots take time (see the module documentation).
 

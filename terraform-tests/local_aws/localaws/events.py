@@ -29,7 +29,8 @@ create the scheduled event rule, and then it runs on a defined schedule",
 EventBridge User Guide, "Rate expressions reference"). Each firing is the event
 EventBridge sends for a schedule (``detail-type`` ``Scheduled Event``, ``source``
 ``aws.events``, ``resources`` = the rule's ARN, ``detail`` ``{}``, ``time`` the
-scheduled moment in real UTC, whole seconds) delivered to the rule's targets
+scheduled moment in AWS time, whole seconds: ``clock``, so a ``rate(1 minute)`` rule's
+events are 60 seconds apart as its functions read them) delivered to the rule's targets
 through the same path as any matched event, whatever the rule's pattern. A
 DISABLED rule skips its firings (the phase is kept); a deleted rule stops; a
 PutRule that changes the expression re-arms from that moment.
@@ -62,7 +63,6 @@ import queue
 import random
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -359,8 +359,7 @@ class EventRouter:
             self._arm(sched, nxt)
             if rule.state not in ENABLED_STATES:
                 return
-            clock = self.world.clock
-            epoch = time.time() - (now - deadline) * clock.scale  # the scheduled moment, real UTC
+            epoch = self.world.clock.aws_epoch(deadline)  # the scheduled moment, in AWS time (``clock``)
             event = {
                 "version": "0",
                 "id": str(uuid.uuid4()),

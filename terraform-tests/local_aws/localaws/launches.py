@@ -66,7 +66,6 @@ import functools
 import itertools
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .activities import launch_cause
@@ -300,7 +299,7 @@ def install(world_ref: Any) -> None:
     def replace_autoscaling_group_instances(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
         world = world_ref()
         have = len(self.active_instances())
-        cause = launch_cause(datetime.now(timezone.utc), have, have + count_needed)
+        cause = launch_cause(world.clock.aws_utc(), have, have + count_needed)  # AWS time
         subnet_id, zone = launch_target(self)
         message = world.launches.failure(self, subnet_id, zone)
         if message is not None:

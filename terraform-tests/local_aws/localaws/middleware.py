@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl
 
 from . import cbor_protocol
 from .awserrors import error_code_of, render_error
+from .clock import rfc3339_ms
 from .context import view
 from .faults import BadRequest
 from .requestinfo import RequestInfo, classify
@@ -60,6 +61,12 @@ def _status_line(status: int) -> str:
 def _json_response(status: int, data: Any) -> Response:
     body = json.dumps(data, default=str).encode("utf-8")
     return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _aws_time(clock: Any, virtual: float | None = None) -> dict[str, Any]:
+    """AWS time (``clock``) now, or at ``virtual``: ``aws_time`` RFC 3339 and ``aws_time_ms``."""
+    epoch = clock.aws_epoch(virtual)
+    return {"aws_time": rfc3339_ms(epoch), "aws_time_ms": round(epoch * 1000)}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -372,7 +379,7 @@ class ControlAPI:
     def _route(self, method: str, route: str, data: Any, query: dict[str, str]) -> Response:
         w = self.world
         if route == "/health" and method == "GET":
-            return _json_response(200, {"ok": True, **w.snapshot()})
+            return _json_response(200, {"ok": True, **w.snapshot(), **_aws_time(w.clock)})
         if route == "/faults":
             if method == "POST":
                 fault = w.faults.add(data)
@@ -436,7 +443,8 @@ class ControlAPI:
                 w.clock.set_scale(float(data["scale"]))
                 return _json_response(200, {"scale": w.clock.scale})
             if method == "GET":
-                return _json_response(200, {"scale": w.clock.scale, "virtual_now": w.clock.now()})
+                now = w.clock.now()
+                return _json_response(200, {"scale": w.clock.scale, "virtual_now": now, **_aws_time(w.clock, now)})
         if route.startswith("/lambda-code/") and method == "GET":
             # GetFunction's Code.Location: the deployment package as stored.
             parts = route.split("/")

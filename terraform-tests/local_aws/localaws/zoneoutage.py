@@ -28,7 +28,7 @@
   as alternatives leave out every zone that is out.
 * Its instances stop answering: DescribeInstanceStatus shows a running instance of the zone
   with SystemStatus and InstanceStatus ``impaired``, detail ``reachability`` ``failed`` with
-  ``ImpairedSince`` the outage's start (EC2 User Guide, "Status checks for Amazon EC2
+  ``ImpairedSince`` the outage's start in AWS time (``clock``) (EC2 User Guide, "Status checks for Amazon EC2
   instances": a system status check fails on "loss of network connectivity" or "loss of
   system power"; the instance status check then cannot reach the instance either). After
   the profile's ``zone_outage_terminate_s`` (realistic 300: EC2 runs status checks every
@@ -80,9 +80,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .clock import rfc3339_ms
 from .context import view
 from .faults import BadRequest
 
@@ -104,7 +105,7 @@ VOLUME_CAPACITY = (
 class Outage:
     zone: str
     started: float  # virtual
-    started_utc: datetime
+    started_utc: datetime  # AWS time (``clock``)
     timer: Any = None
     terminated: list[str] = field(default_factory=list)
 
@@ -163,7 +164,8 @@ class ZoneOutages:
         if zone in self.out:
             return self._describe(self.out[zone])  # already out: its clock is not restarted
         world = self.world
-        outage = Outage(zone, world.clock.now(), datetime.now(timezone.utc))
+        started = world.clock.now()
+        outage = Outage(zone, started, world.clock.aws_utc(started))
         self.out[zone] = outage
         delay = world.profile.current.zone_outage_terminate_s
         generation = world.generation
@@ -197,8 +199,9 @@ class ZoneOutages:
         left = None
         if timer is not None and not timer.cancelled and not outage.terminated:
             left = max(0.0, timer.deadline - now)
-        return {"zone": outage.zone, "since_s": now - outage.started, "terminate_in_s": left,
-                "terminated": list(outage.terminated)}
+        since = outage.started_utc.timestamp()
+        return {"zone": outage.zone, "since": rfc3339_ms(since), "since_ms": round(since * 1000),
+                "since_s": now - outage.started, "terminate_in_s": left, "terminated": list(outage.terminated)}
 
     def _known_zone(self, zone: str) -> bool:
         for backend in self._backends():
