@@ -228,8 +228,10 @@ impl Healer {
         let volume = self.settings.volume_id.as_str();
         let span = info_span!("snapshot", request_id, volume);
         let report = self.snapshot(run).instrument(span).await;
+        let now_ms = epoch_ms(SystemTime::now());
         metrics::write_line(metrics::snapshot_emf_line(
-            epoch_ms(SystemTime::now()),
+            now_ms,
+            run.event_time_ms.unwrap_or(now_ms),
             &self.settings.group_name,
             &report,
         ));

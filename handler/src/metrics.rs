@@ -135,8 +135,12 @@ pub fn emf_line(r: &Record<'_>) -> String {
 /// newest completed scheduled snapshot before the run, left out when there is none),
 /// `SnapshotTaken` and `SnapshotFailed` (Count), same namespace and dimension as the heal's;
 /// `outcome`, `snapshotId`, `deletedSnapshots` and `reason` as properties.
+/// `aws_now_ms`: "now" on AWS's clock (the scheduled event's time, which is the run's
+/// scheduled moment), against which the newest snapshot's StartTime is aged: the function's
+/// own clock is not the one EBS stamped the snapshot with.
 pub fn snapshot_emf_line(
     timestamp_ms: u64,
+    aws_now_ms: u64,
     group_name: &str,
     report: &crate::snapshot::SnapshotReport,
 ) -> String {
@@ -145,7 +149,7 @@ pub fn snapshot_emf_line(
     let mut root = Map::new();
     if let Some((_, started_ms)) = &report.newest_completed {
         metrics.push(json!({"Name": "SnapshotAgeSeconds", "Unit": "Seconds"}));
-        let age_ms = timestamp_ms.saturating_sub(*started_ms);
+        let age_ms = aws_now_ms.saturating_sub(*started_ms);
         root.insert("SnapshotAgeSeconds".into(), json!(age_ms / 1000));
     }
     metrics.push(json!({"Name": "SnapshotTaken", "Unit": "Count"}));
@@ -219,7 +223,8 @@ mod tests {
             newest_completed: Some(("snap-1".into(), 1_000_000)),
             reason: None,
         };
-        let v: Value = serde_json::from_str(&snapshot_emf_line(4_601_500, "web", &report)).unwrap();
+        let v: Value =
+            serde_json::from_str(&snapshot_emf_line(4_601_500, 4_601_500, "web", &report)).unwrap();
         assert_eq!(v["SnapshotAgeSeconds"], 3_601);
         assert_eq!(
             (v["SnapshotTaken"].as_u64(), v["SnapshotFailed"].as_u64()),
@@ -241,7 +246,8 @@ mod tests {
             newest_completed: None,
             reason: Some("CreateSnapshot: UnauthorizedOperation".into()),
         };
-        let v: Value = serde_json::from_str(&snapshot_emf_line(4_601_500, "web", &failed)).unwrap();
+        let v: Value =
+            serde_json::from_str(&snapshot_emf_line(4_601_500, 4_601_500, "web", &failed)).unwrap();
         assert!(v.get("SnapshotAgeSeconds").is_none());
         assert_eq!(v["SnapshotFailed"], 1);
         assert_eq!(v["SnapshotTaken"], 0);
