@@ -412,29 +412,51 @@ pub fn launch_failure(message: &str) -> LaunchFailure {
     }
 }
 
-/// The group's Failed scaling activities that started at or after `since_epoch_s`, newest
-/// first (DescribeScalingActivities lists the group's activities newest first).
+/// The ids of the group's newest scaling activities (the page [`failed_launches`] reads).
+pub async fn activity_ids(
+    ctx: &OpContext,
+    name: &str,
+) -> Result<std::collections::BTreeSet<String>, AwsError> {
+    Ok(newest_activities(ctx, name)
+        .await?
+        .activities()
+        .iter()
+        .filter_map(|a| a.activity_id().map(str::to_string))
+        .collect())
+}
+
+async fn newest_activities(
+    ctx: &OpContext,
+    name: &str,
+) -> Result<
+    aws_sdk_autoscaling::operation::describe_scaling_activities::DescribeScalingActivitiesOutput,
+    AwsError,
+> {
+    ctx.call("autoscaling:DescribeScalingActivities", &[], || {
+        ctx.clients
+            .autoscaling
+            .describe_scaling_activities()
+            .auto_scaling_group_name(name)
+            .max_records(20)
+            .send()
+    })
+    .await
+}
+
+/// The group's Failed scaling activities but those in `seen_before`, newest first
+/// (DescribeScalingActivities lists the group's activities newest first).
 pub async fn failed_launches(
     ctx: &OpContext,
     name: &str,
-    since_epoch_s: i64,
+    seen_before: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<FailedLaunch>, AwsError> {
-    let out = ctx
-        .call("autoscaling:DescribeScalingActivities", &[], || {
-            ctx.clients
-                .autoscaling
-                .describe_scaling_activities()
-                .auto_scaling_group_name(name)
-                .max_records(20)
-                .send()
-        })
-        .await?;
+    let out = newest_activities(ctx, name).await?;
     Ok(out
         .activities()
         .iter()
         .filter(|a| {
             a.status_code().map(|c| c.as_str()) == Some("Failed")
-                && a.start_time().is_some_and(|t| t.secs() >= since_epoch_s)
+                && a.activity_id().is_some_and(|id| !seen_before.contains(id))
         })
         .map(|a| FailedLaunch {
             activity_id: a.activity_id().unwrap_or_default().to_string(),
@@ -464,12 +486,11 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<Option<String>, AwsError>>,
 {
-    // Activities from a little before the wait (clocks differ; a scale-up just before it
-    // belongs to it): an older failure was fixed or is not ours to report.
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-        - 5;
+    // The activities listed before the wait are not reported: an older failure was fixed or
+    // is not ours to report. Compared by id, not by time: AWS's clock is not the provider's.
+    // A launch of this wait that failed for good before the wait began is reported at its
+    // next retry (each retry is a new activity).
+    let seen_before = activity_ids(ctx, name).await?;
     let reported = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
     ctx.wait_for(
         &format!("group {name} to have its instance in service"),
@@ -502,7 +523,7 @@ where
                 .iter()
                 .any(|i| Some(i.instance_id.as_str()) != not);
             if !launched {
-                for failed in failed_launches(ctx, name, since).await? {
+                for failed in failed_launches(ctx, name, &seen_before).await? {
                     let new = reported
                         .lock()
                         .is_ok_and(|mut r| r.insert(failed.activity_id.clone()));
