@@ -221,12 +221,30 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "failover_zones with the home zone",
-            &[("failover_zones", r#"["ap-southeast-2a"]"#)],
+            &[
+                ("snapshot_interval", "\"1h\""),
+                ("failover_zones", r#"["ap-southeast-2a"]"#),
+            ],
             &["failover_zones"],
+        ),
+        case(
+            "failover_zones without snapshot_interval",
+            &[("failover_zones", r#"["ap-southeast-2b"]"#)],
+            &["failover_zones"],
+        ),
+        case(
+            "failover_detection_window 4m",
+            &[
+                ("snapshot_interval", "\"1h\""),
+                ("failover_zones", r#"["ap-southeast-2b"]"#),
+                ("failover_detection_window", "\"4m\""),
+            ],
+            &["failover_detection_window"],
         ),
         case(
             "failover_zones with a persistent network interface",
             &[
+                ("snapshot_interval", "\"1h\""),
                 ("failover_zones", r#"["ap-southeast-2b"]"#),
                 ("persistent_network_interface", "true"),
             ],
@@ -235,6 +253,7 @@ fn cases() -> Vec<Case> {
         case(
             "failover_subnet_ids without subnet_id",
             &[
+                ("snapshot_interval", "\"1h\""),
                 ("failover_zones", r#"["ap-southeast-2b"]"#),
                 (
                     "failover_subnet_ids",
@@ -247,6 +266,7 @@ fn cases() -> Vec<Case> {
             "failover_zones with subnet_id but no failover_subnet_ids",
             &[
                 ("subnet_id", r#""subnet-0123456789abcdef0""#),
+                ("snapshot_interval", "\"1h\""),
                 ("failover_zones", r#"["ap-southeast-2b"]"#),
             ],
             &["failover_zones"],

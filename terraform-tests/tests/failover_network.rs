@@ -91,6 +91,25 @@ async fn group_subnets(c: &Clients, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The scheduled snapshots outlive the stack by design (they are data; failover zones need
+/// `snapshot_interval`): the test removes them with its own credentials before the sweep.
+fn delete_scheduled_snapshots(world: &World, name: &str) {
+    let c = &world.clients;
+    world.block(async {
+        for s in terraform_tests::local_aws::helpers::scheduled_snapshots(&c.ec2, name)
+            .await
+            .unwrap()
+        {
+            c.ec2
+                .delete_snapshot()
+                .snapshot_id(s.snapshot_id().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
 fn stack(t: &Terraform, name: &str) -> Json {
     t.output("stacks").unwrap()[name].clone()
 }
@@ -190,6 +209,8 @@ fn providers_network(tf: &TerraformBinary) {
     let name = "fonet";
     let t = world.terraform(tf, &[name]);
     let guard = t.destroy_guard();
+    // A failover restores a scheduled snapshot: failover zones need `snapshot_interval`.
+    t.set_var("snapshot_interval", "15m");
     t.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
     t.apply().unwrap();
     let s = stack(&t, name);
@@ -242,6 +263,7 @@ fn providers_network(tf: &TerraformBinary) {
 
     // (3) Import reads the failover zones back.
     let imp = world.terraform(tf, &[name]);
+    imp.set_var("snapshot_interval", "15m");
     imp.set_var("failover_zones", format!(r#"["{ZONE_C}"]"#));
     import(&imp, name);
     assert_import_plans_no_change(&imp);
@@ -260,6 +282,7 @@ fn providers_network(tf: &TerraformBinary) {
     t.destroy().unwrap();
     drop(guard);
     assert!(world.block(subnet(c, &last[ZONE_B])).is_none());
+    delete_scheduled_snapshots(&world, name);
     // Nothing of the stack is left but its final snapshot (panics naming what is).
     world.sweep(name, true);
 }
@@ -310,6 +333,7 @@ fn users_network(tf: &TerraformBinary) {
     let t = world.terraform(tf, &[name]);
     let guard = t.destroy_guard();
     t.set_var("subnet_id", &home);
+    t.set_var("snapshot_interval", "15m");
     t.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
     t.set_var(
         "failover_subnet_ids",
@@ -355,6 +379,7 @@ fn users_network(tf: &TerraformBinary) {
     assert_empty_plan(&t, "back to the right subnet");
     t.destroy().unwrap();
     drop(guard);
+    delete_scheduled_snapshots(&world, name);
     // Nothing of the stack is left but its final snapshot (panics naming what is).
     world.sweep(name, true);
     for id in [&home, &b, &c_zone, &other_vpc_b] {

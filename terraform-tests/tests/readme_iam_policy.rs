@@ -1056,10 +1056,25 @@ fn the_boundary_holds_the_inline_policy_of_a_stack() {
             log_group_name: names::LOG_GROUP.for_stack(stack),
             network_interface_id: network_interface_id.map(str::to_string),
             scheduled_snapshots,
+            // The zone failover rides with the scheduled snapshots it restores.
+            restored_volumes: scheduled_snapshots,
             kms_key_arn: kms_key_arn.map(str::to_string),
         };
-        let inline = attach_policy(&scope);
-        for s in statements(&inline) {
+        let mut documents = vec![attach_policy(&scope)];
+        if scheduled_snapshots {
+            let failover = autoheal_provider::autoheal_instance::policy::FailoverScope {
+                zones: vec!["ap-southeast-2a".into(), "ap-southeast-2b".into()],
+                subnets: vec![
+                    "subnet-0123456789abcdef0".into(),
+                    "subnet-0123456789abcdef1".into(),
+                ],
+                log_group_name: names::FAILOVER_LOG_GROUP.for_stack(stack),
+            };
+            documents.push(
+                autoheal_provider::autoheal_instance::policy::failover_policy(&scope, &failover),
+            );
+        }
+        for s in documents.iter().flat_map(statements) {
             for a in list(&s["Action"]) {
                 for r in list(&s["Resource"]) {
                     let held = statements(&boundary).iter().any(|b| {

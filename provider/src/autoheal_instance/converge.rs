@@ -45,6 +45,17 @@ pub struct Converger<'a> {
     pub creating: bool,
 }
 
+/// The failover check's schedule: EventBridge's finest rate.
+pub const FAILOVER_CHECK_RATE: &str = "rate(1 minute)";
+
+/// What [`Converger::failover`] made or found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverObjects {
+    pub function_arn: String,
+    pub role_arn: String,
+    pub rule_arn: String,
+}
+
 /// What [`Converger::address`] found or made.
 pub struct Address {
     pub info: address::AddressInfo,
@@ -72,8 +83,19 @@ impl<'a> Converger<'a> {
         presence: Presence,
         created: impl FnOnce(),
     ) -> Result<(), StepError> {
+        self.log_group_named(names::LOG_GROUP, presence, created)
+            .await
+    }
+
+    /// A function's log group (`which`: the attachment or the failover function's).
+    async fn log_group_named(
+        &self,
+        which: names::DerivedName,
+        presence: Presence,
+        created: impl FnOnce(),
+    ) -> Result<(), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        let name = self.name(names::LOG_GROUP);
+        let name = self.name(which);
         let object = || format!("log group {name}");
         let wanted = self.tags(stack_tags(spec));
         let found = match presence {
@@ -112,8 +134,26 @@ impl<'a> Converger<'a> {
     /// rewritten if it differs, its boundary set, and every inline policy but ours and every
     /// attached managed policy removed (ours is written by [`Converger::role_policy`]).
     pub async fn role(&self, presence: Presence) -> Result<(String, bool), StepError> {
+        let name = names::lambda_role_name(&self.spec.name, self.ctx.region());
+        self.role_named(
+            presence,
+            &name,
+            &self.name(names::LAMBDA_POLICY),
+            "autoheal: the attachment Lambda of this stack",
+        )
+        .await
+    }
+
+    /// A function's role (`name`, keeping the inline policy `ours`): see [`Converger::role`].
+    async fn role_named(
+        &self,
+        presence: Presence,
+        name: &str,
+        ours: &str,
+        description: &str,
+    ) -> Result<(String, bool), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        let name = names::lambda_role_name(&spec.name, ctx.region());
+        let name = name.to_string();
         let object = || format!("IAM role {name}");
         let wanted = self.tags(stack_tags(spec));
         let trust = policy::lambda_trust_policy();
@@ -139,7 +179,7 @@ impl<'a> Converger<'a> {
                 &name,
                 &trust.to_string(),
                 spec.lambda_role_permissions_boundary.as_deref(),
-                "autoheal: the attachment Lambda of this stack",
+                description,
                 &wanted,
             )
             .await
@@ -160,11 +200,10 @@ impl<'a> Converger<'a> {
             .await
             .step("set the permissions boundary of", object())?;
         }
-        let ours = self.name(names::LAMBDA_POLICY);
         let (inline, attached) = iam_role::policies(ctx, &name)
             .await
             .step("list the policies of", object())?;
-        for other in inline.iter().filter(|p| **p != ours) {
+        for other in inline.iter().filter(|p| p.as_str() != ours) {
             iam_role::delete_policy(ctx, &name, other).await.step(
                 "delete an inline policy the stack does not write",
                 format!("{other} of IAM role {name}"),
@@ -484,6 +523,207 @@ impl<'a> Converger<'a> {
             }
         }
         Ok(Some(arn))
+    }
+
+    /// The zone failover's objects (docs/zone-failover.md, section 3): with failover zones
+    /// and scheduled snapshots, the function `<name>-failover` (the same zip as the
+    /// attachment function), its log group, its role `<name>-<region>-failover` with its one
+    /// inline policy, and the rule `<name>-failover-check` (`rate(1 minute)`) with its target
+    /// and permission; without, none of them (those of an earlier setting are deleted).
+    /// `subnets`: zone -> subnet of every zone the stack may serve from, home included.
+    pub async fn failover(
+        &self,
+        zip: &[u8],
+        volume: &volume::VolumeInfo,
+        allocation_id: &str,
+        subnets: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<FailoverObjects>, StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        if !spec.has_failover() {
+            self.delete_failover().await?;
+            return Ok(None);
+        }
+        let function = self.name(names::FAILOVER_FUNCTION);
+        let rule = self.name(names::FAILOVER_RULE);
+        let role_name = names::failover_role_name(&spec.name, ctx.region());
+        let policy_name = self.name(names::FAILOVER_POLICY);
+        let function_object = || format!("Lambda function {function}");
+        let rule_object = || format!("EventBridge rule {rule}");
+        self.log_group_named(names::FAILOVER_LOG_GROUP, Presence::Unknown, || {})
+            .await?;
+        let (role_arn, role_made) = self
+            .role_named(
+                Presence::Unknown,
+                &role_name,
+                &policy_name,
+                "autoheal: the zone-failover Lambda of this stack",
+            )
+            .await?;
+        let scope = policy_scope(&role_arn, ctx.region(), spec, volume, allocation_id, None)?;
+        let failover_scope = policy::FailoverScope {
+            zones: subnets.keys().cloned().collect(),
+            subnets: {
+                let mut s: Vec<String> = subnets.values().cloned().collect();
+                s.sort();
+                s
+            },
+            log_group_name: self.name(names::FAILOVER_LOG_GROUP),
+        };
+        iam_role::put_policy(
+            ctx,
+            &role_name,
+            &policy_name,
+            &policy::failover_policy(&scope, &failover_scope).to_string(),
+        )
+        .await
+        .step(
+            "write",
+            format!("inline policy {policy_name} of IAM role {role_name}"),
+        )?;
+        let settings = super::create::failover_function_settings(
+            spec,
+            &role_arn,
+            &volume.volume_id,
+            allocation_id,
+            subnets,
+        );
+        let wanted = self.tags(stack_tags(spec));
+        let (arn, concurrency) = match lambda_function::find(ctx, &function)
+            .await
+            .step("find", function_object())?
+        {
+            None => (
+                lambda_function::create(ctx, &function, &settings, zip, &wanted, |_| {})
+                    .await
+                    .step("create", function_object())?,
+                None,
+            ),
+            Some(f) => {
+                lambda_function::wait_ready(ctx, &function)
+                    .await
+                    .step("wait for", function_object())?;
+                if f.settings != settings || role_made {
+                    lambda_function::update_configuration(ctx, &function, &settings)
+                        .await
+                        .step("update the configuration of", function_object())?;
+                }
+                let deployed = super::read::lambda_sha_to_hex(&f.code_sha256);
+                if deployed.as_deref() != Some(crate::handler_zip::sha256_hex(zip).as_str())
+                    || f.settings.architecture != spec.lambda_architecture
+                {
+                    lambda_function::update_code(ctx, &function, zip, &spec.lambda_architecture)
+                        .await
+                        .step("update the code of", function_object())?;
+                }
+                let (set, remove) = aws_tags::diff(&f.tags, &wanted);
+                lambda_function::set_tags(ctx, &f.arn, &set, &remove)
+                    .await
+                    .step("tag", function_object())?;
+                (f.arn, f.reserved_concurrency)
+            }
+        };
+        // One run at a time: two concurrent runs could each restore a volume.
+        if concurrency != Some(1) {
+            lambda_function::set_reserved_concurrency(ctx, &function, Some(1))
+                .await
+                .step("set the reserved concurrency of", function_object())?;
+        }
+        // No retries: the next minute's run looks again, from AWS's records.
+        let budget = lambda_function::RetryBudget {
+            maximum_retry_attempts: 0,
+            maximum_event_age_seconds: 60,
+        };
+        if lambda_function::find_retry_budget(ctx, &function)
+            .await
+            .step("read the event-invoke configuration of", function_object())?
+            != Some(budget)
+        {
+            lambda_function::set_retry_budget(ctx, &function, budget)
+                .await
+                .step("set the event-invoke configuration of", function_object())?;
+        }
+        let rule_arn = event_rule::put(
+            ctx,
+            &rule,
+            event_rule::Trigger::Schedule(FAILOVER_CHECK_RATE),
+            "autoheal: the zone-failover check of this stack, every minute",
+            &wanted,
+        )
+        .await
+        .step("write", rule_object())?;
+        let tags = event_rule::tags(ctx, &rule_arn)
+            .await
+            .step("read the tags of", rule_object())?;
+        let (set, remove) = aws_tags::diff(&tags, &wanted);
+        event_rule::set_tags(ctx, &rule_arn, &set, &remove)
+            .await
+            .step("tag", rule_object())?;
+        let target_id = self.name(names::EVENT_TARGET_ID);
+        event_rule::put_target(ctx, &rule, &target_id, &arn)
+            .await
+            .step("set the target of", rule_object())?;
+        let others: Vec<String> = event_rule::targets(ctx, &rule)
+            .await
+            .step("list the targets of", rule_object())?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| *id != target_id)
+            .collect();
+        event_rule::remove_targets(ctx, &rule, &others)
+            .await
+            .step("remove other targets of", rule_object())?;
+        let sid = self.name(names::FAILOVER_PERMISSION_SID);
+        let current = lambda_function::find_policy(ctx, &function, &sid)
+            .await
+            .step("read the permissions of", function_object())?;
+        for other in &current.other_sids {
+            lambda_function::remove_permission(ctx, &function, other)
+                .await
+                .step(
+                    "remove a permission the stack does not write from",
+                    function_object(),
+                )?;
+        }
+        match current.ours {
+            Some(p) if p.grants(&rule_arn) => {}
+            found => {
+                if found.is_some() {
+                    lambda_function::remove_permission(ctx, &function, &sid)
+                        .await
+                        .step("replace the invoke permission of", function_object())?;
+                }
+                lambda_function::add_permission(ctx, &function, &sid, &rule_arn)
+                    .await
+                    .step("add the invoke permission of", function_object())?;
+            }
+        }
+        Ok(Some(FailoverObjects {
+            function_arn: arn,
+            role_arn,
+            rule_arn,
+        }))
+    }
+
+    /// Deletes the failover's objects, each if it exists: the rule first (nothing invokes
+    /// the function once it is gone), then the function, its log group and its role.
+    pub async fn delete_failover(&self) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let rule = self.name(names::FAILOVER_RULE);
+        event_rule::delete(ctx, &rule)
+            .await
+            .step("delete", format!("EventBridge rule {rule}"))?;
+        let function = self.name(names::FAILOVER_FUNCTION);
+        lambda_function::delete(ctx, &function)
+            .await
+            .step("delete", format!("Lambda function {function}"))?;
+        let logs = self.name(names::FAILOVER_LOG_GROUP);
+        log_group::delete(ctx, &logs)
+            .await
+            .step("delete", format!("log group {logs}"))?;
+        let role = names::failover_role_name(&spec.name, ctx.region());
+        iam_role::delete(ctx, &role)
+            .await
+            .step("delete", format!("IAM role {role}"))
     }
 
     /// The Elastic IP: the user's (`existing_allocation_id`), the one `known` names (the

@@ -261,7 +261,12 @@ impl<'a> Creator<'a> {
             let mut errors: Vec<StepError> = Vec::new();
             let vol = keep(vol, &mut errors);
             if let Some(v) = &vol {
-                self.record(|s| s.volume_source_snapshot_id = v.snapshot_id.clone());
+                self.record(|s| {
+                    s.volume_source_snapshot_id = v.snapshot_id.clone();
+                    // A new stack serves from its home zone and volume.
+                    s.active_volume_id = Some(v.volume_id.clone());
+                    s.active_availability_zone = Some(self.spec.availability_zone.clone());
+                });
                 *self
                     .volume_performance
                     .lock()
@@ -308,11 +313,11 @@ impl<'a> Creator<'a> {
             if !errors.is_empty() {
                 return Err(errors);
             }
-            Ok((volume.volume_id, allocation_id))
+            Ok((volume, allocation_id))
         };
 
         let (network, lambda) = tokio::join!(network_side, lambda_side);
-        let (interface_id, (volume_id, allocation_id)) = match (network, lambda) {
+        let (interface_id, (volume, allocation_id)) = match (network, lambda) {
             (Ok(n), Ok(l)) => (n, l),
             (n, l) => {
                 let errors: Vec<StepError> =
@@ -322,10 +327,44 @@ impl<'a> Creator<'a> {
             }
         };
 
-        // Step 3.
-        self.scale_up_and_wait(&volume_id, &allocation_id, interface_id.as_deref())
-            .await
-            .map_err(|e| vec![e])
+        // Step 3, beside the zone failover's function (nothing needs it before the stack
+        // serves; it needs every zone's subnet, made by now).
+        let failover = async {
+            if !self.spec.has_failover() {
+                return Ok(());
+            }
+            let subnets = super::update::serving_subnets(self.spec, &self.snapshot());
+            // Found by name and converged, not marked: a retried create or a destroy finds them
+            // by their names, and the step makes no object the marker must guard.
+            let objects = Converger {
+                ctx: self.ctx,
+                spec: self.spec,
+                creating: false,
+            }
+            .failover(self.zip, &volume, &allocation_id, &subnets)
+            .await?;
+            if let Some(o) = objects {
+                self.record(|s| {
+                    s.failover_function_arn = Some(o.function_arn);
+                    s.failover_role_arn = Some(o.role_arn);
+                    s.failover_rule_arn = Some(o.rule_arn);
+                });
+            }
+            Ok::<(), StepError>(())
+        };
+        let (served, failover) = tokio::join!(
+            self.scale_up_and_wait(&volume.volume_id, &allocation_id, interface_id.as_deref()),
+            failover
+        );
+        let errors: Vec<StepError> = [served.err(), failover.err()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The leftover of one kind to adopt: the first found (a second one means two creates
@@ -1071,6 +1110,7 @@ pub fn policy_scope(
         log_group_name: derived(names::LOG_GROUP, spec),
         network_interface_id: interface.map(str::to_string),
         scheduled_snapshots: spec.snapshot_schedule.is_some(),
+        restored_volumes: spec.has_failover(),
         // The key that encrypts the volume, as EBS records it (a key ARN, whatever form the
         // user gave): the one of `volume_kms_key_id`, but also of a user's volume or of a
         // snapshot restored with its own key. Attaching needs KMS access to it; the policy
@@ -1121,6 +1161,7 @@ pub async fn template_data(
         root_device_name,
         user_data_base64,
         tags,
+        instance_metadata_tags: spec.has_failover(),
     })
 }
 
@@ -1170,6 +1211,43 @@ pub fn function_settings(
         environment: env,
         log_group: Some(derived(names::LOG_GROUP, spec)),
     }
+}
+
+/// The failover function's settings: the attachment function's base variables (the volume,
+/// the group) without the snapshot schedule's, plus the failover's: its check rule, every
+/// zone's subnet (`subnets`, home included) and the detection window.
+pub fn failover_function_settings(
+    spec: &Spec,
+    role_arn: &str,
+    volume_id: &str,
+    allocation_id: &str,
+    subnets: &BTreeMap<String, String>,
+) -> lambda_function::FunctionSettings {
+    let mut settings = function_settings(spec, role_arn, volume_id, allocation_id, None);
+    settings
+        .environment
+        .retain(|k, _| k != SNAPSHOT_RULE_ENV && k != SNAPSHOT_RETENTION_ENV);
+    settings.environment.insert(
+        "AUTOHEAL_FAILOVER_RULE".to_string(),
+        derived(names::FAILOVER_RULE, spec),
+    );
+    settings.environment.insert(
+        "AUTOHEAL_FAILOVER_SUBNETS".to_string(),
+        subnets
+            .iter()
+            .map(|(zone, subnet)| format!("{zone}={subnet}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    settings.environment.insert(
+        "AUTOHEAL_FAILOVER_WINDOW_SECONDS".to_string(),
+        spec.failover_detection_window.as_secs().to_string(),
+    );
+    // Its runs read, restore and move: a minute is ample (the restore waits up to about 25 s
+    // for the new volume, and the next run continues after that).
+    settings.timeout = 60;
+    settings.log_group = Some(derived(names::FAILOVER_LOG_GROUP, spec));
+    settings
 }
 
 /// The handler zip this spec deploys: the user's `handler_zip`, else the shipped one. What is

@@ -47,6 +47,68 @@ pub struct Outcome {
     pub final_snapshot: Option<String>,
     /// A volume kept (`retain`, or the user's own).
     pub kept_volume: Option<String>,
+    /// The home volume a zone failover superseded: kept, never deleted by the provider.
+    pub superseded_volume: Option<String>,
+}
+
+/// The restored volume the stack serves from after a zone failover, `None` when it serves
+/// from its home volume. The group's tag names it; it counts only when EBS's records prove
+/// it was restored from a snapshot of the home volume, for this group (a tag alone moves no
+/// data into a final snapshot and deletes nothing).
+async fn serving_volume(
+    ctx: &OpContext,
+    spec: &Spec,
+    stack: &Stack,
+    group: &str,
+) -> Result<Option<String>, StepError> {
+    let Some(home) = &stack.volume_id else {
+        return Ok(None);
+    };
+    if !spec.has_failover() && stack.failover_function_arn.is_none() {
+        return Ok(None);
+    }
+    let Some(g) = autoscaling_group::find(ctx, group)
+        .await
+        .step("find", format!("Auto Scaling group {group}"))?
+    else {
+        return Ok(None);
+    };
+    let Some(active) = g
+        .tags
+        .get("autoheal:active-volume")
+        .filter(|v| !v.is_empty() && *v != home)
+    else {
+        return Ok(None);
+    };
+    let object = || format!("restored volume {active}");
+    let Some(v) = volume::find(ctx, active).await.step("find", object())? else {
+        return Ok(None);
+    };
+    let restored_for_us = v
+        .tags
+        .get(super::policy::RESTORED_FOR_TAG)
+        .map(String::as_str)
+        == Some(group);
+    let parent = match &v.snapshot_id {
+        Some(snap) => volume::snapshot_parent(ctx, snap)
+            .await
+            .step("read the snapshot of", object())?,
+        None => None,
+    };
+    if restored_for_us && parent.as_deref() == Some(home.as_str()) {
+        tracing::warn!(
+            restored = active,
+            home,
+            "the stack serves from a volume a zone failover restored: it gets the final snapshot; the home volume is kept"
+        );
+        Ok(Some(active.clone()))
+    } else {
+        tracing::warn!(
+            volume = active,
+            "the group names a serving volume that was not restored from this stack's volume: ignored"
+        );
+        Ok(None)
+    }
 }
 
 /// Deletes everything in `stack`. On error, returns what is still there (the objects whose
@@ -63,6 +125,13 @@ pub async fn delete(
     // repairs it): a state exists only for a stack this configuration created or imported
     // (create refuses a name already in use and then saves no state).
     let group = names::AUTOSCALING_GROUP.for_stack(&spec.name);
+    // After a zone failover the stack serves from a restored volume: that one holds the
+    // newest data and gets the final snapshot (per `volume_on_destroy`); the home volume it
+    // superseded is kept (it may hold writes made after the restored snapshot).
+    let active = match serving_volume(ctx, spec, stack, &group).await {
+        Ok(a) => a,
+        Err(e) => return Err((left, vec![e])),
+    };
     if let Err(e) = autoscaling_group::drain(ctx, &group).await.step(
         "terminate the instance of",
         format!("Auto Scaling group {group}"),
@@ -116,9 +185,16 @@ pub async fn delete(
         }
         Ok::<(), StepError>(())
     };
+    let volume_stack = match &active {
+        Some(restored) => Stack {
+            volume_id: Some(restored.clone()),
+            ..stack.clone()
+        },
+        None => stack.clone(),
+    };
     let (group_and_template, vol, network_side, lambda, alarms) = tokio::join!(
         group_and_template,
-        delete_volume(ctx, spec, stack),
+        delete_volume(ctx, spec, &volume_stack),
         network_side,
         delete_lambda_side(ctx, spec, stack),
         delete_alarms(ctx, spec, stack),
@@ -137,6 +213,9 @@ pub async fn delete(
         Ok((snapshot, kept)) => {
             outcome.final_snapshot = snapshot;
             outcome.kept_volume = kept;
+            if active.is_some() {
+                outcome.superseded_volume = stack.volume_id.clone();
+            }
             left.volume_id = None;
             left.volume_source_snapshot_id = None;
         }
@@ -172,6 +251,9 @@ pub async fn delete(
             left.log_group_name = None;
             left.lambda_role_arn = None;
             left.handler_sha256 = None;
+            left.failover_function_arn = None;
+            left.failover_role_arn = None;
+            left.failover_rule_arn = None;
         }
         Err(e) => errors.push(e),
     }
@@ -430,7 +512,8 @@ async fn delete_lambda_side(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Resu
     let role = names::lambda_role_name(&spec.name, ctx.region());
     // The snapshot schedule, when the stack has (or had) one; its snapshots stay.
     let has_schedule = spec.snapshot_schedule.is_some() || stack.snapshot_rule_arn.is_some();
-    let (r, f, l, i) = tokio::join!(
+    let has_failover = spec.has_failover() || stack.failover_function_arn.is_some();
+    let (r, f, l, i, o) = tokio::join!(
         async {
             event_rule::delete(ctx, &rule)
                 .await
@@ -457,6 +540,18 @@ async fn delete_lambda_side(ctx: &OpContext, spec: &Spec, stack: &Stack) -> Resu
                 .await
                 .step("delete", format!("IAM role {role}"))
         },
+        async {
+            if !has_failover {
+                return Ok(());
+            }
+            super::converge::Converger {
+                ctx,
+                spec,
+                creating: false,
+            }
+            .delete_failover()
+            .await
+        },
     );
-    r.and(f).and(l).and(i)
+    r.and(f).and(l).and(i).and(o)
 }

@@ -212,6 +212,15 @@ impl AutohealInstance {
                         ),
                     );
                 }
+                if let Some(volume) = outcome.superseded_volume {
+                    diagnostics.warning(
+                        format!("Superseded data volume {volume} kept"),
+                        "A zone failover moved the stack to a volume restored from a scheduled \
+                         snapshot; that volume got the final snapshot. The home volume it \
+                         superseded is kept, never deleted by the provider: it may hold writes \
+                         made after that snapshot. Recover them, then delete it yourself.",
+                    );
+                }
                 if let Some(volume) = outcome.kept_volume {
                     diagnostics.warning(
                         format!("Data volume {volume} kept"),

@@ -98,6 +98,17 @@ fi
 # 1. Wait for the volume.
 alias=/dev/xvd${DEVICE_NAME: -1}
 [[ $alias != "$DEVICE_NAME" ]] || alias=/dev/sd${DEVICE_NAME: -1}
+# After a zone failover the group's autoheal:active-volume tag, propagated to this instance
+# and readable in the metadata service (IMDSv2) when the template enables instance tags
+# there, names the restored volume the attachment Lambda attaches: wait for that one. No tag
+# (404), tags not enabled or no answer: VOLUME_ID.
+md=http://169.254.169.254/latest
+if t=$(curl -sf -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' $md/api/token) &&
+  a=$(curl -sf -m 2 -H "X-aws-ec2-metadata-token: $t" $md/meta-data/tags/instance/autoheal:active-volume) &&
+  [[ $a =~ ^vol-[0-9a-f]{8}([0-9a-f]{9})?$ ]]; then
+  vol=$a
+  log "serving restored volume $vol"
+fi
 paths=("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${vol/-/}" "$DEVICE_NAME" "$alias")
 log "waiting up to ${WAIT_SECONDS}s for $vol at ${paths[*]}"
 start=$SECONDS

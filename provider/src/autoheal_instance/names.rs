@@ -128,6 +128,39 @@ pub const SNAPSHOT_PERMISSION_SID: DerivedName = DerivedName {
     max_len: 100,
 };
 
+/// The zone-failover function (`failover_zones`): the same code as the attachment function,
+/// its own role and log group, invoked every minute by its check rule.
+pub const FAILOVER_FUNCTION: DerivedName = DerivedName {
+    what: "Lambda function name",
+    prefix: "",
+    suffix: "-failover",
+    max_len: 64,
+};
+pub const FAILOVER_LOG_GROUP: DerivedName = DerivedName {
+    what: "CloudWatch log group name",
+    prefix: "/aws/lambda/",
+    suffix: "-failover",
+    max_len: 512,
+};
+pub const FAILOVER_POLICY: DerivedName = DerivedName {
+    what: "IAM inline policy name",
+    prefix: "",
+    suffix: "-failover-policy",
+    max_len: 128,
+};
+pub const FAILOVER_RULE: DerivedName = DerivedName {
+    what: "EventBridge rule name",
+    prefix: "",
+    suffix: "-failover-check",
+    max_len: 64,
+};
+pub const FAILOVER_PERMISSION_SID: DerivedName = DerivedName {
+    what: "Lambda permission statement id",
+    prefix: "",
+    suffix: "-failover-events",
+    max_len: 100,
+};
+
 pub const HEAL_FAILED_ALARM: DerivedName = DerivedName {
     what: "CloudWatch alarm name",
     prefix: "",
@@ -167,6 +200,12 @@ pub fn lambda_role_name(name: &str, region: &str) -> String {
     format!("{name}-{region}-attach")
 }
 
+/// The IAM role of the failover function: `<name>-<region>-failover` (1 + 16 + 9 characters
+/// around the name: within IAM's 64 as the attachment role's).
+pub fn failover_role_name(name: &str, region: &str) -> String {
+    format!("{name}-{region}-failover")
+}
+
 /// Every name derived from `name` alone.
 pub const ALL: &[DerivedName] = &[
     SECURITY_GROUP,
@@ -181,6 +220,11 @@ pub const ALL: &[DerivedName] = &[
     LAMBDA_PERMISSION_SID,
     SNAPSHOT_RULE,
     SNAPSHOT_PERMISSION_SID,
+    FAILOVER_FUNCTION,
+    FAILOVER_LOG_GROUP,
+    FAILOVER_POLICY,
+    FAILOVER_RULE,
+    FAILOVER_PERMISSION_SID,
     HEAL_FAILED_ALARM,
     NO_IN_SERVICE_ALARM,
     VPC_NAME_TAG,
@@ -215,6 +259,7 @@ mod tests {
             lambda_role_name(&name, &region).len() <= 64,
             "IAM role name limit is 64"
         );
+        assert!(failover_role_name(&name, &region).len() <= 64);
     }
 
     #[test]

@@ -197,6 +197,15 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         if repairs {
             planned.set_attr("launch_template_version", Value::Unknown);
         }
+        // Failover turned on or off writes a template version (instance tags in the metadata
+        // service), without rolling the instance.
+        let failover = |v: &Value| {
+            !v.attr("failover_zones").elements().is_empty()
+                && !v.attr("snapshot_interval").is_null()
+        };
+        if failover(prior) != failover(planned) || planned.attr("failover_zones").is_unknown() {
+            planned.set_attr("launch_template_version", Value::Unknown);
+        }
     }
 
     // The persistent network interface: null without one; unknown when it is to be made (or
@@ -245,6 +254,25 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         planned.set_attr("snapshot_rule_arn", Value::Null);
     } else if creating || prior.attr("snapshot_rule_arn").is_null() {
         planned.set_attr("snapshot_rule_arn", Value::Unknown);
+    }
+
+    // The zone failover's function, role and rule: null without failover zones or without
+    // scheduled snapshots; unknown when they are to be made (or made again, after read found
+    // one gone or not what the stack writes).
+    let zones = planned.attr("failover_zones").clone();
+    const FAILOVER: [&str; 3] = [
+        "failover_function_arn",
+        "failover_role_arn",
+        "failover_rule_arn",
+    ];
+    for attr in FAILOVER {
+        if zones.is_unknown() || interval.is_unknown() {
+            planned.set_attr(attr, Value::Unknown);
+        } else if zones.elements().is_empty() || interval.is_null() {
+            planned.set_attr(attr, Value::Null);
+        } else if creating || FAILOVER.iter().any(|a| prior.attr(a).is_null()) {
+            planned.set_attr(attr, Value::Unknown);
+        }
     }
 
     // The failover zones' subnets. With `subnet_id` the configuration names them. Without,

@@ -71,11 +71,40 @@ pub struct PolicyScope {
     pub network_interface_id: Option<String>,
     /// Whether the function also takes the scheduled snapshots (`snapshot_interval`).
     pub scheduled_snapshots: bool,
+    /// The zone failover (`failover_zones`): the attachment function may then attach volumes
+    /// restored for this group.
+    pub restored_volumes: bool,
     /// The ARN of the KMS key that encrypts the data volume, if the policy must allow it.
     /// Must be a key ARN (`arn:...:kms:...:key/...`), never an alias: see
     /// [`kms_key_for_policy`] for how to get one.
     pub kms_key_arn: Option<String>,
 }
+
+/// What the failover function's policy is scoped to, beside the stack's [`PolicyScope`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverScope {
+    /// Every zone the stack may serve from (home and failover zones), sorted.
+    pub zones: Vec<String>,
+    /// Their subnets, sorted: the only ones the group may be moved to.
+    pub subnets: Vec<String>,
+    /// The failover function's log group (`/aws/lambda/<name>-failover`).
+    pub log_group_name: String,
+}
+
+/// The tag a failover puts on the volume it restores (handler/src/failover.rs): the group the
+/// volume was restored for.
+pub const RESTORED_FOR_TAG: &str = "autoheal:restored-for";
+/// The group's tags the failover function writes (handler/src/failover.rs and aws.rs): the only
+/// keys its CreateOrUpdateTags may carry.
+pub const FAILOVER_GROUP_TAGS: &[&str] = &[
+    "autoheal:active-volume",
+    "autoheal:active-zone",
+    "autoheal:failover-started",
+    "autoheal:failover-completed",
+    "autoheal:superseded-volume",
+];
+/// The tag the failover function puts on the volume it supersedes.
+pub const SUPERSEDED_BY_TAG: &str = "autoheal:superseded-by";
 
 impl PolicyScope {
     /// The data volume's ARN.
@@ -94,6 +123,12 @@ impl PolicyScope {
     /// it restrict it by request tag, creating action or parent volume.
     pub fn snapshots_arn(&self) -> String {
         format!("arn:{}:ec2:{}::snapshot/*", self.partition, self.region)
+    }
+
+    /// Every volume of the account and region; the statements that use it restrict it by tag
+    /// (restored for this group) or by creating action.
+    pub fn volumes_arn(&self) -> String {
+        self.ec2_arn("volume/*")
     }
 
     /// Every instance of the account and region; the statements that use it restrict it to
@@ -271,6 +306,23 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     if scope.scheduled_snapshots {
         statements.extend(scheduled_snapshot_statements(scope));
     }
+    if scope.restored_volumes {
+        // After a failover the instance's tag names the restored volume. IAM narrows what can
+        // be named to volumes restored for this group; the handler proves the rest from EBS's
+        // records (SnapshotId -> VolumeId back to this volume: handler/src/provenance.rs),
+        // since anyone allowed to tag could put the tag on a volume.
+        statements.push(json!({
+            "Sid": "AttachVolumesRestoredForThisGroup",
+            "Effect": "Allow",
+            "Action": "ec2:AttachVolume",
+            "Resource": scope.volumes_arn(),
+            "Condition": {
+                "StringEquals": {
+                    format!("aws:ResourceTag/{RESTORED_FOR_TAG}"): scope.autoscaling_group_name
+                }
+            }
+        }));
+    }
     if let Some(key) = &scope.kms_key_arn {
         // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf;
         // GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so
@@ -296,6 +348,126 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
             "Sid": "UseVolumeKey",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:DescribeKey"],
+            "Resource": key,
+            "Condition": { "StringEquals": via_ec2 }
+        }));
+    }
+    json!({ "Version": POLICY_VERSION, "Statement": statements })
+}
+
+/// The failover function's inline policy (docs/zone-failover.md, section 3): reads, then
+/// CreateVolume only from scheduled snapshots EBS records as taken of this volume, only into
+/// the stack's zones, encrypted, tagged for this group from creation; one tag on this volume
+/// (superseded); the group moved only to the stack's subnets and tagged only with the
+/// failover's keys. Nothing it can do attaches, deletes or detaches anything.
+pub fn failover_policy(scope: &PolicyScope, failover: &FailoverScope) -> Value {
+    let group = scope.autoscaling_group_arn();
+    let mut statements = vec![
+        json!({
+            "Sid": "DescribeCannotBeScoped",
+            "Effect": "Allow",
+            "Action": [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeScalingActivities",
+                "ec2:DescribeVolumes",
+                "ec2:DescribeVolumeStatus",
+                "ec2:DescribeSnapshots"
+            ],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "RestoreIntoTheStacksZones",
+            "Effect": "Allow",
+            "Action": "ec2:CreateVolume",
+            "Resource": scope.volumes_arn(),
+            "Condition": {
+                "StringEquals": {
+                    format!("aws:RequestTag/{RESTORED_FOR_TAG}"): scope.autoscaling_group_name,
+                    "ec2:AvailabilityZone": failover.zones
+                },
+                "Bool": { "ec2:Encrypted": "true" }
+            }
+        }),
+        json!({
+            "Sid": "RestoreFromScheduledSnapshotsOfThisVolume",
+            "Effect": "Allow",
+            "Action": "ec2:CreateVolume",
+            "Resource": scope.snapshots_arn(),
+            "Condition": {
+                "ArnEquals": { "ec2:ParentVolume": scope.volume_arn() },
+                "StringEquals": {
+                    format!("aws:ResourceTag/{SNAPSHOT_KIND_TAG}"): SNAPSHOT_KIND_SCHEDULED
+                }
+            }
+        }),
+        json!({
+            "Sid": "TagRestoredVolumesAtCreation",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": scope.volumes_arn(),
+            "Condition": { "StringEquals": { "ec2:CreateAction": "CreateVolume" } }
+        }),
+        json!({
+            "Sid": "MarkThisVolumeSuperseded",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": scope.volume_arn(),
+            "Condition": { "ForAllValues:StringEquals": { "aws:TagKeys": [SUPERSEDED_BY_TAG] } }
+        }),
+        json!({
+            "Sid": "MoveThisGroupToTheStacksSubnets",
+            "Effect": "Allow",
+            "Action": "autoscaling:UpdateAutoScalingGroup",
+            "Resource": group,
+            "Condition": {
+                "ForAllValues:StringEquals": { "autoscaling:VPCZoneIdentifiers": failover.subnets }
+            }
+        }),
+        json!({
+            "Sid": "TagThisGroupWithTheFailoverKeys",
+            "Effect": "Allow",
+            "Action": "autoscaling:CreateOrUpdateTags",
+            "Resource": scope.autoscaling_group_arn(),
+            "Condition": { "ForAllValues:StringEquals": { "aws:TagKeys": FAILOVER_GROUP_TAGS } }
+        }),
+        json!({
+            "Sid": "LogToOwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!(
+                "arn:{}:logs:{}:{}:log-group:{}:*",
+                scope.partition, scope.region, scope.account_id, failover.log_group_name
+            )
+        }),
+    ];
+    if let Some(key) = &scope.kms_key_arn {
+        // A volume made from a snapshot under a customer managed key: EBS decrypts the
+        // snapshot's data key and makes the volume's under the same key, through grants
+        // (EBS User Guide, "How Amazon EBS uses AWS KMS"): only via EC2, from this account.
+        let via_ec2 = json!({
+            "kms:ViaService": format!("ec2.{}.amazonaws.com", scope.region),
+            "kms:CallerAccount": scope.account_id,
+        });
+        statements.push(json!({
+            "Sid": "GrantVolumeKeyToEc2",
+            "Effect": "Allow",
+            "Action": "kms:CreateGrant",
+            "Resource": key,
+            "Condition": {
+                "Bool": { "kms:GrantIsForAWSResource": "true" },
+                "StringEquals": via_ec2.clone()
+            }
+        }));
+        statements.push(json!({
+            "Sid": "UseVolumeKey",
+            "Effect": "Allow",
+            "Action": [
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo"
+            ],
             "Resource": key,
             "Condition": { "StringEquals": via_ec2 }
         }));
@@ -494,6 +666,12 @@ pub fn is_instance_arn(arn: &str) -> bool {
     parts.len() == 6 && parts[0] == "arn" && parts[2] == "ec2" && parts[5].starts_with("instance/")
 }
 
+/// Whether an ARN names EC2 volumes (`arn:<partition>:ec2:<region>:<account>:volume/...`).
+pub fn is_volume_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6 && parts[0] == "arn" && parts[2] == "ec2" && parts[5].starts_with("volume/")
+}
+
 /// Whether an ARN names EC2 snapshots (`arn:<partition>:ec2:<region>::snapshot/...`).
 pub fn is_snapshot_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -522,8 +700,10 @@ pub fn tag_conditions_outside_instance_statements(doc: &Value) -> Vec<String> {
             continue;
         }
         let resources = string_list(s.get("Resource"));
-        let snapshot_only = string_list(s.get("Action")) == ["ec2:DeleteSnapshot"]
-            && resources.iter().all(|r| is_snapshot_arn(r));
+        // Statements naming one kind of EC2 object only (snapshots, volumes): IAM evaluates
+        // their condition against that object's own tags, whatever else the call names.
+        let snapshot_only = resources.iter().all(|r| is_snapshot_arn(r))
+            || resources.iter().all(|r| is_volume_arn(r));
         let others: Vec<&str> = resources
             .iter()
             .copied()
@@ -756,6 +936,7 @@ mod tests {
             log_group_name: "/aws/lambda/web-attach".into(),
             network_interface_id: None,
             scheduled_snapshots: false,
+            restored_volumes: false,
             kms_key_arn: kms.map(str::to_string),
         }
     }
@@ -786,6 +967,7 @@ mod tests {
         assert!(!without.contains("Snapshot"), "{without}");
         let doc = attach_policy(&PolicyScope {
             scheduled_snapshots: true,
+            restored_volumes: false,
             ..scope(None)
         });
         let by_sid = |sid: &str| {
@@ -1228,6 +1410,7 @@ mod tests {
                         log_group_name: crate::autoheal_instance::names::LOG_GROUP.for_stack(&name),
                         network_interface_id: eni.map(|e| format!("eni-{e}")),
                         scheduled_snapshots: snapshots,
+                        restored_volumes: false,
                         kms_key_arn,
                     }
                 },

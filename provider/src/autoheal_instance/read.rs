@@ -435,6 +435,38 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
         None => set_str(&mut state, "security_group_id", None),
     }
 
+    // Where the stack serves: the home zone and volume, or where a zone failover moved it
+    // (the failover function's tags on the group; the group's subnet is not compared with
+    // the configuration, so the plan stays calm after a failover).
+    let tag = |key: &str| {
+        group
+            .as_ref()
+            .and_then(|g| g.tags.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    set_str(
+        &mut state,
+        "active_availability_zone",
+        Some(tag("autoheal:active-zone").unwrap_or_else(|| spec.availability_zone.clone())),
+    );
+    set_str(
+        &mut state,
+        "active_volume_id",
+        tag("autoheal:active-volume").or_else(|| stack.volume_id.clone()),
+    );
+    // The zone failover's function, role and rule, for a stack that has (or had) them: each
+    // ARN null when its object is gone or not what the stack writes (the plan repairs it).
+    if spec.has_failover() || stack.failover_function_arn.is_some() {
+        let (function, role, rule, permission) =
+            failover_objects(ctx, &spec, stack.volume_id.as_deref())
+                .await
+                .map_err(aws_err)?;
+        set_str(&mut state, "failover_function_arn", function);
+        set_str(&mut state, "failover_role_arn", role);
+        set_str(&mut state, "failover_rule_arn", rule.filter(|_| permission));
+    }
+
     // The group, its instance and its launch template.
     match &group {
         Some(g) => {
@@ -764,6 +796,52 @@ fn role_problems(
         }
     }
     problems
+}
+
+/// The failover's objects as found: (function ARN, role ARN, rule ARN, whether the function's
+/// permission lets the rule invoke it). The function counts only as the failover function
+/// (its check rule and the home volume `home` in its configuration), the rule only at `rate(1 minute)` with the function
+/// as its one target.
+async fn failover_objects(
+    ctx: &OpContext,
+    spec: &Spec,
+    home: Option<&str>,
+) -> Result<(Option<String>, Option<String>, Option<String>, bool), crate::aws::AwsError> {
+    let function_name = names::FAILOVER_FUNCTION.for_stack(&spec.name);
+    let rule_name = names::FAILOVER_RULE.for_stack(&spec.name);
+    let sid = names::FAILOVER_PERMISSION_SID.for_stack(&spec.name);
+    let role_name = names::failover_role_name(&spec.name, ctx.region());
+    let (function, role, rule, policy) = tokio::join!(
+        lambda_function::find(ctx, &function_name),
+        iam_role::find(ctx, &role_name),
+        event_rule::find(ctx, &rule_name),
+        lambda_function::find_policy(ctx, &function_name, &sid),
+    );
+    let function = function?.filter(|f| {
+        f.settings.environment.get("AUTOHEAL_FAILOVER_RULE") == Some(&rule_name)
+            && f.settings
+                .environment
+                .get("AUTOHEAL_VOLUME_ID")
+                .map(String::as_str)
+                == home
+    });
+    let rule = rule?.filter(|r| {
+        r.schedule_expression.as_deref() == Some(super::converge::FAILOVER_CHECK_RATE)
+            && function
+                .as_ref()
+                .is_some_and(|f| r.targets.len() == 1 && r.targets[0].1 == f.arn)
+    });
+    let permission = match (&rule, policy) {
+        (Some(r), Ok(p)) => p.ours.as_ref().is_some_and(|p| p.grants(&r.arn)),
+        (_, Err(e)) if function.is_some() => return Err(e),
+        _ => false,
+    };
+    Ok((
+        function.map(|f| f.arn),
+        role?.map(|r| r.arn),
+        rule.map(|r| r.arn),
+        permission,
+    ))
 }
 
 /// `terraform import autoheal_instance.x NAME`: finds a stack this provider created by its

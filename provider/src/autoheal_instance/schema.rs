@@ -53,6 +53,13 @@ pub const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// The longest `snapshot_interval`: one day (a longer recovery point is a choice nobody
 /// running a stateful service on one instance should make by accident).
 pub const MAX_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// `failover_detection_window` when unset: long enough that Auto Scaling has retried a failed
+/// launch several times (a single failure is never a zone loss).
+pub const DEFAULT_FAILOVER_DETECTION_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// The shortest window: below it a brief capacity shortage looks like a lost zone.
+pub const MIN_FAILOVER_DETECTION_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// The longest window (the failover function accepts up to a day).
+pub const MAX_FAILOVER_DETECTION_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most actions CloudWatch accepts per alarm state.
 pub const MAX_ALARM_ACTIONS: usize = 5;
 
@@ -228,14 +235,24 @@ fn inputs(b: Block) -> Block {
         Type::set(Type::String),
         &format!(
             "Availability Zones (names, in the provider's region, other than \
-             `availability_zone`) the stack's network reaches besides its home zone, ready for \
-             a zone failover (docs/zone-failover.md; the failover itself is not built yet: \
-             today this makes only the network). Without `subnet_id` the provider \
+             `availability_zone`) the stack fails over to when its zone is lost \
+             (docs/zone-failover.md). Needs `snapshot_interval`: a failover restores the \
+             newest completed scheduled snapshot. Without `subnet_id` the provider \
              creates a public subnet in each, in the stack's VPC, with the stack's route \
              table: each takes the first block of `subnet_cidr`'s size that is free in \
              `vpc_cidr`. With `subnet_id`, name your own subnets in `failover_subnet_ids`. \
              Nothing launches there while the home zone serves: the group keeps the home \
-             subnet only. Not with `persistent_network_interface` (an interface lives in one \
+             subnet only. A second function, `<name>-failover` (the same code, its own role \
+             and log group), runs every minute on the rule `<name>-failover-check` and \
+             declares the serving zone lost only when, over `failover_detection_window`, the \
+             group's launches there all failed with zone-level capacity errors, the serving \
+             volume is `impaired` and no instance is InService; it then restores the newest \
+             completed scheduled snapshot into the first failover zone whose launches have \
+             not failed, and moves the group there; the attachment function attaches the \
+             restored volume and the Elastic IP as for any heal. The old volume is never \
+             deleted: it holds the writes made after the snapshot. `active_availability_zone` \
+             and `active_volume_id` report where the stack serves. Not with \
+             `persistent_network_interface` (an interface lives in one \
              subnet). Default: none. {IN_PLACE}"
         ),
     ))
@@ -250,6 +267,17 @@ fn inputs(b: Block) -> Block {
              created. {IN_PLACE}"
         ),
     ).use_state_for_unknown())
+    .attribute(Attribute::optional(
+        "failover_detection_window",
+        Type::String,
+        &format!(
+            "How long the serving zone's launches must have failed (with zone-level capacity \
+             errors, the volume `impaired`, no instance InService) before the zone is \
+             declared lost and the stack fails over: a duration in whole minutes from 5m to \
+             24h. Default: 10m. Longer waits out more of a short outage; shorter recovers \
+             sooner. Only used with `failover_zones`. {IN_PLACE}"
+        ),
+    ))
     .attribute(
         Attribute::optional(
             "existing_allocation_id",
@@ -862,6 +890,38 @@ fn computed(b: Block) -> Block {
             Type::String,
             "When the newest completed scheduled snapshot was started (RFC 3339, UTC), as of \
          the last refresh: the data it holds is from then. Null when there is none.",
+        ))
+        .attribute(stable(
+            "failover_function_arn",
+            Type::String,
+            "ARN of the zone-failover Lambda function (`<name>-failover`); null without \
+         `failover_zones`.",
+        ))
+        .attribute(stable(
+            "failover_role_arn",
+            Type::String,
+            "ARN of the failover function's IAM role (`<name>-<region>-failover`); null \
+         without `failover_zones`.",
+        ))
+        .attribute(stable(
+            "failover_rule_arn",
+            Type::String,
+            "ARN of the EventBridge schedule rule that runs the failover check every minute \
+         (`<name>-failover-check`); null without `failover_zones`.",
+        ))
+        .attribute(stable(
+            "active_availability_zone",
+            Type::String,
+            "The zone the stack serves from, as of the last refresh: `availability_zone`, \
+         or after a zone failover the failover zone it moved to.",
+        ))
+        .attribute(stable(
+            "active_volume_id",
+            Type::String,
+            "The data volume the stack serves from, as of the last refresh: `volume_id`, or \
+         after a zone failover the volume restored from the newest scheduled snapshot (the \
+         home volume stays, tagged `autoheal:superseded-by`, with any writes made after that \
+         snapshot).",
         ))
         .attribute(stable(
             "heal_failure_alarm_arn",

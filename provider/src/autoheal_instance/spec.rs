@@ -55,6 +55,8 @@ pub struct Spec {
     /// The user's subnet per failover zone (`failover_subnet_ids` with `subnet_id`); empty
     /// when the provider makes them.
     pub failover_subnet_ids: BTreeMap<String, String>,
+    /// `failover_detection_window` (default 10 minutes).
+    pub failover_detection_window: Duration,
     pub existing_allocation_id: Option<String>,
     pub existing_volume_id: Option<String>,
     pub ami: String,
@@ -190,6 +192,9 @@ impl Spec {
             } else {
                 BTreeMap::new()
             },
+            failover_detection_window: string(v, "failover_detection_window")
+                .and_then(|w| super::duration::parse_go_duration(&w).ok())
+                .unwrap_or(schema::DEFAULT_FAILOVER_DETECTION_WINDOW),
             existing_allocation_id: string(v, "existing_allocation_id"),
             existing_volume_id: string(v, "existing_volume_id"),
             ami: s("ami", ""),
@@ -283,6 +288,12 @@ impl Spec {
     /// Whether the stack reaches failover zones (`failover_zones`).
     pub fn has_failover_zones(&self) -> bool {
         !self.failover_zones.is_empty()
+    }
+
+    /// Whether the stack has the failover function: failover zones to go to, and the
+    /// scheduled snapshots it restores (validation refuses zones without snapshots).
+    pub fn has_failover(&self) -> bool {
+        self.has_failover_zones() && self.snapshot_schedule.is_some()
     }
 
     /// Whether the provider owns the network (no `subnet_id` given).

@@ -36,6 +36,12 @@ pub struct Stack {
     pub last_snapshot_time: Option<String>,
     pub heal_failure_alarm_arn: Option<String>,
     pub no_in_service_alarm_arn: Option<String>,
+    pub failover_function_arn: Option<String>,
+    pub failover_role_arn: Option<String>,
+    pub failover_rule_arn: Option<String>,
+    /// Where the stack serves, as of the last refresh (only read sets these).
+    pub active_availability_zone: Option<String>,
+    pub active_volume_id: Option<String>,
     /// The failover zones' subnets, zone -> subnet id (`failover_subnet_ids`); empty: none.
     pub failover_subnet_ids: std::collections::BTreeMap<String, String>,
 }
@@ -67,6 +73,11 @@ macro_rules! string_fields {
         $m!(last_snapshot_time);
         $m!(heal_failure_alarm_arn);
         $m!(no_in_service_alarm_arn);
+        $m!(failover_function_arn);
+        $m!(failover_role_arn);
+        $m!(failover_rule_arn);
+        $m!(active_availability_zone);
+        $m!(active_volume_id);
     };
 }
 

@@ -58,6 +58,20 @@ pub async fn update(ctx: &OpContext, prior: Value, planned: Value) -> ApplyRespo
     }
 }
 
+/// Every zone the stack may serve from and its subnet: the home zone's and the failover
+/// zones' (the provider's, as made by now, or the user's).
+pub fn serving_subnets(spec: &Spec, stack: &Stack) -> std::collections::BTreeMap<String, String> {
+    let mut subnets = if spec.creates_network() {
+        stack.failover_subnet_ids.clone()
+    } else {
+        spec.failover_subnet_ids.clone()
+    };
+    if let Some(home) = &stack.subnet_id {
+        subnets.insert(spec.availability_zone.clone(), home.clone());
+    }
+    subnets
+}
+
 fn changed(prior: &Value, planned: &Value, attr: &str) -> bool {
     prior.attr(attr) != planned.attr(attr)
 }
@@ -185,6 +199,16 @@ async fn run(
     }
     stack.lambda_function_arn = Some(function_arn);
     stack.handler_sha256 = Some(crate::handler_zip::sha256_hex(&zip));
+    // The zone failover's function, role and rule, when the stack has or had them.
+    if new.has_failover() || old.has_failover() || stack.failover_function_arn.is_some() {
+        let subnets = serving_subnets(new, stack);
+        let objects = steps
+            .failover(&zip, &volume, &allocation_id, &subnets)
+            .await?;
+        stack.failover_function_arn = objects.as_ref().map(|o| o.function_arn.clone());
+        stack.failover_role_arn = objects.as_ref().map(|o| o.role_arn.clone());
+        stack.failover_rule_arn = objects.map(|o| o.rule_arn);
+    }
 
     // Volume.
     if new.existing_volume_id.is_none() {
@@ -237,7 +261,9 @@ async fn run(
         }
     }
 
-    let mut template_needs_version = sg_made;
+    // Failover turned on or off: the template enables instance tags in the metadata service
+    // (or stops): a new version for the next launch, the serving instance stays.
+    let mut template_needs_version = sg_made || old.has_failover() != new.has_failover();
 
     // Launch template and group.
     let rolls = ROLLING_ATTRIBUTES
@@ -320,6 +346,13 @@ async fn run(
         names::NAME_TAG.to_string(),
         names::INSTANCE_NAME_TAG.for_stack(name),
     );
+    // The failover function's record of where the stack serves is kept as it is: it is not
+    // the configuration's to change (failing back is not built yet).
+    for key in super::policy::FAILOVER_GROUP_TAGS {
+        if let Some(v) = g.tags.get(*key) {
+            group_tags.insert(key.to_string(), v.clone());
+        }
+    }
     let (set, remove) = aws_tags::diff(&g.tags, &group_tags);
     autoscaling_group::set_tags(ctx, &group, &set, &remove)
         .await
@@ -354,8 +387,16 @@ async fn run(
                 .await
                 .step("replace", format!("instance {old_instance}"))?;
         }
+        // After a failover the replacement gets the restored volume the group names (the
+        // attachment function proves its origin before attaching it).
+        let active = g
+            .tags
+            .get("autoheal:active-volume")
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| volume_id.clone());
         let served = Served {
-            volume_id: &volume_id,
+            volume_id: &active,
             allocation_id: &allocation_id,
             interface: interface_id.as_deref(),
         };

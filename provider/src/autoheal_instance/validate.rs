@@ -22,8 +22,9 @@ use super::names::{AWS_MAX_TAGS, NAME_MAX_LEN, PROVIDER_TAG_COUNT, RESERVED_TAG_
 use super::schema::{
     DEFAULT_LAMBDA_TIMEOUT, DEFAULT_LIFECYCLE_HOOK_TIMEOUT, DEFAULT_SUBNET_CIDR,
     DEFAULT_VOLUME_SIZE, DEFAULT_VOLUME_TYPE, DEFAULT_VPC_CIDR, FILESYSTEMS, LAMBDA_ARCHITECTURES,
-    LOG_RETENTION_DAYS, MAX_ALARM_ACTIONS, MAX_ALARM_NO_IN_SERVICE_MINUTES, MAX_SNAPSHOT_INTERVAL,
-    MAX_SNAPSHOT_RETENTION, MIN_SNAPSHOT_INTERVAL, USER_DATA_MAX_BYTES, VOLUME_ON_DESTROY,
+    LOG_RETENTION_DAYS, MAX_ALARM_ACTIONS, MAX_ALARM_NO_IN_SERVICE_MINUTES,
+    MAX_FAILOVER_DETECTION_WINDOW, MAX_SNAPSHOT_INTERVAL, MAX_SNAPSHOT_RETENTION,
+    MIN_FAILOVER_DETECTION_WINDOW, MIN_SNAPSHOT_INTERVAL, USER_DATA_MAX_BYTES, VOLUME_ON_DESTROY,
     VOLUME_TYPES,
 };
 
@@ -438,6 +439,48 @@ impl Validator<'_> {
             };
             if let Some(detail) = detail {
                 self.error(root("failover_zones"), "Invalid failover zone", detail);
+            }
+        }
+        if !zones.is_empty() && self.attr("snapshot_interval").is_null() {
+            self.error(
+                root("failover_zones"),
+                "Failover zones need scheduled snapshots",
+                "A zone failover restores the newest completed scheduled snapshot of the data \
+                 volume into the failover zone: without `snapshot_interval` there is none, and \
+                 the stack would fail over to nothing. Set `snapshot_interval` (the recovery \
+                 point objective, e.g. \"1h\"), or remove `failover_zones`.",
+            );
+        }
+        if let Some(w) = self
+            .known_str("failover_detection_window")
+            .map(str::to_string)
+        {
+            let problem = match parse_go_duration(&w) {
+                Err(e) => Some(e.to_string()),
+                Ok(d) if d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 => {
+                    Some("the window is in whole minutes".to_string())
+                }
+                Ok(d) if d < MIN_FAILOVER_DETECTION_WINDOW || d > MAX_FAILOVER_DETECTION_WINDOW => {
+                    Some("it must be from 5 minutes to 24 hours: shorter mistakes a brief capacity shortage for a lost zone".to_string())
+                }
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
+                self.error(
+                    root("failover_detection_window"),
+                    "Invalid failover detection window",
+                    format!(
+                        "`failover_detection_window` must be a duration in whole minutes from \
+                         5m to 24h, such as \"10m\"; got {w:?}: {problem}."
+                    ),
+                );
+            }
+            if zones.is_empty() {
+                self.diags.attribute_warning(
+                    root("failover_detection_window"),
+                    "No failover to detect",
+                    "`failover_detection_window` only applies with `failover_zones`.",
+                );
             }
         }
         if !zones.is_empty() && self.attr("persistent_network_interface").as_bool() == Some(true) {

@@ -33,6 +33,9 @@ pub struct TemplateData {
     pub user_data_base64: String,
     /// Tags of the instance and its root volume (the group's tags also reach the instance).
     pub tags: Tags,
+    /// Instance tags in the metadata service (zone failover: the boot script reads the
+    /// group's `autoheal:active-volume` tag there).
+    pub instance_metadata_tags: bool,
 }
 
 /// A version as read back.
@@ -93,6 +96,9 @@ fn request_data(data: &TemplateData) -> RequestLaunchTemplateData {
                 .http_tokens(LaunchTemplateHttpTokensState::Required)
                 .http_put_response_hop_limit(1)
                 .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .set_instance_metadata_tags(data.instance_metadata_tags.then_some(
+                    aws_sdk_ec2::types::LaunchTemplateInstanceMetadataTagsState::Enabled,
+                ))
                 .build(),
         )
         .tag_specifications(tag_spec(ResourceType::Instance))

@@ -517,6 +517,28 @@ pub async fn snapshot_exists(ctx: &OpContext, id: &str) -> Result<bool, AwsError
     }))
 }
 
+/// The volume EBS records snapshot `id` was taken of (`None`: no such snapshot of this
+/// account).
+pub async fn snapshot_parent(ctx: &OpContext, id: &str) -> Result<Option<String>, AwsError> {
+    let out = ctx
+        .find("ec2:DescribeSnapshots", || {
+            ctx.clients
+                .ec2
+                .describe_snapshots()
+                .owner_ids("self")
+                .snapshot_ids(id)
+                .send()
+        })
+        .await?;
+    Ok(out.and_then(|o| {
+        o.snapshots()
+            .iter()
+            .find(|s| s.snapshot_id() == Some(id))
+            .and_then(|s| s.volume_id())
+            .map(str::to_string)
+    }))
+}
+
 /// Waits until snapshot `id` (of `volume_id`) is completed.
 pub async fn wait_snapshot(ctx: &OpContext, id: &str, volume_id: &str) -> Result<(), AwsError> {
     ctx.wait_for(&format!("snapshot {id} to complete"), || async {

@@ -563,6 +563,23 @@ impl Control {
         self.get("/snapshot-failures").await
     }
 
+    /// Takes Availability Zone `zone` out (`POST /_localaws/zone-outage`): launches there
+    /// fail with EC2's zone-level capacity error, its instances are impaired then terminated,
+    /// its volumes `impaired`. Returns the outage (`since` in AWS time, `since_ms`, ...).
+    pub async fn start_zone_outage(&self, zone: &str) -> anyhow::Result<Value> {
+        self.send(
+            Method::POST,
+            "/zone-outage",
+            Some(&serde_json::json!({ "zone": zone })),
+        )
+        .await
+    }
+
+    /// Ends the outage of `zone`.
+    pub async fn end_zone_outage(&self, zone: &str) -> anyhow::Result<()> {
+        self.delete(&format!("/zone-outage?zone={zone}")).await
+    }
+
     /// The IAM decisions the server made (`GET /_localaws/iam-evaluation`, the last 1000,
     /// newest last): a function's calls, its log delivery, an IAM user's calls.
     pub async fn iam_decisions(&self) -> anyhow::Result<Vec<Value>> {

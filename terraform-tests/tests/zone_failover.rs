@@ -1,0 +1,395 @@
+//! Acceptance test of the zone failover (issue 19, points 3, 4 and the computed half of 5;
+//! docs/zone-failover.md, section 3): the real Terraform CLI, the real provider and the real
+//! functions (attachment and failover, the same zip) against the local AWS on its realistic
+//! profile, where every call the functions make is evaluated against their roles as IAM
+//! would, schedule rules fire on the scaled clock, snapshots and restored volumes take time,
+//! and a zone outage makes launches there fail with EC2's zone-level capacity error, its
+//! instances impaired then terminated, its volumes `impaired`.
+//!
+//! What is checked is what an operator sees:
+//! - an instance killed in the home zone heals in the home zone, and the failover function,
+//!   which looks every minute, starts no failover (its three signals never all hold);
+//! - the home zone lost: after the detection window the stack serves again from the failover
+//!   zone, with its Elastic IP and a volume restored (encrypted, with the home volume's key)
+//!   from the newest scheduled snapshot that had completed, exactly one failover, its
+//!   duration reported once in the failover function's metric line;
+//! - the home volume is kept, tagged as superseded (it may hold writes made after the
+//!   snapshot);
+//! - refresh reports `active_availability_zone` and `active_volume_id`, and the plan is empty
+//!   (nothing proposes to replace the stack because its home zone differs);
+//! - destroy takes the final snapshot of the restored volume and keeps the home volume.
+//!
+//! Not checked here, because it is not built: failing back (an operator's explicit act).
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use terraform_tests::local_aws::helpers::{self, emf_records, function_logs, wait_until, Check};
+use terraform_tests::local_aws::Clients;
+use terraform_tests::stack_world::{refresh, served_instance, World};
+use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
+
+/// A virtual minute (one failover check) passes in 0.6 s, the 5-minute window in 3 s.
+const CLOCK_SCALE: f64 = 0.01;
+const HOME: &str = "ap-southeast-2a";
+const ZONE_B: &str = "ap-southeast-2b";
+const POLL: Duration = Duration::from_millis(250);
+/// Outage start to service in zone B: the window (3 s), the outage's terminations (3 s), the
+/// group's launch back-off (up to 300 virtual s: 3 s), the restore, a boot and a heal, with
+/// room for a loaded machine.
+const FAILOVER_WAIT: Duration = Duration::from_secs(240);
+
+fn stack(t: &Terraform, name: &str) -> Json {
+    t.output("stacks").unwrap()[name].clone()
+}
+
+fn assert_empty_plan(t: &Terraform, what: &str) {
+    let plan = t.plan().unwrap();
+    assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}");
+}
+
+/// The zone of instance `id`.
+async fn instance_zone(c: &Clients, id: &str) -> anyhow::Result<String> {
+    let out = c.ec2.describe_instances().instance_ids(id).send().await?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| i.placement().and_then(|p| p.availability_zone()))
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// A volume as EBS shows it: (zone, encrypted, KMS key, source snapshot, tags).
+async fn volume(
+    c: &Clients,
+    id: &str,
+) -> anyhow::Result<(
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Vec<(String, String)>,
+)> {
+    let out = c.ec2.describe_volumes().volume_ids(id).send().await?;
+    let v = out
+        .volumes()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no volume {id}"))?;
+    Ok((
+        v.availability_zone().unwrap_or_default().to_string(),
+        v.encrypted().unwrap_or(false),
+        v.kms_key_id().map(str::to_string),
+        v.snapshot_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        v.tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    ))
+}
+
+fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The failover function's metric lines (one per check).
+async fn failover_runs(c: &Clients, name: &str) -> anyhow::Result<Vec<Json>> {
+    let lines = function_logs(&c.logs, &format!("{name}-failover")).await?;
+    Ok(emf_records(&lines)
+        .into_iter()
+        .filter(|r| r.get("FailoverStarted").is_some())
+        .collect())
+}
+
+/// The completed scheduled snapshots of the stack: (id, start time in ms), newest first.
+async fn completed_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut found: Vec<(String, i64)> = helpers::scheduled_snapshots(&c.ec2, name)
+        .await?
+        .iter()
+        .filter(|s| s.state().map(|x| x.as_str()) == Some("completed"))
+        .map(|s| {
+            (
+                s.snapshot_id().unwrap_or_default().to_string(),
+                s.start_time().and_then(|t| t.to_millis().ok()).unwrap_or(0),
+            )
+        })
+        .collect();
+    found.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+    Ok(found)
+}
+
+fn failover(tf: &TerraformBinary) {
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    let control = world.aws.control();
+    let name = "zonefo";
+    let t = world.terraform(tf, &[name]);
+    let guard = t.destroy_guard();
+    t.set_var("snapshot_interval", "15m");
+    t.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
+    t.set_var("failover_detection_window", "5m");
+    t.apply().unwrap();
+    let s = stack(&t, name);
+    let home_volume = s["volume_id"].as_str().unwrap().to_string();
+    let allocation = s["allocation_id"].as_str().unwrap().to_string();
+    assert!(s["failover_function_arn"].is_string(), "{s}");
+    assert!(s["failover_rule_arn"].is_string(), "{s}");
+    assert_eq!(s["active_zone"].as_str(), Some(HOME), "{s}");
+    assert_eq!(s["active_volume_id"].as_str(), Some(home_volume.as_str()));
+    assert_empty_plan(&t, "after the create");
+
+    // An instance killed in the home zone: a heal in the home zone, no failover.
+    let first = world
+        .block(wait_until(
+            "the stack to serve",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                Ok(match served_instance(c, name, &s).await {
+                    Some(i) => Check::Done(i),
+                    None => Check::NotYet("not served".into()),
+                })
+            },
+        ))
+        .unwrap();
+    world.block(async {
+        c.ec2
+            .terminate_instances()
+            .instance_ids(&first)
+            .send()
+            .await
+            .unwrap()
+    });
+    let healed = world
+        .block(wait_until(
+            "the heal in the home zone",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                Ok(match served_instance(c, name, &s).await {
+                    Some(i) if i != first => Check::Done(i),
+                    other => Check::NotYet(format!("served by {other:?}")),
+                })
+            },
+        ))
+        .unwrap();
+    assert_eq!(world.block(instance_zone(c, &healed)).unwrap(), HOME);
+
+    // A completed scheduled snapshot to restore (15 virtual minutes: 9 s).
+    world
+        .block(wait_until(
+            "a completed scheduled snapshot",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let found = completed_snapshots(c, name).await?;
+                Ok(if found.is_empty() {
+                    Check::NotYet("none completed".into())
+                } else {
+                    Check::Done(())
+                })
+            },
+        ))
+        .unwrap();
+    let runs = world.block(failover_runs(c, name)).unwrap();
+    assert!(
+        runs.len() >= 5,
+        "the failover check runs every minute: {} runs",
+        runs.len()
+    );
+    assert!(
+        runs.iter().all(|r| r["FailoverStarted"] == 0),
+        "no failover for a killed instance: {runs:#?}"
+    );
+
+    // The home zone goes out.
+    let outage = world.block(control.start_zone_outage(HOME)).unwrap();
+    let outage_ms = outage["since_ms"].as_i64().unwrap();
+    let restored = world
+        .block(wait_until(
+            "service from the failover zone",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let out = c
+                    .autoscaling
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(format!("{name}-asg"))
+                    .send()
+                    .await?;
+                let g = &out.auto_scaling_groups()[0];
+                let Some(active) = g
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some("autoheal:active-volume"))
+                    .and_then(|t| t.value())
+                    .map(str::to_string)
+                else {
+                    return Ok(Check::NotYet("no failover yet".into()));
+                };
+                let mut restored_stack = s.clone();
+                restored_stack["volume_id"] = Json::from(active.clone());
+                Ok(match served_instance(c, name, &restored_stack).await {
+                    Some(i) => Check::Done((i, active)),
+                    None => Check::NotYet(format!("failing over to {active}")),
+                })
+            },
+        ))
+        .unwrap();
+    let (instance, restored_volume) = restored;
+    assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
+    assert_ne!(restored_volume, home_volume);
+
+    // The restored volume: in zone B, encrypted with the home volume's key, from the newest
+    // scheduled snapshot that had completed when the stack failed over, restored for this
+    // group. The home volume: kept, marked superseded.
+    let (zone, encrypted, key, source, tags) = world.block(volume(c, &restored_volume)).unwrap();
+    let (_, _, home_key, _, home_tags) = world.block(volume(c, &home_volume)).unwrap();
+    assert_eq!(zone, ZONE_B);
+    assert!(encrypted);
+    assert_eq!(key, home_key, "the same KMS key");
+    assert_eq!(
+        tag(&tags, "autoheal:restored-for"),
+        Some(format!("{name}-asg").as_str())
+    );
+    assert_eq!(
+        tag(&tags, "autoheal:stack"),
+        Some(name),
+        "the lineage is carried"
+    );
+    let snapshots = world.block(completed_snapshots(c, name)).unwrap();
+    let source = source.expect("restored from a snapshot");
+    let (_, source_start) = snapshots
+        .iter()
+        .find(|(id, _)| *id == source)
+        .unwrap_or_else(|| panic!("{source} is not a completed scheduled snapshot: {snapshots:?}"));
+    assert!(
+        snapshots
+            .iter()
+            .all(|(_, start)| start <= source_start || *start > outage_ms),
+        "the newest snapshot completed before the outage is the one restored: {source} of {snapshots:?}"
+    );
+    assert_eq!(
+        tag(&home_tags, "autoheal:superseded-by"),
+        Some(restored_volume.as_str())
+    );
+    let address = world
+        .block(helpers::address_status(&c.ec2, &allocation))
+        .unwrap();
+    assert_eq!(address.instance_id.as_deref(), Some(instance.as_str()));
+    eprintln!(
+        "recovery point: {} AWS s before the outage",
+        (outage_ms - source_start) / 1000
+    );
+
+    // Exactly one failover, its duration reported once.
+    let runs = world
+        .block(wait_until(
+            "the failover's duration",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let runs = failover_runs(c, name).await?;
+                Ok(
+                    if runs
+                        .iter()
+                        .any(|r| r.get("FailoverDurationSeconds").is_some())
+                    {
+                        Check::Done(runs)
+                    } else {
+                        Check::NotYet(format!("{} runs", runs.len()))
+                    },
+                )
+            },
+        ))
+        .unwrap();
+    let started: Vec<&Json> = runs.iter().filter(|r| r["FailoverStarted"] == 1).collect();
+    assert_eq!(started.len(), 1, "one failover: {started:#?}");
+    assert_eq!(started[0]["targetZone"], ZONE_B);
+    assert_eq!(started[0]["snapshotId"].as_str(), Some(source.as_str()));
+    let durations: Vec<&Json> = runs
+        .iter()
+        .filter_map(|r| r.get("FailoverDurationSeconds"))
+        .collect();
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    eprintln!("failover duration: {} AWS s", durations[0]);
+
+    // Terraform stays calm: refresh reports where the stack serves, the plan is empty.
+    refresh(&t);
+    let s = stack(&t, name);
+    assert_eq!(s["active_zone"].as_str(), Some(ZONE_B), "{s}");
+    assert_eq!(
+        s["active_volume_id"].as_str(),
+        Some(restored_volume.as_str())
+    );
+    assert_eq!(s["volume_id"].as_str(), Some(home_volume.as_str()));
+    assert_empty_plan(&t, "after the failover");
+
+    // The zone returns; destroy: the final snapshot of the restored volume, the home volume
+    // kept (it may hold the writes after the snapshot).
+    world.block(control.end_zone_outage(HOME)).unwrap();
+    let out = t.destroy().unwrap();
+    let text = out.to_string().replace('\n', " ");
+    assert!(
+        text.contains(&format!("Superseded data volume {home_volume} kept")),
+        "{out}"
+    );
+    drop(guard);
+    world.block(async {
+        let finals = c
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:autoheal:final-snapshot")
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let of: Vec<&str> = finals
+            .snapshots()
+            .iter()
+            .filter_map(|s| s.volume_id())
+            .collect();
+        assert_eq!(
+            of,
+            [restored_volume.as_str()],
+            "the final snapshot is of the restored volume"
+        );
+        // What the test itself removes: the kept home volume and the scheduled snapshots
+        // (data, kept by design); then nothing else may be left.
+        c.ec2
+            .delete_volume()
+            .volume_id(&home_volume)
+            .send()
+            .await
+            .unwrap();
+        for s in helpers::scheduled_snapshots(&c.ec2, name).await.unwrap() {
+            c.ec2
+                .delete_snapshot()
+                .snapshot_id(s.snapshot_id().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    world.sweep(name, true);
+}
+
+#[test]
+fn a_lost_home_zone_fails_over_with_the_address_and_the_newest_snapshot() {
+    for tf in terraform_versions() {
+        eprintln!("=== {}", tf.name);
+        failover(&tf);
+    }
+}
