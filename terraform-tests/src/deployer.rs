@@ -24,9 +24,10 @@ pub const BOUNDARY_NAME: &str = "autoheal-lambda-boundary";
 /// The deployer user's name.
 pub const DEPLOYER_USER: &str = "deployer";
 /// The names of the managed policies that hold README's deployer blocks, in order.
-pub const DEPLOYER_POLICY_NAMES: [&str; 3] = [
+pub const DEPLOYER_POLICY_NAMES: [&str; 4] = [
     "autoheal-deployer-ec2",
     "autoheal-deployer",
+    "autoheal-deployer-lambda",
     "autoheal-deployer-alarms",
 ];
 

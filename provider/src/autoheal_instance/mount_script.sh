@@ -74,7 +74,7 @@ on_exit() {
   LC_ALL=C
   for f in "${0%/*}"/*; do
     [[ -f $f && -x $f && ${f##*/} > ${0##*/} ]] && chmod a-x "$f" &&
-      log "not running ${f##*/}: the data volume is not mounted at $mp"
+      log "not running ${f##*/}: no data volume at $mp"
   done
   exit $rc
 }
@@ -90,27 +90,25 @@ mkdir -p "$mp"
 if findmnt -M "$mp" >/dev/null; then
   :
 elif [[ -n $(ls -A "$mp") ]]; then
-  log "WARNING: $mp is not empty: not making it immutable"
+  log "WARNING: $mp not empty: not immutable"
 elif ! chattr +i "$mp" >&2; then
   log "WARNING: chattr +i $mp failed"
 fi
 
 # 1. Wait for the volume.
-alias=/dev/xvd${DEVICE_NAME: -1}
-[[ $alias != "$DEVICE_NAME" ]] || alias=/dev/sd${DEVICE_NAME: -1}
+al=/dev/xvd${DEVICE_NAME: -1}
+[[ $al != "$DEVICE_NAME" ]] || al=/dev/sd${DEVICE_NAME: -1}
 # After a zone failover the group's autoheal:active-volume tag, propagated to this instance
 # and readable in the metadata service (IMDSv2) when the template enables instance tags
 # there, names the restored volume the attachment Lambda attaches: wait for that one. No tag
-# (404), tags not enabled or no answer: VOLUME_ID.
-md=http://169.254.169.254/latest
-if t=$(curl -sf -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' $md/api/token) &&
-  a=$(curl -sf -m 2 -H "X-aws-ec2-metadata-token: $t" $md/meta-data/tags/instance/autoheal:active-volume) &&
-  [[ $a =~ ^vol-[0-9a-f]{8}([0-9a-f]{9})?$ ]]; then
-  vol=$a
-  log "serving restored volume $vol"
-fi
-paths=("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${vol/-/}" "$DEVICE_NAME" "$alias")
-log "waiting up to ${WAIT_SECONDS}s for $vol at ${paths[*]}"
+# (404), tags not enabled or no answer: VOLUME_ID. (A failed && list does not trip set -e.)
+m=169.254.169.254/latest
+h=X-aws-ec2-metadata-token
+t=$(curl -sfm2 -XPUT -H"$h-ttl-seconds: 9" $m/api/token) &&
+  a=$(curl -sfm2 -H"$h: $t" $m/meta-data/tags/instance/autoheal:active-volume) &&
+  [[ $a =~ ^vol-[0-9a-f]+$ ]] && vol=$a
+paths=("/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${vol/-/}" "$DEVICE_NAME" "$al")
+log "waiting ${WAIT_SECONDS}s for $vol at ${paths[*]}"
 start=$SECONDS
 found=
 while :; do
@@ -122,12 +120,12 @@ while :; do
   done
   waited=$((SECONDS - start))
   ((waited < WAIT_SECONDS)) ||
-    fail "$vol did not appear within ${WAIT_SECONDS}s: see the attachment Lambda's log group"
-  ((waited == 0 || waited % 30)) || log "still waiting for $vol (${waited}s)"
+    fail "$vol did not appear within ${WAIT_SECONDS}s"
+  ((waited == 0 || waited % 30)) || log "waiting for $vol (${waited}s)"
   sleep 1
 done
 dev=$(readlink -f "$found")
-log "found $vol at $found ($dev) after $((SECONDS - start))s"
+log "found $vol at $found after $((SECONDS - start))s"
 
 # What is on the device: blkid -p probes it directly (no cache). Exit 2 is "no signature
 # at all"; any other failure (unreadable, conflicting signatures) stops here rather than
@@ -135,7 +133,7 @@ log "found $vol at $found ($dev) after $((SECONDS - start))s"
 probe() {
   local rc=0
   info=$(blkid -p -o export "$dev") || rc=$?
-  ((rc == 0 || rc == 2)) || fail "blkid cannot read $dev (exit $rc); leaving it alone"
+  ((rc == 0 || rc == 2)) || fail "blkid cannot read $dev (exit $rc)"
   fstype=$(sed -n 's/^TYPE=//p' <<<"$info")
   uuid=$(sed -n 's/^UUID=//p' <<<"$info")
 }
@@ -143,7 +141,7 @@ probe() {
 # 2. A file system only on a blank volume.
 probe
 if [[ -z $info ]]; then
-  log "$dev is blank: making an $FILESYSTEM file system"
+  log "$dev is blank: mkfs.$FILESYSTEM"
   # A new EBS volume reads as zeros, so discarding its blocks first only costs time.
   if [[ $FILESYSTEM == xfs ]]; then
     mkfs.xfs -q -K "$dev" </dev/null >&2
@@ -151,11 +149,11 @@ if [[ -z $info ]]; then
     mkfs.ext4 -q -E nodiscard "$dev" </dev/null >&2
   fi
   probe
-  [[ $fstype == "$FILESYSTEM" ]] || fail "mkfs.$FILESYSTEM made no file system on $dev"
+  [[ $fstype == "$FILESYSTEM" ]] || fail "mkfs.$FILESYSTEM failed on $dev"
 elif [[ -z $fstype ]]; then
-  fail "$dev holds no file system but ${info//$'\n'/ }; not formatting it"
+  fail "$dev holds ${info//$'\n'/ } but no file system: not formatting"
 else
-  log "$dev has a file system ($fstype): keeping it"
+  log "$dev has $fstype: keeping it"
 fi
 [[ -n $uuid ]] || fail "no UUID on $dev"
 
@@ -175,7 +173,7 @@ case $fstype in
   xfs) grow=(xfs_growfs "$mp") ;;
   *) grow=(true) ;;
 esac
-"${grow[@]}" >&2 || log "WARNING: ${grow[0]} failed; $mp keeps its size"
+"${grow[@]}" >&2 || log "WARNING: ${grow[0]} failed"
 
 # 4. fstab. A new file renamed over the old one: a crash never leaves half an fstab.
 pass=2
@@ -192,4 +190,4 @@ if [[ $(awk '!/^[[:space:]]*#/ && $2 == ENVIRON["mp"]' "$fstab") != "$entry" ]];
   mv -f "$new" "$fstab"
   log "$fstab: $entry"
 fi
-log "done: $vol is mounted at $mp"
+log "done: $vol at $mp"

@@ -1144,6 +1144,12 @@ mod tests {
 
     #[test]
     fn the_failover_subnets_follow_failover_zones() {
+        // Failover zones come with the scheduled snapshots a failover restores.
+        let fo_config = |pairs: &[(&str, Value)]| {
+            let mut v = config(pairs);
+            v.set_attr("snapshot_interval", "1h".into());
+            v
+        };
         let zones = |z: &[&str]| Value::Set(z.iter().map(|s| Value::from(*s)).collect());
         let ids = |pairs: &[(&str, &str)]| {
             Value::Map(
@@ -1153,7 +1159,7 @@ mod tests {
                     .collect(),
             )
         };
-        let with = config(&[("failover_zones", zones(&["ap-southeast-2b"]))]);
+        let with = fo_config(&[("failover_zones", zones(&["ap-southeast-2b"]))]);
         let at_create = plan(&Value::Null, &with);
         assert!(at_create
             .planned_state
@@ -1167,7 +1173,7 @@ mod tests {
         );
         assert_eq!(plan(&prior, &with).planned_state, prior, "no change");
         // A zone added, or its subnet found gone by read: unknown (made in place).
-        let more = config(&[(
+        let more = fo_config(&[(
             "failover_zones",
             zones(&["ap-southeast-2b", "ap-southeast-2c"]),
         )]);
@@ -1181,10 +1187,10 @@ mod tests {
             .attr("failover_subnet_ids")
             .is_unknown());
         // Without failover zones: none.
-        let off = plan(&prior, &config(&[]));
+        let off = plan(&prior, &fo_config(&[]));
         assert!(off.planned_state.attr("failover_subnet_ids").is_null());
         // The user's subnets (with subnet_id): the configuration's, as they are.
-        let users = config(&[
+        let users = fo_config(&[
             ("subnet_id", "subnet-0123456789abcdef0".into()),
             ("failover_zones", zones(&["ap-southeast-2b"])),
             (

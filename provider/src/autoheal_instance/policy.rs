@@ -700,10 +700,14 @@ pub fn tag_conditions_outside_instance_statements(doc: &Value) -> Vec<String> {
             continue;
         }
         let resources = string_list(s.get("Resource"));
-        // Statements naming one kind of EC2 object only (snapshots, volumes): IAM evaluates
-        // their condition against that object's own tags, whatever else the call names.
-        let snapshot_only = resources.iter().all(|r| is_snapshot_arn(r))
-            || resources.iter().all(|r| is_volume_arn(r));
+        // Statements whose only resource is an object the call names and that exists (so it
+        // has tags to match): DeleteSnapshot or CreateVolume's source on snapshots,
+        // AttachVolume's volume. A tag condition on an object the call creates (CreateSnapshot's
+        // new snapshot) could never match.
+        let actions = string_list(s.get("Action"));
+        let snapshot_only = (actions == ["ec2:DeleteSnapshot"] || actions == ["ec2:CreateVolume"])
+            && resources.iter().all(|r| is_snapshot_arn(r))
+            || actions == ["ec2:AttachVolume"] && resources.iter().all(|r| is_volume_arn(r));
         let others: Vec<&str> = resources
             .iter()
             .copied()

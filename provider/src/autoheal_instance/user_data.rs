@@ -777,7 +777,11 @@ mod tests {
         // The longest wait (u32::MAX) adds 6 bytes to the default's; keep room for it.
         let longest_wait = mount_script_waiting(&longest_params(), u32::MAX).unwrap();
         let default_wait = mount_script(&longest_params()).unwrap();
-        assert!(alone.len() + longest_wait.len() - default_wait.len() <= MOUNT_SCRIPT_BUDGET_BYTES);
+        let worst = alone.len() + longest_wait.len() - default_wait.len();
+        assert!(
+            worst <= MOUNT_SCRIPT_BUDGET_BYTES,
+            "{worst} bytes, budget {MOUNT_SCRIPT_BUDGET_BYTES}"
+        );
         assert!(
             alone.len() <= MOUNT_SCRIPT_BUDGET_BYTES,
             "{} bytes",

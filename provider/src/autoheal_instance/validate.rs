@@ -2137,6 +2137,30 @@ mod tests {
     #[test]
     fn failover_zone_rules() {
         let zones = |z: &[&str]| Value::Set(z.iter().map(|s| Value::from(*s)).collect());
+        // Without the scheduled snapshots a failover restores: refused at failover_zones.
+        fails_at(
+            &with(&[("failover_zones", zones(&["ap-southeast-2b"]))]),
+            "failover_zones",
+        );
+        // Below, every case has them.
+        let with = |pairs: &[(&str, Value)]| {
+            let mut v = with(pairs);
+            v.set_attr("snapshot_interval", "1h".into());
+            v
+        };
+        passes(&with(&[
+            ("failover_zones", zones(&["ap-southeast-2b"])),
+            ("failover_detection_window", "10m".into()),
+        ]));
+        for bad in ["4m", "25h", "90s", "soon"] {
+            fails_at(
+                &with(&[
+                    ("failover_zones", zones(&["ap-southeast-2b"])),
+                    ("failover_detection_window", bad.into()),
+                ]),
+                "failover_detection_window",
+            );
+        }
         passes(&with(&[(
             "failover_zones",
             zones(&["ap-southeast-2b", "ap-southeast-2c"]),
