@@ -386,6 +386,218 @@ fn failover(tf: &TerraformBinary) {
     world.sweep(name, true);
 }
 
+/// A forged pointer: the group's `autoheal:active-volume` names a volume that carries every
+/// tag a restored one has but was made from a snapshot of another volume. The attachment
+/// function's provenance check (EBS's SnapshotId -> VolumeId chain) refuses it: the heal
+/// abandons, nothing is attached to it; destroy's own check ignores it too and takes the
+/// final snapshot of the home volume.
+fn forged_pointer(tf: &TerraformBinary) {
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    let name = "zoneforge";
+    let group = format!("{name}-asg");
+    let t = world.terraform(tf, &[name]);
+    let guard = t.destroy_guard();
+    t.set_var("snapshot_interval", "15m");
+    t.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
+    t.apply().unwrap();
+    let s = stack(&t, name);
+    let home_volume = s["volume_id"].as_str().unwrap().to_string();
+    let first = world
+        .block(wait_until(
+            "the stack to serve",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                Ok(match served_instance(c, name, &s).await {
+                    Some(i) => Check::Done(i),
+                    None => Check::NotYet("not served".into()),
+                })
+            },
+        ))
+        .unwrap();
+    // Another volume's snapshot, and a volume from it in the home zone dressed as restored.
+    let forged = world.block(async {
+        let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+        let other = c
+            .ec2
+            .create_volume()
+            .availability_zone(HOME)
+            .size(1)
+            .encrypted(true)
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        let snap = c
+            .ec2
+            .create_snapshot()
+            .volume_id(&other)
+            .send()
+            .await
+            .unwrap()
+            .snapshot_id()
+            .unwrap()
+            .to_string();
+        wait_until("the other snapshot", FAILOVER_WAIT, POLL, || async {
+            let out = c
+                .ec2
+                .describe_snapshots()
+                .snapshot_ids(&snap)
+                .send()
+                .await?;
+            Ok(
+                match out
+                    .snapshots()
+                    .first()
+                    .and_then(|s| s.state())
+                    .map(|s| s.as_str())
+                {
+                    Some("completed") => Check::Done(()),
+                    other => Check::NotYet(format!("{other:?}")),
+                },
+            )
+        })
+        .await
+        .unwrap();
+        let forged = c
+            .ec2
+            .create_volume()
+            .availability_zone(HOME)
+            .snapshot_id(&snap)
+            .encrypted(true)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                    .tags(tag("autoheal:restored-for", &group))
+                    .tags(tag("autoheal:restored-from", &snap))
+                    .tags(tag("autoheal:stack", name))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string();
+        c.autoscaling
+            .create_or_update_tags()
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(&group)
+                    .resource_type("auto-scaling-group")
+                    .key("autoheal:active-volume")
+                    .value(&forged)
+                    .propagate_at_launch(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.ec2
+            .terminate_instances()
+            .instance_ids(&first)
+            .send()
+            .await
+            .unwrap();
+        (forged, other, snap)
+    });
+    let (forged, other, snap) = forged;
+    // The replacement's heal refuses the pointer: abandoned, naming the check.
+    let refused = world
+        .block(wait_until(
+            "the heal to refuse the forged volume",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let lines = function_logs(&c.logs, &format!("{name}-attach")).await?;
+                Ok(
+                    match emf_records(&lines).into_iter().find(|r| {
+                        r["outcome"] == "abandoned"
+                            && r["reason"]
+                                .as_str()
+                                .is_some_and(|x| x.contains("provenance"))
+                    }) {
+                        Some(r) => Check::Done(r),
+                        None => Check::NotYet("no refusal yet".into()),
+                    },
+                )
+            },
+        ))
+        .unwrap();
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&forged) && reason.contains(&other),
+        "the refusal names the pointer and where its chain leads (a volume not restored for the group): {refused}"
+    );
+    let attachments = world.block(async {
+        c.ec2
+            .describe_volumes()
+            .volume_ids(&forged)
+            .send()
+            .await
+            .unwrap()
+            .volumes()[0]
+            .attachments()
+            .len()
+    });
+    assert_eq!(attachments, 0, "the forged volume is never attached");
+    // Destroy ignores the pointer too: the final snapshot is of the home volume.
+    t.destroy().unwrap();
+    drop(guard);
+    world.block(async {
+        let finals = c
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:autoheal:final-snapshot")
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let of: Vec<&str> = finals
+            .snapshots()
+            .iter()
+            .filter_map(|s| s.volume_id())
+            .collect();
+        assert_eq!(of, [home_volume.as_str()]);
+        for v in [&forged, &other] {
+            c.ec2.delete_volume().volume_id(v).send().await.unwrap();
+        }
+        c.ec2
+            .delete_snapshot()
+            .snapshot_id(&snap)
+            .send()
+            .await
+            .unwrap();
+        for s in helpers::scheduled_snapshots(&c.ec2, name).await.unwrap() {
+            c.ec2
+                .delete_snapshot()
+                .snapshot_id(s.snapshot_id().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    world.sweep(name, true);
+}
+
+/// The handler's and the provider's checks do not depend on Terraform's version: one run.
+#[test]
+fn a_forged_active_volume_pointer_is_never_attached_nor_snapshotted() {
+    let tf = terraform_versions()
+        .into_iter()
+        .next()
+        .expect("a Terraform");
+    forged_pointer(&tf);
+}
+
 #[test]
 fn a_lost_home_zone_fails_over_with_the_address_and_the_newest_snapshot() {
     for tf in terraform_versions() {
