@@ -225,9 +225,9 @@ impl Healer {
         run: &ScheduledRun,
         request_id: &str,
     ) -> Result<Value, HandlerError> {
-        let volume = self.settings.volume_id.as_str();
-        let span = info_span!("snapshot", request_id, volume);
+        let span = info_span!("snapshot", request_id);
         let report = self.snapshot(run).instrument(span).await;
+        let volume = report.volume.as_deref().unwrap_or(&self.settings.volume_id);
         let now_ms = epoch_ms(SystemTime::now());
         metrics::write_line(metrics::snapshot_emf_line(
             now_ms,

@@ -389,7 +389,7 @@ impl Healer {
                 let t = Instant::now();
                 let group = self.settings.group_name.as_str();
                 let proven = call(run.work_deadline, || {
-                    provenance::prove(&self.clients.ec2, &restored, home, &zone, group)
+                    provenance::prove(&self.clients.ec2, &restored, home, Some(&zone), group)
                 })
                 .await
                 .map_err(|e| e.stop("checking the restored volume's origin"))?;

@@ -222,6 +222,7 @@ mod tests {
             deleted: vec!["snap-0".into()],
             newest_completed: Some(("snap-1".into(), 1_000_000)),
             reason: None,
+            volume: None,
         };
         let v: Value =
             serde_json::from_str(&snapshot_emf_line(4_601_500, 4_601_500, "web", &report)).unwrap();
@@ -245,6 +246,7 @@ mod tests {
             deleted: vec![],
             newest_completed: None,
             reason: Some("CreateSnapshot: UnauthorizedOperation".into()),
+            volume: None,
         };
         let v: Value =
             serde_json::from_str(&snapshot_emf_line(4_601_500, 4_601_500, "web", &failed)).unwrap();

@@ -73,13 +73,14 @@ pub fn check_snapshot<'s>(
     Ok(&s.volume_id)
 }
 
-/// Proves that `candidate` holds the stack's data (module docs). `Ok(Err(reason))`: it does
+/// Proves that `candidate` holds the stack's data (module docs); `zone`: the instance's, which
+/// the volume must be in (`None`: no instance, a snapshot run). `Ok(Err(reason))`: it does
 /// not; `Err`: a call failed (the caller retries or gives up as for any call).
 pub async fn prove(
     ec2: &aws_sdk_ec2::Client,
     candidate: &str,
     home: &str,
-    zone: &str,
+    zone: Option<&str>,
     group: &str,
 ) -> Result<Result<(), String>, AwsError> {
     let mut volume_id = candidate.to_string();
@@ -89,7 +90,7 @@ pub async fn prove(
         let Some(v) = aws::describe_volume_origin(ec2, &volume_id).await? else {
             return Ok(Err(format!("volume {volume_id} does not exist")));
         };
-        let snapshot_id = match check_volume(&v, (link == 0).then_some(zone), group) {
+        let snapshot_id = match check_volume(&v, zone.filter(|_| link == 0), group) {
             Ok(s) => s.to_string(),
             Err(why) => return Ok(Err(why)),
         };

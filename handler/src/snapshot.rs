@@ -128,6 +128,8 @@ pub struct SnapshotReport {
     /// The newest completed scheduled snapshot before this run: (id, start time in ms).
     pub newest_completed: Option<(String, u64)>,
     pub reason: Option<String>,
+    /// The volume snapshotted: the home one, or after a zone failover the restored one.
+    pub volume: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +160,36 @@ const SNAPSHOT_NOT_FOUND: &str = "InvalidSnapshot.NotFound";
 const SNAPSHOT_IN_USE: &str = "InvalidSnapshot.InUse";
 
 impl Healer {
+    /// The volume the stack serves from: after a zone failover the group's
+    /// `autoheal:active-volume`, once EBS's records prove it was restored from the home
+    /// volume for this group (`crate::provenance`); else the home volume.
+    async fn serving_volume(&self) -> Result<String, AwsError> {
+        let home = self.settings.volume_id.as_str();
+        let group = self.settings.group_name.as_str();
+        let Some(g) = aws::describe_group(&self.clients.autoscaling, group).await? else {
+            return Ok(home.to_string());
+        };
+        let Some(active) = g
+            .tag(aws::ACTIVE_VOLUME_TAG)
+            .filter(|v| !v.is_empty() && *v != home)
+        else {
+            return Ok(home.to_string());
+        };
+        match crate::provenance::prove(&self.clients.ec2, active, home, None, group).await? {
+            Ok(()) => {
+                info!(
+                    volume = active,
+                    home, "the stack serves from a restored volume: snapshotting it"
+                );
+                Ok(active.to_string())
+            }
+            Err(why) => {
+                warn!(pointer = active, reason = %why, "the group's active-volume fails the provenance check: snapshotting the home volume");
+                Ok(home.to_string())
+            }
+        }
+    }
+
     /// One scheduled run (module docs). Never fails the invocation itself: the report's
     /// outcome says whether it should (then Lambda delivers the event again, and the event
     /// id keeps the retry from taking a second snapshot).
@@ -168,6 +200,7 @@ impl Healer {
             deleted: Vec::new(),
             newest_completed: None,
             reason: None,
+            volume: None,
         };
         match self.snapshot_steps(run, &mut report).await {
             Ok(outcome) => report.outcome = outcome,
@@ -185,7 +218,10 @@ impl Healer {
         report: &mut SnapshotReport,
     ) -> Result<SnapshotOutcome, AwsError> {
         let ec2 = &self.clients.ec2;
-        let volume_id = self.settings.volume_id.as_str();
+        let volume_id = self.serving_volume().await?;
+        let volume_id = volume_id.as_str();
+        let home = volume_id == self.settings.volume_id;
+        report.volume = Some(volume_id.to_string());
         let (existing, volume) = tokio::join!(
             aws::describe_snapshots(ec2, volume_id, (KIND_TAG, KIND_SCHEDULED)),
             aws::describe_volume(ec2, volume_id),
@@ -229,6 +265,17 @@ impl Healer {
             );
             SnapshotOutcome::AlreadyTaken
         };
+        if !home && !decided.delete.is_empty() {
+            // The role may delete only snapshots EBS records as taken of the home volume
+            // (ec2:ParentVolume names one volume, written before this one existed; deleting
+            // by tag alone is not allowed): after a failover the retention is not applied.
+            warn!(
+                volume = volume_id,
+                beyond_retention = decided.delete.len(),
+                "serving a restored volume: its snapshots beyond the retention are kept (pruned only on the home volume)"
+            );
+            return Ok(outcome);
+        }
         for id in &decided.delete {
             match aws::delete_snapshot(ec2, id).await {
                 Ok(()) => {

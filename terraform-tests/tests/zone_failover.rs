@@ -14,7 +14,7 @@
 //!   from the newest scheduled snapshot that had completed, exactly one failover, its
 //!   duration reported once in the failover function's metric line;
 //! - the home volume is kept, tagged as superseded (it may hold writes made after the
-//!   snapshot);
+//!   snapshot); the scheduled snapshots go on, of the restored volume;
 //! - refresh reports `active_availability_zone` and `active_volume_id`, and the plan is empty
 //!   (nothing proposes to replace the stack because its home zone differs);
 //! - destroy takes the final snapshot of the restored volume and keeps the home volume.
@@ -320,6 +320,28 @@ fn failover(tf: &TerraformBinary) {
         .collect();
     assert_eq!(durations.len(), 1, "{durations:?}");
     eprintln!("failover duration: {} AWS s", durations[0]);
+
+    // The scheduled snapshots now protect the restored volume (EBS's VolumeId).
+    world
+        .block(wait_until(
+            "a scheduled snapshot of the restored volume",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let found = helpers::scheduled_snapshots(&c.ec2, name).await?;
+                Ok(
+                    if found
+                        .iter()
+                        .any(|s| s.volume_id() == Some(restored_volume.as_str()))
+                    {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!("{} scheduled snapshots, none of it", found.len()))
+                    },
+                )
+            },
+        ))
+        .unwrap();
 
     // Terraform stays calm: refresh reports where the stack serves, the plan is empty.
     refresh(&t);

@@ -238,7 +238,9 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     let interface = scope.network_interface_arn();
     let mut describe: Vec<&str> = DESCRIBE_ACTIONS.to_vec();
     if scope.scheduled_snapshots {
+        // The snapshot run reads the group's active-volume pointer (a zone failover).
         describe.push("ec2:DescribeSnapshots");
+        describe.push("autoscaling:DescribeAutoScalingGroups");
     }
     // With a persistent interface the address stays on the interface: the handler
     // associates it with the interface, never with an instance.
@@ -305,6 +307,21 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
     ]);
     if scope.scheduled_snapshots {
         statements.extend(scheduled_snapshot_statements(scope));
+    }
+    if scope.restored_volumes && scope.scheduled_snapshots {
+        // After a failover the scheduled snapshots are of the restored volume (the handler
+        // proves its origin first); they are not pruned (see handler/src/snapshot.rs).
+        statements.push(json!({
+            "Sid": "SnapshotVolumesRestoredForThisGroup",
+            "Effect": "Allow",
+            "Action": "ec2:CreateSnapshot",
+            "Resource": scope.volumes_arn(),
+            "Condition": {
+                "StringEquals": {
+                    format!("aws:ResourceTag/{RESTORED_FOR_TAG}"): scope.autoscaling_group_name
+                }
+            }
+        }));
     }
     if scope.restored_volumes {
         // After a failover the instance's tag names the restored volume. IAM narrows what can
@@ -707,7 +724,8 @@ pub fn tag_conditions_outside_instance_statements(doc: &Value) -> Vec<String> {
         let actions = string_list(s.get("Action"));
         let snapshot_only = (actions == ["ec2:DeleteSnapshot"] || actions == ["ec2:CreateVolume"])
             && resources.iter().all(|r| is_snapshot_arn(r))
-            || actions == ["ec2:AttachVolume"] && resources.iter().all(|r| is_volume_arn(r));
+            || (actions == ["ec2:AttachVolume"] || actions == ["ec2:CreateSnapshot"])
+                && resources.iter().all(|r| is_volume_arn(r));
         let others: Vec<&str> = resources
             .iter()
             .copied()
