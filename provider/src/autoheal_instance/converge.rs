@@ -45,6 +45,12 @@ pub struct Converger<'a> {
     pub creating: bool,
 }
 
+/// The failure messages' names of [`Converger::rule_permission`]'s two calls.
+const INVOKE_STEPS: (&str, &str) = (
+    "replace the invoke permission of",
+    "add the invoke permission of",
+);
+
 /// The failover check's schedule: EventBridge's finest rate.
 pub const FAILOVER_CHECK_RATE: &str = "rate(1 minute)";
 
@@ -326,28 +332,8 @@ impl<'a> Converger<'a> {
             }
             Some(f) => {
                 created(&f.arn);
-                // An interrupted create may have left it mid-update; Lambda refuses a
-                // second update until the first is done.
-                lambda_function::wait_ready(ctx, &name)
-                    .await
-                    .step("wait for", object())?;
-                if f.settings != settings || role_made {
-                    lambda_function::update_configuration(ctx, &name, &settings)
-                        .await
-                        .step("update the configuration of", object())?;
-                }
-                let deployed = super::read::lambda_sha_to_hex(&f.code_sha256);
-                if deployed.as_deref() != Some(crate::handler_zip::sha256_hex(zip).as_str())
-                    || f.settings.architecture != spec.lambda_architecture
-                {
-                    lambda_function::update_code(ctx, &name, zip, &spec.lambda_architecture)
-                        .await
-                        .step("update the code of", object())?;
-                }
-                let (set, remove) = aws_tags::diff(&f.tags, &wanted);
-                lambda_function::set_tags(ctx, &f.arn, &set, &remove)
-                    .await
-                    .step("tag", object())?;
+                self.existing_function(&name, &f, &settings, role_made, zip, &wanted)
+                    .await?;
                 (f.arn, false, f.reserved_concurrency)
             }
         };
@@ -380,20 +366,90 @@ impl<'a> Converger<'a> {
         if presence == Presence::Unknown {
             // A rule found by its name keeps only our target: another would receive every
             // launch event of this group.
-            let others: Vec<String> = event_rule::targets(ctx, &rule)
-                .await
-                .step("list the targets of", format!("EventBridge rule {rule}"))?
-                .into_iter()
-                .map(|(id, _)| id)
-                .filter(|id| *id != target_id)
-                .collect();
-            event_rule::remove_targets(ctx, &rule, &others).await.step(
-                "remove other targets of",
-                format!("EventBridge rule {rule}"),
-            )?;
+            self.only_our_target(&rule, &target_id).await?;
         }
         self.permission(new, rule_arn).await?;
         Ok(arn)
+    }
+
+    /// A function found by its name brought to `settings`, the code of `zip` and `wanted`
+    /// tags. `role_made`: see [`Converger::function`].
+    async fn existing_function(
+        &self,
+        name: &str,
+        f: &lambda_function::FunctionInfo,
+        settings: &lambda_function::FunctionSettings,
+        role_made: bool,
+        zip: &[u8],
+        wanted: &Tags,
+    ) -> Result<(), StepError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let object = || format!("Lambda function {name}");
+        // An interrupted create may have left it mid-update; Lambda refuses a second update
+        // until the first is done.
+        lambda_function::wait_ready(ctx, name)
+            .await
+            .step("wait for", object())?;
+        if f.settings != *settings || role_made {
+            lambda_function::update_configuration(ctx, name, settings)
+                .await
+                .step("update the configuration of", object())?;
+        }
+        let deployed = super::read::lambda_sha_to_hex(&f.code_sha256);
+        if deployed.as_deref() != Some(crate::handler_zip::sha256_hex(zip).as_str())
+            || f.settings.architecture != spec.lambda_architecture
+        {
+            lambda_function::update_code(ctx, name, zip, &spec.lambda_architecture)
+                .await
+                .step("update the code of", object())?;
+        }
+        let (set, remove) = aws_tags::diff(&f.tags, wanted);
+        lambda_function::set_tags(ctx, &f.arn, &set, &remove)
+            .await
+            .step("tag", object())
+    }
+
+    /// Removes every target of `rule` but `target_id`: another would be invoked by every
+    /// event of the rule.
+    async fn only_our_target(&self, rule: &str, target_id: &str) -> Result<(), StepError> {
+        let object = || format!("EventBridge rule {rule}");
+        let others: Vec<String> = event_rule::targets(self.ctx, rule)
+            .await
+            .step("list the targets of", object())?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| id != target_id)
+            .collect();
+        event_rule::remove_targets(self.ctx, rule, &others)
+            .await
+            .step("remove other targets of", object())
+    }
+
+    /// Statement `sid` of `function`'s resource policy granting `rule_arn`: kept when it
+    /// does (`ours`: the statement found, if looked up), replaced when it grants anything
+    /// else, added when missing.
+    /// `steps`: what the replace and the add are called in a failure's message.
+    async fn rule_permission(
+        &self,
+        function: &str,
+        sid: &str,
+        ours: Option<lambda_function::Permission>,
+        rule_arn: &str,
+        (replace_step, add_step): (&'static str, &'static str),
+    ) -> Result<(), StepError> {
+        let object = || format!("Lambda function {function}");
+        match ours {
+            Some(p) if p.grants(rule_arn) => return Ok(()),
+            // Ours by its id, but granting something else (another rule, another principal
+            // or action): replaced.
+            Some(_) => lambda_function::remove_permission(self.ctx, function, sid)
+                .await
+                .step(replace_step, object())?,
+            None => {}
+        }
+        lambda_function::add_permission(self.ctx, function, sid, rule_arn)
+            .await
+            .step(add_step, object())
     }
 
     /// The function's permission for `events.amazonaws.com` to invoke it from `rule_arn`: a
@@ -420,19 +476,12 @@ impl<'a> Converger<'a> {
                         object(),
                     )?;
             }
-            match current.ours {
-                Some(p) if p.grants(rule_arn) => return Ok(()),
-                // Ours by its id, but granting something else (another rule, another
-                // principal or action): replaced.
-                Some(_) => lambda_function::remove_permission(ctx, &function, &sid)
-                    .await
-                    .step("replace the invoke permission of", object())?,
-                None => {}
-            }
+            return self
+                .rule_permission(&function, &sid, current.ours, rule_arn, INVOKE_STEPS)
+                .await;
         }
-        lambda_function::add_permission(ctx, &function, &sid, rule_arn)
+        self.rule_permission(&function, &sid, None, rule_arn, INVOKE_STEPS)
             .await
-            .step("add the invoke permission of", object())
     }
 
     /// The scheduled snapshots' schedule: with `snapshot_interval`, the rule `<name>-snapshot`
@@ -498,30 +547,19 @@ impl<'a> Converger<'a> {
                 .await
                 .step("tag", object())?;
             // Only our target: another would be invoked at every run.
-            let others: Vec<String> = event_rule::targets(ctx, &rule)
-                .await
-                .step("list the targets of", object())?
-                .into_iter()
-                .map(|(id, _)| id)
-                .filter(|id| *id != target_id)
-                .collect();
-            event_rule::remove_targets(ctx, &rule, &others)
-                .await
-                .step("remove other targets of", object())?;
+            self.only_our_target(&rule, &target_id).await?;
         }
-        match current.and_then(|c| c.ours) {
-            Some(p) if p.grants(&arn) => {}
-            found => {
-                if found.is_some() {
-                    lambda_function::remove_permission(ctx, &function, &sid)
-                        .await
-                        .step("replace the schedule's permission of", function_object())?;
-                }
-                lambda_function::add_permission(ctx, &function, &sid, &arn)
-                    .await
-                    .step("add the schedule's permission to", function_object())?;
-            }
-        }
+        self.rule_permission(
+            &function,
+            &sid,
+            current.and_then(|c| c.ours),
+            &arn,
+            (
+                "replace the schedule's permission of",
+                "add the schedule's permission to",
+            ),
+        )
+        .await?;
         Ok(Some(arn))
     }
 
@@ -599,26 +637,8 @@ impl<'a> Converger<'a> {
                 None,
             ),
             Some(f) => {
-                lambda_function::wait_ready(ctx, &function)
-                    .await
-                    .step("wait for", function_object())?;
-                if f.settings != settings || role_made {
-                    lambda_function::update_configuration(ctx, &function, &settings)
-                        .await
-                        .step("update the configuration of", function_object())?;
-                }
-                let deployed = super::read::lambda_sha_to_hex(&f.code_sha256);
-                if deployed.as_deref() != Some(crate::handler_zip::sha256_hex(zip).as_str())
-                    || f.settings.architecture != spec.lambda_architecture
-                {
-                    lambda_function::update_code(ctx, &function, zip, &spec.lambda_architecture)
-                        .await
-                        .step("update the code of", function_object())?;
-                }
-                let (set, remove) = aws_tags::diff(&f.tags, &wanted);
-                lambda_function::set_tags(ctx, &f.arn, &set, &remove)
-                    .await
-                    .step("tag", function_object())?;
+                self.existing_function(&function, &f, &settings, role_made, zip, &wanted)
+                    .await?;
                 (f.arn, f.reserved_concurrency)
             }
         };
@@ -662,16 +682,7 @@ impl<'a> Converger<'a> {
         event_rule::put_target(ctx, &rule, &target_id, &arn)
             .await
             .step("set the target of", rule_object())?;
-        let others: Vec<String> = event_rule::targets(ctx, &rule)
-            .await
-            .step("list the targets of", rule_object())?
-            .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| *id != target_id)
-            .collect();
-        event_rule::remove_targets(ctx, &rule, &others)
-            .await
-            .step("remove other targets of", rule_object())?;
+        self.only_our_target(&rule, &target_id).await?;
         let sid = self.name(names::FAILOVER_PERMISSION_SID);
         let current = lambda_function::find_policy(ctx, &function, &sid)
             .await
@@ -684,19 +695,8 @@ impl<'a> Converger<'a> {
                     function_object(),
                 )?;
         }
-        match current.ours {
-            Some(p) if p.grants(&rule_arn) => {}
-            found => {
-                if found.is_some() {
-                    lambda_function::remove_permission(ctx, &function, &sid)
-                        .await
-                        .step("replace the invoke permission of", function_object())?;
-                }
-                lambda_function::add_permission(ctx, &function, &sid, &rule_arn)
-                    .await
-                    .step("add the invoke permission of", function_object())?;
-            }
-        }
+        self.rule_permission(&function, &sid, current.ours, &rule_arn, INVOKE_STEPS)
+            .await?;
         Ok(Some(FailoverObjects {
             function_arn: arn,
             role_arn,
