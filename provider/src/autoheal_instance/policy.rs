@@ -341,17 +341,29 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
         }));
     }
     if let Some(key) = &scope.kms_key_arn {
-        // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf;
-        // GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so
-        // the role cannot hand the key to a principal of its choosing. Every use of the key
-        // must come through EC2 in this stack's region (kms:ViaService) and from this
-        // stack's account (kms:CallerAccount): the role's credentials, if they leaked, could
-        // not call KMS with the key directly.
-        let via_ec2 = json!({
-            "kms:ViaService": format!("ec2.{}.amazonaws.com", scope.region),
-            "kms:CallerAccount": scope.account_id,
-        });
-        statements.push(json!({
+        // Attaching an encrypted volume makes EC2 create a KMS grant on the caller's behalf.
+        statements.extend(volume_key_statements(
+            scope,
+            key,
+            &["kms:Decrypt", "kms:DescribeKey"],
+        ));
+    }
+    json!({ "Version": POLICY_VERSION, "Statement": statements })
+}
+
+/// The volume's KMS key for EC2 acting on the role's behalf: `kms:CreateGrant` and `uses`.
+/// GrantIsForAWSResource limits CreateGrant to grants an AWS service asks for, so the role
+/// cannot hand the key to a principal of its choosing. Every use of the key must come
+/// through EC2 in this stack's region (kms:ViaService) and from this stack's account
+/// (kms:CallerAccount): the role's credentials, if they leaked, could not call KMS with the
+/// key directly.
+fn volume_key_statements(scope: &PolicyScope, key: &str, uses: &[&str]) -> [Value; 2] {
+    let via_ec2 = json!({
+        "kms:ViaService": format!("ec2.{}.amazonaws.com", scope.region),
+        "kms:CallerAccount": scope.account_id,
+    });
+    [
+        json!({
             "Sid": "GrantVolumeKeyToEc2",
             "Effect": "Allow",
             "Action": "kms:CreateGrant",
@@ -360,16 +372,15 @@ pub fn attach_policy(scope: &PolicyScope) -> Value {
                 "Bool": { "kms:GrantIsForAWSResource": "true" },
                 "StringEquals": via_ec2.clone()
             }
-        }));
-        statements.push(json!({
+        }),
+        json!({
             "Sid": "UseVolumeKey",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:DescribeKey"],
+            "Action": uses,
             "Resource": key,
             "Condition": { "StringEquals": via_ec2 }
-        }));
-    }
-    json!({ "Version": POLICY_VERSION, "Statement": statements })
+        }),
+    ]
 }
 
 /// The failover function's inline policy (docs/zone-failover.md, section 3): reads, then
@@ -460,34 +471,18 @@ pub fn failover_policy(scope: &PolicyScope, failover: &FailoverScope) -> Value {
     if let Some(key) = &scope.kms_key_arn {
         // A volume made from a snapshot under a customer managed key: EBS decrypts the
         // snapshot's data key and makes the volume's under the same key, through grants
-        // (EBS User Guide, "How Amazon EBS uses AWS KMS"): only via EC2, from this account.
-        let via_ec2 = json!({
-            "kms:ViaService": format!("ec2.{}.amazonaws.com", scope.region),
-            "kms:CallerAccount": scope.account_id,
-        });
-        statements.push(json!({
-            "Sid": "GrantVolumeKeyToEc2",
-            "Effect": "Allow",
-            "Action": "kms:CreateGrant",
-            "Resource": key,
-            "Condition": {
-                "Bool": { "kms:GrantIsForAWSResource": "true" },
-                "StringEquals": via_ec2.clone()
-            }
-        }));
-        statements.push(json!({
-            "Sid": "UseVolumeKey",
-            "Effect": "Allow",
-            "Action": [
+        // (EBS User Guide, "How Amazon EBS uses AWS KMS").
+        statements.extend(volume_key_statements(
+            scope,
+            key,
+            &[
                 "kms:Decrypt",
                 "kms:DescribeKey",
                 "kms:GenerateDataKeyWithoutPlaintext",
                 "kms:ReEncryptFrom",
-                "kms:ReEncryptTo"
+                "kms:ReEncryptTo",
             ],
-            "Resource": key,
-            "Condition": { "StringEquals": via_ec2 }
-        }));
+        ));
     }
     json!({ "Version": POLICY_VERSION, "Statement": statements })
 }
