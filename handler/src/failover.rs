@@ -75,8 +75,6 @@ pub const SUPERSEDED_BY_TAG: &str = "autoheal:superseded-by";
 const LAUNCH_DESCRIPTION: &str = "Launching a new EC2 instance";
 /// Two failed launches at least: one failure is never a zone loss, whatever the window.
 const MIN_FAILED_LAUNCHES: usize = 2;
-/// EC2's limit of tags per resource.
-const MAX_TAGS: usize = 50;
 /// The volume's tags that describe that volume only, not its data.
 const NOT_CARRIED: &[&str] = &[
     "autoheal:unused",
@@ -211,25 +209,20 @@ pub fn verdict(
 }
 
 /// The restored volume's tags: the serving volume's own (its lineage; minus `aws:` ones and
-/// those about that volume alone), then ours. Cut to EC2's 50 from the user's end.
+/// those about that volume alone), then ours ([`crate::snapshot::carried_with`]).
 pub fn restored_tags(
     volume_tags: &[(String, String)],
     group: &str,
     snapshot_id: &str,
 ) -> Vec<(String, String)> {
-    let ours = [
-        (RESTORED_FOR_TAG.to_string(), group.to_string()),
-        (RESTORED_FROM_TAG.to_string(), snapshot_id.to_string()),
-    ];
-    let mut carried: Vec<(String, String)> = volume_tags
-        .iter()
-        .filter(|(k, _)| !k.starts_with("aws:") && !NOT_CARRIED.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    carried.sort_by_key(|(k, _)| (!(k.starts_with("autoheal:") || k == "Name"), k.clone()));
-    carried.truncate(MAX_TAGS - ours.len());
-    carried.extend(ours);
-    carried
+    crate::snapshot::carried_with(
+        volume_tags,
+        NOT_CARRIED,
+        vec![
+            (RESTORED_FOR_TAG.to_string(), group.to_string()),
+            (RESTORED_FROM_TAG.to_string(), snapshot_id.to_string()),
+        ],
+    )
 }
 
 /// "Now" on AWS's clock: the newest of the event's time and the activities' timestamps

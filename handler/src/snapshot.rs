@@ -105,9 +105,21 @@ pub fn snapshot_tags(
     if let Some(id) = event_id {
         ours.push((EVENT_ID_TAG.to_string(), id.to_string()));
     }
+    carried_with(volume_tags, NOT_CARRIED, ours)
+}
+
+/// A volume's tags carried over to a snapshot or a volume made from it, then `ours`: the
+/// volume's own minus `aws:` ones (nobody may set them) and `not_carried` (about the volume
+/// alone). When that would pass EC2's 50, the volume's tags are cut (the stack's
+/// `autoheal:` ones and `Name` are kept first), never ours.
+pub fn carried_with(
+    volume_tags: &[(String, String)],
+    not_carried: &[&str],
+    ours: Vec<(String, String)>,
+) -> Vec<(String, String)> {
     let mut carried: Vec<(String, String)> = volume_tags
         .iter()
-        .filter(|(k, _)| !k.starts_with("aws:") && !NOT_CARRIED.contains(&k.as_str()))
+        .filter(|(k, _)| !k.starts_with("aws:") && !not_carried.contains(&k.as_str()))
         .cloned()
         .collect();
     // The stack's own tags and the name first, then the user's, each by key.
