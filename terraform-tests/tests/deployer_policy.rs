@@ -179,20 +179,6 @@ fn set_opt_ins(t: &Terraform) {
     );
 }
 
-async fn delete_scheduled_snapshots(c: &terraform_tests::local_aws::Clients) {
-    let found = terraform_tests::local_aws::helpers::scheduled_snapshots(&c.ec2, STACK)
-        .await
-        .unwrap();
-    for s in found {
-        c.ec2
-            .delete_snapshot()
-            .snapshot_id(s.snapshot_id().unwrap_or_default())
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 fn stack_output(t: &Terraform) -> anyhow::Result<Json> {
     Ok(t.output("stacks")?[STACK].clone())
 }
@@ -322,7 +308,14 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
     step(&log, &mut seen, "destroy", || t.destroy().map(drop));
     // The scheduled snapshots outlive the stack by design (they are data); the test removes
     // them with its own credentials before looking for leftovers.
-    world.block(delete_scheduled_snapshots(&world.clients));
+    world
+        .block(
+            terraform_tests::local_aws::helpers::delete_scheduled_snapshots(
+                &world.clients.ec2,
+                STACK,
+            ),
+        )
+        .unwrap();
     world.sweep(STACK, true);
 
     let all = decisions(&log);

@@ -94,20 +94,14 @@ async fn group_subnets(c: &Clients, name: &str) -> Vec<String> {
 /// The scheduled snapshots outlive the stack by design (they are data; failover zones need
 /// `snapshot_interval`): the test removes them with its own credentials before the sweep.
 fn delete_scheduled_snapshots(world: &World, name: &str) {
-    let c = &world.clients;
-    world.block(async {
-        for s in terraform_tests::local_aws::helpers::scheduled_snapshots(&c.ec2, name)
-            .await
-            .unwrap()
-        {
-            c.ec2
-                .delete_snapshot()
-                .snapshot_id(s.snapshot_id().unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
-        }
-    });
+    world
+        .block(
+            terraform_tests::local_aws::helpers::delete_scheduled_snapshots(
+                &world.clients.ec2,
+                name,
+            ),
+        )
+        .unwrap();
 }
 
 fn stack(t: &Terraform, name: &str) -> Json {

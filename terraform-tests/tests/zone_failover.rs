@@ -365,24 +365,7 @@ fn failover(tf: &TerraformBinary) {
     );
     drop(guard);
     world.block(async {
-        let finals = c
-            .ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:autoheal:final-snapshot")
-                    .values("true")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let of: Vec<&str> = finals
-            .snapshots()
-            .iter()
-            .filter_map(|s| s.volume_id())
-            .collect();
+        let of = helpers::final_snapshot_volumes(&c.ec2).await.unwrap();
         assert_eq!(
             of,
             [restored_volume.as_str()],
@@ -396,14 +379,9 @@ fn failover(tf: &TerraformBinary) {
             .send()
             .await
             .unwrap();
-        for s in helpers::scheduled_snapshots(&c.ec2, name).await.unwrap() {
-            c.ec2
-                .delete_snapshot()
-                .snapshot_id(s.snapshot_id().unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
-        }
+        helpers::delete_scheduled_snapshots(&c.ec2, name)
+            .await
+            .unwrap();
     });
     world.sweep(name, true);
 }
@@ -570,24 +548,7 @@ fn forged_pointer(tf: &TerraformBinary) {
     t.destroy().unwrap();
     drop(guard);
     world.block(async {
-        let finals = c
-            .ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:autoheal:final-snapshot")
-                    .values("true")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let of: Vec<&str> = finals
-            .snapshots()
-            .iter()
-            .filter_map(|s| s.volume_id())
-            .collect();
+        let of = helpers::final_snapshot_volumes(&c.ec2).await.unwrap();
         assert_eq!(of, [home_volume.as_str()]);
         for v in [&forged, &other] {
             c.ec2.delete_volume().volume_id(v).send().await.unwrap();
@@ -598,14 +559,9 @@ fn forged_pointer(tf: &TerraformBinary) {
             .send()
             .await
             .unwrap();
-        for s in helpers::scheduled_snapshots(&c.ec2, name).await.unwrap() {
-            c.ec2
-                .delete_snapshot()
-                .snapshot_id(s.snapshot_id().unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
-        }
+        helpers::delete_scheduled_snapshots(&c.ec2, name)
+            .await
+            .unwrap();
     });
     world.sweep(name, true);
 }

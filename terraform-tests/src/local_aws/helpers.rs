@@ -546,6 +546,54 @@ pub async fn scheduled_snapshots(
     Ok(out.snapshots().to_vec())
 }
 
+/// Deletes stack `stack`'s scheduled snapshots (data a destroy keeps by design), with the
+/// caller's credentials, so a test can then look for leftovers.
+pub async fn delete_scheduled_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    stack: &str,
+) -> anyhow::Result<()> {
+    for s in scheduled_snapshots(ec2, stack).await? {
+        ec2.delete_snapshot()
+            .snapshot_id(s.snapshot_id().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "DeleteSnapshot: {}",
+                    aws_sdk_ec2::error::DisplayErrorContext(&e)
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// The volumes (EBS's `VolumeId`) of this account's live final snapshots
+/// (`autoheal:final-snapshot = true`).
+pub async fn final_snapshot_volumes(ec2: &aws_sdk_ec2::Client) -> anyhow::Result<Vec<String>> {
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag:autoheal:final-snapshot")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DescribeSnapshots: {}",
+                aws_sdk_ec2::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.volume_id().map(str::to_string))
+        .collect())
+}
+
 /// Every line in `/aws/lambda/FUNCTION` (all streams, by time); empty if there is no such
 /// group yet.
 pub async fn function_logs(
