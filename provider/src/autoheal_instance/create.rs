@@ -263,9 +263,12 @@ impl<'a> Creator<'a> {
             if let Some(v) = &vol {
                 self.record(|s| {
                     s.volume_source_snapshot_id = v.snapshot_id.clone();
-                    // A new stack serves from its home zone and volume.
-                    s.active_volume_id = Some(v.volume_id.clone());
-                    s.active_availability_zone = Some(self.spec.availability_zone.clone());
+                    // A new stack serves from its home zone and volume (reported with
+                    // the zone failover only: see `active`).
+                    let (zone, volume) =
+                        super::active::serving(&self.spec, Some(&v.volume_id), None);
+                    s.active_volume_id = volume;
+                    s.active_availability_zone = zone;
                 });
                 *self
                     .volume_performance

@@ -75,7 +75,7 @@ async fn serving_volume(
     };
     let Some(active) = g
         .tags
-        .get("autoheal:active-volume")
+        .get(super::active::ACTIVE_VOLUME_TAG)
         .filter(|v| !v.is_empty() && *v != home)
     else {
         return Ok(None);

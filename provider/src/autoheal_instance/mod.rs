@@ -28,6 +28,7 @@
 //! [`policy`] and [`user_data`] build what goes into the objects; [`steps`] turns a failed
 //! step into the diagnostic the user sees.
 
+pub mod active;
 pub mod adopt;
 pub mod alarms;
 pub mod converge;

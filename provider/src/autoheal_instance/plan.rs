@@ -275,6 +275,23 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
         }
     }
 
+    // Where the stack serves (see `active`): reported with the failover, unknown until an
+    // apply first reports it; without the failover, null unless the refresh found the group
+    // serving away from home (the failover was turned off after it moved).
+    for attr in ["active_availability_zone", "active_volume_id"] {
+        let prior_zone = prior.attr("active_availability_zone");
+        let away = !prior_zone.is_null() && prior_zone != planned.attr("availability_zone");
+        if zones.is_unknown() || interval.is_unknown() {
+            planned.set_attr(attr, Value::Unknown);
+        } else if !zones.elements().is_empty() && !interval.is_null() {
+            if creating || prior.attr(attr).is_null() {
+                planned.set_attr(attr, Value::Unknown);
+            }
+        } else if creating || !away {
+            planned.set_attr(attr, Value::Null);
+        }
+    }
+
     // The failover zones' subnets. With `subnet_id` the configuration names them. Without,
     // they are the provider's: null without `failover_zones`; unknown when one is to be made
     // or deleted (a zone added or removed, or read found one gone).
@@ -1203,6 +1220,59 @@ mod tests {
             theirs.planned_state.attr("failover_subnet_ids"),
             &ids(&[("ap-southeast-2b", "subnet-12345678")])
         );
+    }
+
+    #[test]
+    fn where_the_stack_serves_is_reported_with_the_failover() {
+        const ACTIVE: [&str; 2] = ["active_availability_zone", "active_volume_id"];
+        let with = {
+            let mut v = config(&[("failover_zones", Value::Set(vec!["ap-southeast-2b".into()]))]);
+            v.set_attr("snapshot_interval", "1h".into());
+            v
+        };
+        let without = config(&[]);
+        // Without the failover: null, at create and on a stack upgraded from a release
+        // without the attributes (null in its state): no change.
+        for attr in ACTIVE {
+            assert!(plan(&Value::Null, &without)
+                .planned_state
+                .attr(attr)
+                .is_null());
+        }
+        let upgraded = created(&without);
+        assert_eq!(plan(&upgraded, &without).planned_state, upgraded);
+        // With it: known after the apply, then kept.
+        for attr in ACTIVE {
+            assert!(plan(&Value::Null, &with)
+                .planned_state
+                .attr(attr)
+                .is_unknown());
+            assert!(plan(&upgraded, &with).planned_state.attr(attr).is_unknown());
+        }
+        let mut home = created(&with);
+        home.set_attr("active_availability_zone", "ap-southeast-2a".into());
+        home.set_attr("active_volume_id", "vol-home".into());
+        home.set_attr(
+            "failover_subnet_ids",
+            Value::Map(BTreeMap::from([(
+                "ap-southeast-2b".into(),
+                "subnet-b".into(),
+            )])),
+        );
+        assert_eq!(plan(&home, &with).planned_state, home, "no change");
+        // Turned off at home: null. Turned off after a move: still reported (the group
+        // serves from the restored volume).
+        let off = plan(&home, &without).planned_state;
+        for attr in ACTIVE {
+            assert!(off.attr(attr).is_null(), "{attr}");
+        }
+        let mut moved = home.clone();
+        moved.set_attr("active_availability_zone", "ap-southeast-2b".into());
+        moved.set_attr("active_volume_id", "vol-restored".into());
+        let off = plan(&moved, &without).planned_state;
+        for attr in ACTIVE {
+            assert_eq!(off.attr(attr), moved.attr(attr), "{attr}");
+        }
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub const RESTORED_FOR_TAG: &str = "autoheal:restored-for";
 /// The group's tags the failover function writes (handler/src/failover.rs and aws.rs): the only
 /// keys its CreateOrUpdateTags may carry.
 pub const FAILOVER_GROUP_TAGS: &[&str] = &[
-    "autoheal:active-volume",
-    "autoheal:active-zone",
+    super::active::ACTIVE_VOLUME_TAG,
+    super::active::ACTIVE_ZONE_TAG,
     "autoheal:failover-started",
     "autoheal:failover-completed",
     "autoheal:superseded-volume",

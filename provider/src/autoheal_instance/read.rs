@@ -437,24 +437,15 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
 
     // Where the stack serves: the home zone and volume, or where a zone failover moved it
     // (the failover function's tags on the group; the group's subnet is not compared with
-    // the configuration, so the plan stays calm after a failover).
-    let tag = |key: &str| {
-        group
-            .as_ref()
-            .and_then(|g| g.tags.get(key))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    set_str(
-        &mut state,
-        "active_availability_zone",
-        Some(tag("autoheal:active-zone").unwrap_or_else(|| spec.availability_zone.clone())),
+    // the configuration, so the plan stays calm after a failover). Null without the
+    // failover unless the group serves away from home (see `active`).
+    let (zone, volume) = super::active::serving(
+        &spec,
+        stack.volume_id.as_deref(),
+        group.as_ref().map(|g| &g.tags),
     );
-    set_str(
-        &mut state,
-        "active_volume_id",
-        tag("autoheal:active-volume").or_else(|| stack.volume_id.clone()),
-    );
+    set_str(&mut state, "active_availability_zone", zone);
+    set_str(&mut state, "active_volume_id", volume);
     // The zone failover's function, role and rule, for a stack that has (or had) them: each
     // ARN null when its object is gone or not what the stack writes (the plan repairs it).
     if spec.has_failover() || stack.failover_function_arn.is_some() {

@@ -913,7 +913,9 @@ fn computed(b: Block) -> Block {
             "active_availability_zone",
             Type::String,
             "The zone the stack serves from, as of the last refresh: `availability_zone`, \
-         or after a zone failover the failover zone it moved to.",
+         or after a zone failover the failover zone it moved to. Null without \
+         `failover_zones`, unless the stack serves away from home (the failover was \
+         turned off after it moved).",
         ))
         .attribute(stable(
             "active_volume_id",
@@ -921,7 +923,7 @@ fn computed(b: Block) -> Block {
             "The data volume the stack serves from, as of the last refresh: `volume_id`, or \
          after a zone failover the volume restored from the newest scheduled snapshot (the \
          home volume stays, tagged `autoheal:superseded-by`, with any writes made after that \
-         snapshot).",
+         snapshot). Null when `active_availability_zone` is.",
         ))
         .attribute(stable(
             "heal_failure_alarm_arn",

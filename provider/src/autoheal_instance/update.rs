@@ -328,6 +328,10 @@ async fn run(
             "the group was deleted out of band; destroy and re-create the stack (`terraform apply -replace`), which keeps the data through the final snapshot",
         ));
     };
+    // Where the stack serves: the failover's tags on the group, which this update keeps;
+    // reported or null as the failover is turned on or off (see `active`).
+    (stack.active_availability_zone, stack.active_volume_id) =
+        super::active::serving(new, Some(&volume_id), Some(&g.tags));
     let lt_changed = g.launch_template_id.as_deref() != Some(template_id.as_str())
         || g.launch_template_version.as_deref() != Some(version.to_string().as_str());
     let grace_changed = g.health_check_grace_period != new.health_check_grace_period;
@@ -389,12 +393,7 @@ async fn run(
         }
         // After a failover the replacement gets the restored volume the group names (the
         // attachment function proves its origin before attaching it).
-        let active = g
-            .tags
-            .get("autoheal:active-volume")
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .unwrap_or_else(|| volume_id.clone());
+        let active = super::active::volume_to_serve(&volume_id, &g.tags);
         let served = Served {
             volume_id: &active,
             allocation_id: &allocation_id,
