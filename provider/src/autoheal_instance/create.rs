@@ -266,7 +266,7 @@ impl<'a> Creator<'a> {
                     // A new stack serves from its home zone and volume (reported with
                     // the zone failover only: see `active`).
                     let (zone, volume) =
-                        super::active::serving(&self.spec, Some(&v.volume_id), None);
+                        super::active::serving(self.spec, Some(&v.volume_id), None);
                     s.active_volume_id = volume;
                     s.active_availability_zone = zone;
                 });
