@@ -242,6 +242,20 @@ fn cases() -> Vec<Case> {
             &["failover_detection_window"],
         ),
         case(
+            "active_availability_zone naming a failover zone",
+            &[
+                ("snapshot_interval", "\"1h\""),
+                ("failover_zones", r#"["ap-southeast-2b"]"#),
+                ("active_availability_zone", "\"ap-southeast-2b\""),
+            ],
+            &["active_availability_zone"],
+        ),
+        case(
+            "active_availability_zone without failover_zones",
+            &[("active_availability_zone", "\"ap-southeast-2a\"")],
+            &["active_availability_zone"],
+        ),
+        case(
             "failover_zones with a persistent network interface",
             &[
                 ("snapshot_interval", "\"1h\""),

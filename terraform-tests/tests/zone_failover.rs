@@ -17,9 +17,14 @@
 //!   snapshot); the scheduled snapshots go on, of the restored volume;
 //! - refresh reports `active_availability_zone` and `active_volume_id`, and the plan is empty
 //!   (nothing proposes to replace the stack because its home zone differs);
-//! - destroy takes the final snapshot of the restored volume and keeps the home volume.
-//!
-//! Not checked here, because it is not built: failing back (an operator's explicit act).
+//! - failing back once the zone returns (`active_availability_zone` = the home zone, the
+//!   operator's explicit act): the group drains, the restored volume is snapshotted only
+//!   after its last instance left it (the local AWS's own log orders the two), the snapshot
+//!   comes home as the new data volume, a new instance serves it in the home zone with the
+//!   same address, the volumes left behind are kept and named, and the plan is empty again;
+//! - destroy takes the final snapshot of that data volume; or, in a run that does not fail
+//!   back, destroy while the stack serves from the failover zone takes the final snapshot of
+//!   the restored volume and keeps the home volume.
 
 use std::time::Duration;
 
@@ -125,7 +130,9 @@ async fn completed_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<(Str
     Ok(found)
 }
 
-fn failover(tf: &TerraformBinary) {
+/// `fail_back`: after the failover, fail back then destroy; otherwise destroy while the
+/// stack serves from the failover zone.
+fn failover(tf: &TerraformBinary, fail_back: bool) {
     let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
     let control = world.aws.control();
@@ -354,34 +361,136 @@ fn failover(tf: &TerraformBinary) {
     assert_eq!(s["volume_id"].as_str(), Some(home_volume.as_str()));
     assert_empty_plan(&t, "after the failover");
 
-    // The zone returns; destroy: the final snapshot of the restored volume, the home volume
-    // kept (it may hold the writes after the snapshot).
+    if !fail_back {
+        // The zone returns; destroy: the final snapshot of the restored volume, the home volume
+        // kept (it may hold the writes after the snapshot).
+        world.block(control.end_zone_outage(HOME)).unwrap();
+        let out = t.destroy().unwrap();
+        let text = out.to_string().replace('\n', " ");
+        assert!(
+            text.contains(&format!("Superseded data volume {home_volume} kept")),
+            "{out}"
+        );
+        drop(guard);
+        world.block(async {
+            let of = helpers::final_snapshot_volumes(&c.ec2).await.unwrap();
+            assert_eq!(
+                of,
+                [restored_volume.as_str()],
+                "the final snapshot is of the restored volume"
+            );
+            // What the test itself removes: the kept home volume and the scheduled snapshots
+            // (data, kept by design); then nothing else may be left.
+            c.ec2
+                .delete_volume()
+                .volume_id(&home_volume)
+                .send()
+                .await
+                .unwrap();
+            helpers::delete_scheduled_snapshots(&c.ec2, name)
+                .await
+                .unwrap();
+        });
+        world.sweep(name, true);
+        return;
+    }
+
+    // The zone returns and the operator fails back (`active_availability_zone` = home): the
+    // restored volume's data comes home as a new data volume, snapshotted only after its
+    // last writer left, and a new instance serves it there with the same address.
     world.block(control.end_zone_outage(HOME)).unwrap();
-    let out = t.destroy().unwrap();
+    t.set_var("active_availability_zone", HOME);
+    let out = t.apply().unwrap();
     let text = out.to_string().replace('\n', " ");
     assert!(
-        text.contains(&format!("Superseded data volume {home_volume} kept")),
-        "{out}"
+        text.contains(&format!(
+            "Failed back: volumes {home_volume} and {restored_volume} kept"
+        )),
+        "the failback names the volumes it keeps: {out}"
     );
+    let s = stack(&t, name);
+    let new_volume = s["volume_id"].as_str().unwrap().to_string();
+    assert!(
+        new_volume != home_volume && new_volume != restored_volume,
+        "a new data volume: {s}"
+    );
+    assert_eq!(s["active_zone"].as_str(), Some(HOME), "{s}");
+    assert_eq!(s["active_volume_id"].as_str(), Some(new_volume.as_str()));
+    let back = world
+        .block(wait_until(
+            "service at home after the failback",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                Ok(match served_instance(c, name, &s).await {
+                    Some(i) => Check::Done(i),
+                    None => Check::NotYet("not served".into()),
+                })
+            },
+        ))
+        .unwrap();
+    assert_eq!(world.block(instance_zone(c, &back)).unwrap(), HOME);
+    let address = world
+        .block(helpers::address_status(&c.ec2, &allocation))
+        .unwrap();
+    assert_eq!(address.instance_id.as_deref(), Some(back.as_str()));
+    let (zone, encrypted, key, source, _) = world.block(volume(c, &new_volume)).unwrap();
+    assert_eq!(zone, HOME);
+    assert!(encrypted);
+    assert_eq!(key, home_key, "the same KMS key");
+    let failback_snapshot = source.expect("restored from a snapshot");
+    let failback_snapshots = world
+        .block(helpers::snapshots_of_kind(&c.ec2, name, "failback"))
+        .unwrap();
+    assert!(
+        failback_snapshots
+            .iter()
+            .any(|s| s.snapshot_id() == Some(failback_snapshot.as_str())
+                && s.volume_id() == Some(restored_volume.as_str())),
+        "{new_volume} comes from a failback snapshot of {restored_volume}: {failback_snapshots:?}"
+    );
+    // No write lost: the local AWS saw the restored volume leave its last instance (the one
+    // serving in zone B) before the snapshot started.
+    let log = std::fs::read_to_string(world.aws.log_path()).unwrap();
+    let detached = log.find(&format!(
+        "volume {restored_volume} detaching from {instance}"
+    ));
+    let snapped = log.find(&format!(
+        "snapshot {failback_snapshot} of {restored_volume} pending"
+    ));
+    assert!(
+        matches!((detached, snapped), (Some(d), Some(s)) if d < s),
+        "the failback snapshot starts after {restored_volume} left {instance}: detach at {detached:?}, snapshot at {snapped:?}"
+    );
+    let (_, _, _, _, restored_tags) = world.block(volume(c, &restored_volume)).unwrap();
+    assert_eq!(
+        tag(&restored_tags, "autoheal:superseded-by"),
+        Some(new_volume.as_str())
+    );
+    refresh(&t);
+    assert_empty_plan(&t, "after the failback");
+
+    // Destroy: the final snapshot of the new data volume; the volumes the failover and the
+    // failback left are kept (data, by design).
+    t.destroy().unwrap();
     drop(guard);
     world.block(async {
         let of = helpers::final_snapshot_volumes(&c.ec2).await.unwrap();
         assert_eq!(
             of,
-            [restored_volume.as_str()],
-            "the final snapshot is of the restored volume"
+            [new_volume.as_str()],
+            "the final snapshot is of the data volume the failback made"
         );
-        // What the test itself removes: the kept home volume and the scheduled snapshots
-        // (data, kept by design); then nothing else may be left.
-        c.ec2
-            .delete_volume()
-            .volume_id(&home_volume)
-            .send()
-            .await
-            .unwrap();
-        helpers::delete_scheduled_snapshots(&c.ec2, name)
-            .await
-            .unwrap();
+        // What the test itself removes: the kept volumes and the scheduled and failback
+        // snapshots (data, kept by design); then nothing else may be left.
+        for kept in [&home_volume, &restored_volume] {
+            c.ec2.delete_volume().volume_id(kept).send().await.unwrap();
+        }
+        for kind in ["scheduled", "failback"] {
+            helpers::delete_snapshots_of_kind(&c.ec2, name, kind)
+                .await
+                .unwrap();
+        }
     });
     world.sweep(name, true);
 }
@@ -577,9 +686,19 @@ fn a_forged_active_volume_pointer_is_never_attached_nor_snapshotted() {
 }
 
 #[test]
-fn a_lost_home_zone_fails_over_with_the_address_and_the_newest_snapshot() {
+fn a_lost_home_zone_fails_over_and_back_with_the_address_and_no_write_lost() {
     for tf in terraform_versions() {
         eprintln!("=== {}", tf.name);
-        failover(&tf);
+        failover(&tf, true);
     }
+}
+
+/// Destroy while failed over does not depend on Terraform's version: one run.
+#[test]
+fn destroy_while_failed_over_snapshots_the_restored_volume_and_keeps_home() {
+    let tf = terraform_versions()
+        .into_iter()
+        .next()
+        .expect("a Terraform");
+    failover(&tf, false);
 }

@@ -32,12 +32,13 @@ pub fn serving(
             .cloned()
     };
     let zone = tag(ACTIVE_ZONE_TAG).filter(|z| *z != spec.availability_zone);
-    if zone.is_none() && !spec.has_failover() {
+    let volume = tag(ACTIVE_VOLUME_TAG).filter(|v| Some(v.as_str()) != home_volume);
+    if zone.is_none() && volume.is_none() && !spec.has_failover() {
         return (None, None);
     }
     (
         Some(zone.unwrap_or_else(|| spec.availability_zone.clone())),
-        tag(ACTIVE_VOLUME_TAG).or_else(|| home_volume.map(str::to_string)),
+        volume.or_else(|| home_volume.map(str::to_string)),
     )
 }
 

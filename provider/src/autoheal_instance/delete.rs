@@ -53,8 +53,8 @@ pub struct Outcome {
 
 /// The restored volume the stack serves from after a zone failover, `None` when it serves
 /// from its home volume. The group's tag names it; it counts only when EBS's records prove
-/// it was restored from a snapshot of the home volume, for this group (a tag alone moves no
-/// data into a final snapshot and deletes nothing).
+/// it holds the stack's data (`provenance`: a tag alone moves no data into a final snapshot
+/// and deletes nothing).
 async fn serving_volume(
     ctx: &OpContext,
     spec: &Spec,
@@ -80,34 +80,26 @@ async fn serving_volume(
     else {
         return Ok(None);
     };
-    let object = || format!("restored volume {active}");
-    let Some(v) = volume::find(ctx, active).await.step("find", object())? else {
-        return Ok(None);
-    };
-    let restored_for_us = v
-        .tags
-        .get(super::policy::RESTORED_FOR_TAG)
-        .map(String::as_str)
-        == Some(group);
-    let parent = match &v.snapshot_id {
-        Some(snap) => volume::snapshot_parent(ctx, snap)
-            .await
-            .step("read the snapshot of", object())?,
-        None => None,
-    };
-    if restored_for_us && parent.as_deref() == Some(home.as_str()) {
-        tracing::warn!(
-            restored = active,
-            home,
-            "the stack serves from a volume a zone failover restored: it gets the final snapshot; the home volume is kept"
-        );
-        Ok(Some(active.clone()))
-    } else {
-        tracing::warn!(
-            volume = active,
-            "the group names a serving volume that was not restored from this stack's volume: ignored"
-        );
-        Ok(None)
+    let proven = super::provenance::prove(ctx, active, home, group)
+        .await
+        .step("prove the origin of", format!("restored volume {active}"))?;
+    match proven {
+        Ok(()) => {
+            tracing::warn!(
+                restored = active,
+                home,
+                "the stack serves from a volume a zone failover restored: it gets the final snapshot; the home volume is kept"
+            );
+            Ok(Some(active.clone()))
+        }
+        Err(why) => {
+            tracing::warn!(
+                volume = active,
+                why,
+                "the group names a serving volume that was not restored from this stack's volume: ignored"
+            );
+            Ok(None)
+        }
     }
 }
 

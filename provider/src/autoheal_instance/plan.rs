@@ -278,9 +278,16 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
     // Where the stack serves (see `active`): reported with the failover, unknown until an
     // apply first reports it; without the failover, null unless the refresh found the group
     // serving away from home (the failover was turned off after it moved).
+    // A configured `active_availability_zone` is kept as configured: the home zone, to fail
+    // back (see `failback`).
     for attr in ["active_availability_zone", "active_volume_id"] {
         let prior_zone = prior.attr("active_availability_zone");
-        let away = !prior_zone.is_null() && prior_zone != planned.attr("availability_zone");
+        let away = (!prior_zone.is_null() && prior_zone != planned.attr("availability_zone"))
+            || (!prior.attr("active_volume_id").is_null()
+                && prior.attr("active_volume_id") != prior.attr("volume_id"));
+        if !config.attr(attr).is_null() {
+            continue;
+        }
         if zones.is_unknown() || interval.is_unknown() {
             planned.set_attr(attr, Value::Unknown);
         } else if !zones.elements().is_empty() && !interval.is_null() {
@@ -289,6 +296,22 @@ pub fn modify_plan(schema: &Schema, request: PlanRequest<'_>, response: &mut Pla
             }
         } else if creating || !away {
             planned.set_attr(attr, Value::Null);
+        }
+    }
+
+    // Failing back: the serving volume is restored into the home zone as the new data
+    // volume, and a new instance (from a template version naming it) serves it.
+    if super::failback::failing_back(prior, planned) {
+        for attr in [
+            "active_volume_id",
+            "volume_id",
+            "volume_source_snapshot_id",
+            "instance_id",
+            "launch_template_version",
+            "last_snapshot_id",
+            "last_snapshot_time",
+        ] {
+            planned.set_attr(attr, Value::Unknown);
         }
     }
 
@@ -1251,7 +1274,8 @@ mod tests {
         }
         let mut home = created(&with);
         home.set_attr("active_availability_zone", "ap-southeast-2a".into());
-        home.set_attr("active_volume_id", "vol-home".into());
+        let home_volume = home.attr("volume_id").clone();
+        home.set_attr("active_volume_id", home_volume);
         home.set_attr(
             "failover_subnet_ids",
             Value::Map(BTreeMap::from([(
@@ -1273,6 +1297,51 @@ mod tests {
         for attr in ACTIVE {
             assert_eq!(off.attr(attr), moved.attr(attr), "{attr}");
         }
+    }
+
+    #[test]
+    fn failing_back_plans_a_new_volume_and_instance_in_place() {
+        let mut with = config(&[("failover_zones", Value::Set(vec!["ap-southeast-2b".into()]))]);
+        with.set_attr("snapshot_interval", "1h".into());
+        let mut moved = created(&with);
+        moved.set_attr("active_availability_zone", "ap-southeast-2b".into());
+        moved.set_attr("active_volume_id", "vol-restored".into());
+        moved.set_attr(
+            "failover_subnet_ids",
+            Value::Map(BTreeMap::from([(
+                "ap-southeast-2b".into(),
+                "subnet-b".into(),
+            )])),
+        );
+        // Left out of the configuration: calm.
+        assert_eq!(plan(&moved, &with).planned_state, moved);
+        // Set to the home zone: in place, the volume, the instance and the template version
+        // to come, the zone as configured.
+        let mut back = with.clone();
+        back.set_attr("active_availability_zone", "ap-southeast-2a".into());
+        let r = plan(&moved, &back);
+        assert!(r.diagnostics.is_empty(), "{}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
+        let p = &r.planned_state;
+        assert_eq!(
+            p.attr("active_availability_zone").as_str(),
+            Some("ap-southeast-2a")
+        );
+        for attr in [
+            "active_volume_id",
+            "volume_id",
+            "instance_id",
+            "launch_template_version",
+        ] {
+            assert!(p.attr(attr).is_unknown(), "{attr}");
+        }
+        assert_eq!(p.attr("allocation_id"), moved.attr("allocation_id"));
+        // At home already: nothing to do.
+        let mut home = moved.clone();
+        home.set_attr("active_availability_zone", "ap-southeast-2a".into());
+        let home_volume = home.attr("volume_id").clone();
+        home.set_attr("active_volume_id", home_volume);
+        assert_eq!(plan(&home, &back).planned_state, home);
     }
 
     #[test]

@@ -909,14 +909,28 @@ fn computed(b: Block) -> Block {
             "ARN of the EventBridge schedule rule that runs the failover check every minute \
          (`<name>-failover-check`); null without `failover_zones`.",
         ))
-        .attribute(stable(
-            "active_availability_zone",
-            Type::String,
-            "The zone the stack serves from, as of the last refresh: `availability_zone`, \
-         or after a zone failover the failover zone it moved to. Null without \
-         `failover_zones`, unless the stack serves away from home (the failover was \
-         turned off after it moved).",
-        ))
+        .attribute(
+            Attribute::optional_computed(
+                "active_availability_zone",
+                Type::String,
+                &format!(
+                    "The zone the stack serves from, as of the last refresh: `availability_zone`, \
+             or after a zone failover the failover zone it moved to. Null without \
+             `failover_zones`, unless the stack serves away from home (the failover was \
+             turned off after it moved). Leave it out of the configuration and the plan stays \
+             calm after a failover. **Failing back** is setting it to `availability_zone` \
+             once that zone is healthy: an in-place update scales the group to 0, waits \
+             until the serving volume is detached (no write can follow), snapshots it, \
+             restores the snapshot into the home zone as the new `volume_id`, moves the group \
+             home and heals the new instance there, with the same Elastic IP and no data \
+             lost (docs/zone-failover.md). The volumes it leaves stay, tagged \
+             `autoheal:superseded-by`. Only `availability_zone` may be set here: moving to a \
+             failover zone is the failover function's. Needs `failover_zones`; not with \
+             `existing_volume_id`. {IN_PLACE}"
+                ),
+            )
+            .use_state_for_unknown(),
+        )
         .attribute(stable(
             "active_volume_id",
             Type::String,

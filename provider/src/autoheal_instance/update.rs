@@ -35,8 +35,12 @@ pub async fn update(ctx: &OpContext, prior: Value, planned: Value) -> ApplyRespo
     let old = Spec::from_value(&prior);
     let new = Spec::from_value(&planned);
     let mut stack = Stack::from_value(&prior);
-    let result = run(ctx, &prior, &planned, &old, &new, &mut stack).await;
+    let mut warnings = Vec::new();
+    let result = run(ctx, &prior, &planned, &old, &new, &mut stack, &mut warnings).await;
     let mut diagnostics = Diagnostics::new();
+    for (summary, detail) in warnings {
+        diagnostics.warning(summary, detail);
+    }
     let mut state = match &result {
         Ok(()) => planned,
         // What was not applied keeps its prior value.
@@ -83,14 +87,23 @@ async fn run(
     old: &Spec,
     new: &Spec,
     stack: &mut Stack,
+    warnings: &mut Vec<(String, String)>,
 ) -> Result<(), StepError> {
     let name = &new.name;
     let group = names::AUTOSCALING_GROUP.for_stack(name);
     let logs = names::LOG_GROUP.for_stack(name);
 
-    let volume_id = stack.volume_id.clone().ok_or_else(|| {
+    let mut volume_id = stack.volume_id.clone().ok_or_else(|| {
         StepError::problem("find", "the data volume", "the state names no data volume")
     })?;
+    // Failing back first: the serving volume's data comes home as a new data volume, which
+    // everything below then follows (see `failback`).
+    let failed_back = super::failback::failing_back(prior, planned);
+    if failed_back {
+        let done = super::failback::fail_back(ctx, new, stack, &group, &volume_id).await?;
+        volume_id = done.volume_id;
+        warnings.extend(done.kept);
+    }
     let volume = volume::find(ctx, &volume_id)
         .await
         .step("find", format!("data volume {volume_id}"))?
@@ -263,7 +276,9 @@ async fn run(
 
     // Failover turned on or off: the template enables instance tags in the metadata service
     // (or stops): a new version for the next launch, the serving instance stays.
-    let mut template_needs_version = sg_made || old.has_failover() != new.has_failover();
+    // A failback names a new volume (the boot script waits for it).
+    let mut template_needs_version =
+        sg_made || old.has_failover() != new.has_failover() || failed_back;
 
     // Launch template and group.
     let rolls = ROLLING_ATTRIBUTES
@@ -384,8 +399,17 @@ async fn run(
             .step("tag", format!("instance {i}"))?;
     }
 
-    if rolls {
-        if let Some(old_instance) = &serving {
+    // A group at 0 (a failback drained it; or it was scaled down out of band) serves again:
+    // back to one instance, which the heal path serves.
+    let scaled_up = g.desired == 0 || g.max == 0;
+    if scaled_up {
+        tracing::info!(group, "the group has no instance: scaling it back to 1");
+        autoscaling_group::set_size(ctx, &group, 1)
+            .await
+            .step("scale to 1", format!("Auto Scaling group {group}"))?;
+    }
+    if rolls || scaled_up {
+        if let Some(old_instance) = serving.as_ref().filter(|_| rolls) {
             tracing::info!(old_instance, version, "rolling the instance: terminating it; its replacement gets the volume and the address through the heal path");
             autoscaling_group::replace_instance(ctx, old_instance)
                 .await

@@ -483,6 +483,41 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(active) = self
+            .known_str("active_availability_zone")
+            .map(str::to_string)
+        {
+            let detail = if zones.is_empty() || self.attr("snapshot_interval").is_null() {
+                Some(
+                    "`active_availability_zone` is set only to fail back after a zone \
+                     failover, which needs `failover_zones` and `snapshot_interval`."
+                        .to_string(),
+                )
+            } else if !self.attr("existing_volume_id").is_null() {
+                Some(
+                    "Failing back restores the serving volume into the home zone as a new \
+                     data volume, which `existing_volume_id` (your volume) cannot become. \
+                     Remove `active_availability_zone`."
+                        .to_string(),
+                )
+            } else if home.as_deref().is_some_and(|h| h != active) {
+                Some(format!(
+                    "`active_availability_zone` may only be `availability_zone` ({:?}): \
+                     setting it fails the stack back home; moving to a failover zone is the \
+                     failover function's, when the serving zone is lost. Got {active:?}.",
+                    home.as_deref().unwrap_or_default()
+                ))
+            } else {
+                None
+            };
+            if let Some(detail) = detail {
+                self.error(
+                    root("active_availability_zone"),
+                    "Invalid active availability zone",
+                    detail,
+                );
+            }
+        }
         if !zones.is_empty() && self.attr("persistent_network_interface").as_bool() == Some(true) {
             self.error(
                 root("failover_zones"),
@@ -2165,6 +2200,26 @@ mod tests {
             "failover_zones",
             zones(&["ap-southeast-2b", "ap-southeast-2c"]),
         )]));
+        // Failing back: only to the home zone, only with the failover, not with the user's
+        // volume.
+        passes(&with(&[
+            ("failover_zones", zones(&["ap-southeast-2b"])),
+            ("active_availability_zone", "ap-southeast-2a".into()),
+        ]));
+        for bad in [
+            with(&[
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+                ("active_availability_zone", "ap-southeast-2b".into()),
+            ]),
+            with(&[("active_availability_zone", "ap-southeast-2a".into())]),
+            with(&[
+                ("failover_zones", zones(&["ap-southeast-2b"])),
+                ("active_availability_zone", "ap-southeast-2a".into()),
+                ("existing_volume_id", "vol-0123456789abcdef0".into()),
+            ]),
+        ] {
+            fails_at(&bad, "active_availability_zone");
+        }
         for bad in ["ap-southeast-2a", "us-east-1b", "apse2-az2"] {
             fails_at(
                 &with(&[("failover_zones", zones(&[bad]))]),

@@ -316,6 +316,21 @@ pub async fn update(
     Ok(())
 }
 
+/// Points the group at `subnet` (its VPCZoneIdentifier): the next launch goes there.
+pub async fn set_subnet(ctx: &OpContext, name: &str, subnet: &str) -> Result<(), AwsError> {
+    ctx.call("autoscaling:UpdateAutoScalingGroup", &[], || {
+        ctx.clients
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .vpc_zone_identifier(subnet)
+            .send()
+    })
+    .await?;
+    tracing::info!(group = name, subnet, "group subnet set");
+    Ok(())
+}
+
 pub async fn set_tags(
     ctx: &OpContext,
     name: &str,

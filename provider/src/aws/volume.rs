@@ -446,8 +446,8 @@ pub async fn wait_detached(ctx: &OpContext, volume_id: &str, force: bool) -> Res
     .await
 }
 
-/// Takes a snapshot of the volume, tagged (so the next stack of the same name finds it), and
-/// waits until it completes.
+/// Takes a snapshot of the volume, tagged (a final snapshot: so the next stack of the same
+/// name finds it), and waits until it completes.
 pub async fn snapshot(
     ctx: &OpContext,
     volume_id: &str,
@@ -484,7 +484,7 @@ pub async fn snapshot(
         )
         .await?
         .ok_or_else(|| AwsError::other("ec2:CreateSnapshot", "no snapshot id in the answer"))?;
-    tracing::info!(snapshot_id = id, volume_id, "final snapshot started");
+    tracing::info!(snapshot_id = id, volume_id, description, "snapshot started");
     wait_snapshot(ctx, &id, volume_id).await?;
     Ok(id)
 }
@@ -564,7 +564,7 @@ pub async fn wait_snapshot(ctx: &OpContext, id: &str, volume_id: &str) -> Result
         })
     })
     .await?;
-    tracing::info!(snapshot_id = id, volume_id, "final snapshot completed");
+    tracing::info!(snapshot_id = id, volume_id, "snapshot completed");
     Ok(())
 }
 

@@ -520,13 +520,23 @@ pub async fn scheduled_snapshots(
     ec2: &aws_sdk_ec2::Client,
     stack: &str,
 ) -> anyhow::Result<Vec<aws_sdk_ec2::types::Snapshot>> {
+    snapshots_of_kind(ec2, stack, "scheduled").await
+}
+
+/// This account's snapshots of stack `stack` whose `autoheal:snapshot` tag is `kind`
+/// (`scheduled`, `failback`).
+pub async fn snapshots_of_kind(
+    ec2: &aws_sdk_ec2::Client,
+    stack: &str,
+    kind: &str,
+) -> anyhow::Result<Vec<aws_sdk_ec2::types::Snapshot>> {
     let out = ec2
         .describe_snapshots()
         .owner_ids("self")
         .filters(
             Filter::builder()
                 .name("tag:autoheal:snapshot")
-                .values("scheduled")
+                .values(kind)
                 .build(),
         )
         .filters(
@@ -552,7 +562,16 @@ pub async fn delete_scheduled_snapshots(
     ec2: &aws_sdk_ec2::Client,
     stack: &str,
 ) -> anyhow::Result<()> {
-    for s in scheduled_snapshots(ec2, stack).await? {
+    delete_snapshots_of_kind(ec2, stack, "scheduled").await
+}
+
+/// Deletes the snapshots [`snapshots_of_kind`] lists.
+pub async fn delete_snapshots_of_kind(
+    ec2: &aws_sdk_ec2::Client,
+    stack: &str,
+    kind: &str,
+) -> anyhow::Result<()> {
+    for s in snapshots_of_kind(ec2, stack, kind).await? {
         ec2.delete_snapshot()
             .snapshot_id(s.snapshot_id().unwrap_or_default())
             .send()
