@@ -9,8 +9,9 @@
 //! `LOCALAWS_IAM_DECISIONS_LOG`.
 //!
 //! * As the deployer, Terraform applies a stack, updates it in place (tags) and with a roll
-//!   (instance type), imports it into a fresh state and destroys it: every step succeeds and
-//!   not one of the deployer's (or the Lambda role's) decisions is a denial. A denial is
+//!   (instance type), imports it into a fresh state, adds failover zones, fails back after a
+//!   zone outage the failover function moved it out of, and destroys it: every step succeeds
+//!   and not one of the deployer's (or the functions' roles') decisions is a denial. A denial is
 //!   reported with its call, action, resource, the policy kind, and the request context.
 //! * As the deployer, with the SDK, the escalation chain of "Never lose data, never widen
 //!   access" is closed: a role without the boundary, or outside `/autoheal/`, is refused; a
@@ -33,7 +34,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
 use serde_json::{json, Value as Json};
 use terraform_tests::deployer::{Deployer, BOUNDARY_NAME};
-use terraform_tests::local_aws::helpers::AMI;
+use terraform_tests::local_aws::helpers::{self, AMI};
 use terraform_tests::local_aws::{venv_python, zip, Options as AwsOptions, Profile, ACCOUNT_ID};
 use terraform_tests::stack_world::{served_instance, World, DEFAULT_STACK_COMMAND_TIMEOUT};
 use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
@@ -41,6 +42,7 @@ use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 const CLOCK_SCALE: f64 = 0.02;
 const STACK: &str = "dep";
 const STACK_TAG: &str = "autoheal:stack";
+const HOME: &str = "ap-southeast-2a";
 
 /// A world on the realistic profile (IAM evaluation on) whose decisions go to a file.
 fn world_with_decisions_log() -> (World, tempfile::TempDir, PathBuf) {
@@ -133,13 +135,31 @@ fn print_summary(what: &str, decisions: &[Json]) {
 /// Runs one Terraform step as the deployer; fails listing every denial (the deployer's and
 /// the Lambda role's) made during it, whether the step failed or not.
 fn step(log: &Path, seen: &mut usize, name: &str, run: impl FnOnce() -> anyhow::Result<()>) {
+    step_tolerating(log, seen, name, |_| false, run)
+}
+
+/// [`step`], where denials `expected` holds are the design's outcome, not a gap.
+fn step_tolerating(
+    log: &Path,
+    seen: &mut usize,
+    name: &str,
+    expected: impl Fn(&Json) -> bool,
+    run: impl FnOnce() -> anyhow::Result<()>,
+) {
     let result = run();
     let all = decisions(log);
     let new = &all[(*seen).min(all.len())..];
     *seen = all.len();
+    let tolerated = new
+        .iter()
+        .filter(|d| d["decision"] != "Allow" && expected(d))
+        .count();
+    if tolerated > 0 {
+        eprintln!("{name}: {tolerated} denial(s) expected by design");
+    }
     let denials: Vec<String> = new
         .iter()
-        .filter(|d| d["decision"] != "Allow")
+        .filter(|d| d["decision"] != "Allow" && !expected(d))
         .map(describe_denial)
         .collect();
     eprintln!(
@@ -177,6 +197,18 @@ fn set_opt_ins(t: &Terraform) {
         "alarm_actions",
         format!(r#"["arn:aws:sns:ap-southeast-2:{ACCOUNT_ID}:ops"]"#),
     );
+}
+
+/// Polls `check` every 200 ms until it gives a value, for at most two minutes.
+fn poll<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(v) = check()? {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "waited 120 s for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn stack_output(t: &Terraform) -> anyhow::Result<Json> {
@@ -293,6 +325,7 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
         || {
             t.unset_var("persistent_network_interface");
             t.set_var("failover_zones", r#"["ap-southeast-2b"]"#);
+            t.set_var("failover_detection_window", "5m");
             t.apply()?;
             let plan = t.plan()?;
             anyhow::ensure!(plan.exit_code == 0, "the plan is not empty:\n{plan}");
@@ -305,17 +338,105 @@ fn lifecycle_as_the_deployer(tf: &TerraformBinary) {
             Ok(())
         },
     );
-    step(&log, &mut seen, "destroy", || t.destroy().map(drop));
-    // The scheduled snapshots outlive the stack by design (they are data); the test removes
-    // them with its own credentials before looking for leftovers.
-    world
-        .block(
-            terraform_tests::local_aws::helpers::delete_scheduled_snapshots(
-                &world.clients.ec2,
-                STACK,
-            ),
-        )
-        .unwrap();
+    // A zone outage: the failover function moves the stack under its own role (its calls
+    // are evaluated like the rest); then the operator fails back as the deployer.
+    let mut superseded = Vec::new();
+    step(
+        &log,
+        &mut seen,
+        "zone failover (the failover function's role)",
+        || {
+            let home_volume = stack_output(&t)?["volume_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            poll("a completed scheduled snapshot", || {
+                let found = world.block(helpers::scheduled_snapshots(&world.clients.ec2, STACK))?;
+                Ok(found
+                    .iter()
+                    .any(|s| s.state().map(|s| s.as_str()) == Some("completed"))
+                    .then_some(()))
+            })?;
+            world.block(world.aws.control().start_zone_outage(HOME))?;
+            let restored = poll("service from the failover zone", || {
+                let g = world.block(helpers::group_tags(
+                    &world.clients.autoscaling,
+                    &format!("{STACK}-asg"),
+                ))?;
+                let Some(active) = g.get("autoheal:active-volume").cloned() else {
+                    return Ok(None);
+                };
+                let mut moved = stack_output(&t)?;
+                moved["volume_id"] = Json::from(active.clone());
+                Ok(world
+                    .block(served_instance(&world.clients, STACK, &moved))
+                    .map(|_| active))
+            })?;
+            superseded = vec![home_volume, restored];
+            Ok(())
+        },
+    );
+    step(
+        &log,
+        &mut seen,
+        "fail back (active_availability_zone)",
+        || {
+            world.block(world.aws.control().end_zone_outage(HOME))?;
+            t.set_var("active_availability_zone", HOME);
+            t.apply()?;
+            let stack = stack_output(&t)?;
+            anyhow::ensure!(
+                !superseded.iter().any(|v| stack["volume_id"] == v.as_str()),
+                "a new data volume: {stack}"
+            );
+            wait_served(&world, &stack)?;
+            let plan = t.plan()?;
+            anyhow::ensure!(plan.exit_code == 0, "the plan is not empty:\n{plan}");
+            Ok(())
+        },
+    );
+    // A failover check already running when the destroy deletes the failover function
+    // finishes (Lambda does not stop an invocation in flight) after its log group is gone:
+    // Lambda's log delivery then asks for logs:CreateLogGroup, which the roles lack on
+    // purpose (the provider makes the log groups; a destroyed stack's group must not come
+    // back), and the lines are dropped. That denial, on the stack's own log groups only, is
+    // the design's outcome.
+    let own_log_groups = [
+        format!("log-group:/aws/lambda/{STACK}-failover"),
+        format!("log-group:/aws/lambda/{STACK}-attach"),
+    ];
+    step_tolerating(
+        &log,
+        &mut seen,
+        "destroy",
+        |d| {
+            d["action"] == "logs:CreateLogGroup"
+                && d["resource"]
+                    .as_str()
+                    .is_some_and(|r| own_log_groups.iter().any(|g| r.ends_with(g.as_str())))
+        },
+        || t.destroy().map(drop),
+    );
+    // The scheduled and failback snapshots and the volumes the failover and the failback
+    // left outlive the stack by design (they are data); the test removes them with its own
+    // credentials before looking for leftovers.
+    world.block(async {
+        for kind in ["scheduled", "failback"] {
+            helpers::delete_snapshots_of_kind(&world.clients.ec2, STACK, kind)
+                .await
+                .unwrap();
+        }
+        for v in &superseded {
+            world
+                .clients
+                .ec2
+                .delete_volume()
+                .volume_id(v)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
     world.sweep(STACK, true);
 
     let all = decisions(&log);

@@ -313,6 +313,35 @@ pub struct AddressStatus {
     pub network_interface_id: Option<String>,
 }
 
+/// The tags of Auto Scaling group `group` (empty when it does not exist).
+pub async fn group_tags(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let out = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DescribeAutoScalingGroups: {}",
+                aws_sdk_autoscaling::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(out
+        .auto_scaling_groups()
+        .iter()
+        .flat_map(|g| g.tags())
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect())
+}
+
 pub async fn address_status(
     ec2: &aws_sdk_ec2::Client,
     allocation_id: &str,
