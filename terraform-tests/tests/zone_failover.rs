@@ -23,7 +23,8 @@
 //!   comes home as the new data volume, a new instance serves it in the home zone with the
 //!   same address, the volumes left behind are kept and named, and the plan is empty again;
 //! - destroy takes the final snapshot of that data volume; or, in a run that does not fail
-//!   back, destroy while the stack serves from the failover zone takes the final snapshot of
+//!   back, import while failed over plans no change (home is not the group's moved subnet),
+//!   and destroy while the stack serves from the failover zone takes the final snapshot of
 //!   the restored volume and keeps the home volume.
 
 use std::time::Duration;
@@ -31,7 +32,9 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use terraform_tests::local_aws::helpers::{self, emf_records, function_logs, wait_until, Check};
 use terraform_tests::local_aws::Clients;
-use terraform_tests::stack_world::{refresh, served_instance, World};
+use terraform_tests::stack_world::{
+    assert_import_plans_no_change, import, refresh, served_instance, World,
+};
 use terraform_tests::{terraform_versions, Terraform, TerraformBinary};
 
 /// A virtual minute (one failover check) passes in 0.6 s, the 5-minute window in 3 s.
@@ -362,6 +365,16 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     assert_empty_plan(&t, "after the failover");
 
     if !fail_back {
+        // Import while failed over: the home zone and subnet come from the home volume and
+        // the failover function's record, not from the group's moved subnet, so nothing is
+        // replaced.
+        let imp = world.terraform(tf, &[name]);
+        imp.set_var("snapshot_interval", "15m");
+        imp.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
+        imp.set_var("failover_detection_window", "5m");
+        import(&imp, name);
+        assert_import_plans_no_change(&imp);
+        drop(imp);
         // The zone returns; destroy: the final snapshot of the restored volume, the home volume
         // kept (it may hold the writes after the snapshot).
         world.block(control.end_zone_outage(HOME)).unwrap();

@@ -835,6 +835,44 @@ async fn failover_objects(
     ))
 }
 
+/// The home subnet of a stack whose group a zone failover moved (the group carries the
+/// failover's zone tag): the group now launches into a failover zone, so its subnet says
+/// nothing of home. The failover function records every zone's subnet
+/// (`AUTOHEAL_FAILOVER_SUBNETS`, home included); home is the home volume's zone. `None`: not
+/// moved, or nothing to tell home by (the group's subnet is used).
+async fn moved_home_subnet(
+    ctx: &OpContext,
+    name: &str,
+    group: &autoscaling_group::GroupInfo,
+    home_volume: Option<&str>,
+) -> Result<Option<String>, crate::aws::AwsError> {
+    let moved = group
+        .tags
+        .get(super::active::ACTIVE_ZONE_TAG)
+        .is_some_and(|z| !z.is_empty());
+    let Some(home_volume) = home_volume.filter(|_| moved) else {
+        return Ok(None);
+    };
+    let failover_function = names::FAILOVER_FUNCTION.for_stack(name);
+    let (function, volume) = tokio::join!(
+        lambda_function::find(ctx, &failover_function),
+        volume::find(ctx, home_volume),
+    );
+    let (Some(function), Some(volume)) = (function?, volume?) else {
+        return Ok(None);
+    };
+    Ok(function
+        .settings
+        .environment
+        .get("AUTOHEAL_FAILOVER_SUBNETS")
+        .and_then(|list| {
+            list.split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(zone, _)| *zone == volume.availability_zone)
+                .map(|(_, subnet)| subnet.to_string())
+        }))
+}
+
 /// `terraform import autoheal_instance.x NAME`: finds a stack this provider created by its
 /// names and tags, and reads it.
 pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportResponse {
@@ -874,11 +912,16 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
     let mut state = Value::null_object(&schema.value_type());
     state.set_attr("id", name.into());
     state.set_attr("name", name.into());
+    let home_volume = env.get("AUTOHEAL_VOLUME_ID").map(String::as_str);
+    let home_subnet = match moved_home_subnet(ctx, name, &group, home_volume).await {
+        Ok(moved) => moved.or_else(|| group.subnets.first().cloned()),
+        Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
+    };
     let stack = Stack {
         autoscaling_group_name: Some(group_name.clone()),
         lifecycle_hook_name: Some(names::LIFECYCLE_HOOK.for_stack(name)),
         launch_template_id: group.launch_template_id.clone(),
-        subnet_id: group.subnets.first().cloned(),
+        subnet_id: home_subnet,
         volume_id: env.get("AUTOHEAL_VOLUME_ID").cloned(),
         allocation_id: env.get("AUTOHEAL_ALLOCATION_ID").cloned(),
         network_interface_id: env.get(super::create::NETWORK_INTERFACE_ENV).cloned(),
@@ -1063,6 +1106,26 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
                     format!("{}m", interval.as_secs() / 60).into(),
                 );
                 state.set_attr("snapshot_rule_arn", r.arn.into());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return fail(format!("Failed to import stack {name}"), e.to_string()),
+    }
+    // The failover's detection window, from its function's environment (null when it is the
+    // default, as a configuration that leaves it out).
+    match lambda_function::find(ctx, &names::FAILOVER_FUNCTION.for_stack(name)).await {
+        Ok(Some(f)) => {
+            let window = f
+                .settings
+                .environment
+                .get("AUTOHEAL_FAILOVER_WINDOW_SECONDS")
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|s| *s != super::schema::DEFAULT_FAILOVER_DETECTION_WINDOW.as_secs());
+            if let Some(seconds) = window {
+                state.set_attr(
+                    "failover_detection_window",
+                    format!("{}m", seconds / 60).into(),
+                );
             }
         }
         Ok(None) => {}
