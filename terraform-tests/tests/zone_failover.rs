@@ -56,6 +56,19 @@ fn assert_empty_plan(t: &Terraform, what: &str) {
     assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}");
 }
 
+/// Waits until stack `name` (as output `s` describes it) is served, by an instance other
+/// than `not` when given; returns that instance.
+fn wait_served(world: &World, name: &str, s: &Json, not: Option<&str>, what: &str) -> String {
+    world
+        .block(wait_until(what, FAILOVER_WAIT, POLL, || async {
+            Ok(match served_instance(&world.clients, name, s).await {
+                Some(i) if Some(i.as_str()) != not => Check::Done(i),
+                other => Check::NotYet(format!("served by {other:?}")),
+            })
+        }))
+        .unwrap()
+}
+
 /// The zone of instance `id`.
 async fn instance_zone(c: &Clients, id: &str) -> anyhow::Result<String> {
     let out = c.ec2.describe_instances().instance_ids(id).send().await?;
@@ -156,19 +169,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     assert_empty_plan(&t, "after the create");
 
     // An instance killed in the home zone: a heal in the home zone, no failover.
-    let first = world
-        .block(wait_until(
-            "the stack to serve",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                Ok(match served_instance(c, name, &s).await {
-                    Some(i) => Check::Done(i),
-                    None => Check::NotYet("not served".into()),
-                })
-            },
-        ))
-        .unwrap();
+    let first = wait_served(&world, name, &s, None, "the stack to serve");
     world.block(async {
         c.ec2
             .terminate_instances()
@@ -177,19 +178,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
             .await
             .unwrap()
     });
-    let healed = world
-        .block(wait_until(
-            "the heal in the home zone",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                Ok(match served_instance(c, name, &s).await {
-                    Some(i) if i != first => Check::Done(i),
-                    other => Check::NotYet(format!("served by {other:?}")),
-                })
-            },
-        ))
-        .unwrap();
+    let healed = wait_served(&world, name, &s, Some(&first), "the heal in the home zone");
     assert_eq!(world.block(instance_zone(c, &healed)).unwrap(), HOME);
 
     // A completed scheduled snapshot to restore (15 virtual minutes: 9 s).
@@ -228,20 +217,8 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
             FAILOVER_WAIT,
             POLL,
             || async {
-                let out = c
-                    .autoscaling
-                    .describe_auto_scaling_groups()
-                    .auto_scaling_group_names(format!("{name}-asg"))
-                    .send()
-                    .await?;
-                let g = &out.auto_scaling_groups()[0];
-                let Some(active) = g
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some("autoheal:active-volume"))
-                    .and_then(|t| t.value())
-                    .map(str::to_string)
-                else {
+                let tags = helpers::group_tags(&c.autoscaling, &format!("{name}-asg")).await?;
+                let Some(active) = tags.get("autoheal:active-volume").cloned() else {
                     return Ok(Check::NotYet("no failover yet".into()));
                 };
                 let mut restored_stack = s.clone();
@@ -429,19 +406,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     );
     assert_eq!(s["active_zone"].as_str(), Some(HOME), "{s}");
     assert_eq!(s["active_volume_id"].as_str(), Some(new_volume.as_str()));
-    let back = world
-        .block(wait_until(
-            "service at home after the failback",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                Ok(match served_instance(c, name, &s).await {
-                    Some(i) => Check::Done(i),
-                    None => Check::NotYet("not served".into()),
-                })
-            },
-        ))
-        .unwrap();
+    let back = wait_served(&world, name, &s, None, "service at home after the failback");
     assert_eq!(world.block(instance_zone(c, &back)).unwrap(), HOME);
     let address = world
         .block(helpers::address_status(&c.ec2, &allocation))
@@ -525,19 +490,7 @@ fn forged_pointer(tf: &TerraformBinary) {
     t.apply().unwrap();
     let s = stack(&t, name);
     let home_volume = s["volume_id"].as_str().unwrap().to_string();
-    let first = world
-        .block(wait_until(
-            "the stack to serve",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                Ok(match served_instance(c, name, &s).await {
-                    Some(i) => Check::Done(i),
-                    None => Check::NotYet("not served".into()),
-                })
-            },
-        ))
-        .unwrap();
+    let first = wait_served(&world, name, &s, None, "the stack to serve");
     // Another volume's snapshot, and a volume from it in the home zone dressed as restored.
     let forged = world.block(async {
         let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
