@@ -30,6 +30,7 @@
 use std::time::Duration;
 
 use serde_json::Value as Json;
+use terraform_tests::local_aws::control::Fault;
 use terraform_tests::local_aws::helpers::{self, emf_records, function_logs, wait_until, Check};
 use terraform_tests::local_aws::Clients;
 use terraform_tests::stack_world::{
@@ -67,6 +68,39 @@ fn wait_served(world: &World, name: &str, s: &Json, not: Option<&str>, what: &st
             })
         }))
         .unwrap()
+}
+
+/// The user data (the boot script) of the launch template version the group launches.
+async fn group_boot_script(c: &Clients, name: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    let out = c
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(format!("{name}-asg"))
+        .send()
+        .await?;
+    let spec = out
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.launch_template())
+        .ok_or_else(|| anyhow::anyhow!("the group has no launch template"))?;
+    let versions = c
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(spec.launch_template_id().unwrap_or_default())
+        .versions(spec.version().unwrap_or("$Latest"))
+        .send()
+        .await?;
+    let data = versions
+        .launch_template_versions()
+        .first()
+        .and_then(|v| v.launch_template_data())
+        .and_then(|d| d.user_data())
+        .unwrap_or_default();
+    Ok(
+        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(data)?)
+            .into_owned(),
+    )
 }
 
 /// The zone of instance `id`.
@@ -230,7 +264,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
             },
         ))
         .unwrap();
-    let (instance, restored_volume) = restored;
+    let (mut instance, restored_volume) = restored;
     assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
     assert_ne!(restored_volume, home_volume);
 
@@ -390,7 +424,72 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     // last writer left, and a new instance serves it there with the same address.
     world.block(control.end_zone_outage(HOME)).unwrap();
     t.set_var("active_availability_zone", HOME);
-    let out = t.apply().unwrap();
+    let apply = |what: &str| {
+        let mut args = vec!["apply", "-no-color", "-input=false", "-auto-approve"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(t.var_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = t.run(&args, false).unwrap();
+        eprintln!("{what}: exit {}", out.exit_code);
+        out
+    };
+    let restored_stack = {
+        let mut r = s.clone();
+        r["volume_id"] = Json::from(restored_volume.clone());
+        r
+    };
+
+    // First a failback whose restore is refused (before its commit): it backs out, and the
+    // stack serves from zone B again, from the same restored volume.
+    world
+        .block(
+            control.add_fault(
+                &Fault::error("CreateVolume", "UnauthorizedOperation")
+                    .status(403)
+                    .count(1),
+            ),
+        )
+        .unwrap();
+    let out = apply("failback, CreateVolume refused");
+    assert_ne!(
+        out.exit_code, 0,
+        "the refused restore fails the apply: {out}"
+    );
+    instance = wait_served(
+        &world,
+        name,
+        &restored_stack,
+        None,
+        "service back in zone B",
+    );
+    assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
+    assert_eq!(
+        world
+            .block(helpers::group_tags(&c.autoscaling, &format!("{name}-asg")))
+            .unwrap()
+            .get("autoheal:active-volume"),
+        Some(&restored_volume),
+        "the group still points at the restored volume"
+    );
+
+    // Then one that fails after its commit (the launch template version refused): the next
+    // apply finishes it, with a template whose boot script names the new volume.
+    world
+        .block(
+            control.add_fault(
+                &Fault::error("CreateLaunchTemplateVersion", "UnauthorizedOperation")
+                    .status(403)
+                    .count(1),
+            ),
+        )
+        .unwrap();
+    let out = apply("failback, CreateLaunchTemplateVersion refused");
+    assert_ne!(
+        out.exit_code, 0,
+        "the refused version fails the apply: {out}"
+    );
     let text = out.to_string().replace('\n', " ");
     assert!(
         text.contains(&format!(
@@ -398,7 +497,17 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
         )),
         "the failback names the volumes it keeps: {out}"
     );
+    let out = apply("the apply after");
+    assert_eq!(out.exit_code, 0, "{out}");
     let s = stack(&t, name);
+    let script = world.block(group_boot_script(c, name)).unwrap();
+    assert!(
+        script.contains(&format!(
+            "VOLUME_ID='{}'",
+            s["volume_id"].as_str().unwrap_or_default()
+        )),
+        "the group's template version waits for the new volume: {s}\n{script}"
+    );
     let new_volume = s["volume_id"].as_str().unwrap().to_string();
     assert!(
         new_volume != home_volume && new_volume != restored_volume,

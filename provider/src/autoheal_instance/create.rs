@@ -1125,6 +1125,19 @@ pub fn policy_scope(
 /// The launch template's data for this spec.
 /// What a launch template version holds for this spec. Asks EC2 for the AMI's root device
 /// name, whose volume the template encrypts.
+/// The user data (base64) a launch template version of the stack holds: the boot script
+/// that mounts `volume_id`, then the user's `user_data`.
+pub fn template_user_data(spec: &Spec, volume_id: &str) -> Result<String, StepError> {
+    let mount = MountParams::new(
+        volume_id,
+        &spec.device_name,
+        &spec.mount_point,
+        &spec.filesystem,
+    );
+    user_data_base64(&mount, spec.user_data.as_deref())
+        .map_err(|e| StepError::problem("build", "the user data", e.to_string()))
+}
+
 pub async fn template_data(
     ctx: &OpContext,
     spec: &Spec,
@@ -1136,14 +1149,7 @@ pub async fn template_data(
         names::NAME_TAG.to_string(),
         names::INSTANCE_NAME_TAG.for_stack(&spec.name),
     );
-    let mount = MountParams::new(
-        volume_id,
-        &spec.device_name,
-        &spec.mount_point,
-        &spec.filesystem,
-    );
-    let user_data_base64 = user_data_base64(&mount, spec.user_data.as_deref())
-        .map_err(|e| StepError::problem("build", "the user data", e.to_string()))?;
+    let user_data_base64 = template_user_data(spec, volume_id)?;
     let root_device_name = launch_template::root_device_name(ctx, &spec.ami)
         .await
         .step("describe", format!("AMI {}", spec.ami))?;

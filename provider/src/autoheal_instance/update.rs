@@ -305,6 +305,19 @@ async fn run(
         tracing::info!("the launch template's root volume is not encrypted: writing a version that encrypts it (the serving instance stays)");
         template_needs_version = true;
     }
+    // A version whose boot script is not the one for the stack's volume (an update that
+    // failed after a failback's commit, before its version was written: the boot script
+    // would wait for the old volume): a new one, without rolling, whenever the plan let the
+    // version change (a repair; the failed-back group at 0 is one).
+    if version_may_change
+        && current.as_ref().is_some_and(|v| {
+            create::template_user_data(new, &volume_id)
+                .is_ok_and(|wanted| wanted != v.user_data_base64)
+        })
+    {
+        tracing::info!("the launch template's boot script is not the one for the data volume: writing a version");
+        template_needs_version = true;
+    }
     let (template_id, mut version) = match (&stack.launch_template_id, &current) {
         (Some(id), Some(_)) => (id.clone(), stack.launch_template_version.unwrap_or(1)),
         _ => {
