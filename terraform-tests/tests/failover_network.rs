@@ -119,8 +119,31 @@ fn failover_ids(stack: &Json) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The plan changes nothing. The stack takes scheduled snapshots every 15 AWS minutes (9 real
+/// seconds here), so one may complete between an apply and this plan: refresh then reports
+/// `last_snapshot_id`/`last_snapshot_time`, and the fixture's output shows them changed.
+/// That is AWS's news, not a planned change; anything else is.
 fn assert_empty_plan(t: &Terraform, what: &str) {
     let plan = t.plan().unwrap();
+    if plan.exit_code == 2 && !plan.stdout.contains("Plan:") {
+        let changed: Vec<&str> = plan
+            .stdout
+            .split("Changes to Outputs:")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(['+', '-', '~']))
+            .filter(|l| !l.starts_with("~ stacks = {") && !l.ends_with("= {"))
+            .collect();
+        if !changed.is_empty()
+            && changed
+                .iter()
+                .all(|l| l.contains("last_snapshot_id") || l.contains("last_snapshot_time"))
+        {
+            return;
+        }
+    }
     assert_eq!(plan.exit_code, 0, "{what}: the plan must be empty:\n{plan}");
 }
 
