@@ -98,8 +98,7 @@ async fn run(
     })?;
     // Failing back first: the serving volume's data comes home as a new data volume, which
     // everything below then follows (see `failback`).
-    let failed_back = super::failback::failing_back(prior, planned);
-    if failed_back {
+    if super::failback::failing_back(prior, planned) {
         let done = super::failback::fail_back(ctx, new, stack, &group, &volume_id).await?;
         volume_id = done.volume_id;
         warnings.extend(done.kept);
@@ -276,9 +275,9 @@ async fn run(
 
     // Failover turned on or off: the template enables instance tags in the metadata service
     // (or stops): a new version for the next launch, the serving instance stays.
-    // A failback names a new volume (the boot script waits for it).
-    let mut template_needs_version =
-        sg_made || old.has_failover() != new.has_failover() || failed_back;
+    // (A failback names a new volume: the check of the version's boot script below writes
+    // its version, as for any repair.)
+    let mut template_needs_version = sg_made || old.has_failover() != new.has_failover();
 
     // Launch template and group.
     let rolls = ROLLING_ATTRIBUTES
