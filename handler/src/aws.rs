@@ -617,6 +617,8 @@ pub struct GroupFacts {
     /// (instance id, lifecycle state, zone) of each instance.
     pub instances: Vec<(String, String, String)>,
     pub tags: Vec<(String, String)>,
+    /// Whether the group's `Launch` process is suspended (SuspendedProcesses).
+    pub launch_suspended: bool,
 }
 
 impl GroupFacts {
@@ -665,6 +667,10 @@ pub async fn describe_group(asg: &AsgClient, group: &str) -> Result<Option<Group
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
                 .collect(),
+            launch_suspended: g
+                .suspended_processes()
+                .iter()
+                .any(|p| p.process_name() == Some(LAUNCH_PROCESS)),
         }))
 }
 
@@ -835,6 +841,34 @@ pub async fn tag_group(
         .send()
         .await
         .map_err(|e| aws_error("CreateOrUpdateTags", e))?;
+    Ok(())
+}
+
+/// The Auto Scaling process that adds instances (SuspendProcesses' `ScalingProcesses`).
+pub const LAUNCH_PROCESS: &str = "Launch";
+
+/// SuspendProcesses `Launch`: the group adds no instance until it is resumed.
+pub async fn suspend_launch(asg: &AsgClient, group: &str) -> Result<(), AwsError> {
+    asg.suspend_processes()
+        .auto_scaling_group_name(group)
+        .scaling_processes(LAUNCH_PROCESS)
+        .send()
+        .await
+        .map_err(|e| aws_error("SuspendProcesses", e))?;
+    Ok(())
+}
+
+/// ResumeProcesses `Launch`: the group launches what it is missing at once ("When you
+/// resume the Launch process, Amazon EC2 Auto Scaling immediately replaces any instances
+/// that it terminated during the time that Launch was suspended", Auto Scaling User Guide,
+/// "How suspended processes affect other processes").
+pub async fn resume_launch(asg: &AsgClient, group: &str) -> Result<(), AwsError> {
+    asg.resume_processes()
+        .auto_scaling_group_name(group)
+        .scaling_processes(LAUNCH_PROCESS)
+        .send()
+        .await
+        .map_err(|e| aws_error("ResumeProcesses", e))?;
     Ok(())
 }
 

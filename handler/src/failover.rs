@@ -36,9 +36,21 @@
 //!    deleted: it holds the writes made after the snapshot;
 //! 5. the group's tags: [`crate::aws::ACTIVE_VOLUME_TAG`] (propagated at launch, so the heal
 //!    function reads it from the new instance), [`ACTIVE_ZONE_TAG`], [`FAILOVER_STARTED_TAG`];
-//!    then UpdateAutoScalingGroup to the target zone's subnet. The group launches there, the
-//!    hook holds the instance, and the heal function attaches the restored volume (after its
-//!    provenance check) and the Elastic IP, as for any heal.
+//!    then, with the group's `Launch` process suspended, UpdateAutoScalingGroup to the target
+//!    zone's subnet, and `Launch` resumed. The group launches there, the hook holds the
+//!    instance, and the heal function attaches the restored volume (after its provenance
+//!    check) and the Elastic IP, as for any heal.
+//!
+//! **Why suspend and resume `Launch` around the move:** a group whose launches kept failing
+//! retries on a back-off that grows to minutes, and a move alone (UpdateAutoScalingGroup)
+//! starts no launch: the first launch in the new zone waited for the rest of the step (a
+//! median 224 s, up to 267 s, in BENCHMARKS.md's failover runs before this). Resuming `Launch`
+//! makes the group launch what it is missing at once ([`aws::resume_launch`]). The suspension
+//! is written after the group's failover tags, so a run that dies between suspend and resume
+//! leaves a failover in progress ([`FAILOVER_STARTED_TAG`] without
+//! [`FAILOVER_COMPLETED_TAG`]) with `Launch` suspended: the next run resumes it first
+//! ([`launch_left_suspended`]). A suspension an operator made outside a failover is theirs
+//! and is left alone.
 //!
 //! A later run that finds an InService instance in the new zone records the failover's
 //! duration (from [`FAILOVER_STARTED_TAG`] to the end of that instance's launch activity) once,
@@ -69,6 +81,16 @@ pub const RESTORED_FOR_TAG: &str = "autoheal:restored-for";
 pub const RESTORED_FROM_TAG: &str = "autoheal:restored-from";
 /// On a superseded volume: the volume that replaced it.
 pub const SUPERSEDED_BY_TAG: &str = "autoheal:superseded-by";
+
+/// Whether a failover run suspended the group's `Launch` and did not live to resume it: a
+/// failover in progress (started, not completed) with `Launch` suspended (module docs).
+pub fn launch_left_suspended(group: &GroupFacts) -> bool {
+    group.launch_suspended
+        && group
+            .tag(FAILOVER_STARTED_TAG)
+            .is_some_and(|t| !t.is_empty())
+        && group.tag(FAILOVER_COMPLETED_TAG).is_none_or(str::is_empty)
+}
 
 /// The start of a launch activity's description (Auto Scaling: "Launching a new EC2
 /// instance: i-.." or, failed, "Launching a new EC2 instance.  Status Reason: ..").
@@ -434,6 +456,13 @@ impl Healer {
             }
         };
         report.zone = Some(serving.zone.clone());
+        if launch_left_suspended(&group) {
+            warn!(
+                group = group_name,
+                "a failover run left the group's Launch process suspended: resuming it"
+            );
+            aws::resume_launch(asg, group_name).await?;
+        }
         let Some(now_ms) = aws_now_ms(firing.event_time_ms, &activities) else {
             return Ok((
                 FailoverOutcome::Serving,
@@ -558,7 +587,24 @@ impl Healer {
             ],
         )
         .await?;
-        aws::move_group(asg, group_name, &subnet).await?;
+        // A refused suspension (a role written by an older release lacks it until the next
+        // apply) only costs the wait for the back-off: the move is made either way.
+        let suspended = match aws::suspend_launch(asg, group_name).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "could not suspend the group's Launch process: the group launches in the new zone at its next launch retry");
+                false
+            }
+        };
+        let moved = aws::move_group(asg, group_name, &subnet).await;
+        if suspended {
+            if let Err(e) = aws::resume_launch(asg, group_name).await {
+                warn!(error = %e, "could not resume the group's Launch process: the next run resumes it");
+                moved?;
+                return Err(e);
+            }
+        }
+        moved?;
         let why = format!(
             "zone {} lost ({lost}); group moved to {target} ({subnet}) serving volume {} restored from {}; volume {} kept for the writes after the snapshot",
             serving.zone, restored.volume_id, snapshot.snapshot_id, serving.volume_id
@@ -849,6 +895,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            launch_suspended: false,
         };
         let s = serving(&group("subnet-0aaaaaaa", &[]), &settings, "vol-home", HOME).unwrap();
         assert_eq!((s.zone.as_str(), s.volume_id.as_str()), (HOME, "vol-home"));
@@ -879,6 +926,38 @@ mod tests {
         // Moved out of band to a zone the tags do not name, or to a foreign subnet.
         assert!(serving(&group("subnet-0bbbbbbb", &[]), &settings, "vol-home", HOME).is_err());
         assert!(serving(&group("subnet-0ccccccc", &[]), &settings, "vol-home", HOME).is_err());
+    }
+
+    #[test]
+    fn only_a_launch_suspension_a_failover_left_is_resumed() {
+        let group = |suspended: bool, tags: &[(&str, &str)]| GroupFacts {
+            subnets: vec!["subnet-0bbbbbbb".into()],
+            instances: vec![],
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            launch_suspended: suspended,
+        };
+        let started = [
+            (FAILOVER_STARTED_TAG, "1700000000"),
+            (FAILOVER_COMPLETED_TAG, ""),
+        ];
+        assert!(launch_left_suspended(&group(true, &started)));
+        assert!(launch_left_suspended(&group(
+            true,
+            &[(FAILOVER_STARTED_TAG, "1700000000")]
+        )));
+        // Not suspended; or the failover completed; or none ever started: the operator's.
+        assert!(!launch_left_suspended(&group(false, &started)));
+        assert!(!launch_left_suspended(&group(
+            true,
+            &[
+                (FAILOVER_STARTED_TAG, "1700000000"),
+                (FAILOVER_COMPLETED_TAG, "1700000300")
+            ]
+        )));
+        assert!(!launch_left_suspended(&group(true, &[])));
     }
 
     #[test]

@@ -452,6 +452,15 @@ pub fn failover_policy(scope: &PolicyScope, failover: &FailoverScope) -> Value {
             }
         }),
         json!({
+            // Launch suspended across the move and resumed after it: the group then launches
+            // in the new zone at once instead of at its launch back-off's next step
+            // (handler/src/failover.rs).
+            "Sid": "SuspendAndResumeThisGroupsLaunches",
+            "Effect": "Allow",
+            "Action": ["autoscaling:SuspendProcesses", "autoscaling:ResumeProcesses"],
+            "Resource": group
+        }),
+        json!({
             "Sid": "TagThisGroupWithTheFailoverKeys",
             "Effect": "Allow",
             "Action": "autoscaling:CreateOrUpdateTags",

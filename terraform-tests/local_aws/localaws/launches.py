@@ -58,6 +58,19 @@ the group names then: a fix (UpdateAutoScalingGroup to a good template version, 
 cleared injected failure) lets the next retry launch. API calls that change the
 capacity try at once too, as on AWS. A successful launch ends the back-off. The retry
 timer takes the world lock only to launch, never while waiting.
+
+A group whose ``Launch`` process is suspended (SuspendProcesses; moto recorded it and
+launched anyway) launches nothing: "Launch – Adds instances to the Auto Scaling group when
+the group scales out, or when Amazon EC2 Auto Scaling chooses to launch instances for other
+reasons" (Auto Scaling User Guide, "Suspend and resume Amazon EC2 Auto Scaling processes"):
+no attempt, no activity, and a retry that falls due meanwhile keeps the back-off's count (a
+suspension does not reset it). ResumeProcesses that resumes ``Launch`` makes one attempt at
+once for whatever is missing: "When you resume the Launch process, Amazon EC2 Auto Scaling
+immediately replaces any instances that it terminated during the time that Launch was
+suspended" (same guide, "How suspended processes affect other processes"). We read that as
+the group's capacity check running at the resume for every missing instance, including one
+lost before the suspension (AWS does not say otherwise); if that attempt fails, the back-off
+goes on from its count.
 """
 
 from __future__ import annotations
@@ -257,10 +270,18 @@ class Launches:
             if group is None or group.arn != arn:
                 self.backoff.pop(arn, None)  # the group is gone
                 return
+            if launch_suspended(group):
+                log.debug("launch retry for %s skipped: its Launch process is suspended", name)
+                return  # the entry (its count) stays; ResumeProcesses tries at once
             log.debug("retrying the launch for %s", name)
             group.set_desired_capacity(group.desired_capacity)
             if entry.timer is None:
                 self.backoff.pop(arn, None)  # nothing was missing any more
+
+
+def launch_suspended(group: Any) -> bool:
+    """Whether the group's ``Launch`` process is suspended (SuspendProcesses)."""
+    return any(p.get("ProcessName") == "Launch" for p in group.suspended_processes)
 
 
 def launch_target(group: Any) -> tuple[str | None, str | None]:
@@ -298,6 +319,9 @@ def install(world_ref: Any) -> None:
 
     def replace_autoscaling_group_instances(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
         world = world_ref()
+        if launch_suspended(self):
+            log.info("%s needs %d instance(s) but its Launch process is suspended", self.name, count_needed)
+            return
         have = len(self.active_instances())
         cause = launch_cause(world.clock.aws_utc(), have, have + count_needed)  # AWS time
         subnet_id, zone = launch_target(self)
@@ -318,3 +342,15 @@ def install(world_ref: Any) -> None:
         world.launches.succeeded(self)
 
     m.FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+
+    inner_resume = m.AutoScalingBackend.resume_processes
+
+    def resume_processes(self: Any, group_name: str, scaling_processes: list[str]) -> None:
+        group = self.autoscaling_groups.get(group_name)
+        was = group is not None and launch_suspended(group)
+        inner_resume(self, group_name, scaling_processes)
+        if was and not launch_suspended(group):
+            log.info("Launch resumed for %s: its capacity check runs now", group_name)
+            group.set_desired_capacity(group.desired_capacity)
+
+    m.AutoScalingBackend.resume_processes = resume_processes

@@ -206,6 +206,40 @@ def test_failed_launches_back_off_doubling_up_to_the_cap(server, net):
     assert len(failed(server, "g")) == 6
 
 
+def test_a_suspended_launch_process_launches_nothing_and_its_resume_tries_at_once(server, net):
+    """SuspendProcesses Launch: no attempt, no activity, while retries fall due (the back-off
+    keeps its count). ResumeProcesses Launch: one attempt at once (not at the back-off's next
+    step), into the subnet the group names then; a failed one goes on from the count."""
+    server.ctl("POST", "/profile", {"launch_retry_s": 10, "launch_retry_cap_s": 300})
+    asg = server.client("autoscaling")
+    lt = template(server, {"ImageId": "ami-0123", "InstanceType": "t3.micro"})
+    start = virtual_now(server)
+    group(server, "g", net["subnet"], lt)
+    wait_virtual(server, start + 75)  # attempts at 0, 10, 30, 70; the next at 150
+    assert len(failed(server, "g")) == 4
+    asg.suspend_processes(AutoScalingGroupName="g", ScalingProcesses=["Launch"])
+    assert [p["ProcessName"] for p in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["g"])
+            ["AutoScalingGroups"][0]["SuspendedProcesses"]] == ["Launch"]
+    wait_virtual(server, start + 160)  # the retry at 150 fell due while suspended
+    assert len(failed(server, "g")) == 4
+    # Still failing after the resume: one attempt at once, then the back-off from its count
+    # (the 6th failure waits 160 s, capped at 300: not 10 s as after a first one).
+    asg.resume_processes(AutoScalingGroupName="g", ScalingProcesses=["Launch"])
+    assert len(failed(server, "g")) == 5
+    resumed = virtual_now(server)
+    asg.suspend_processes(AutoScalingGroupName="g", ScalingProcesses=["Launch"])
+    server.client("ec2").create_launch_template_version(
+        LaunchTemplateId=lt, LaunchTemplateData={"ImageId": AMI, "InstanceType": "t3.micro"}
+    )
+    use_version(server, "g", lt, "2")
+    wait_virtual(server, resumed + 30)
+    assert group_instances(server, "g") == [] and len(failed(server, "g")) == 5
+    asg.resume_processes(AutoScalingGroupName="g", ScalingProcesses=["Launch"])
+    launched = group_instances(server, "g")
+    assert len(launched) == 1 and virtual_now(server) < resumed + 160
+    assert len(failed(server, "g")) == 5
+
+
 def test_the_fast_profile_retries_every_virtual_second_not_in_a_loop(server, net):
     """launch_retry_s 0 (fast): the group still waits 1 virtual second between attempts."""
     lt = template(server, {"ImageId": "ami-0123", "InstanceType": "t3.micro"})
