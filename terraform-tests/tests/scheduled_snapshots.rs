@@ -213,7 +213,7 @@ fn lifecycle(tf: &TerraformBinary) {
     );
     assert_eq!(
         world.block(schedule_rule(c, name)),
-        Some(("rate(15 minutes)".to_string(), vec![function_arn.clone()]))
+        Some(("rate(13 minutes)".to_string(), vec![function_arn.clone()]))
     );
     assert!(
         world
@@ -281,7 +281,7 @@ fn lifecycle(tf: &TerraformBinary) {
     t.apply().unwrap();
     assert_eq!(
         world.block(schedule_rule(c, name)).map(|(e, _)| e),
-        Some("rate(30 minutes)".to_string())
+        Some("rate(28 minutes)".to_string())
     );
     let env = world.block(async {
         c.lambda
@@ -338,7 +338,7 @@ fn lifecycle(tf: &TerraformBinary) {
     t.apply().unwrap();
     assert_eq!(
         world.block(schedule_rule(c, name)),
-        Some(("rate(30 minutes)".to_string(), vec![function_arn.clone()]))
+        Some(("rate(28 minutes)".to_string(), vec![function_arn.clone()]))
     );
     assert_no_stack_change(&t, "after the repair");
 

@@ -640,7 +640,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             r.enabled
                 && r.schedule_expression
                     .as_deref()
-                    .and_then(SnapshotSchedule::interval_of)
+                    .and_then(SnapshotSchedule::interval_of_rule)
                     .is_some()
                 && function.as_ref().is_some_and(|f| {
                     r.targets.len() == 1 && r.targets[0] == (target_id.clone(), f.arn.clone())
@@ -654,7 +654,7 @@ pub async fn refresh(ctx: &OpContext, mut state: Value) -> Result<Value, Diagnos
             let found = r
                 .schedule_expression
                 .as_deref()
-                .and_then(SnapshotSchedule::interval_of);
+                .and_then(SnapshotSchedule::interval_of_rule);
             let configured = spec.snapshot_schedule.as_ref().map(|s| s.interval);
             if let Some(interval) = found.filter(|i| Some(*i) != configured) {
                 state.set_attr(
@@ -1099,7 +1099,7 @@ pub async fn import(ctx: &OpContext, schema: &Schema, name: &str) -> ImportRespo
             if let Some(interval) = r
                 .schedule_expression
                 .as_deref()
-                .and_then(SnapshotSchedule::interval_of)
+                .and_then(SnapshotSchedule::interval_of_rule)
             {
                 state.set_attr(
                     "snapshot_interval",

@@ -444,7 +444,8 @@ fn operator_inputs(b: Block) -> Block {
         &format!(
             "How often to snapshot the data volume, as a duration in whole minutes (`\"1h\"`, \
              `\"30m\"`), from 15 minutes to 24 hours: the recovery point objective. When set, an \
-             EventBridge schedule rule (`<name>-snapshot`) invokes the stack's Lambda function, \
+             EventBridge schedule rule (`<name>-snapshot`, at a rate two minutes shorter, as \
+             EventBridge may deliver up to a minute late) invokes the stack's Lambda function, \
              which takes an encrypted snapshot of the volume tagged with the stack's tags and \
              `autoheal:snapshot = scheduled`, and deletes the oldest completed scheduled \
              snapshots beyond `snapshot_retention`. `last_snapshot_time` and the function's \
