@@ -25,7 +25,9 @@
 //! - destroy takes the final snapshot of that data volume; or, in a run that does not fail
 //!   back, import while failed over plans no change (home is not the group's moved subnet),
 //!   and destroy while the stack serves from the failover zone takes the final snapshot of
-//!   the restored volume and keeps the home volume.
+//!   the restored volume and keeps the home volume;
+//! - with the user's own volume (`existing_volume_id`), the same failover and failback, and
+//!   destroy keeps every volume (the user's, the restored one, the failback's) unsnapshotted.
 
 use std::time::Duration;
 
@@ -43,9 +45,8 @@ const CLOCK_SCALE: f64 = 0.01;
 const HOME: &str = "ap-southeast-2a";
 const ZONE_B: &str = "ap-southeast-2b";
 const POLL: Duration = Duration::from_millis(250);
-/// Outage start to service in zone B: the window (3 s), the outage's terminations (3 s), the
-/// group's launch back-off (up to 300 virtual s: 3 s), the restore, a boot and a heal, with
-/// room for a loaded machine.
+/// Outage start to service in zone B: the outage's terminations (3 s), the window (3 s), the
+/// next check, the restore, a boot and a heal, with room for a loaded machine.
 const FAILOVER_WAIT: Duration = Duration::from_secs(240);
 
 fn stack(t: &Terraform, name: &str) -> Json {
@@ -182,6 +183,51 @@ async fn completed_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<(Str
 
 /// `fail_back`: after the failover, fail back then destroy; otherwise destroy while the
 /// stack serves from the failover zone.
+/// Waits until stack `name` (output `s`) serves from the volume the group's
+/// `autoheal:active-volume` names (a failover's): (instance, that volume).
+fn wait_failed_over(world: &World, name: &str, s: &Json) -> (String, String) {
+    let c = &world.clients;
+    world
+        .block(wait_until(
+            "service from the failover zone",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let tags = helpers::group_tags(&c.autoscaling, &format!("{name}-asg")).await?;
+                let Some(active) = tags.get("autoheal:active-volume").cloned() else {
+                    return Ok(Check::NotYet("no failover yet".into()));
+                };
+                let mut restored_stack = s.clone();
+                restored_stack["volume_id"] = Json::from(active.clone());
+                Ok(match served_instance(c, name, &restored_stack).await {
+                    Some(i) => Check::Done((i, active)),
+                    None => Check::NotYet(format!("failing over to {active}")),
+                })
+            },
+        ))
+        .unwrap()
+}
+
+/// Waits for a completed scheduled snapshot of stack `name`.
+fn wait_completed_snapshot(world: &World, name: &str) {
+    let c = &world.clients;
+    world
+        .block(wait_until(
+            "a completed scheduled snapshot",
+            FAILOVER_WAIT,
+            POLL,
+            || async {
+                let found = completed_snapshots(c, name).await?;
+                Ok(if found.is_empty() {
+                    Check::NotYet("none completed".into())
+                } else {
+                    Check::Done(())
+                })
+            },
+        ))
+        .unwrap();
+}
+
 fn failover(tf: &TerraformBinary, fail_back: bool) {
     let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
@@ -215,22 +261,8 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     let healed = wait_served(&world, name, &s, Some(&first), "the heal in the home zone");
     assert_eq!(world.block(instance_zone(c, &healed)).unwrap(), HOME);
 
-    // A completed scheduled snapshot to restore (15 virtual minutes: 9 s).
-    world
-        .block(wait_until(
-            "a completed scheduled snapshot",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                let found = completed_snapshots(c, name).await?;
-                Ok(if found.is_empty() {
-                    Check::NotYet("none completed".into())
-                } else {
-                    Check::Done(())
-                })
-            },
-        ))
-        .unwrap();
+    // A completed scheduled snapshot to restore (13 virtual minutes: 8 s).
+    wait_completed_snapshot(&world, name);
     let runs = world.block(failover_runs(c, name)).unwrap();
     assert!(
         runs.len() >= 5,
@@ -245,26 +277,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     // The home zone goes out.
     let outage = world.block(control.start_zone_outage(HOME)).unwrap();
     let outage_ms = outage["since_ms"].as_i64().unwrap();
-    let restored = world
-        .block(wait_until(
-            "service from the failover zone",
-            FAILOVER_WAIT,
-            POLL,
-            || async {
-                let tags = helpers::group_tags(&c.autoscaling, &format!("{name}-asg")).await?;
-                let Some(active) = tags.get("autoheal:active-volume").cloned() else {
-                    return Ok(Check::NotYet("no failover yet".into()));
-                };
-                let mut restored_stack = s.clone();
-                restored_stack["volume_id"] = Json::from(active.clone());
-                Ok(match served_instance(c, name, &restored_stack).await {
-                    Some(i) => Check::Done((i, active)),
-                    None => Check::NotYet(format!("failing over to {active}")),
-                })
-            },
-        ))
-        .unwrap();
-    let (mut instance, restored_volume) = restored;
+    let (mut instance, restored_volume) = wait_failed_over(&world, name, &s);
     assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
     assert_ne!(restored_volume, home_volume);
 
@@ -750,6 +763,124 @@ fn forged_pointer(tf: &TerraformBinary) {
     world.sweep(name, true);
 }
 
+/// The user's own volume (`existing_volume_id`): a zone loss fails the stack over to a volume
+/// restored from it, and the failback brings the data home as a new volume; the plan is empty
+/// after each. Destroy keeps the user's volume, as always, and the volumes restored from it,
+/// as it would keep the user's: no final snapshot, nothing deleted.
+fn own_volume(tf: &TerraformBinary) {
+    let world = World::start(CLOCK_SCALE);
+    let c = &world.clients;
+    let control = world.aws.control();
+    let name = "ownfo";
+    let own = world.block(async {
+        c.ec2
+            .create_volume()
+            .availability_zone(HOME)
+            .size(5)
+            .encrypted(true)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                    .tags(
+                        aws_sdk_ec2::types::Tag::builder()
+                            .key("autoheal:stack")
+                            .value(name)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .volume_id()
+            .unwrap()
+            .to_string()
+    });
+    let t = world.terraform(tf, &[name]);
+    let guard = t.destroy_guard();
+    t.set_var("existing_volume_id", own.as_str());
+    t.set_var("snapshot_interval", "15m");
+    t.set_var("failover_zones", format!(r#"["{ZONE_B}"]"#));
+    t.set_var("failover_detection_window", "5m");
+    t.apply().unwrap();
+    let s = stack(&t, name);
+    assert_eq!(s["volume_id"].as_str(), Some(own.as_str()), "{s}");
+    wait_served(&world, name, &s, None, "the stack to serve");
+    assert_empty_plan(&t, "after the create");
+    wait_completed_snapshot(&world, name);
+
+    world.block(control.start_zone_outage(HOME)).unwrap();
+    let (instance, restored) = wait_failed_over(&world, name, &s);
+    assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
+    let (_, _, _, source, _) = world.block(volume(c, &restored)).unwrap();
+    let snapshots = world.block(completed_snapshots(c, name)).unwrap();
+    assert!(
+        snapshots.iter().any(|(id, _)| Some(id) == source.as_ref()),
+        "{restored} comes from a scheduled snapshot of {own}: {source:?} of {snapshots:?}"
+    );
+    refresh(&t);
+    assert_empty_plan(&t, "after the failover");
+
+    world.block(control.end_zone_outage(HOME)).unwrap();
+    t.set_var("active_availability_zone", HOME);
+    t.apply().unwrap();
+    let s = stack(&t, name);
+    let new_volume = s["volume_id"].as_str().unwrap().to_string();
+    assert!(
+        new_volume != own && new_volume != restored,
+        "a new data volume: {s}"
+    );
+    let back = wait_served(&world, name, &s, None, "service at home after the failback");
+    assert_eq!(world.block(instance_zone(c, &back)).unwrap(), HOME);
+    let (zone, encrypted, _, _, _) = world.block(volume(c, &new_volume)).unwrap();
+    assert!(zone == HOME && encrypted, "{new_volume} in {zone}");
+    refresh(&t);
+    assert_empty_plan(&t, "after the failback");
+
+    // Destroy: every volume kept, none snapshotted.
+    t.destroy().unwrap();
+    drop(guard);
+    world.block(async {
+        assert!(
+            helpers::final_snapshot_volumes(&c.ec2)
+                .await
+                .unwrap()
+                .is_empty(),
+            "no final snapshot of a volume kept as the user's"
+        );
+        for kept in [&own, &restored, &new_volume] {
+            let found = c
+                .ec2
+                .describe_volumes()
+                .volume_ids(kept.as_str())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                found
+                    .volumes()
+                    .first()
+                    .and_then(|v| v.state())
+                    .map(|s| s.as_str()),
+                Some("available"),
+                "{kept} is kept, detached"
+            );
+            c.ec2
+                .delete_volume()
+                .volume_id(kept.as_str())
+                .send()
+                .await
+                .unwrap();
+        }
+        for kind in ["scheduled", "failback"] {
+            helpers::delete_snapshots_of_kind(&c.ec2, name, kind)
+                .await
+                .unwrap();
+        }
+    });
+    world.sweep(name, false);
+}
+
 /// The handler's and the provider's checks do not depend on Terraform's version: one run.
 #[test]
 fn a_forged_active_volume_pointer_is_never_attached_nor_snapshotted() {
@@ -776,4 +907,15 @@ fn destroy_while_failed_over_snapshots_the_restored_volume_and_keeps_home() {
         .next()
         .expect("a Terraform");
     failover(&tf, false);
+}
+
+/// The user's own volume through a failover and a failback: the paths are the provider's and
+/// the functions', not Terraform's: one run.
+#[test]
+fn the_users_own_volume_fails_over_and_back_and_every_volume_is_kept() {
+    let tf = terraform_versions()
+        .into_iter()
+        .next()
+        .expect("a Terraform");
+    own_volume(&tf);
 }

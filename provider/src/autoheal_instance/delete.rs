@@ -306,11 +306,23 @@ async fn delete_volume(
     volume::wait_detached(ctx, id, spec.force_detach)
         .await
         .step("detach", object())?;
-    if spec.existing_volume_id.is_some() {
-        tracing::info!(
-            volume_id = id,
-            "the data volume is the user's: detached, kept"
-        );
+    if let Some(own) = &spec.existing_volume_id {
+        // After a zone failover or a failback the stack serves the user's data from a
+        // volume restored from it (`own` is superseded and kept): that one is kept as the
+        // user's volume would be.
+        if own == id {
+            tracing::info!(
+                volume_id = id,
+                "the data volume is the user's: detached, kept"
+            );
+        } else {
+            tracing::info!(
+                volume_id = id,
+                existing_volume_id = own,
+                "the data volume holds the data of the user's volume (a failover or failback \
+                 restored it from that volume): detached, kept"
+            );
+        }
         return Ok((None, Some(id.clone())));
     }
     // Asked only where it decides something: `volume_on_destroy = "snapshot"`.

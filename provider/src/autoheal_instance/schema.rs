@@ -297,7 +297,9 @@ fn inputs(b: Block) -> Block {
             &format!(
                 "Id (`vol-...`) of an EBS volume you own, in `availability_zone`, to use as \
                  the data volume instead of creating one. The provider attaches it and never \
-                 deletes or snapshots it: on destroy it is detached and left as it is. It \
+                 deletes or snapshots it: on destroy it is detached and left as it is (and \
+                 so is a volume a zone failover or a failback restored from it, which then \
+                 serves as `volume_id`). It \
                  cannot be combined with `volume_snapshot_id`, `volume_size`, `volume_type`, \
                  `volume_iops`, `volume_throughput`, `volume_kms_key_id` or \
                  `volume_on_destroy`, which describe a volume the provider creates; \
@@ -926,8 +928,8 @@ fn computed(b: Block) -> Block {
              home and heals the new instance there, with the same Elastic IP and no data \
              lost (docs/zone-failover.md). The volumes it leaves stay, tagged \
              `autoheal:superseded-by`. Only `availability_zone` may be set here: moving to a \
-             failover zone is the failover function's. Needs `failover_zones`; not with \
-             `existing_volume_id`. {IN_PLACE}"
+             failover zone is the failover function's. Needs `failover_zones`. With \
+             `existing_volume_id` the new volume is kept at destroy, like yours. {IN_PLACE}"
                 ),
             )
             .use_state_for_unknown(),

@@ -493,13 +493,6 @@ impl Validator<'_> {
                      failover, which needs `failover_zones` and `snapshot_interval`."
                         .to_string(),
                 )
-            } else if !self.attr("existing_volume_id").is_null() {
-                Some(
-                    "Failing back restores the serving volume into the home zone as a new \
-                     data volume, which `existing_volume_id` (your volume) cannot become. \
-                     Remove `active_availability_zone`."
-                        .to_string(),
-                )
             } else if home.as_deref().is_some_and(|h| h != active) {
                 Some(format!(
                     "`active_availability_zone` may only be `availability_zone` ({:?}): \
@@ -2200,11 +2193,17 @@ mod tests {
             "failover_zones",
             zones(&["ap-southeast-2b", "ap-southeast-2c"]),
         )]));
-        // Failing back: only to the home zone, only with the failover, not with the user's
-        // volume.
+        // Failing back: only to the home zone, only with the failover; also on the user's
+        // volume (its data comes home as a new volume, which the stack then keeps as it
+        // keeps the user's).
         passes(&with(&[
             ("failover_zones", zones(&["ap-southeast-2b"])),
             ("active_availability_zone", "ap-southeast-2a".into()),
+        ]));
+        passes(&with(&[
+            ("failover_zones", zones(&["ap-southeast-2b"])),
+            ("active_availability_zone", "ap-southeast-2a".into()),
+            ("existing_volume_id", "vol-0123456789abcdef0".into()),
         ]));
         for bad in [
             with(&[
@@ -2212,11 +2211,6 @@ mod tests {
                 ("active_availability_zone", "ap-southeast-2b".into()),
             ]),
             with(&[("active_availability_zone", "ap-southeast-2a".into())]),
-            with(&[
-                ("failover_zones", zones(&["ap-southeast-2b"])),
-                ("active_availability_zone", "ap-southeast-2a".into()),
-                ("existing_volume_id", "vol-0123456789abcdef0".into()),
-            ]),
         ] {
             fails_at(&bad, "active_availability_zone");
         }
