@@ -597,18 +597,24 @@ impl Healer {
             }
         };
         let moved = aws::move_group(asg, group_name, &subnet).await;
+        let mut still_suspended = None;
         if suspended {
             if let Err(e) = aws::resume_launch(asg, group_name).await {
                 warn!(error = %e, "could not resume the group's Launch process: the next run resumes it");
-                moved?;
-                return Err(e);
+                still_suspended = Some(e);
             }
         }
         moved?;
-        let why = format!(
+        let mut why = format!(
             "zone {} lost ({lost}); group moved to {target} ({subnet}) serving volume {} restored from {}; volume {} kept for the writes after the snapshot",
             serving.zone, restored.volume_id, snapshot.snapshot_id, serving.volume_id
         );
+        // The failover is made (tags and move): the next run finishes it by resuming Launch.
+        if let Some(e) = still_suspended {
+            why.push_str(&format!(
+                "; the group's Launch process is still suspended ({e}): the next run resumes it"
+            ));
+        }
         warn!(reason = %why, "failover started");
         Ok((FailoverOutcome::Started, why))
     }

@@ -23,7 +23,9 @@
 //!   comes home as the new data volume, a new instance serves it in the home zone with the
 //!   same address, the volumes left behind are kept and named, and the plan is empty again;
 //! - destroy takes the final snapshot of that data volume; or, in a run that does not fail
-//!   back, import while failed over plans no change (home is not the group's moved subnet),
+//!   back (where the failing-over run's ResumeProcesses is refused once, and the next run
+//!   resumes the group's Launch), import while failed over plans no change (home is not the
+//!   group's moved subnet),
 //!   and destroy while the stack serves from the failover zone takes the final snapshot of
 //!   the restored volume and keeps the home volume;
 //! - with the user's own volume (`existing_volume_id`), the same failover and failback, and
@@ -274,10 +276,36 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
         "no failover for a killed instance: {runs:#?}"
     );
 
+    // In the run that does not fail back, the failing-over run's ResumeProcesses is refused
+    // once (as if the run died between suspending the group's Launch and resuming it): the
+    // next run must resume it, or the group never launches in zone B.
+    if !fail_back {
+        world
+            .block(
+                control.add_fault(
+                    &Fault::error("ResumeProcesses", "AccessDenied")
+                        .status(403)
+                        .count(1),
+                ),
+            )
+            .unwrap();
+    }
+
     // The home zone goes out.
     let outage = world.block(control.start_zone_outage(HOME)).unwrap();
     let outage_ms = outage["since_ms"].as_i64().unwrap();
     let (mut instance, restored_volume) = wait_failed_over(&world, name, &s);
+    if !fail_back {
+        let lines = world
+            .block(function_logs(&c.logs, &format!("{name}-failover")))
+            .unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("left the group's Launch process suspended")),
+            "the run after the refused resume resumed Launch: {lines:#?}"
+        );
+    }
     assert_eq!(world.block(instance_zone(c, &instance)).unwrap(), ZONE_B);
     assert_ne!(restored_volume, home_volume);
 
