@@ -185,6 +185,19 @@ async fn completed_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<(Str
 
 /// `fail_back`: after the failover, fail back then destroy; otherwise destroy while the
 /// stack serves from the failover zone.
+/// The local AWS refuses the next call of `operation` (from any caller) with `code`, as IAM
+/// or EC2 refuse a call: HTTP 403, not retried by the SDKs.
+fn refuse_once(world: &World, operation: &str, code: &str) {
+    world
+        .block(
+            world
+                .aws
+                .control()
+                .add_fault(&Fault::error(operation, code).status(403).count(1)),
+        )
+        .unwrap();
+}
+
 /// Waits until stack `name` (output `s`) serves from the volume the group's
 /// `autoheal:active-volume` names (a failover's): (instance, that volume).
 fn wait_failed_over(world: &World, name: &str, s: &Json) -> (String, String) {
@@ -280,15 +293,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
     // once (as if the run died between suspending the group's Launch and resuming it): the
     // next run must resume it, or the group never launches in zone B.
     if !fail_back {
-        world
-            .block(
-                control.add_fault(
-                    &Fault::error("ResumeProcesses", "AccessDenied")
-                        .status(403)
-                        .count(1),
-                ),
-            )
-            .unwrap();
+        refuse_once(&world, "ResumeProcesses", "AccessDenied");
     }
 
     // The home zone goes out.
@@ -484,15 +489,7 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
 
     // First a failback whose restore is refused (before its commit): it backs out, and the
     // stack serves from zone B again, from the same restored volume.
-    world
-        .block(
-            control.add_fault(
-                &Fault::error("CreateVolume", "UnauthorizedOperation")
-                    .status(403)
-                    .count(1),
-            ),
-        )
-        .unwrap();
+    refuse_once(&world, "CreateVolume", "UnauthorizedOperation");
     let out = apply("failback, CreateVolume refused");
     assert_ne!(
         out.exit_code, 0,
@@ -517,15 +514,11 @@ fn failover(tf: &TerraformBinary, fail_back: bool) {
 
     // Then one that fails after its commit (the launch template version refused): the next
     // apply finishes it, with a template whose boot script names the new volume.
-    world
-        .block(
-            control.add_fault(
-                &Fault::error("CreateLaunchTemplateVersion", "UnauthorizedOperation")
-                    .status(403)
-                    .count(1),
-            ),
-        )
-        .unwrap();
+    refuse_once(
+        &world,
+        "CreateLaunchTemplateVersion",
+        "UnauthorizedOperation",
+    );
     let out = apply("failback, CreateLaunchTemplateVersion refused");
     assert_ne!(
         out.exit_code, 0,

@@ -145,7 +145,7 @@ impl SnapshotSchedule {
 
     /// The interval of a `rate(...)` expression, `None` for anything else (a cron
     /// expression, a malformed one).
-    pub fn interval_of(expression: &str) -> Option<Duration> {
+    fn interval_of(expression: &str) -> Option<Duration> {
         let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
         let (n, unit) = inner.trim().split_once(' ')?;
         let n: u64 = n.parse().ok()?;
