@@ -183,8 +183,6 @@ async fn completed_snapshots(c: &Clients, name: &str) -> anyhow::Result<Vec<(Str
     Ok(found)
 }
 
-/// `fail_back`: after the failover, fail back then destroy; otherwise destroy while the
-/// stack serves from the failover zone.
 /// The local AWS refuses the next call of `operation` (from any caller) with `code`, as IAM
 /// or EC2 refuse a call: HTTP 403, not retried by the SDKs.
 fn refuse_once(world: &World, operation: &str, code: &str) {
@@ -243,6 +241,8 @@ fn wait_completed_snapshot(world: &World, name: &str) {
         .unwrap();
 }
 
+/// `fail_back`: after the failover, fail back then destroy; otherwise destroy while the
+/// stack serves from the failover zone.
 fn failover(tf: &TerraformBinary, fail_back: bool) {
     let world = World::start(CLOCK_SCALE);
     let c = &world.clients;
