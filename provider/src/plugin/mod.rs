@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod go_plugin;
 pub mod handshake;
 pub mod logging;
+pub mod msgpack;
 pub mod plan;
 pub mod resource;
 pub mod schema;

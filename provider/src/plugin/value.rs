@@ -4,13 +4,11 @@
 //! practice) or JSON (accepted by the protocol). Neither encoding is self-describing enough on
 //! its own: an empty msgpack map may be an object or a map, a number may arrive as a string,
 //! and an unknown value is an extension. So decoding is driven by the schema's [`Type`], just
-//! as Terraform's own cty library does it. The low-level msgpack reading and writing is
-//! `rmpv`'s; what is ours is the mapping between cty's type system and msgpack.
+//! as Terraform's own cty library does it. The MessagePack side is [`super::msgpack`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rmpv::Value as Mp;
 use serde_json::Value as Json;
 
 /// A cty type, as declared in a schema and as serialized in `Schema.Attribute.type` (JSON).
@@ -265,25 +263,12 @@ impl Value {
 
     /// Decodes a msgpack DynamicValue of type `ty`.
     pub fn from_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
-        let mut rd = bytes;
-        let mp = rmpv::decode::read_value(&mut rd)
-            .map_err(|e| CodecError::new(format!("invalid msgpack: {e}")))?;
-        if !rd.is_empty() {
-            return Err(CodecError::new(format!(
-                "{} trailing bytes after the msgpack value",
-                rd.len()
-            )));
-        }
-        from_mp(&mp, ty, &mut Vec::new())
+        super::msgpack::decode(bytes, ty)
     }
 
     /// Encodes the value as msgpack for type `ty` (the form Terraform expects in responses).
     pub fn to_msgpack(&self, ty: &Type) -> Result<Vec<u8>, CodecError> {
-        let mp = to_mp(self, ty, &mut Vec::new())?;
-        let mut out = Vec::new();
-        rmpv::encode::write_value(&mut out, &mp)
-            .map_err(|e| CodecError::new(format!("msgpack encode failed: {e}")))?;
-        Ok(out)
+        super::msgpack::encode(self, ty)
     }
 
     // ----- JSON -----
@@ -324,35 +309,41 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new(message: String) -> Self {
+    pub(super) fn new(message: String) -> Self {
         CodecError {
             message,
             path: Vec::new(),
         }
     }
-    fn at(message: String, path: &[String]) -> Self {
+    pub(super) fn at(message: String, path: &[Step<'_>]) -> Self {
         CodecError {
             message,
-            path: path.to_vec(),
+            path: path.iter().map(Step::render).collect(),
         }
     }
 }
 
-fn mp_kind(mp: &Mp) -> &'static str {
-    match mp {
-        Mp::Nil => "nil",
-        Mp::Boolean(_) => "bool",
-        Mp::Integer(_) => "integer",
-        Mp::F32(_) | Mp::F64(_) => "float",
-        Mp::String(_) => "string",
-        Mp::Binary(_) => "binary",
-        Mp::Array(_) => "array",
-        Mp::Map(_) => "map",
-        Mp::Ext(..) => "extension",
+/// One step of the path to the value being decoded or encoded, borrowed from the input: a
+/// value that fits its type (every one Terraform sends) costs no allocation for its path,
+/// which is rendered only into an error.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Step<'a> {
+    Attr(&'a str),
+    Key(&'a str),
+    Index(usize),
+}
+
+impl Step<'_> {
+    fn render(&self) -> String {
+        match self {
+            Step::Attr(a) => format!(".{a}"),
+            Step::Key(k) => format!("[{k:?}]"),
+            Step::Index(i) => format!("[{i}]"),
+        }
     }
 }
 
-fn parse_number(s: &str) -> Option<Number> {
+pub(super) fn parse_number(s: &str) -> Option<Number> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(Number::Int(i));
     }
@@ -362,213 +353,11 @@ fn parse_number(s: &str) -> Option<Number> {
         .map(Number::Float)
 }
 
-fn from_mp(mp: &Mp, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecError> {
-    // Any extension is an unknown value: type 0 is cty's plain unknown, type 12 an unknown
-    // with refinements (Terraform 1.6+). Refinements only narrow the unknown; dropping them
-    // is always safe for a provider that never promises more than "unknown".
-    if let Mp::Ext(..) = mp {
-        return Ok(Value::Unknown);
-    }
-    if let Mp::Nil = mp {
-        return Ok(Value::Null);
-    }
-    let mismatch = |path: &[String]| {
-        CodecError::at(
-            format!("expected {} but got msgpack {}", type_name(ty), mp_kind(mp)),
-            path,
-        )
-    };
-    match ty {
-        Type::String => match mp {
-            Mp::String(s) => s
-                .as_str()
-                .map(|s| Value::String(s.to_string()))
-                .ok_or_else(|| CodecError::at("string is not valid UTF-8".into(), path)),
-            _ => Err(mismatch(path)),
-        },
-        Type::Bool => match mp {
-            Mp::Boolean(b) => Ok(Value::Bool(*b)),
-            _ => Err(mismatch(path)),
-        },
-        Type::Number => match mp {
-            Mp::Integer(i) => i
-                .as_i64()
-                .map(|i| Value::Number(Number::Int(i)))
-                .or_else(|| i.as_u64().map(|u| Value::Number(Number::Float(u as f64))))
-                .ok_or_else(|| mismatch(path)),
-            Mp::F32(f) => Ok(Value::Number(Number::Float(f64::from(*f)))),
-            Mp::F64(f) => Ok(Value::Number(Number::Float(*f))),
-            // cty writes numbers that do not fit an int64 or float64 exactly as strings.
-            Mp::String(s) => s
-                .as_str()
-                .and_then(parse_number)
-                .map(Value::Number)
-                .ok_or_else(|| CodecError::at(format!("invalid number {s:?}"), path)),
-            _ => Err(mismatch(path)),
-        },
-        Type::Dynamic => {
-            // A dynamic value travels as [type JSON bytes, value].
-            let parts = match mp {
-                Mp::Array(a) if a.len() == 2 => a,
-                _ => return Err(mismatch(path)),
-            };
-            let ty_bytes: &[u8] = match &parts[0] {
-                Mp::Binary(b) => b,
-                Mp::String(s) => s.as_bytes(),
-                _ => return Err(mismatch(path)),
-            };
-            let ty_json: Json = serde_json::from_slice(ty_bytes)
-                .map_err(|e| CodecError::at(format!("invalid dynamic type: {e}"), path))?;
-            let inner = Type::from_json(&ty_json)?;
-            from_mp(&parts[1], &inner, path)
-        }
-        Type::List(et) | Type::Set(et) => {
-            let items = match mp {
-                Mp::Array(a) => a,
-                _ => return Err(mismatch(path)),
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                path.push(format!("[{i}]"));
-                out.push(from_mp(item, et, path)?);
-                path.pop();
-            }
-            Ok(if matches!(ty, Type::List(_)) {
-                Value::List(out)
-            } else {
-                Value::Set(out)
-            })
-        }
-        Type::Tuple(ets) => {
-            let items = match mp {
-                Mp::Array(a) if a.len() == ets.len() => a,
-                _ => return Err(mismatch(path)),
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, (item, et)) in items.iter().zip(ets).enumerate() {
-                path.push(format!("[{i}]"));
-                out.push(from_mp(item, et, path)?);
-                path.pop();
-            }
-            Ok(Value::Tuple(out))
-        }
-        Type::Map(et) => {
-            let entries = match mp {
-                Mp::Map(m) => m,
-                _ => return Err(mismatch(path)),
-            };
-            let mut out = BTreeMap::new();
-            for (k, v) in entries {
-                let key = k
-                    .as_str()
-                    .ok_or_else(|| CodecError::at("map key is not a string".into(), path))?;
-                path.push(format!("[{key:?}]"));
-                out.insert(key.to_string(), from_mp(v, et, path)?);
-                path.pop();
-            }
-            Ok(Value::Map(out))
-        }
-        Type::Object(attrs) => {
-            let entries = match mp {
-                Mp::Map(m) => m,
-                _ => return Err(mismatch(path)),
-            };
-            let mut out: BTreeMap<String, Value> =
-                attrs.keys().map(|k| (k.clone(), Value::Null)).collect();
-            for (k, v) in entries {
-                let key = k
-                    .as_str()
-                    .ok_or_else(|| CodecError::at("object key is not a string".into(), path))?;
-                let at = attrs.get(key).ok_or_else(|| {
-                    CodecError::at(format!("unsupported attribute {key:?}"), path)
-                })?;
-                path.push(format!(".{key}"));
-                out.insert(key.to_string(), from_mp(v, at, path)?);
-                path.pop();
-            }
-            Ok(Value::Object(out))
-        }
-    }
-}
-
-fn to_mp(v: &Value, ty: &Type, path: &mut Vec<String>) -> Result<Mp, CodecError> {
-    match (v, ty) {
-        (Value::Unknown, _) => Ok(Mp::Ext(0, vec![0])),
-        (Value::Null, Type::Dynamic) => Ok(Mp::Nil),
-        (_, Type::Dynamic) => {
-            // Encode as [type, value] with the type inferred from the value itself.
-            let inner = infer_type(v);
-            let ty_json = serde_json::to_vec(&inner.to_json()).expect("type JSON");
-            Ok(Mp::Array(vec![
-                Mp::Binary(ty_json),
-                to_mp(v, &inner, path)?,
-            ]))
-        }
-        (Value::Null, _) => Ok(Mp::Nil),
-        (Value::Bool(b), Type::Bool) => Ok(Mp::Boolean(*b)),
-        (Value::String(s), Type::String) => Ok(Mp::String(s.clone().into())),
-        (Value::Number(Number::Int(i)), Type::Number) => Ok(Mp::Integer((*i).into())),
-        (Value::Number(Number::Float(f)), Type::Number) => {
-            if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                Ok(Mp::Integer((*f as i64).into()))
-            } else {
-                Ok(Mp::F64(*f))
-            }
-        }
-        (Value::List(items), Type::List(et)) | (Value::Set(items), Type::Set(et)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                path.push(format!("[{i}]"));
-                out.push(to_mp(item, et, path)?);
-                path.pop();
-            }
-            Ok(Mp::Array(out))
-        }
-        (Value::Tuple(items), Type::Tuple(ets)) if items.len() == ets.len() => {
-            let mut out = Vec::with_capacity(items.len());
-            for (item, et) in items.iter().zip(ets) {
-                out.push(to_mp(item, et, path)?);
-            }
-            Ok(Mp::Array(out))
-        }
-        (Value::Map(m), Type::Map(et)) => {
-            let mut out = Vec::with_capacity(m.len());
-            for (k, item) in m {
-                path.push(format!("[{k:?}]"));
-                out.push((Mp::String(k.clone().into()), to_mp(item, et, path)?));
-                path.pop();
-            }
-            Ok(Mp::Map(out))
-        }
-        (Value::Object(m), Type::Object(attrs)) => {
-            // Every attribute of the type is written, in name order, as cty does.
-            let mut out = Vec::with_capacity(attrs.len());
-            for (k, at) in attrs {
-                path.push(format!(".{k}"));
-                let item = m.get(k).unwrap_or(&Value::Null);
-                out.push((Mp::String(k.clone().into()), to_mp(item, at, path)?));
-                path.pop();
-            }
-            if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(CodecError::at(
-                    format!("attribute {extra:?} is not in the type"),
-                    path,
-                ));
-            }
-            Ok(Mp::Map(out))
-        }
-        _ => Err(CodecError::at(
-            format!("value {v:?} does not conform to {}", type_name(ty)),
-            path,
-        )),
-    }
-}
-
-fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecError> {
+fn from_js<'a>(j: &'a Json, ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Value, CodecError> {
     if j.is_null() {
         return Ok(Value::Null);
     }
-    let mismatch = |path: &[String]| {
+    let mismatch = |path: &[Step<'_>]| {
         CodecError::at(format!("expected {} but got JSON {j}", type_name(ty)), path)
     };
     match ty {
@@ -599,7 +388,7 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
             let items = j.as_array().ok_or_else(|| mismatch(path))?;
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                path.push(format!("[{i}]"));
+                path.push(Step::Index(i));
                 out.push(from_js(item, et, path)?);
                 path.pop();
             }
@@ -616,7 +405,7 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
                 .ok_or_else(|| mismatch(path))?;
             let mut out = Vec::with_capacity(items.len());
             for (i, (item, et)) in items.iter().zip(ets).enumerate() {
-                path.push(format!("[{i}]"));
+                path.push(Step::Index(i));
                 out.push(from_js(item, et, path)?);
                 path.pop();
             }
@@ -626,7 +415,7 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
             let entries = j.as_object().ok_or_else(|| mismatch(path))?;
             let mut out = BTreeMap::new();
             for (k, v) in entries {
-                path.push(format!("[{k:?}]"));
+                path.push(Step::Key(k));
                 out.insert(k.clone(), from_js(v, et, path)?);
                 path.pop();
             }
@@ -640,7 +429,7 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
                 let at = attrs
                     .get(k)
                     .ok_or_else(|| CodecError::at(format!("unsupported attribute {k:?}"), path))?;
-                path.push(format!(".{k}"));
+                path.push(Step::Attr(k));
                 out.insert(k.clone(), from_js(v, at, path)?);
                 path.pop();
             }
@@ -650,7 +439,7 @@ fn from_js(j: &Json, ty: &Type, path: &mut Vec<String>) -> Result<Value, CodecEr
 }
 
 /// The most specific type of a known value (for encoding values of dynamic attributes).
-fn infer_type(v: &Value) -> Type {
+pub(super) fn infer_type(v: &Value) -> Type {
     match v {
         Value::Null | Value::Unknown => Type::Dynamic,
         Value::Bool(_) => Type::Bool,
@@ -666,7 +455,7 @@ fn infer_type(v: &Value) -> Type {
     }
 }
 
-fn type_name(ty: &Type) -> String {
+pub(super) fn type_name(ty: &Type) -> String {
     ty.to_json().to_string()
 }
 
@@ -718,6 +507,76 @@ mod tests {
         ]);
         let bytes = v.to_msgpack(&ty).unwrap();
         assert_eq!(Value::from_msgpack(&bytes, &ty).unwrap(), v);
+    }
+
+    #[test]
+    fn encoding_matches_rmpv_byte_for_byte_and_decodes_what_rmpv_writes() {
+        // rmpv (the value tree this codec replaced) as an independent reference for the
+        // wire form: the same bytes out, and the same value back from its bytes.
+        let ty = object_type();
+        let v = obj(&[
+            ("name", "äpp".into()),
+            ("size", Value::Number(Number::Int(-70_000))),
+            ("enabled", true.into()),
+            ("cidrs", Value::List(vec!["x".repeat(300).into()])),
+            ("zones", Value::Set(vec![])),
+            (
+                "tags",
+                Value::Map(BTreeMap::from([("k".to_string(), Value::Unknown)])),
+            ),
+            ("timeouts", obj(&[("create", Value::Null)])),
+        ]);
+        let ours = v.to_msgpack(&ty).unwrap();
+        let theirs = rmpv::Value::Map(vec![
+            (
+                "cidrs".into(),
+                rmpv::Value::Array(vec!["x".repeat(300).into()]),
+            ),
+            ("enabled".into(), true.into()),
+            ("name".into(), "äpp".into()),
+            ("size".into(), (-70_000i64).into()),
+            (
+                "tags".into(),
+                rmpv::Value::Map(vec![("k".into(), rmpv::Value::Ext(0, vec![0]))]),
+            ),
+            (
+                "timeouts".into(),
+                rmpv::Value::Map(vec![("create".into(), rmpv::Value::Nil)]),
+            ),
+            ("zones".into(), rmpv::Value::Array(vec![])),
+        ]);
+        let mut expected = Vec::new();
+        rmpv::encode::write_value(&mut expected, &theirs).unwrap();
+        assert_eq!(ours, expected);
+        assert_eq!(Value::from_msgpack(&expected, &ty).unwrap(), v);
+        for big in [u64::MAX, 1 << 40] {
+            let mut b = Vec::new();
+            rmpv::encode::write_value(&mut b, &rmpv::Value::from(big)).unwrap();
+            let expected = i64::try_from(big).map_or(Number::Float(big as f64), Number::Int);
+            assert_eq!(
+                Value::from_msgpack(&b, &Type::Number).unwrap(),
+                Value::Number(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_with_its_path() {
+        let ty = object_type();
+        let bytes = obj(&[("name", "app".into())]).to_msgpack(&ty).unwrap();
+        for cut in 1..bytes.len() {
+            assert!(Value::from_msgpack(&bytes[..cut], &ty).is_err(), "{cut}");
+        }
+        // A string announced longer than the input, inside `name`.
+        let mut b = Vec::new();
+        rmpv::encode::write_value(
+            &mut b,
+            &rmpv::Value::Map(vec![("name".into(), "abcdef".into())]),
+        )
+        .unwrap();
+        b.truncate(b.len() - 2);
+        let err = Value::from_msgpack(&b, &ty).unwrap_err();
+        assert_eq!(err.path, vec![".name".to_string()], "{err}");
     }
 
     #[test]
