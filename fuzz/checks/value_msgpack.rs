@@ -1,8 +1,8 @@
 //! The property the `value_msgpack` fuzz target checks, for one input: any bytes decode to a
 //! value or a `CodecError` of provider/src/plugin/value.rs (decoded by msgpack.rs beside it),
-//! never a panic, and what decodes encodes again, stably. Shared by the cargo-fuzz target (nightly) and the corpus replay
-//! in provider/tests/fuzz_corpus.rs (stable, every `cargo test`): whoever includes this
-//! file provides the decoder as `crate::value`.
+//! never a panic, and what decodes encodes again, stably. Shared by the cargo-fuzz target
+//! (nightly) and the corpus replay in provider/tests/fuzz_corpus.rs (stable, every `cargo
+//! test`): whoever includes this file provides the decoder as `crate::value`.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Fuzzes the provider's msgpack value decoder (provider/src/plugin/msgpack.rs and the values
-//! of provider/src/plugin/value.rs), which reads
-//! every configuration, plan and state Terraform sends. The property is in
-//! fuzz/checks/value_msgpack.rs, which the stable corpus replay shares.
+//! of provider/src/plugin/value.rs), which reads every configuration, plan and state
+//! Terraform sends. The property is in fuzz/checks/value_msgpack.rs, which the stable corpus
+//! replay shares.
 
 #![no_main]
 
