@@ -53,6 +53,13 @@ in the same Availability Zone"; "Attach a network interface"; "Detach a network 
   deleted.`` (terraform-provider-aws#1671, hashicorp/terraform#11047, cloud-barista#460: the
   group of a just-terminated instance is refused until its interface is gone). Moto deleted
   both.
+* DetachInternetGateway while an Elastic IP is associated with an interface in the VPC (an
+  instance's included): ``DependencyViolation`` ``Network vpc-.. has some mapped public
+  address(es). Please unmap those public address(es) before detaching the gateway.`` (EC2's
+  answer, quoted in hashicorp/terraform#1303 and prabhatsharma/kubernetes-the-hard-way-aws#16,
+  the latter while the instance holding the address was still terminating; moto detached and
+  left a TODO for it). An instance's automatic public IP is not modelled (the stacks'
+  launch templates ask for none).
 * Termination (``instancelife``): every ENI stays attached while its instance is
   ``shutting-down``. At ``terminated`` the interfaces made by the launch are deleted
   (DeleteOnTermination true unless the launch said false; moto kept them all, attached to
@@ -183,6 +190,7 @@ def install(world_ref: Any) -> None:
     from moto.ec2.models import elastic_network_interfaces as enis
     from moto.ec2.models import instances as inst
     from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+    from moto.ec2.responses.internet_gateways import InternetGateways
     from moto.ec2.responses.security_groups import SecurityGroups
     from moto.ec2.responses.subnets import Subnets
 
@@ -407,6 +415,22 @@ def install(world_ref: Any) -> None:
         return orig_delete_subnet_response(self)
 
     Subnets.delete_subnet = delete_subnet_response
+
+    orig_detach_gateway_response = InternetGateways.detach_internet_gateway
+
+    def detach_internet_gateway_response(self: Any) -> Any:
+        vpc_id = self._get_param("VpcId")
+        for eip in self.ec2_backend.addresses:
+            eni = eip.eni
+            subnet = getattr(eni, "subnet", None) if eni is not None else None
+            if subnet is not None and subnet.vpc_id == vpc_id:
+                raise EC2ClientError(
+                    "DependencyViolation",
+                    f"Network {vpc_id} has some mapped public address(es). "
+                    "Please unmap those public address(es) before detaching the gateway.")
+        return orig_detach_gateway_response(self)
+
+    InternetGateways.detach_internet_gateway = detach_internet_gateway_response
 
     # --- launch and termination -------------------------------------------------------------
 

@@ -196,6 +196,27 @@ def test_groups_and_subnets_cannot_go_before_their_interfaces(server, net):
     ec2.delete_subnet(SubnetId=net["subnet"])
 
 
+def test_the_gateway_stays_while_an_address_is_mapped_in_its_network(server, net):
+    ec2 = server.client("ec2")
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
+    refused = ("DependencyViolation", f"Network {net['vpc']} has some mapped public address(es). "
+               "Please unmap those public address(es) before detaching the gateway.")
+    # On an interface of the network.
+    eni = new_eni(server, net)
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    assoc = ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)["AssociationId"]
+    assert code_message(lambda: ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])) == refused
+    ec2.disassociate_address(AssociationId=assoc)
+    # On an instance of the network, until its termination takes the address off.
+    inst = run_instance(server, net)
+    ec2.associate_address(AllocationId=alloc, InstanceId=inst)
+    assert code_message(lambda: ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])) == refused
+    ec2.terminate_instances(InstanceIds=[inst])  # fast profile: terminated at once
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
+    assert ec2.describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"][0]["Attachments"] == []
+
+
 def test_created_interfaces_take_the_subnets_next_free_address(server, net):
     ec2 = server.client("ec2")
     enis = [new_eni(server, net) for _ in range(3)]
