@@ -85,6 +85,18 @@ def par(*steps):
     return ("par", steps)
 
 
+def mark(name, step):
+    """`step`, whose end another lane of a par waits for (`after`); the marking
+    lane comes first among the par's steps."""
+    return ("mark", name, step)
+
+
+def after(names, step):
+    """`step`, started once the marked steps `names` of other lanes have ended
+    too: the provider's gates between concurrent lanes (provider/src/aws/gate.rs)."""
+    return ("after", tuple(names), step)
+
+
 HEAL = ("heal",)
 # How the heal shows in a chain of operations.
 HEAL_LABEL = "(heal)"
@@ -151,20 +163,23 @@ DESTROY_ORDER = seq(
     seq("DescribeAutoScalingGroups", "UpdateAutoScalingGroup", "DescribeAutoScalingGroups"),
     # 2. at once: the group (find, delete, wait), then its template; the volume (find, wait
     # detached, tag the snapshot's token, final snapshot, wait, delete); the address (find,
-    # release), then the security group, then the network (delete_vpc: the stack's unattached
-    # gateways beside the VPC's parts: its gateway beside its route tables, then subnets; the
-    # VPC last); the Lambda side (rule, function, log group, role apart).
+    # release) beside the security group and the network (delete_vpc: the stack's unattached
+    # gateways beside the VPC's look-up and its parts: its gateway beside its route tables,
+    # then subnets; the gateway's detach and the subnet after the address, the VPC last, after
+    # the group); the Lambda side (rule, function, log group, role apart).
     par(seq("DescribeAutoScalingGroups", "DeleteAutoScalingGroup", "DescribeAutoScalingGroups",
             "DeleteLaunchTemplate"),
         seq("DescribeVolumes", "DescribeVolumes", "CreateTags", "CreateSnapshot", "DescribeSnapshots",
             "DeleteVolume"),
-        seq("DescribeAddresses", "ReleaseAddress", "DeleteSecurityGroup",
-            par("DescribeInternetGateways",
-                seq("DescribeVpcs",
-                    par(seq("DescribeInternetGateways", "DetachInternetGateway", "DeleteInternetGateway"),
-                        seq("DescribeRouteTables", "DisassociateRouteTable",
-                            par("DeleteRouteTable", seq("DescribeSubnets", "DeleteSubnet")))))),
-            "DeleteVpc"),
+        par(mark("addressed", seq("DescribeAddresses", "ReleaseAddress")),
+            mark("group", "DeleteSecurityGroup"),
+            seq(par("DescribeInternetGateways", "DescribeVpcs",
+                    seq("DescribeInternetGateways",
+                        after(["addressed"], seq("DetachInternetGateway", "DeleteInternetGateway"))),
+                    seq("DescribeRouteTables", "DisassociateRouteTable",
+                        par("DeleteRouteTable",
+                            seq("DescribeSubnets", after(["addressed"], "DeleteSubnet"))))),
+                after(["group"], "DeleteVpc"))),
         par(seq("DescribeRule", "ListTargetsByRule", "RemoveTargets", "DeleteRule"), "DeleteFunction",
             "DeleteLogGroup",
             seq(par("ListRolePolicies", "ListAttachedRolePolicies"), "DeleteRolePolicy", "DeleteRole"))),
@@ -277,22 +292,34 @@ def order_ops(step):
         return counts
     if isinstance(step, str):
         return {step: 1}
+    if step[0] in ("mark", "after"):
+        return order_ops(step[2])
     for s in step[1]:
         for op, n in order_ops(s).items():
             counts[op] = counts.get(op, 0) + n
     return counts
 
 
-def critical_path(step, latency, heal_s):
-    """(seconds, [operations]) of the longest chain through `step`."""
+def critical_path(step, latency, heal_s, start=(0.0, []), marks=None):
+    """(seconds, [operations]) of the longest chain through `step`, from the
+    order's beginning (`start` is what precedes the step)."""
+    marks = {} if marks is None else marks
+    t, path = start
     if step == HEAL:
-        return heal_s, [HEAL_LABEL]
+        return t + heal_s, path + [HEAL_LABEL]
     if isinstance(step, str):
-        return latency[step], [step]
-    parts = [critical_path(s, latency, heal_s) for s in step[1]]
+        return t + latency[step], path + [step]
+    if step[0] == "mark":
+        marks[step[1]] = critical_path(step[2], latency, heal_s, start, marks)
+        return marks[step[1]]
+    if step[0] == "after":
+        begin = max([start] + [marks[n] for n in step[1]], key=lambda p: p[0])
+        return critical_path(step[2], latency, heal_s, begin, marks)
     if step[0] == "seq":
-        return sum(p[0] for p in parts), [op for p in parts for op in p[1]]
-    return max(parts, key=lambda p: p[0])
+        for s in step[1]:
+            start = critical_path(s, latency, heal_s, start, marks)
+        return start
+    return max((critical_path(s, latency, heal_s, start, marks) for s in step[1]), key=lambda p: p[0])
 
 
 def dag_critical_path(dag, latency, heal_s):
@@ -705,11 +732,14 @@ def heal_segments(apply):
     return out
 
 
-def match_order(step, calls, ready, used, out):
+def match_order(step, calls, ready, used, out, path=(), marks=None):
     """Matches the order against one stack's calls: each operation takes the
     earliest unused call of its kind that starts once its dependencies ended.
     Appends (kind, op, ready, start, end) for each step to `out`; returns the
-    end time and the path [(entry)] of the latest-ending chain."""
+    end time and the path [(entry)] of the latest-ending chain from the order's
+    beginning (`path` is the chain that leads to this step)."""
+    marks = {} if marks is None else marks
+    path = list(path)
     if step == HEAL:
         ends = [call_span(c)[1] for c in calls if c["operation"] == "CompleteLifecycleAction"
                 and c["status"] < 400 and c["params"].get("LifecycleActionResult") == "CONTINUE"
@@ -717,7 +747,7 @@ def match_order(step, calls, ready, used, out):
         end = min(ends) if ends else ready
         entry = {"op": HEAL_LABEL, "ready": ready, "start": ready, "end": end, "found": bool(ends)}
         out.append(entry)
-        return end, [entry]
+        return end, path + [entry]
     if isinstance(step, str):
         best = None
         for i, c in enumerate(calls):
@@ -732,14 +762,18 @@ def match_order(step, calls, ready, used, out):
             used.add(best[0])
             entry = {"op": step, "ready": ready, "start": best[1], "end": best[2], "found": True}
         out.append(entry)
-        return entry["end"], [entry]
+        return entry["end"], path + [entry]
+    if step[0] == "mark":
+        marks[step[1]] = match_order(step[2], calls, ready, used, out, path, marks)
+        return marks[step[1]]
+    if step[0] == "after":
+        ready, path = max([(ready, path)] + [marks[n] for n in step[1]], key=lambda r: r[0])
+        return match_order(step[2], calls, ready, used, out, path, marks)
     if step[0] == "seq":
-        path = []
         for s in step[1]:
-            ready, p = match_order(s, calls, ready, used, out)
-            path += p
+            ready, path = match_order(s, calls, ready, used, out, path, marks)
         return ready, path
-    results = [match_order(s, calls, ready, used, out) for s in step[1]]
+    results = [match_order(s, calls, ready, used, out, path, marks) for s in step[1]]
     return max(results, key=lambda r: r[0])
 
 

@@ -754,6 +754,77 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
     }
 }
 
+/// Destroy runs the address, the security group and the network side by side, and waits
+/// for the address only where EC2 does: when the address cannot be released, the gateway
+/// stays attached and the subnet and VPC stay (the state keeps them and the address), while
+/// the security group, which no longer depends on it, is deleted. The next destroy finishes.
+#[test]
+fn a_destroy_that_cannot_release_the_address_stops_only_what_waits_for_it() {
+    let tf = newest(&terraform_versions());
+    let world = World::start(CLOCK_SCALE);
+    let name = "norelease";
+    let t = world.terraform(&tf, &[name]);
+    t.apply().unwrap();
+    let control = world.aws.control();
+    world.block(control.clear_calls()).unwrap();
+    world
+        .block(
+            control.add_fault(
+                &Fault::error("ReleaseAddress", "UnauthorizedOperation")
+                    .status(403)
+                    .message("injected: not allowed"),
+            ),
+        )
+        .unwrap();
+    let out = t
+        .run(
+            &["destroy", "-no-color", "-input=false", "-auto-approve"],
+            true,
+        )
+        .unwrap();
+    world.block(control.clear_faults()).unwrap();
+    assert_eq!(out.exit_code, 1, "the destroy must fail: {out}");
+    let text = out.combined();
+    assert!(
+        text.contains("Elastic IP") && text.contains("UnauthorizedOperation"),
+        "the diagnostic names the address and AWS's error: {text}"
+    );
+    let called = |op: &str| {
+        world
+            .block(control.calls_of(op))
+            .unwrap()
+            .iter()
+            .filter(|c| c.succeeded())
+            .count()
+    };
+    assert_eq!(called("DetachInternetGateway"), 0, "the gateway waits");
+    assert_eq!(called("DeleteSubnet"), 0, "the subnet waits");
+    assert_eq!(called("DeleteVpc"), 0, "the VPC waits");
+    assert_eq!(called("DeleteSecurityGroup"), 1, "the group does not wait");
+    assert_eq!(
+        called("DeleteRouteTable"),
+        1,
+        "the route table does not wait"
+    );
+    let show = t.run(&["show", "-json"], false).unwrap();
+    let left = resource_values(&show);
+    for kept in ["allocation_id", "vpc_id", "subnet_id"] {
+        assert!(
+            left[kept].as_str().is_some_and(|v| !v.is_empty()),
+            "{kept} stays in the state: {left:?}"
+        );
+    }
+    assert!(
+        left["security_group_id"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "the deleted group leaves the state: {left:?}"
+    );
+    t.destroy().unwrap();
+    world.sweep(name, true);
+}
+
 /// Throttling on a third of the calls and Lambda's IAM-propagation error at first: apply
 /// still succeeds within its timeout.
 #[test]

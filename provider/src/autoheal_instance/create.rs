@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::aws::gate::Gate;
 use crate::aws::{
     address, alarm, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function,
     launch_template, log_group, network, network_interface, volume, OpContext,
@@ -605,10 +606,19 @@ impl<'a> Creator<'a> {
             vpc_id,
             "deleting the unfinished network of an interrupted create, to make it again"
         );
-        // Also deletes a gateway made but never attached (it is not in the VPC).
-        network::delete_vpc(ctx, vpc_id, (names::STACK_TAG, &self.spec.name))
-            .await
-            .step("delete", format!("unfinished VPC {vpc_id}"))?;
+        // Also deletes a gateway made but never attached (it is not in the VPC). No gate:
+        // the stack's interface and address come after a finished network, so none is
+        // mapped in this one.
+        let open = Gate::open();
+        network::delete_vpc(
+            ctx,
+            vpc_id,
+            (names::STACK_TAG, &self.spec.name),
+            &open,
+            &open,
+        )
+        .await
+        .step("delete", format!("unfinished VPC {vpc_id}"))?;
         Ok(None)
     }
 

@@ -6,9 +6,11 @@
 //!    then the launch template; the data volume (wait for the detach; then final snapshot
 //!    and delete, or retain, or delete, per `volume_on_destroy`; a user's volume is only
 //!    waited for); the address (released, or only disassociated when it is the user's), then
-//!    the persistent network interface (once its instance has let it go), the security group
-//!    (DependencyViolation retried while network interfaces linger), then the network the
-//!    provider created (a user's subnet is left); the Lambda side (rules with their targets:
+//!    the persistent network interface (once its instance has let it go); beside them the
+//!    security group (DependencyViolation retried while network interfaces linger) and the
+//!    network the provider created (a user's subnet is left), which wait for the address only
+//!    where EC2 does (the gateway's detach, and with a persistent interface the subnet and
+//!    the group), and the VPC for the group; the Lambda side (rules with their targets:
 //!    the launch rule, and the snapshot schedule when there is one, whose snapshots stay;
 //!    function with its permissions, log group, role with its policy, each apart); the
 //!    alarms. A branch that fails stops there; the others go on, and what is left stays in
@@ -24,6 +26,7 @@
 //! state decides it: a refresh or an import can lose any id. `delete` and `retain` end the
 //! lineage of the stack's final snapshots (see `lineage`).
 
+use crate::aws::gate::gate;
 use crate::aws::tags::Tags;
 use crate::aws::{
     address, alarm, autoscaling_group, ec2_tags, event_rule, iam_role, lambda_function,
@@ -136,9 +139,8 @@ pub async fn delete(
     // dependencies order runs at once, each branch stopping at its first error:
     // - the group (its hook goes with it), then its launch template;
     // - the volume (final snapshot first, per `volume_on_destroy`);
-    // - the address, then the persistent interface (its address gone), then the security
-    //   group (no interface left using it), then the network (its gateway detaches only
-    //   once no address is mapped in the VPC, its VPC goes last);
+    // - the address, then the persistent interface, beside the security group and the
+    //   network (gated below where EC2 orders them after the address or the group);
     // - the Lambda side (rule, function, log group and role, each apart);
     // - the alarms.
     let group_and_template = async {
@@ -152,30 +154,61 @@ pub async fn delete(
         }
         Ok::<(), StepError>(())
     };
-    // What this branch got done, for `left` when a later part fails.
-    let mut addressing_done = false;
-    let mut security_group_done = false;
-    let network_side = async {
+    // The network side, in three lanes that AWS orders only at two points: the address
+    // (released, or disassociated when it is the user's), then the persistent interface (once
+    // its instance has let it go); the security group; the network the provider created (a
+    // user's subnet is left). EC2 refuses to detach the gateway while an Elastic IP is
+    // mapped in the VPC, and a subnet or a security group while an interface (the persistent
+    // one) is in it or uses it: those wait for the address lane. The VPC itself waits for
+    // the security group (the caller's part in it). A lane whose gate closed stops there.
+    let (addressed, unmapped) = gate();
+    let (group_deleted, emptied) = gate();
+    let addressing = async {
         release_address(ctx, spec, stack).await?;
         delete_interface(ctx, spec, stack).await?;
-        addressing_done = true;
+        addressed.open();
+        Ok::<(), StepError>(())
+    };
+    let security_group = async {
+        if stack.network_interface_id.is_some() && !unmapped.passed().await {
+            return Ok(false);
+        }
         if let Some(id) = &stack.security_group_id {
             security_group::delete(ctx, id)
                 .await
                 .step("delete", format!("security group {id}"))?;
         }
-        security_group_done = true;
-        if spec.creates_network() {
-            if let Some(vpc) = &stack.vpc_id {
-                network::delete_vpc(ctx, vpc, (names::STACK_TAG, &spec.name))
-                    .await
-                    .step(
-                        "delete",
-                        format!("VPC {vpc} and its subnet, gateway and routes"),
-                    )?;
-            }
-        }
-        Ok::<(), StepError>(())
+        group_deleted.open();
+        Ok::<bool, StepError>(true)
+    };
+    let vpc = async {
+        let (Some(vpc), true) = (&stack.vpc_id, spec.creates_network()) else {
+            return Ok(true);
+        };
+        network::delete_vpc(
+            ctx,
+            vpc,
+            (names::STACK_TAG, &spec.name),
+            &unmapped,
+            &emptied,
+        )
+        .await
+        .step(
+            "delete",
+            format!("VPC {vpc} and its subnet, gateway and routes"),
+        )
+    };
+    let network_side = async {
+        let (addressing, security_group, vpc) = tokio::join!(addressing, security_group, vpc);
+        // A lane stopped at a closed gate adds no error: the lane that closed it has one.
+        let (addressing_done, security_group_done) =
+            (addressing.is_ok(), matches!(security_group, Ok(true)));
+        let vpc_done = matches!(vpc, Ok(true));
+        let errors: Vec<StepError> = [addressing.err(), security_group.err(), vpc.err()]
+            .into_iter()
+            .flatten()
+            .collect();
+        (addressing_done, security_group_done, vpc_done, errors)
     };
     let volume_stack = match &active {
         Some(restored) => Stack {
@@ -213,6 +246,7 @@ pub async fn delete(
         }
         Err(e) => errors.push(e),
     }
+    let (addressing_done, security_group_done, vpc_done, network_error) = network_side;
     if addressing_done {
         left.allocation_id = None;
         left.public_ip = None;
@@ -221,13 +255,11 @@ pub async fn delete(
     if security_group_done {
         left.security_group_id = None;
     }
-    match network_side {
-        Ok(()) => {
-            left.vpc_id = None;
-            left.subnet_id = None;
-        }
-        Err(e) => errors.push(e),
+    if vpc_done && addressing_done && security_group_done {
+        left.vpc_id = None;
+        left.subnet_id = None;
     }
+    errors.extend(network_error);
     match alarms {
         Ok(()) => {
             left.heal_failure_alarm_arn = None;

@@ -23,6 +23,7 @@ pub mod context;
 pub mod ec2_tags;
 pub mod error;
 pub mod event_rule;
+pub mod gate;
 pub mod iam_role;
 pub mod instance;
 pub mod lambda_function;

@@ -9,6 +9,7 @@ use super::context::with_create_token;
 use super::context::{OpContext, Poll};
 use super::ec2_tags::find_created;
 use super::error::AwsError;
+use super::gate::Gate;
 use super::tags::{ec2_spec, Tags};
 
 /// What the provider needs to know about a subnet.
@@ -454,11 +455,20 @@ pub async fn find_network(ctx: &OpContext, vpc_id: &str) -> Result<Network, AwsE
 /// DependencyViolation is retried: network interfaces of a terminated instance linger.
 /// Gateways tagged `owner_tag` that are attached to nothing go too: one made but never
 /// attached, or detached by a delete that stopped before deleting it, is no longer in the VPC.
+///
+/// What the caller deletes at the same time in the VPC orders two steps: the gateway is
+/// detached and the subnets deleted only once `unmapped` opens (EC2 refuses the detach while
+/// an Elastic IP is mapped in the VPC, "Network vpc-.. has some mapped public address(es).
+/// Please unmap those public address(es) before detaching the gateway.", and a subnet while a
+/// network interface is in it), and the VPC only once `emptied` opens (its security group
+/// gone). Returns false when a gate closed: what waits behind it was not attempted.
 pub async fn delete_vpc(
     ctx: &OpContext,
     vpc_id: &str,
     owner_tag: (&str, &str),
-) -> Result<(), AwsError> {
+    unmapped: &Gate,
+    emptied: &Gate,
+) -> Result<bool, AwsError> {
     // What only AWS's dependencies order runs at once: the stack's gateways that are not
     // attached (an interrupted create's: not in the VPC) beside the VPC's own parts; in the
     // VPC, its gateway (detached and deleted) beside its route tables and subnets (a subnet
@@ -482,44 +492,67 @@ pub async fn delete_vpc(
         }
         Ok::<(), AwsError>(())
     };
+    // The VPC is looked up beside its parts, not before them: the parts are found by a
+    // `vpc-id` filter, which finds none of a VPC that is gone.
     let parts = async {
-        if find_vpc(ctx, vpc_id).await?.is_none() {
-            return Ok(false);
-        }
-        let (gateways, tables_and_subnets) =
-            tokio::join!(delete_attached_gateways(ctx, vpc_id), async {
+        let (vpc, gateways, tables_and_subnets) = tokio::join!(
+            find_vpc(ctx, vpc_id),
+            delete_attached_gateways(ctx, vpc_id, unmapped),
+            async {
                 let tables = disassociate_route_tables(ctx, vpc_id).await?;
                 let (t, s) = tokio::join!(
                     delete_route_tables(ctx, &tables),
-                    delete_subnets(ctx, vpc_id)
+                    delete_subnets(ctx, vpc_id, unmapped)
                 );
-                t.and(s)
-            });
-        gateways.and(tables_and_subnets)?;
-        Ok::<bool, AwsError>(true)
+                t?;
+                s
+            }
+        );
+        let (gateways, tables_and_subnets) = (gateways?, tables_and_subnets?);
+        if vpc?.is_none() {
+            return Ok(None);
+        }
+        Ok::<Option<bool>, AwsError>(Some(gateways && tables_and_subnets))
     };
     let (unattached, parts) = tokio::join!(unattached, parts);
     unattached?;
-    if !parts? {
-        return Ok(());
+    match parts? {
+        None => return Ok(true),
+        Some(false) => return Ok(false),
+        Some(true) => {}
+    }
+    if !emptied.passed().await {
+        return Ok(false);
     }
     ctx.delete("ec2:DeleteVpc", &["DependencyViolation"], || {
         ctx.clients.ec2.delete_vpc().vpc_id(vpc_id).send()
     })
     .await?;
     tracing::info!(vpc_id, "deleted VPC");
-    Ok(())
+    Ok(true)
 }
 
-/// The gateways attached to the VPC, detached and deleted.
-async fn delete_attached_gateways(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
-    for igw in internet_gateways(ctx, attached_to(vpc_id)).await? {
+/// The gateways attached to the VPC, detached (once `unmapped` opens) and deleted; false
+/// when the gate closed.
+async fn delete_attached_gateways(
+    ctx: &OpContext,
+    vpc_id: &str,
+    unmapped: &Gate,
+) -> Result<bool, AwsError> {
+    let gateways = internet_gateways(ctx, attached_to(vpc_id)).await?;
+    if gateways.is_empty() {
+        return Ok(true);
+    }
+    if !unmapped.passed().await {
+        return Ok(false);
+    }
+    for igw in gateways {
         let Some(id) = igw.internet_gateway_id() else {
             continue;
         };
         delete_internet_gateway(ctx, id, Some(vpc_id)).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Takes every subnet off the VPC's route tables but its main one (deleted with the VPC);
@@ -574,11 +607,19 @@ async fn delete_route_tables(ctx: &OpContext, ids: &[String]) -> Result<(), AwsE
     Ok(())
 }
 
-async fn delete_subnets(ctx: &OpContext, vpc_id: &str) -> Result<(), AwsError> {
-    for subnet in subnets_in(ctx, vpc_id).await? {
+/// The VPC's subnets, deleted once `unmapped` opens; false when it closed.
+async fn delete_subnets(ctx: &OpContext, vpc_id: &str, unmapped: &Gate) -> Result<bool, AwsError> {
+    let subnets = subnets_in(ctx, vpc_id).await?;
+    if subnets.is_empty() {
+        return Ok(true);
+    }
+    if !unmapped.passed().await {
+        return Ok(false);
+    }
+    for subnet in subnets {
         delete_subnet(ctx, &subnet.subnet_id).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Deletes a subnet (idempotent); DependencyViolation is retried within the operation's
