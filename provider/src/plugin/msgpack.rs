@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use rmp::Marker;
 
-use super::value::{CodecError, Number, Step, Type, Value};
+use super::value::{render_path, CodecError, Number, Step, Type, Value};
 
 /// Decodes one msgpack value of type `ty` that must fill `bytes` exactly.
 pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
@@ -221,12 +221,7 @@ fn read<'a>(rd: &mut &'a [u8], ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Va
         }
         Type::List(et) | Type::Set(et) if kind == Kind::Array => {
             let n = rmp::decode::read_array_len(rd).map_err(|e| invalid(e, path))? as usize;
-            let mut out = Vec::with_capacity(n.min(rd.len()));
-            for i in 0..n {
-                path.push(Step::Index(i));
-                out.push(read(rd, et, path)?);
-                path.pop();
-            }
+            let out = read_elements(rd, n, std::iter::repeat(&**et), path)?;
             Ok(if matches!(ty, Type::List(_)) {
                 Value::List(out)
             } else {
@@ -238,13 +233,7 @@ fn read<'a>(rd: &mut &'a [u8], ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Va
             if n != ets.len() {
                 return Err(mismatch(path));
             }
-            let mut out = Vec::with_capacity(n);
-            for (i, et) in ets.iter().enumerate() {
-                path.push(Step::Index(i));
-                out.push(read(rd, et, path)?);
-                path.pop();
-            }
-            Ok(Value::Tuple(out))
+            Ok(Value::Tuple(read_elements(rd, n, ets.iter(), path)?))
         }
         Type::Map(et) if kind == Kind::Map => {
             let n = rmp::decode::read_map_len(rd).map_err(|e| invalid(e, path))?;
@@ -334,22 +323,10 @@ fn write<'a>(
             }
         }
         (Value::List(items), Type::List(et)) | (Value::Set(items), Type::Set(et)) => {
-            wrote(rmp::encode::write_array_len(out, len32(items.len(), path)?))?;
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                write(out, item, et, path)?;
-                path.pop();
-            }
-            Ok(())
+            write_elements(out, items, std::iter::repeat(&**et), path)
         }
         (Value::Tuple(items), Type::Tuple(ets)) if items.len() == ets.len() => {
-            wrote(rmp::encode::write_array_len(out, len32(items.len(), path)?))?;
-            for (i, (item, et)) in items.iter().zip(ets).enumerate() {
-                path.push(Step::Index(i));
-                write(out, item, et, path)?;
-                path.pop();
-            }
-            Ok(())
+            write_elements(out, items, ets.iter(), path)
         }
         (Value::Map(m), Type::Map(et)) => {
             wrote(rmp::encode::write_map_len(out, len32(m.len(), path)?))?;
@@ -387,6 +364,40 @@ fn write<'a>(
     }
 }
 
+/// The `n` elements of an array, the i-th of the i-th type (a list's or set's one element
+/// type repeated, or a tuple's own).
+fn read_elements<'a, 't>(
+    rd: &mut &'a [u8],
+    n: usize,
+    types: impl Iterator<Item = &'t Type>,
+    path: &mut Vec<Step<'a>>,
+) -> Result<Vec<Value>, CodecError> {
+    // A length is only a claim until the bytes are there: never reserve more than remain.
+    let mut out = Vec::with_capacity(n.min(rd.len()));
+    for (i, et) in types.take(n).enumerate() {
+        path.push(Step::Index(i));
+        out.push(read(rd, et, path)?);
+        path.pop();
+    }
+    Ok(out)
+}
+
+/// An array of `items`, the i-th written as the i-th type (see [`read_elements`]).
+fn write_elements<'a>(
+    out: &mut Vec<u8>,
+    items: &'a [Value],
+    types: impl Iterator<Item = &'a Type>,
+    path: &mut Vec<Step<'a>>,
+) -> Result<(), CodecError> {
+    wrote(rmp::encode::write_array_len(out, len32(items.len(), path)?))?;
+    for (i, (item, et)) in items.iter().zip(types).enumerate() {
+        path.push(Step::Index(i));
+        write(out, item, et, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
 /// `write` for a type made here (a dynamic value's inferred type), which cannot lend its
 /// names to the path: the path below it renders at once.
 fn write_owned_type(
@@ -396,7 +407,7 @@ fn write_owned_type(
     path: &[Step<'_>],
 ) -> Result<(), CodecError> {
     write(out, v, ty, &mut Vec::new()).map_err(|mut e| {
-        let mut full = CodecError::at(String::new(), path).path;
+        let mut full = render_path(path);
         full.append(&mut e.path);
         e.path = full;
         e

@@ -318,9 +318,14 @@ impl CodecError {
     pub(super) fn at(message: String, path: &[Step<'_>]) -> Self {
         CodecError {
             message,
-            path: path.iter().map(Step::render).collect(),
+            path: render_path(path),
         }
     }
+}
+
+/// The path as an error shows it, one rendered step each (`.attr`, `["key"]`, `[0]`).
+pub(super) fn render_path(path: &[Step<'_>]) -> Vec<String> {
+    path.iter().map(Step::render).collect()
 }
 
 /// One step of the path to the value being decoded or encoded, borrowed from the input: a
