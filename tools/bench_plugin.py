@@ -257,6 +257,10 @@ RPC_LINE = re.compile(r"^GRPCProvider(?:\.v6)?: (\w+)$")
 # relogs the provider's stderr: `provider.terraform-provider-autoheal_v0.1.0: rpc served:
 # ... elapsed_us=116 rpc=GetProviderSchema ...`.
 SERVED_LINE = re.compile(r"^provider\.terraform-provider-[^:]+: rpc served:(.*)$")
+# Terraform 1.11.4 looks the schema up in its cache at the start of each call, after the call's
+# line and before it sends the request: `GRPCProvider.v6: returning cached schema: ...`. Part of
+# the call, so it does not end Terraform's view of it (1.0.3 logs no such line).
+CACHED_SCHEMA_LINE = re.compile(r"^GRPCProvider(?:\.v6)?: returning cached schema")
 
 
 def log_time_ms(stamp, zone):
@@ -312,6 +316,8 @@ def parse_trace(path):
             handshake_at, started_at = t, None
         if msg.startswith("provider"):
             continue  # go-plugin's and the provider's lines: not Terraform's next step
+        if open_call is not None and CACHED_SCHEMA_LINE.match(msg):
+            continue  # the call's own first step (1.11.4), not the next one
         rpc = RPC_LINE.match(msg)
         if rpc and rpc.group(1) == "GetProviderSchema":
             if schema_fetched:
@@ -820,7 +826,9 @@ def report_split(args):
                "answer built, not the protobuf encoding) at debug level and above "
                "(provider/src/plugin/server.rs); Terraform relogs it. Terraform 1.11.4 logs "
                "`GetProviderSchema` also when answering from its cache: only the first in a "
-               "process counts as a call.")
+               "process counts as a call; and it logs `returning cached schema` at the start of "
+               "each call, before the request goes out: part of the call, so that line does not "
+               "end it.")
     out.append(f"- Package hash: the N=1 plan from two launcher mirrors, one with the real binary "
                f"in the package directory (as above) and one without it (its launcher execs the "
                f"binary in the real mirror, so Terraform hashes only the ~16 kB launcher), "
