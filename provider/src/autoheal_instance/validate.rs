@@ -540,7 +540,10 @@ impl Validator<'_> {
                 self.str_or("subnet_cidr", DEFAULT_SUBNET_CIDR)
                     .map(str::to_string),
             );
-            if let (Some(vpc), Some(subnet)) = known_cidrs {
+            // Counting the room enumerates the VPC's blocks: only where zones need it.
+            if let (Some(vpc), Some(subnet), false) =
+                (known_cidrs.0, known_cidrs.1, zones.is_empty())
+            {
                 let room = super::failover_subnets::room(&vpc, &subnet);
                 if parse_cidr(&vpc).is_ok() && parse_cidr(&subnet).is_ok() && zones.len() > room {
                     self.error(

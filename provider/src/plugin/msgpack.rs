@@ -252,20 +252,33 @@ fn read<'a>(rd: &mut &'a [u8], ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Va
         }
         Type::Object(attrs) if kind == Kind::Map => {
             let n = rmp::decode::read_map_len(rd).map_err(|e| invalid(e, path))?;
-            let mut out = BTreeMap::new();
+            // cty writes an object's attributes sorted by name, as the schema's map holds
+            // them: each key is first compared with the schema's next attribute only, and
+            // the object is built from its sorted pairs at once (a tree search per key and
+            // per insert was most of a plan's decoding). A key out of that order is looked
+            // up; the result is the same.
+            let mut pairs: Vec<(String, Value)> = Vec::with_capacity(attrs.len());
+            let mut schema = attrs.iter().peekable();
             for _ in 0..n {
                 if Kind::next(rd) != Some(Kind::Str) {
                     return Err(CodecError::at("object key is not a string".into(), path));
                 }
                 let key = read_str(rd, path)?;
-                let (name, at) = attrs.get_key_value(key).ok_or_else(|| {
-                    CodecError::at(format!("unsupported attribute {key:?}"), path)
-                })?;
+                while schema.next_if(|(name, _)| name.as_str() < key).is_some() {}
+                let (name, at) = match schema.next_if(|(name, _)| name.as_str() == key) {
+                    Some(found) => found,
+                    None => attrs.get_key_value(key).ok_or_else(|| {
+                        CodecError::at(format!("unsupported attribute {key:?}"), path)
+                    })?,
+                };
                 path.push(Step::Attr(key));
                 let v = read(rd, at, path)?;
                 path.pop();
-                out.insert(name.clone(), v);
+                pairs.push((name.clone(), v));
             }
+            // Sorted already (or not, and then sorted here); a repeated key keeps its last
+            // value, as inserting one by one did.
+            let mut out: BTreeMap<String, Value> = pairs.into_iter().collect();
             // Terraform writes every attribute; an absent one is null, as in cty.
             if out.len() < attrs.len() {
                 for name in attrs.keys() {
@@ -339,20 +352,29 @@ fn write<'a>(
             Ok(())
         }
         (Value::Object(m), Type::Object(attrs)) => {
-            if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(CodecError::at(
-                    format!("attribute {extra:?} is not in the type"),
-                    path,
-                ));
-            }
+            // Both maps are sorted by name: the value's attributes are walked beside the
+            // type's (no tree search per attribute); one the type lacks is an error.
+            let extra = |name: &str, path: &[Step<'_>]| {
+                CodecError::at(format!("attribute {name:?} is not in the type"), path)
+            };
             wrote(rmp::encode::write_map_len(out, len32(attrs.len(), path)?))?;
+            let mut values = m.iter().peekable();
             for (k, at) in attrs {
+                if let Some((name, _)) = values.next_if(|(name, _)| name.as_str() < k.as_str()) {
+                    return Err(extra(name, path));
+                }
+                let v = values
+                    .next_if(|(name, _)| *name == k)
+                    .map_or(&Value::Null, |(_, v)| v);
                 wrote(rmp::encode::write_str(out, k))?;
                 path.push(Step::Attr(k));
-                write(out, m.get(k).unwrap_or(&Value::Null), at, path)?;
+                write(out, v, at, path)?;
                 path.pop();
             }
-            Ok(())
+            match values.next() {
+                Some((name, _)) => Err(extra(name, path)),
+                None => Ok(()),
+            }
         }
         _ => Err(CodecError::at(
             format!(

@@ -566,6 +566,67 @@ mod tests {
     }
 
     #[test]
+    fn object_keys_in_any_order_missing_or_repeated_decode_as_sorted_ones_do() {
+        // cty sends an object's keys sorted; the decoder walks the schema beside them, so
+        // any other order must still give the same value (rmpv writes the keys as given).
+        let ty = object_type();
+        // The attributes left out decode as null.
+        let sorted = obj(&[
+            ("cidrs", Value::Null),
+            ("enabled", true.into()),
+            ("name", "app".into()),
+            ("size", Value::Number(Number::Int(3))),
+            ("tags", Value::Null),
+            ("timeouts", Value::Null),
+            ("zones", Value::Null),
+        ]);
+        let encode = |pairs: Vec<(&str, rmpv::Value)>| {
+            let mut b = Vec::new();
+            let map = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+            rmpv::encode::write_value(&mut b, &rmpv::Value::Map(map)).unwrap();
+            b
+        };
+        let shuffled = encode(vec![
+            ("size", 3.into()),
+            ("name", "app".into()),
+            ("enabled", true.into()),
+        ]);
+        assert_eq!(Value::from_msgpack(&shuffled, &ty).unwrap(), sorted);
+        // A repeated key keeps its last value.
+        let repeated = encode(vec![
+            ("name", "old".into()),
+            ("enabled", true.into()),
+            ("name", "app".into()),
+            ("size", 3.into()),
+        ]);
+        assert_eq!(Value::from_msgpack(&repeated, &ty).unwrap(), sorted);
+        let unknown = encode(vec![("enabled", true.into()), ("nope", 1.into())]);
+        let err = Value::from_msgpack(&unknown, &ty).unwrap_err();
+        assert!(
+            err.message.contains("unsupported attribute \"nope\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_attribute_the_type_lacks_is_an_encoding_error_wherever_it_sorts() {
+        let ty = object_type();
+        for extra in ["aaa", "m", "zzz"] {
+            let mut m = match obj(&[("name", "app".into())]) {
+                Value::Object(m) => m,
+                _ => unreachable!(),
+            };
+            m.insert(extra.to_string(), true.into());
+            let err = Value::Object(m).to_msgpack(&ty).unwrap_err();
+            assert!(
+                err.message == format!("attribute {extra:?} is not in the type")
+                    && err.path.is_empty(),
+                "{extra}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn truncated_input_is_an_error_with_its_path() {
         let ty = object_type();
         let bytes = obj(&[("name", "app".into())]).to_msgpack(&ty).unwrap();
