@@ -33,7 +33,7 @@ def install() -> None:
         )
     _import_moto_ec2_faster()
     from . import activities, ec2ext, eniext, event_invoke_config, events, instancelife, lambdaext, launches, lifecycle
-    from . import alarms, zoneoutage
+    from . import alarms, logs_tags, zoneoutage
     from .world import current
 
     lifecycle.install(current)
@@ -47,6 +47,7 @@ def install() -> None:
     lambdaext.install(current)
     event_invoke_config.install(current)
     alarms.install(current)
+    logs_tags.install(current)
     _installed = True
     log.debug("moto %s patched", moto.__version__)
 
