@@ -534,16 +534,15 @@ impl Validator<'_> {
                      subnets per failover zone.",
                 );
             }
-            let known_cidrs = (
-                self.str_or("vpc_cidr", DEFAULT_VPC_CIDR)
-                    .map(str::to_string),
-                self.str_or("subnet_cidr", DEFAULT_SUBNET_CIDR)
-                    .map(str::to_string),
-            );
-            // Counting the room enumerates the VPC's blocks: only where zones need it.
-            if let (Some(vpc), Some(subnet), false) =
-                (known_cidrs.0, known_cidrs.1, zones.is_empty())
-            {
+            // Counting the room enumerates the VPC's blocks: only where zones need it (the
+            // blocks are not even read otherwise).
+            let known_cidrs = || {
+                Some((
+                    self.str_or("vpc_cidr", DEFAULT_VPC_CIDR)?.to_string(),
+                    self.str_or("subnet_cidr", DEFAULT_SUBNET_CIDR)?.to_string(),
+                ))
+            };
+            if let Some((vpc, subnet)) = (!zones.is_empty()).then(known_cidrs).flatten() {
                 let room = super::failover_subnets::room(&vpc, &subnet);
                 if parse_cidr(&vpc).is_ok() && parse_cidr(&subnet).is_ok() && zones.len() > room {
                     self.error(

@@ -237,7 +237,9 @@ fn read<'a>(rd: &mut &'a [u8], ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Va
         }
         Type::Map(et) if kind == Kind::Map => {
             let n = rmp::decode::read_map_len(rd).map_err(|e| invalid(e, path))?;
-            let mut out = BTreeMap::new();
+            // Built from its pairs at once, like an object below (cty writes a map's keys
+            // sorted too); a repeated key keeps its last value.
+            let mut pairs: Vec<(String, Value)> = Vec::with_capacity((n as usize).min(1024));
             for _ in 0..n {
                 if Kind::next(rd) != Some(Kind::Str) {
                     return Err(CodecError::at("map key is not a string".into(), path));
@@ -246,9 +248,9 @@ fn read<'a>(rd: &mut &'a [u8], ty: &Type, path: &mut Vec<Step<'a>>) -> Result<Va
                 path.push(Step::Key(key));
                 let v = read(rd, et, path)?;
                 path.pop();
-                out.insert(key.to_owned(), v);
+                pairs.push((key.to_owned(), v));
             }
-            Ok(Value::Map(out))
+            Ok(Value::Map(pairs.into_iter().collect()))
         }
         Type::Object(attrs) if kind == Kind::Map => {
             let n = rmp::decode::read_map_len(rd).map_err(|e| invalid(e, path))?;

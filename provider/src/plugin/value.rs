@@ -675,6 +675,35 @@ mod tests {
     }
 
     #[test]
+    fn map_keys_in_any_order_or_repeated_decode_as_sorted_ones_do() {
+        let encode = |pairs: &[(&str, &str)]| {
+            let mut b = Vec::new();
+            let map = pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            rmpv::encode::write_value(&mut b, &rmpv::Value::Map(map)).unwrap();
+            b
+        };
+        let ty = Type::map(Type::String);
+        let want = Value::Map(BTreeMap::from([
+            ("a".to_string(), "1".into()),
+            ("b".to_string(), "2".into()),
+        ]));
+        for pairs in [
+            &[("a", "1"), ("b", "2")][..],
+            &[("b", "2"), ("a", "1")],
+            &[("a", "0"), ("b", "2"), ("a", "1")],
+        ] {
+            assert_eq!(
+                Value::from_msgpack(&encode(pairs), &ty).unwrap(),
+                want,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_map_decodes_per_type() {
         let bytes = [0x80]; // empty msgpack map
         assert_eq!(
