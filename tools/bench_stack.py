@@ -111,40 +111,41 @@ CREATE_ORDER = seq(
     # volume's chain is the shorter); with `persistent_network_interface` (not benchmarked)
     # the Lambda side's second half waits for the interface.
     par(
-        # The network side. create_network: the VPC, then what needs only it at once, then
-        # the route beside the association; the security group after the whole network
+        # The network side. create_network: the VPC beside the gateway, then what needs only
+        # the VPC at once (the gateway's attachment too), then the route beside the association; the security group after the whole network
         # (adopt.rs reads a group as "the network was finished"); the launch template after
         # the AMI's root device name (its root volume is mapped encrypted), then the group at
         # size 0 with its hook.
-        seq("CreateVpc", "DescribeVpcs",
-            par("ModifyVpcAttribute", "ModifyVpcAttribute", "CreateSubnet",
-                seq("CreateInternetGateway", "AttachInternetGateway"), "CreateRouteTable"),
+        seq(par(seq("CreateVpc", "DescribeVpcs"), "CreateInternetGateway"),
+            par("ModifyVpcAttribute", "ModifyVpcAttribute", "CreateSubnet", "AttachInternetGateway",
+                "CreateRouteTable"),
             par("CreateRoute", "AssociateRouteTable"), "CreateSecurityGroup",
             "DescribeImages", "CreateLaunchTemplate", "CreateAutoScalingGroup", "EnableMetricsCollection"),
         # The Lambda side: its objects at once (the volume: newest final snapshot, create,
         # wait until available, find), then the role's policy beside the function (create,
-        # wait until Active, its event-invoke configuration: the retry budget, sized from the
-        # hook's timeout), then the rule's target and the permission.
+        # wait until Active, then at once its event-invoke configuration, the retry budget
+        # sized from the hook's timeout, the rule's target and the permission).
         seq(par(seq("DescribeSnapshots", "CreateVolume", "DescribeVolumes", "DescribeVolumes"),
                 "AllocateAddress",
                 seq("CreateLogGroup", "PutRetentionPolicy"),
                 "CreateRole",
                 "PutRule"),
             par("PutRolePolicy",
-                seq("CreateFunction", "GetFunctionConfiguration", "PutFunctionEventInvokeConfig", "PutTargets",
-                    "AddPermission"))),
+                seq("CreateFunction", "GetFunctionConfiguration",
+                    par("PutFunctionEventInvokeConfig", "PutTargets", "AddPermission")))),
     ),
     # Step 3: the volume's unused marker off (from here an instance may write to it), scale
-    # to 1, the heal, then one poll that sees it done.
+    # to 1, the heal, then one poll that sees it done (the group, then the volume beside the
+    # address).
     "DeleteTags",
     "UpdateAutoScalingGroup",
     HEAL,
-    seq("DescribeAutoScalingGroups", "DescribeVolumes", "DescribeAddresses"),
-    # unmark: the named objects' markers (group, function, role, rule, log group), then the
-    # EC2 objects' in one DeleteTags, the create's commit point.
-    par("DeleteTags", "UntagResource", "UntagRole", "UntagResource",
-        seq("DescribeLogGroups", "UntagResource")),
-    "DescribeTags", "DeleteTags",
+    seq("DescribeAutoScalingGroups", par("DescribeVolumes", "DescribeAddresses")),
+    # unmark: the named objects' markers (group, function, role, rule, log group by the ARN
+    # that follows from the function's) beside the look-up of the marked EC2 objects, then
+    # those in one DeleteTags, the create's commit point.
+    par("DeleteTags", "UntagResource", "UntagRole", "UntagResource", "UntagResource", "DescribeTags"),
+    "DeleteTags",
 )
 
 # `terraform destroy` refreshes the state first (read.rs), then plans, then
@@ -159,14 +160,15 @@ DESTROY_REFRESH = seq(
 )
 DESTROY_ORDER = seq(
     DESTROY_REFRESH,
-    # 1. drain (find, size 0, wait for no instance).
-    seq("DescribeAutoScalingGroups", "UpdateAutoScalingGroup", "DescribeAutoScalingGroups"),
+    # 1. drain (size 0 without a look first, wait for no instance).
+    seq("UpdateAutoScalingGroup", "DescribeAutoScalingGroups"),
     # 2. at once: the group (find, delete, wait), then its template; the volume (find, wait
     # detached, tag the snapshot's token, final snapshot, wait, delete); the address (find,
     # release) beside the security group and the network (delete_vpc: the stack's unattached
-    # gateways beside the VPC's look-up and its parts: its gateway beside its route tables,
-    # then subnets; the gateway's detach and the subnet after the address, the VPC last, after
-    # the group); the Lambda side (rule, function, log group, role apart).
+    # gateways beside the VPC's look-up and its parts: its gateway beside its route tables'
+    # disassociation and the subnets' look-up, then the tables and subnets deleted; the
+    # gateway's detach and the subnet after the address, the VPC last, after the group); the
+    # Lambda side (rule, function, log group, role apart).
     par(seq("DescribeAutoScalingGroups", "DeleteAutoScalingGroup", "DescribeAutoScalingGroups",
             "DeleteLaunchTemplate"),
         seq("DescribeVolumes", "DescribeVolumes", "CreateTags", "CreateSnapshot", "DescribeSnapshots",
@@ -176,9 +178,8 @@ DESTROY_ORDER = seq(
             seq(par("DescribeInternetGateways", "DescribeVpcs",
                     seq("DescribeInternetGateways",
                         after(["addressed"], seq("DetachInternetGateway", "DeleteInternetGateway"))),
-                    seq("DescribeRouteTables", "DisassociateRouteTable",
-                        par("DeleteRouteTable",
-                            seq("DescribeSubnets", after(["addressed"], "DeleteSubnet"))))),
+                    seq(par(seq("DescribeRouteTables", "DisassociateRouteTable"), "DescribeSubnets"),
+                        par("DeleteRouteTable", after(["addressed"], "DeleteSubnet")))),
                 after(["group"], "DeleteVpc"))),
         par(seq("DescribeRule", "ListTargetsByRule", "RemoveTargets", "DeleteRule"), "DeleteFunction",
             "DeleteLogGroup",

@@ -211,6 +211,36 @@ impl World {
                     .any(|t| t.key() == Some("autoheal:creating")),
                 "{point}: group unmarked"
             );
+            // The log group's tags, by the ARN CloudWatch Logs gives it (the provider builds
+            // that ARN itself when it unmarks).
+            let logs = format!("/aws/lambda/{name}-attach");
+            let found = c
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(&logs)
+                .send()
+                .await
+                .unwrap();
+            let arn = found
+                .log_groups()
+                .iter()
+                .find(|g| g.log_group_name() == Some(logs.as_str()))
+                .and_then(|g| g.log_group_arn())
+                .unwrap_or_else(|| panic!("{point}: log group {logs}: {found:?}"))
+                .to_string();
+            let tags = c
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .unwrap();
+            let tags = tags.tags().cloned().unwrap_or_default();
+            assert!(
+                tags.get("autoheal:stack").map(String::as_str) == Some(name)
+                    && !tags.contains_key("autoheal:creating"),
+                "{point}: log group tagged and unmarked: {tags:?}"
+            );
             let instances = group_instances(&c.autoscaling, &group).await.unwrap();
             let serving: Vec<_> = instances
                 .iter()

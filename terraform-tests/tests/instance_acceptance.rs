@@ -646,6 +646,9 @@ fn a_failure_at_any_create_step_is_reported_and_destroy_leaves_nothing() {
         ("CreateVpc", "VPC"),
         ("CreateSubnet", "subnet"),
         ("CreateInternetGateway", "internet gateway"),
+        // The gateway is made beside the VPC and attached once the VPC is there: failing
+        // either way, it is in no state, and what deletes it is tested here.
+        ("AttachInternetGateway", "internet gateway"),
         ("CreateRouteTable", "route table"),
         ("CreateSecurityGroup", "security group"),
         ("CreateVolume", "data volume"),

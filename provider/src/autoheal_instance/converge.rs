@@ -25,7 +25,7 @@ use super::policy;
 use super::retry_budget::retry_budget;
 use super::security_rules;
 use super::spec::Spec;
-use super::steps::{StepError, StepResult};
+use super::steps::{first_failure, StepError, StepResult};
 use super::tagging::{creating, object_tags, stack_tags};
 
 /// Whether the object a step is asked for may exist already.
@@ -337,38 +337,58 @@ impl<'a> Converger<'a> {
                 (f.arn, false, f.reserved_concurrency)
             }
         };
-        if concurrency != spec.lambda_reserved_concurrency {
+        // What the function needs before the first launch, once it exists: its reserved
+        // concurrency, its event-invoke configuration (the retry budget), the rule's target
+        // and the permission for that rule. None needs another, so they run at once; Lambda
+        // answers a change that overlaps another on the same function with
+        // ResourceConflictException ("an update is in progress"), which `classify` waits out.
+        let reserved = async {
+            if concurrency == spec.lambda_reserved_concurrency {
+                return Ok(());
+            }
             lambda_function::set_reserved_concurrency(ctx, &name, spec.lambda_reserved_concurrency)
                 .await
-                .step("set the reserved concurrency of", object())?;
-        }
-        let budget = retry_budget(
-            i64::from(spec.lifecycle_hook_timeout),
-            i64::from(spec.lambda_timeout),
-        );
-        let current = if new {
-            None
-        } else {
-            lambda_function::find_retry_budget(ctx, &name)
-                .await
-                .step("read the event-invoke configuration of", object())?
+                .step("set the reserved concurrency of", object())
         };
-        if current != Some(budget) {
+        let event_invoke = async {
+            let budget = retry_budget(
+                i64::from(spec.lifecycle_hook_timeout),
+                i64::from(spec.lambda_timeout),
+            );
+            let current = if new {
+                None
+            } else {
+                lambda_function::find_retry_budget(ctx, &name)
+                    .await
+                    .step("read the event-invoke configuration of", object())?
+            };
+            if current == Some(budget) {
+                return Ok(());
+            }
             lambda_function::set_retry_budget(ctx, &name, budget)
                 .await
-                .step("set the event-invoke configuration of", object())?;
-        }
-        let rule = self.name(names::EVENT_RULE);
-        let target_id = self.name(names::EVENT_TARGET_ID);
-        event_rule::put_target(ctx, &rule, &target_id, &arn)
-            .await
-            .step("set the target of", format!("EventBridge rule {rule}"))?;
-        if presence == Presence::Unknown {
-            // A rule found by its name keeps only our target: another would receive every
-            // launch event of this group.
-            self.only_our_target(&rule, &target_id).await?;
-        }
-        self.permission(new, rule_arn).await?;
+                .step("set the event-invoke configuration of", object())
+        };
+        let target = async {
+            let rule = self.name(names::EVENT_RULE);
+            let target_id = self.name(names::EVENT_TARGET_ID);
+            event_rule::put_target(ctx, &rule, &target_id, &arn)
+                .await
+                .step("set the target of", format!("EventBridge rule {rule}"))?;
+            if presence == Presence::Unknown {
+                // A rule found by its name keeps only our target: another would receive every
+                // launch event of this group.
+                self.only_our_target(&rule, &target_id).await?;
+            }
+            Ok(())
+        };
+        let (reserved, event_invoke, target, permission) = tokio::join!(
+            reserved,
+            event_invoke,
+            target,
+            self.permission(new, rule_arn)
+        );
+        first_failure([reserved, event_invoke, target, permission])?;
         Ok(arn)
     }
 

@@ -406,7 +406,12 @@ impl<'a> Creator<'a> {
         let rule = stack.event_rule_arn.unwrap_or_default();
         let logs = derived(names::LOG_GROUP, spec);
         let logs = async {
-            match log_group::find(ctx, &logs).await?.and_then(|l| l.arn) {
+            // Its ARN follows from the function's; looked up only if that is not at hand.
+            let arn = match log_group::arn_beside_function(&function, &logs) {
+                Some(arn) => Some(arn),
+                None => log_group::find(ctx, &logs).await?.and_then(|l| l.arn),
+            };
+            match arn {
                 Some(arn) => log_group::set_tags(ctx, &arn, &none, &key).await,
                 None => Ok(()),
             }
@@ -431,17 +436,19 @@ impl<'a> Creator<'a> {
                 None => Ok(()),
             }
         };
-        let (a, b, c, d, e, f) = tokio::join!(
+        // The marked EC2 objects are looked up beside the named objects' untagging; only
+        // their DeleteTags, the commit point, waits for it.
+        let (a, b, c, d, e, f, marked) = tokio::join!(
             autoscaling_group::set_tags(ctx, &group, &none, &key),
             lambda_function::set_tags(ctx, &function, &none, &key),
             iam_role::set_tags(ctx, &role, &none, &key),
             rules,
             logs,
             alarms,
+            ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name),
         );
         let ec2 = async {
-            let found = ec2_tags::find_tagged(ctx, CREATING_TAG, &spec.name).await?;
-            let ids: Vec<String> = found.into_iter().map(|t| t.id).collect();
+            let ids: Vec<String> = marked?.into_iter().map(|t| t.id).collect();
             ec2_tags::set(ctx, &ids, &none, &key).await
         }
         .await;
@@ -592,6 +599,12 @@ impl<'a> Creator<'a> {
         let ctx = self.ctx;
         let left = &self.leftovers;
         let Some(vpc_id) = self.leftover("VPC", &left.vpc_ids) else {
+            // A gateway is made beside its VPC: one whose VPC never came is in no network
+            // and holds nothing. Deleted, unless it is attached (to someone's VPC: then it
+            // is not ours to touch, whatever its tags say).
+            network::delete_unattached_gateways_of(ctx, &left.internet_gateway_ids)
+                .await
+                .step("delete", "the internet gateway of an interrupted create")?;
             return Ok(None);
         };
         let subnet = self.leftover("subnet", &left.subnet_ids);
@@ -622,26 +635,47 @@ impl<'a> Creator<'a> {
         Ok(None)
     }
 
-    /// A new VPC with its subnet, gateway and routes; returns (VPC id, subnet id). Once the
-    /// VPC is available, what needs only it is made at once (its DNS attributes, the subnet,
-    /// the gateway with its attachment, the route table), then the route (it needs the
-    /// attached gateway) beside the table's association (it needs the subnet).
+    /// A new VPC with its subnet, gateway and routes; returns (VPC id, subnet id). The gateway
+    /// is made beside the VPC; once the VPC is available, what needs only it is made at once
+    /// (its DNS attributes, the subnet, the gateway's attachment, the route table), then the
+    /// route (it needs the attached gateway) beside the table's association (it needs the
+    /// subnet).
     async fn create_network(&self) -> Result<(String, String), StepError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        let vpc_id = network::create_vpc(
-            ctx,
-            &spec.vpc_cidr,
-            &creating(spec, object_tags(spec, names::VPC_NAME_TAG)),
-            |id| self.record(|s| s.vpc_id = Some(id.to_string())),
-        )
-        .await
-        .step("create", "VPC")?;
-        let (subnet_tags, igw_tags, table_tags) = (
+        let (vpc_tags, subnet_tags, igw_tags, table_tags) = (
+            creating(spec, object_tags(spec, names::VPC_NAME_TAG)),
             creating(spec, object_tags(spec, names::SUBNET_NAME_TAG)),
             creating(spec, object_tags(spec, names::INTERNET_GATEWAY_NAME_TAG)),
             creating(spec, object_tags(spec, names::ROUTE_TABLE_NAME_TAG)),
         );
-        let (dns, subnet, igw, table) = tokio::join!(
+        // The gateway beside the VPC: it needs one only to be attached.
+        let made_vpc = |id: &str| self.record(|s| s.vpc_id = Some(id.to_string()));
+        let (vpc, igw) = tokio::join!(
+            network::create_vpc(ctx, &spec.vpc_cidr, &vpc_tags, made_vpc),
+            network::create_internet_gateway(ctx, &igw_tags),
+        );
+        let vpc_id = match vpc {
+            Ok(id) => id,
+            Err(e) => {
+                // Without a VPC in the state, no destroy would find the gateway: it goes
+                // now (if that fails too, the next create of this name deletes it: it is
+                // marked as this create's, and attached to nothing).
+                if let Ok(igw) = &igw {
+                    if let Err(d) = network::delete_internet_gateway(ctx, igw, None).await {
+                        tracing::warn!(
+                            internet_gateway_id = igw,
+                            error = %d,
+                            "could not delete the gateway made beside a VPC that failed"
+                        );
+                    }
+                }
+                return Err(e).step("create", "VPC");
+            }
+        };
+        // Failed: the VPC is in the state, and the destroy deletes the stack's gateways
+        // that are attached to nothing.
+        let igw = igw.step("create", "internet gateway")?;
+        let (dns, subnet, attached, table) = tokio::join!(
             network::enable_dns(ctx, &vpc_id),
             network::create_subnet(
                 ctx,
@@ -650,14 +684,14 @@ impl<'a> Creator<'a> {
                 &spec.availability_zone,
                 &subnet_tags,
             ),
-            network::create_internet_gateway(ctx, &vpc_id, &igw_tags),
+            network::attach_internet_gateway(ctx, &igw, &vpc_id),
             network::create_route_table(ctx, &vpc_id, &table_tags),
         );
         // The subnet first: recorded even when another part failed.
         let subnet_id = subnet.step("create", "subnet")?;
         self.record(|s| s.subnet_id = Some(subnet_id.clone()));
         dns.step("enable DNS on", format!("VPC {vpc_id}"))?;
-        let igw = igw.step("create", "internet gateway")?;
+        attached.step("attach", format!("internet gateway {igw} to VPC {vpc_id}"))?;
         let table = table.step("create", "route table")?;
         let (route, association) = tokio::join!(
             network::route_to_gateway(ctx, &table, &igw),
@@ -1009,8 +1043,6 @@ fn keep<T>(r: Result<T, StepError>, errors: &mut Vec<StepError>) -> Option<T> {
     }
 }
 
-/// Waits until the group's one instance is InService with the volume attached to it and the
-/// address associated with it. Returns the instance id.
 /// What a serving instance holds once its heal is done.
 pub struct Served<'a> {
     pub volume_id: &'a str,
@@ -1029,8 +1061,19 @@ pub async fn wait_served(
 ) -> Result<String, crate::aws::AwsError> {
     autoscaling_group::wait_in_service(ctx, group, not, |instance| async move {
         let (volume_id, allocation_id) = (served.volume_id, served.allocation_id);
-        let v = volume::find(ctx, volume_id).await?;
-        let attached = v.as_ref().is_some_and(|v| {
+        // Three independent reads, at once; judged in the heal's order below.
+        let interface = async {
+            match served.interface {
+                Some(eni) => network_interface::find(ctx, eni).await,
+                None => Ok(None),
+            }
+        };
+        let (v, n, a) = tokio::join!(
+            volume::find(ctx, volume_id),
+            interface,
+            address::find(ctx, allocation_id)
+        );
+        let attached = v?.as_ref().is_some_and(|v| {
             v.attachments
                 .iter()
                 .any(|(i, state, _)| *i == instance && state == "attached")
@@ -1038,8 +1081,8 @@ pub async fn wait_served(
         if !attached {
             return Ok(Some(format!("volume {volume_id} not attached to it yet")));
         }
+        let n = n?;
         if let Some(eni) = served.interface {
-            let n = network_interface::find(ctx, eni).await?;
             let here = n
                 .as_ref()
                 .and_then(|n| n.attachment.as_ref())
@@ -1050,7 +1093,7 @@ pub async fn wait_served(
                 )));
             }
         }
-        let a = address::find(ctx, allocation_id).await?;
+        let a = a?;
         let on = match served.interface {
             Some(eni) => a.and_then(|a| a.network_interface_id).as_deref() == Some(eni),
             None => a.and_then(|a| a.instance_id).as_deref() == Some(instance.as_str()),

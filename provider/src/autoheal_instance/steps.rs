@@ -106,6 +106,24 @@ pub fn report(diags: &mut Diagnostics, errors: &[StepError], after: &str) {
     }
 }
 
+/// The first failure of steps that ran at once, for a caller that reports one error (the
+/// converge steps, which `update` chains with `?`). The later ones are logged, so none is
+/// lost, and appear in Terraform's diagnostics at the next apply if they persist.
+pub fn first_failure<const N: usize>(results: [Result<(), StepError>; N]) -> Result<(), StepError> {
+    let mut first = None;
+    for e in results.into_iter().filter_map(Result::err) {
+        match first {
+            None => first = Some(e),
+            Some(_) => tracing::error!(
+                summary = %e.summary(),
+                detail = %e.detail(),
+                "a step beside the one reported failed too"
+            ),
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 /// `?`-style helper: maps an AwsError to a StepError about `object`.
 pub trait StepResult<T> {
     fn step(self, action: &'static str, object: impl Into<String>) -> Result<T, StepError>;
@@ -172,5 +190,15 @@ mod tests {
         );
         let other = StepError::aws("create", "VPC", aws("UnauthorizedOperation")).detail();
         assert!(!other.contains("quota"), "{other}");
+    }
+
+    #[test]
+    fn of_steps_that_ran_at_once_the_first_failure_in_their_order_is_reported() {
+        let failed = |what: &'static str| Err(StepError::problem("set", what, "no"));
+        assert!(first_failure([Ok(()), Ok(())]).is_ok());
+        let e = first_failure([Ok(()), failed("target"), failed("permission")]).unwrap_err();
+        assert_eq!(e.object, "target");
+        let e = first_failure([failed("budget"), Ok(())]).unwrap_err();
+        assert_eq!(e.object, "budget");
     }
 }

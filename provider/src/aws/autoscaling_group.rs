@@ -570,11 +570,20 @@ where
 
 /// Scales the group to 0 and waits until it has no instance.
 pub async fn drain(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
-    let Some(group) = find(ctx, name).await? else {
-        return Ok(());
-    };
-    if group.min != 0 || group.max != 0 || group.desired != 0 {
-        set_size(ctx, name, 0).await?;
+    // Sized to 0 without a look first: this is the first call on a destroy's critical path,
+    // a group already at 0 takes the update as a no-op, and one that is gone is answered
+    // ValidationError "AutoScalingGroup name not found - ...".
+    if let Err(e) = set_size(ctx, name, 0).await {
+        if is_not_found(&e) {
+            return Ok(());
+        }
+        // Refused for another reason (a group being deleted takes no update): fine if the
+        // group is gone or at 0 already, else that is the error.
+        match find(ctx, name).await? {
+            None => return Ok(()),
+            Some(g) if g.min == 0 && g.max == 0 && g.desired == 0 => {}
+            Some(_) => return Err(e),
+        }
     }
     ctx.wait_for(&format!("group {name} to have no instance"), || async {
         Ok(match find(ctx, name).await? {
@@ -590,6 +599,12 @@ pub async fn drain(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
         })
     })
     .await
+}
+
+/// Auto Scaling's answer for a group that does not exist: ValidationError "AutoScalingGroup
+/// name not found - ..." (UpdateAutoScalingGroup, DeleteAutoScalingGroup).
+fn is_not_found(e: &AwsError) -> bool {
+    e.is_code(&["ValidationError"]) && e.message.contains("not found")
 }
 
 /// Deletes the group (and with it its hook) and waits until it is gone.
@@ -612,7 +627,7 @@ pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
         .await
     {
         Ok(_) => {}
-        Err(e) if e.is_code(&["ValidationError"]) && e.message.contains("not found") => {}
+        Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(e),
     }
     ctx.wait_for(&format!("group {name} to be deleted"), || async {

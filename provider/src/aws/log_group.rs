@@ -62,6 +62,25 @@ pub async fn set_retention(ctx: &OpContext, name: &str, days: i32) -> Result<(),
     Ok(())
 }
 
+/// The ARN of log group `name` in the account and region of `function_arn`, a Lambda
+/// function's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`):
+/// `arn:<partition>:logs:<region>:<account>:log-group:<name>`, the form the tag API takes
+/// (Service Authorization Reference, CloudWatch Logs, resource type `log-group`). A stack that
+/// knows its function's ARN tags its log group without a DescribeLogGroups first. `None` for
+/// anything that is not a function ARN.
+pub fn arn_beside_function(function_arn: &str, name: &str) -> Option<String> {
+    match function_arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, "lambda", region, account, "function", ..]
+            if !partition.is_empty() && !region.is_empty() && !account.is_empty() =>
+        {
+            Some(format!(
+                "arn:{partition}:logs:{region}:{account}:log-group:{name}"
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub async fn find(ctx: &OpContext, name: &str) -> Result<Option<LogGroupInfo>, AwsError> {
     let out = ctx
         .call("logs:DescribeLogGroups", &[], || {
@@ -146,4 +165,38 @@ pub async fn delete(ctx: &OpContext, name: &str) -> Result<(), AwsError> {
     .await?;
     tracing::info!(log_group = name, "deleted log group");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_group_arn_takes_the_partition_region_and_account_of_the_function() {
+        assert_eq!(
+            arn_beside_function(
+                "arn:aws-cn:lambda:cn-north-1:111122223333:function:web-attach",
+                "/aws/lambda/web-attach"
+            )
+            .as_deref(),
+            Some("arn:aws-cn:logs:cn-north-1:111122223333:log-group:/aws/lambda/web-attach")
+        );
+        // A qualified ARN (version or alias) names the same account.
+        assert!(
+            arn_beside_function("arn:aws:lambda:us-east-1:111122223333:function:f:3", "g")
+                .is_some()
+        );
+        for not_a_function in [
+            "",
+            "arn:aws:iam::111122223333:role/r",
+            "arn:aws:lambda:us-east-1::function:f",
+            "arn:aws:lambda:us-east-1:111122223333:layer:l",
+        ] {
+            assert_eq!(
+                arn_beside_function(not_a_function, "g"),
+                None,
+                "{not_a_function}"
+            );
+        }
+    }
 }

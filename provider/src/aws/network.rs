@@ -238,11 +238,9 @@ pub async fn create_subnet(
     Ok(id)
 }
 
-pub async fn create_internet_gateway(
-    ctx: &OpContext,
-    vpc_id: &str,
-    tags: &Tags,
-) -> Result<String, AwsError> {
+/// A new internet gateway, not attached to anything yet ([`attach_internet_gateway`]): it
+/// needs its VPC only for the attachment, so a create makes it beside the VPC.
+pub async fn create_internet_gateway(ctx: &OpContext, tags: &Tags) -> Result<String, AwsError> {
     let (tags, token) = with_create_token(tags);
     let id = ctx
         .create(
@@ -268,6 +266,15 @@ pub async fn create_internet_gateway(
             AwsError::other("ec2:CreateInternetGateway", "no gateway id in the answer")
         })?;
     tracing::info!(internet_gateway_id = id, "created internet gateway");
+    Ok(id)
+}
+
+/// Attaches gateway `id` to `vpc_id`.
+pub async fn attach_internet_gateway(
+    ctx: &OpContext,
+    id: &str,
+    vpc_id: &str,
+) -> Result<(), AwsError> {
     match ctx
         .call(
             "ec2:AttachInternetGateway",
@@ -276,7 +283,7 @@ pub async fn create_internet_gateway(
                 ctx.clients
                     .ec2
                     .attach_internet_gateway()
-                    .internet_gateway_id(&id)
+                    .internet_gateway_id(id)
                     .vpc_id(vpc_id)
                     .send()
             },
@@ -291,14 +298,14 @@ pub async fn create_internet_gateway(
                 .await?
                 .internet_gateway_id
                 .as_deref()
-                != Some(id.as_str())
+                != Some(id)
             {
                 return Err(e);
             }
         }
         Err(e) => return Err(e),
     }
-    Ok(id)
+    Ok(())
 }
 
 /// A route table in the VPC (its route and subnet come with [`route_to_gateway`] and
@@ -476,22 +483,13 @@ pub async fn delete_vpc(
     // with associations is refused as DependencyViolation); the VPC last (EC2 refuses it,
     // DependencyViolation, while any of them is there). Each deleter retries
     // DependencyViolation within the operation's timeout.
-    let unattached = async {
-        let owned = internet_gateways(
-            ctx,
-            Filter::builder()
-                .name(format!("tag:{}", owner_tag.0))
-                .values(owner_tag.1)
-                .build(),
-        )
-        .await?;
-        for igw in &owned {
-            if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
-                delete_internet_gateway(ctx, id, None).await?;
-            }
-        }
-        Ok::<(), AwsError>(())
-    };
+    let unattached = delete_unattached_gateways(
+        ctx,
+        Filter::builder()
+            .name(format!("tag:{}", owner_tag.0))
+            .values(owner_tag.1)
+            .build(),
+    );
     // The VPC is looked up beside its parts, not before them: the parts are found by a
     // `vpc-id` filter, which finds none of a VPC that is gone.
     let parts = async {
@@ -499,10 +497,16 @@ pub async fn delete_vpc(
             find_vpc(ctx, vpc_id),
             delete_attached_gateways(ctx, vpc_id, unmapped),
             async {
-                let tables = disassociate_route_tables(ctx, vpc_id).await?;
+                // The subnets are looked up beside the tables' disassociation; only their
+                // deletion comes after it.
+                let (tables, subnets) = tokio::join!(
+                    disassociate_route_tables(ctx, vpc_id),
+                    subnets_in(ctx, vpc_id)
+                );
+                let (tables, subnets) = (tables?, subnets?);
                 let (t, s) = tokio::join!(
                     delete_route_tables(ctx, &tables),
-                    delete_subnets(ctx, vpc_id, unmapped)
+                    delete_subnets(ctx, &subnets, unmapped)
                 );
                 t?;
                 s
@@ -530,6 +534,36 @@ pub async fn delete_vpc(
     .await?;
     tracing::info!(vpc_id, "deleted VPC");
     Ok(true)
+}
+
+/// Deletes the gateways `filter` finds that are attached to nothing (one attached to a VPC
+/// is that network's, whatever its tags say).
+async fn delete_unattached_gateways(ctx: &OpContext, filter: Filter) -> Result<(), AwsError> {
+    for igw in internet_gateways(ctx, filter).await? {
+        if let (Some(id), true) = (igw.internet_gateway_id(), igw.attachments().is_empty()) {
+            delete_internet_gateway(ctx, id, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes those of gateways `ids` that are attached to nothing (an interrupted create's,
+/// made beside a VPC that never came).
+pub async fn delete_unattached_gateways_of(
+    ctx: &OpContext,
+    ids: &[String],
+) -> Result<(), AwsError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    delete_unattached_gateways(
+        ctx,
+        Filter::builder()
+            .name("internet-gateway-id")
+            .set_values(Some(ids.to_vec()))
+            .build(),
+    )
+    .await
 }
 
 /// The gateways attached to the VPC, detached (once `unmapped` opens) and deleted; false
@@ -607,9 +641,13 @@ async fn delete_route_tables(ctx: &OpContext, ids: &[String]) -> Result<(), AwsE
     Ok(())
 }
 
-/// The VPC's subnets, deleted once `unmapped` opens; false when it closed.
-async fn delete_subnets(ctx: &OpContext, vpc_id: &str, unmapped: &Gate) -> Result<bool, AwsError> {
-    let subnets = subnets_in(ctx, vpc_id).await?;
+/// The VPC's subnets (`subnets`, as found), deleted once `unmapped` opens; false when it
+/// closed.
+async fn delete_subnets(
+    ctx: &OpContext,
+    subnets: &[SubnetInfo],
+    unmapped: &Gate,
+) -> Result<bool, AwsError> {
     if subnets.is_empty() {
         return Ok(true);
     }
