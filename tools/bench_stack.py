@@ -828,7 +828,7 @@ def handler_steps(runs):
 def gap_cause(label):
     """What a gap between two calls on the chain usually is, when the order says."""
     if label.startswith(HEAL_LABEL):
-        return " (the provider's wait for InService polls with a back-off doubling from 100 ms)"
+        return " (the provider's wait for InService polls with a back-off growing by half from 100 ms)"
     if "more " in label:
         return " (a wait that polled again after a back-off sleep)"
     return ""
