@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use terraform_tests::local_aws::control::Fault;
 use terraform_tests::local_aws::helpers::{
-    address_status, group_instances, volume_status, wait_until, Check,
+    address_status, function_log_group, group_instances, volume_status, wait_until, Check,
 };
 use terraform_tests::stack_world::{self, served_instance, DEFAULT_STACK_COMMAND_TIMEOUT};
 use terraform_tests::sweeper::Sweeper;
@@ -213,7 +213,7 @@ impl World {
             );
             // The log group's tags, by the ARN CloudWatch Logs gives it (the provider builds
             // that ARN itself when it unmarks).
-            let logs = format!("/aws/lambda/{name}-attach");
+            let logs = function_log_group(&format!("{name}-attach"));
             let found = c
                 .logs
                 .describe_log_groups()
